@@ -1,0 +1,39 @@
+# cam2drive: `make run` serves the embedded stack, `make test` runs the suite.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: run test bench install sysdeps clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System tools the tests drive as real clients: curl (FTP, FTPS, SFTP),
+# OpenSSH's sftp and lftp.
+SYSTOOLS := curl:curl sftp:openssh-client lftp:lftp
+sysdeps:
+	@missing=""; for t in $(SYSTOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	fi
+
+run: install
+	$(BIN)/cam2drive dev run
+
+test: install sysdeps
+	$(BIN)/pytest -q
+
+# The benchmark's peer: Debian's rclone (`rclone serve sftp`).
+bench: install sysdeps
+	@command -v rclone >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,33 @@
+"""The audit log: one row per state change, written in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session
+
+from billing.models import AuditEvent
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    entity: str,
+    entity_id: object,
+    action: str,
+    cause: str,
+    **detail: Any,
+) -> AuditEvent:
+    """Add an audit event to `session`; it commits or rolls back with the change."""
+    event = AuditEvent(
+        actor=actor,
+        entity=entity,
+        entity_id=str(entity_id),
+        action=action,
+        cause=cause,
+        detail=json.dumps(detail, default=str, sort_keys=True) if detail else None,
+    )
+    session.add(event)
+    return event

@@ -1,0 +1,75 @@
+"""May this device upload now, and into which drive, under which rules?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from typing import Any
+
+from sqlalchemy import BindParameter, ColumnElement, Engine, exists, func, select
+from sqlalchemy.engine import Connection
+
+from billing.db import reader
+from billing.errors import NotEntitled
+from billing.models import UPLOAD_STATUSES, Drive, Plan, Subscription, SubscriptionStatus
+
+_REASONS = {
+    SubscriptionStatus.pending.value: "its subscription is waiting for the first payment",
+    SubscriptionStatus.blocked.value: "its subscription is blocked for non-payment; recordings can still be viewed",
+    SubscriptionStatus.suspended.value: "its subscription is suspended",
+    SubscriptionStatus.cancelled.value: "its subscription was cancelled",
+    SubscriptionStatus.deleted.value: "its subscription ended and its drive was deleted",
+}
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    device_id: int
+    drive_id: int
+    prefix: str
+    capacity_bytes: int
+    on_full: str
+    status: str
+
+
+def upload_entitlement(engine: Engine, device_id: int,
+                       conn: Connection | None = None) -> Entitlement:
+    """The drive a device may upload into, or NotEntitled saying why not.
+
+    Checked at every upload, not only at login, so a subscription blocked
+    mid-session stops the next file.
+    """
+    subs = Subscription.__table__  # type: ignore[attr-defined]
+    plans = Plan.__table__  # type: ignore[attr-defined]
+    drives = Drive.__table__  # type: ignore[attr-defined]
+    if conn is None:
+        with reader(engine).connect() as own:
+            return upload_entitlement(engine, device_id, own)
+    row = conn.execute(
+        select(subs.c.status, plans.c.on_full, drives.c.id, drives.c.prefix,
+               drives.c.capacity_bytes)
+        .select_from(subs.join(plans, plans.c.id == subs.c.plan_id)
+                     .join(drives, drives.c.device_id == subs.c.device_id))
+        .where(subs.c.device_id == device_id)
+        .order_by(subs.c.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise NotEntitled("uploads refused: this device has no subscription")
+    if row.status not in UPLOAD_STATUSES:
+        reason = _REASONS.get(row.status, f"its subscription is {row.status}")
+        raise NotEntitled(f"uploads refused: {reason}")
+    return Entitlement(device_id=device_id, drive_id=row.id, prefix=row.prefix, capacity_bytes=row.capacity_bytes,
+                       on_full=row.on_full, status=row.status)
+
+
+def entitled(device_id: int | BindParameter[Any]) -> ColumnElement[bool]:
+    """SQL condition: the device's newest subscription allows uploads.
+
+    Used inside the UPDATE that reserves bytes, so the check and the
+    reservation are one atomic step: a subscription blocked a moment ago
+    stops the very next part, with no separate read on the hot path.
+    """
+    subs = Subscription.__table__  # type: ignore[attr-defined]
+    newest = select(func.max(subs.c.id)).where(subs.c.device_id == device_id).scalar_subquery()
+    return exists().where(subs.c.id == newest,
+                          subs.c.status.in_([s.value for s in UPLOAD_STATUSES]))

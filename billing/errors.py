@@ -1,0 +1,64 @@
+"""Errors that carry a message meant for a person (operator, installer, client).
+
+Each frontend maps an error's class to its own reply once: FTP codes in
+gateway/ftp/replies.py, CLI exit lines in cli/output.py. Anything that is not
+a `Cam2DriveError` is a bug and is logged, never shown.
+"""
+
+from __future__ import annotations
+
+
+class Cam2DriveError(Exception):
+    """Base class: `str(err)` is one line a person can act on."""
+
+
+class InvalidInput(Cam2DriveError):
+    """Malformed arguments: a bad capacity, an unknown plan code, ..."""
+
+
+class NotFound(Cam2DriveError):
+    """The record or path does not exist."""
+
+
+class AlreadyExists(Cam2DriveError):
+    """A unique value is taken (an email, a plan code, a path)."""
+
+
+class InvalidPath(Cam2DriveError):
+    """A path that may not be used: it leaves the drive, is too long, has control characters."""
+
+
+class NotADirectory(Cam2DriveError):
+    pass
+
+
+class IsADirectory(Cam2DriveError):
+    pass
+
+
+class DirectoryNotEmpty(Cam2DriveError):
+    pass
+
+
+class PermissionDenied(Cam2DriveError):
+    """The login may not do this (a read-only viewer writing, say)."""
+
+
+class NotEntitled(Cam2DriveError):
+    """The device has no subscription that allows uploads right now."""
+
+
+class QuotaExceeded(Cam2DriveError):
+    """The drive is full (reject policy) or the file is larger than the drive."""
+
+
+class StorageUnavailable(Cam2DriveError):
+    """S3 or the database failed: transient, the recorder should retry."""
+
+
+class NotSupported(Cam2DriveError):
+    """A command cam2drive deliberately does not implement (APPE, REST+STOR)."""
+
+
+class UploadAborted(Cam2DriveError):
+    """The client went away or aborted before the file was complete."""

@@ -1,0 +1,256 @@
+"""The system of record: every table cam2drive keeps.
+
+The schema itself is created only by Alembic (alembic/versions); tests check
+that the migrations and these classes agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel's UTCDateTime columns store and return UTC on both databases."""
+    return datetime.now(UTC)
+
+
+class OnFull(StrEnum):
+    """What a full drive does with a new upload."""
+
+    rotate = "rotate"  # delete the oldest recordings, like the recorder's own HDD
+    reject = "reject"  # refuse the upload with 552
+
+
+class SubscriptionStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    past_due = "past_due"
+    blocked = "blocked"
+    suspended = "suspended"
+    cancelled = "cancelled"
+    deleted = "deleted"
+
+
+#: Statuses whose device may upload (past_due: the dunning grace period).
+UPLOAD_STATUSES = frozenset({SubscriptionStatus.active, SubscriptionStatus.past_due})
+
+
+class Distributor(SQLModel, table=True):
+    __tablename__ = "distributors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    name: str | None = Field(default=None, sa_column=Column(String(200)))
+    phone: str | None = Field(default=None, sa_column=Column(String(40)))
+    tax_id: str | None = Field(default=None, sa_column=Column(String(40)))
+    password_hash: str | None = Field(default=None, sa_column=Column(String(200)))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Device(SQLModel, table=True):
+    __tablename__ = "devices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    serial: str | None = Field(default=None, sa_column=Column(String(100)))
+    username: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class DeviceKey(SQLModel, table=True):
+    """An SSH public key a device may log in with over SFTP."""
+
+    __tablename__ = "device_keys"
+    __table_args__ = (UniqueConstraint("device_id", "fingerprint", name="uq_device_keys_fp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
+    algorithm: str = Field(sa_column=Column(String(60), nullable=False))
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    fingerprint: str = Field(sa_column=Column(String(100), nullable=False, index=True))
+    comment: str | None = Field(default=None, sa_column=Column(String(200)))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Plan(SQLModel, table=True):
+    __tablename__ = "plans"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    capacity_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    on_full: str = Field(default=OnFull.rotate.value, sa_column=Column(String(10), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Subscription(SQLModel, table=True):
+    """A device's right to upload: `courtesy` (granted by hand) or `paid` (Mercado Pago)."""
+
+    __tablename__ = "subscriptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    status: str = Field(sa_column=Column(String(20), nullable=False, index=True))
+    kind: str = Field(default="courtesy", sa_column=Column(String(20), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # --- paid subscriptions
+    mp_preapproval_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    checkout_url: str | None = Field(default=None, sa_column=Column(String(500)))
+    pending_reason: str | None = Field(default=None, sa_column=Column(Text))
+    start_date: date | None = Field(default=None)
+    first_charge: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
+    paid_through: date | None = Field(default=None)
+    cancel_at_period_end: bool = Field(default=False, sa_column=Column(
+        Boolean, nullable=False, server_default=false()))
+    next_plan_id: int | None = Field(default=None, foreign_key="plans.id")
+    past_due_since: datetime | None = Field(default=None)
+    blocked_at: datetime | None = Field(default=None)
+
+
+class MercadoPagoPlan(SQLModel, table=True):
+    """The Mercado Pago preapproval plan behind a cam2drive plan, price and billing day."""
+
+    __tablename__ = "mp_plans"
+    __table_args__ = (UniqueConstraint("plan_id", "billing_day", "price", name="uq_mp_plans"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    billing_day: int = Field(nullable=False)
+    price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    mp_plan_id: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Charge(SQLModel, table=True):
+    """The ledger: every amount asked of a payer, with the key that makes it idempotent."""
+
+    __tablename__ = "charges"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", index=True, nullable=False)
+    kind: str = Field(sa_column=Column(String(20), nullable=False))  # installment | upgrade
+    plan_id: int | None = Field(default=None, foreign_key="plans.id")  # an upgrade's target
+    amount: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    mp_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending|approved|rejected
+    period_start: date | None = Field(default=None)
+    period_end: date | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Drive(SQLModel, table=True):
+    """A device's storage: counters kept exact by atomic UPDATEs (billing/quota.py)."""
+
+    __tablename__ = "drives"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", nullable=False, unique=True)
+    prefix: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    capacity_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    committed_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    reserved_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    object_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    last_upload_at: datetime | None = Field(default=None)
+
+
+class DriveEntry(SQLModel, table=True):
+    """The object index: one row per committed file or directory of a drive.
+
+    `path` is the logical path a login sees (no leading slash); `key` is the
+    immutable S3 key the bytes live under, so renames touch only this row.
+    """
+
+    __tablename__ = "drive_entries"
+    __table_args__ = (
+        UniqueConstraint("drive_id", "path", name="uq_drive_entries_path"),
+        Index("ix_drive_entries_parent", "drive_id", "parent"),
+        Index("ix_drive_entries_age", "drive_id", "is_dir", "committed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    drive_id: int = Field(foreign_key="drives.id", nullable=False)
+    path: str = Field(sa_column=Column(String(1024), nullable=False))
+    parent: str = Field(sa_column=Column(String(1024), nullable=False))
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    is_dir: bool = Field(default=False, nullable=False)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    key: str | None = Field(default=None, sa_column=Column(String(300)))
+    committed_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Reservation(SQLModel, table=True):
+    """Bytes an in-flight upload holds on a drive, with a lease.
+
+    A gateway renews the lease with every part; the janitor releases the
+    reservations of crashed nodes and aborts their multipart uploads.
+    """
+
+    __tablename__ = "reservations"
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    drive_id: int = Field(foreign_key="drives.id", nullable=False, index=True)
+    bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    key: str = Field(sa_column=Column(String(300), nullable=False))
+    upload_id: str | None = Field(default=None, sa_column=Column(String(300)))
+    node: str = Field(sa_column=Column(String(100), nullable=False))
+    lease_expires_at: datetime = Field(nullable=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins per address; shared so that every gateway node bans alike."""
+
+    __tablename__ = "login_failures"
+
+    ip: str = Field(sa_column=Column(String(64), primary_key=True))
+    failures: int = Field(default=0, nullable=False)
+    window_started_at: datetime = Field(default_factory=utcnow, nullable=False)
+    banned_until: datetime | None = Field(default=None)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Every state change, with who did it and why."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, nullable=False, index=True)
+    actor: str = Field(sa_column=Column(String(100), nullable=False))
+    entity: str = Field(sa_column=Column(String(40), nullable=False))
+    entity_id: str = Field(sa_column=Column(String(64), nullable=False))
+    action: str = Field(sa_column=Column(String(60), nullable=False))
+    cause: str = Field(sa_column=Column(Text, nullable=False))
+    detail: str | None = Field(default=None, sa_column=Column(Text))

@@ -1,0 +1,144 @@
+"""Payment status from Mercado Pago into the ledger and the subscription's state.
+
+Polled by the billing pass; `apply_preapproval` takes what Mercado Pago says
+(from polling now, from a webhook later) and is idempotent: the same data
+applied twice changes nothing. Mercado Pago being unreachable is reported
+and changes nothing: never read as non-payment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, select
+
+from billing import audit
+from billing.accounts import drive_of
+from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
+from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
+from billing.proration import next_billing_date
+from billing.subscriptions import transition
+
+ACTOR = "billing"
+S = SubscriptionStatus
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
+         billing_day: int) -> bool:
+    """Poll Mercado Pago for `sub`; False if it could not be reached (nothing changed)."""
+    if sub.kind != "paid" or not sub.mp_preapproval_id:
+        return True
+    try:
+        pre = mp.get_preapproval(sub.mp_preapproval_id)
+        installments = mp.installments(sub.mp_preapproval_id)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        # unreachable, or it does not know the preapproval: either way we do
+        # not know whether the payer paid, so nothing may move on this pass
+        audit.record(session, actor=ACTOR, entity="subscription", entity_id=sub.id,
+                     action="poll_failed", cause=str(exc))
+        return False
+    apply_preapproval(session, sub, pre.status, installments, today, billing_day)
+    return _poll_one_off(session, mp, sub)
+
+
+def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
+    """Upgrade payments Mercado Pago left in process: settle them when they settle."""
+    from billing.changes import settle_upgrade
+
+    waiting = session.exec(select(Charge).where(
+        Charge.subscription_id == sub.id, Charge.kind == "upgrade",
+        Charge.status == "pending", Charge.mp_id.is_not(None))).all()  # type: ignore[union-attr]
+    for charge in waiting:
+        try:
+            payment = mp.get_payment(charge.mp_id)  # type: ignore[arg-type]
+        except (MercadoPagoUnavailable, MercadoPagoRefused):
+            return False
+        settle_upgrade(session, mp, sub, charge, str(payment.get("status")),
+                       str(payment.get("status_detail")), actor=ACTOR)
+    return True
+
+
+def apply_preapproval(session: Session, sub: Subscription, pre_status: str,
+                      installments: list[dict[str, Any]], today: date,
+                      billing_day: int) -> None:
+    plan = session.get(Plan, sub.plan_id)
+    assert plan is not None
+    paid_through = sub.paid_through
+    declined_due = False
+    for inst in installments:
+        payment = inst.get("payment") or {}
+        if not payment:
+            continue
+        debit = date.fromisoformat(str(inst["debit_date"])[:10])
+        status = "approved" if payment.get("status") == "approved" else (
+            "rejected" if inst.get("status") in ("rejected", "recycling") else "pending")
+        _ledger(session, sub, inst, debit, status, plan.currency, billing_day)
+        if status == "approved":
+            end = next_billing_date(debit, billing_day)
+            paid_through = end if paid_through is None or end > paid_through else paid_through
+        elif status == "rejected" and debit <= today:
+            declined_due = True
+    if paid_through != sub.paid_through:
+        new_cycle = sub.paid_through is not None and paid_through is not None
+        sub.paid_through = paid_through
+        session.add(sub)
+        if new_cycle and sub.next_plan_id is not None:
+            _apply_downgrade(session, sub)
+    covered = paid_through is not None and paid_through > today
+    if sub.status == S.pending.value and pre_status == "authorized" and covered:
+        drive = drive_of(session, sub.device_id)
+        drive.capacity_bytes = plan.capacity_bytes  # the plan's drive, from now on
+        session.add(drive)
+        transition(session, sub, S.active.value, actor=ACTOR,
+                   cause="first installment approved by Mercado Pago",
+                   paid_through=paid_through)
+    elif sub.status in (S.past_due.value, S.blocked.value) and covered:
+        sub.past_due_since = sub.blocked_at = None
+        transition(session, sub, S.active.value, actor=ACTOR, cause="payment received",
+                   paid_through=paid_through)
+    elif sub.status == S.active.value and not covered and (
+            declined_due or pre_status == "cancelled"):
+        sub.past_due_since = day_start(today)
+        transition(session, sub, S.past_due.value, actor=ACTOR,
+                   cause="installment declined" if declined_due
+                   else "Mercado Pago cancelled the recurring charge",
+                   paid_through=paid_through)
+
+
+def _ledger(session: Session, sub: Subscription, inst: dict[str, Any], debit: date,
+            status: str, currency: str, billing_day: int) -> None:
+    key = f"installment-{sub.mp_preapproval_id}-{inst['id']}"
+    charge = session.exec(select(Charge).where(Charge.idempotency_key == key)).first()
+    if charge is None:
+        charge = Charge(subscription_id=sub.id, kind="installment",  # type: ignore[arg-type]
+                        amount=Decimal(str(inst["transaction_amount"])), currency=currency,
+                        idempotency_key=key, mp_id=str(inst["id"]), status=status,
+                        period_start=debit, period_end=next_billing_date(debit, billing_day))
+        session.add(charge)
+        audit.record(session, actor=ACTOR, entity="charge", entity_id=key,
+                     action=f"installment:{status}", cause="reported by Mercado Pago",
+                     subscription_id=sub.id, amount=charge.amount)
+    elif charge.status != status:
+        before, charge.status, charge.updated_at = charge.status, status, utcnow()
+        session.add(charge)
+        audit.record(session, actor=ACTOR, entity="charge", entity_id=key,
+                     action=f"installment:{status}", cause="reported by Mercado Pago",
+                     subscription_id=sub.id, status_before=before)
+
+
+def _apply_downgrade(session: Session, sub: Subscription) -> None:
+    """A scheduled downgrade takes effect with the first installment of the new cycle."""
+    old, new = session.get(Plan, sub.plan_id), session.get(Plan, sub.next_plan_id)
+    assert old is not None and new is not None
+    drive = drive_of(session, sub.device_id)
+    drive.capacity_bytes = new.capacity_bytes
+    sub.plan_id, sub.next_plan_id = new.id, None  # type: ignore[assignment]
+    session.add_all([sub, drive])
+    audit.record(session, actor=ACTOR, entity="subscription", entity_id=sub.id,
+                 action="downgraded", cause=f"{old.code} -> {new.code} at the new cycle")

@@ -1,0 +1,344 @@
+"""Exact drive accounting: reservations, commits, rotation, releases.
+
+Every change to a drive's counters is one conditional UPDATE inside a short
+transaction, e.g. `reserved += n WHERE committed + reserved + n <= capacity`.
+On PostgreSQL the row lock that UPDATE takes serialises concurrent gateways on
+the same drive, and the WHERE clause is re-checked against the latest row, so
+no interleaving of nodes can overshoot; on SQLite `BEGIN IMMEDIATE` does the
+same within one host. The index rows and the counters always change in the
+same transaction, so `committed_bytes` equals the sum of the index.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from billing.db import reader
+from billing.entitlement import entitled
+from billing.errors import (
+    AlreadyExists,
+    DirectoryNotEmpty,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+)
+from billing.models import Drive, DriveEntry, Reservation, utcnow
+
+drives = Drive.__table__  # type: ignore[attr-defined]
+entries = DriveEntry.__table__  # type: ignore[attr-defined]
+reservations = Reservation.__table__  # type: ignore[attr-defined]
+
+# The per-file statements, built once. Building a Core statement costs more
+# than executing it on SQLite (0.2 ms vs 1.0 ms for a commit, measured), and
+# every snapshot runs these, so they take bound parameters instead.
+_N = bindparam("q_n", type_=BigInteger)
+_RESERVE = (update(drives)
+            .where(drives.c.id == bindparam("q_drive"),
+                   drives.c.committed_bytes + drives.c.reserved_bytes + _N
+                   <= drives.c.capacity_bytes)
+            .values(reserved_bytes=drives.c.reserved_bytes + _N))
+_RESERVE_ENTITLED = _RESERVE.where(entitled(bindparam("q_device")))
+_NEW_RES = insert(reservations)
+_GROW_RES = (update(reservations).where(reservations.c.id == bindparam("q_rid"))
+             .values(bytes=reservations.c.bytes + _N,
+                     lease_expires_at=bindparam("q_lease",
+                                                type_=reservations.c.lease_expires_at.type)))
+_TAKE_RES = (delete(reservations).where(reservations.c.id == bindparam("q_rid"))
+             .returning(reservations.c.bytes))
+_IS_DIR = select(entries.c.is_dir).where(entries.c.drive_id == bindparam("q_drive"),
+                                         entries.c.path == bindparam("q_path"))
+_DROP_FILE = (delete(entries).where(entries.c.drive_id == bindparam("q_drive"),
+                                    entries.c.path == bindparam("q_path"),
+                                    entries.c.is_dir.is_(False))
+              .returning(entries.c.size, entries.c.key))
+_NEW_ENTRY = insert(entries)
+_COMMIT_DRIVE = (update(drives).where(drives.c.id == bindparam("q_drive")).values(
+    reserved_bytes=drives.c.reserved_bytes - bindparam("q_res", type_=BigInteger),
+    committed_bytes=drives.c.committed_bytes + bindparam("q_delta", type_=BigInteger),
+    object_count=drives.c.object_count + bindparam("q_count", type_=BigInteger),
+    last_upload_at=bindparam("q_now", type_=drives.c.last_upload_at.type)))
+
+
+@dataclass(frozen=True)
+class Victim:
+    """A committed object chosen for rotation."""
+
+    entry_id: int
+    path: str
+    key: str
+    size: int
+
+
+class _Expired(Exception):
+    pass
+
+
+def _insert_ignore(conn: Connection, values: dict[str, object]):  # type: ignore[no-untyped-def]
+    """INSERT ... ON CONFLICT (drive_id, path) DO NOTHING, in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(entries).values(**values).on_conflict_do_nothing(
+        index_elements=["drive_id", "path"])
+
+
+def _reserve_args(drive_id: int, nbytes: int, device_id: int | None) -> tuple[Any, dict[str, Any]]:
+    params: dict[str, Any] = {"q_drive": drive_id, "q_n": nbytes}
+    if device_id is None:
+        return _RESERVE, params
+    params["q_device"] = device_id
+    return _RESERVE_ENTITLED, params
+
+
+def split(path: str) -> tuple[str, str]:
+    """`a/b/c` -> (`a/b`, `c`); the root's parent is `""`."""
+    parent, name = posixpath.split(path)
+    return parent, name
+
+
+class DriveLedger:
+    """Atomic operations on drives and their object index."""
+
+    def __init__(self, engine: Engine, *, lease_seconds: int = 120, node: str = "node") -> None:
+        self.engine = engine
+        self.lease = timedelta(seconds=lease_seconds)
+        self.node = node
+
+    # --- reservations -------------------------------------------------
+
+    def open_reservation(self, drive_id: int, key: str, nbytes: int = 0,
+                         device_id: int | None = None) -> str | None:
+        """Start a reservation for an upload to `key`, holding `nbytes` at once.
+
+        One transaction for the common small file (a snapshot reserves its
+        whole size here). Returns None, creating nothing, if `nbytes` does
+        not fit or, given `device_id`, if the device's subscription does not
+        allow uploads (billing.entitlement.entitled, checked in the same UPDATE).
+        """
+        rid = uuid.uuid4().hex
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if nbytes and conn.execute(*_reserve_args(drive_id, nbytes, device_id)).rowcount != 1:
+                return None
+            conn.execute(_NEW_RES, {"id": rid, "drive_id": drive_id, "bytes": nbytes, "key": key,
+                                    "node": self.node, "lease_expires_at": now + self.lease,
+                                    "created_at": now, "upload_id": None})
+        return rid
+
+    def set_upload_id(self, rid: str, upload_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(reservations).where(reservations.c.id == rid)
+                         .values(upload_id=upload_id, lease_expires_at=utcnow() + self.lease))
+
+    def try_reserve(self, rid: str, drive_id: int, nbytes: int,
+                    device_id: int | None = None) -> bool:
+        """Reserve `nbytes` more for upload `rid`, iff the drive has room (and, given
+        `device_id`, the subscription allows uploads); renews the lease."""
+        try:
+            with self.engine.begin() as conn:
+                ok = conn.execute(*_reserve_args(drive_id, nbytes, device_id)).rowcount == 1
+                if ok and conn.execute(_GROW_RES, {"q_rid": rid, "q_n": nbytes,
+                                                   "q_lease": utcnow() + self.lease}
+                                       ).rowcount != 1:
+                    raise _Expired  # the janitor released us: roll the bytes back
+                return ok
+        except _Expired:
+            raise NotFound("the upload's reservation expired (lease lost)") from None
+
+    def renew(self, rid: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(reservations).where(reservations.c.id == rid)
+                         .values(lease_expires_at=utcnow() + self.lease))
+
+    def release(self, rid: str) -> None:
+        """Give back everything upload `rid` reserved (abort path); idempotent."""
+        with self.engine.begin() as conn:
+            self._release(conn, rid)
+
+    @staticmethod
+    def _release(conn: Connection, rid: str) -> Reservation | None:
+        row = conn.execute(select(reservations).where(reservations.c.id == rid)).first()
+        if row is None:
+            return None
+        conn.execute(delete(reservations).where(reservations.c.id == rid))
+        if row.bytes:
+            conn.execute(update(drives).where(drives.c.id == row.drive_id)
+                         .values(reserved_bytes=drives.c.reserved_bytes - row.bytes))
+        return row  # type: ignore[return-value]
+
+    def expired(self, now: datetime | None = None) -> list[Reservation]:
+        with reader(self.engine).connect() as conn:
+            return list(conn.execute(select(reservations).where(
+                reservations.c.lease_expires_at < (now or utcnow()))).all())  # type: ignore[arg-type]
+
+    # --- commit -------------------------------------------------------
+
+    def commit(self, rid: str, drive_id: int, path: str, key: str, size: int) -> str | None:
+        """Turn reservation `rid` into the committed object `path` of `size` bytes.
+
+        Creates missing parent directories, replaces an existing file at
+        `path` (returning its old key, which the caller deletes from S3), and
+        refuses to replace a directory. Raises NotFound if the reservation was
+        expired by the janitor in the meantime: the caller then aborts.
+        """
+        now = utcnow()
+        parent, name = split(path)
+        try:
+            with self.engine.begin() as conn:
+                res = conn.execute(_TAKE_RES, {"q_rid": rid}).first()
+                if res is None:
+                    raise NotFound("the upload's reservation expired before it completed")
+                self._ensure_dirs(conn, drive_id, parent, now)
+                old = conn.execute(_DROP_FILE, {"q_drive": drive_id, "q_path": path}).first()
+                conn.execute(_NEW_ENTRY, {"drive_id": drive_id, "path": path, "parent": parent,
+                                          "name": name, "is_dir": False, "size": size,
+                                          "key": key, "committed_at": now})
+                conn.execute(_COMMIT_DRIVE, {
+                    "q_drive": drive_id, "q_res": res.bytes,
+                    "q_delta": size - (old.size if old else 0),
+                    "q_count": 0 if old else 1, "q_now": now})
+        except IntegrityError:  # a directory holds that path (unique drive_id, path)
+            raise IsADirectory(f"/{path} is a directory") from None
+        return old.key if old else None
+
+    @staticmethod
+    def _ensure_dirs(conn: Connection, drive_id: int, path: str, now: datetime) -> None:
+        """mkdir -p inside a transaction; a file in the way is an error.
+
+        Directory rows are inserted with ON CONFLICT DO NOTHING: several
+        sessions creating the same date folder at once (eight channels of one
+        recorder, say) must all succeed, on PostgreSQL as on SQLite.
+        """
+        if not path:
+            return
+        row = conn.execute(_IS_DIR, {"q_drive": drive_id, "q_path": path}).first()
+        if row is not None and row.is_dir:
+            return  # the usual case: the recorder made the directory with MKD
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            parent, name = split(sub)
+            conn.execute(_insert_ignore(conn, dict(
+                drive_id=drive_id, path=sub, parent=parent, name=name, is_dir=True, size=0,
+                key=None, committed_at=now)))
+            is_dir = conn.execute(select(entries.c.is_dir).where(
+                entries.c.drive_id == drive_id, entries.c.path == sub)).scalar()
+            if not is_dir:
+                raise NotADirectory(f"/{sub} is a file, not a directory")
+
+    # --- namespace changes --------------------------------------------
+
+    def mkdir(self, drive_id: int, path: str) -> bool:
+        """Create directory `path` (and parents); False if it already existed."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(entries.c.is_dir).where(
+                entries.c.drive_id == drive_id, entries.c.path == path)).first()
+            if row is not None:
+                if not row.is_dir:
+                    raise AlreadyExists(f"/{path} exists and is a file")
+                return False
+            self._ensure_dirs(conn, drive_id, path, utcnow())
+            return True
+
+    def rmdir(self, drive_id: int, path: str) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.path == path)).first()
+            if row is None:
+                raise NotFound(f"/{path} does not exist")
+            if not row.is_dir:
+                raise NotADirectory(f"/{path} is a file; use DELE to delete files")
+            child = conn.execute(select(entries.c.id).where(
+                entries.c.drive_id == drive_id, entries.c.parent == path).limit(1)).first()
+            if child is not None:
+                raise DirectoryNotEmpty(f"/{path} is not empty")
+            conn.execute(delete(entries).where(entries.c.id == row.id))
+
+    def remove(self, drive_id: int, path: str) -> str:
+        """Delete file `path` from the index and the counters; returns its S3 key."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.path == path)).first()
+            if row is None:
+                raise NotFound(f"/{path} does not exist")
+            if row.is_dir:
+                raise IsADirectory(f"/{path} is a directory; use RMD to delete directories")
+            self._drop(conn, drive_id, row.id, row.size)
+            return row.key  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _drop(conn: Connection, drive_id: int, entry_id: int, size: int) -> bool:
+        gone = conn.execute(delete(entries).where(entries.c.id == entry_id)).rowcount == 1
+        if gone:
+            conn.execute(update(drives).where(drives.c.id == drive_id).values(
+                committed_bytes=drives.c.committed_bytes - size,
+                object_count=drives.c.object_count - 1))
+        return gone
+
+    def rename(self, drive_id: int, src: str, dst: str) -> str | None:
+        """Move a file or a directory tree inside the index; no byte is copied.
+
+        Replacing an existing file at `dst` is allowed (as on a Unix FTP
+        server) and returns that file's key for deletion from S3.
+        """
+        if dst == src:
+            return None
+        if dst.startswith(src + "/"):
+            raise AlreadyExists(f"cannot move /{src} into itself")
+        new_parent, new_name = split(dst)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.path == src)).first()
+            if row is None:
+                raise NotFound(f"/{src} does not exist")
+            target = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.path == dst)).first()
+            old_key = None
+            if target is not None:
+                if target.is_dir or row.is_dir:
+                    raise AlreadyExists(f"/{dst} already exists")
+                self._drop(conn, drive_id, target.id, target.size)
+                old_key = target.key
+            self._ensure_dirs(conn, drive_id, new_parent, utcnow())
+            conn.execute(update(entries).where(entries.c.id == row.id)
+                         .values(path=dst, parent=new_parent, name=new_name))
+            if row.is_dir:
+                self._move_tree(conn, drive_id, src, dst)
+            return old_key
+
+    @staticmethod
+    def _move_tree(conn: Connection, drive_id: int, src: str, dst: str) -> None:
+        prefix = src + "/"
+        rows = conn.execute(select(entries.c.id, entries.c.path, entries.c.parent).where(
+            entries.c.drive_id == drive_id, entries.c.path.startswith(prefix, autoescape=True)
+        )).all()
+        for row in rows:
+            new_path = dst + row.path[len(src):]
+            new_parent = dst + row.parent[len(src):]
+            conn.execute(update(entries).where(entries.c.id == row.id)
+                         .values(path=new_path, parent=new_parent))
+
+    # --- rotation -----------------------------------------------------
+
+    def oldest(self, drive_id: int, limit: int = 16) -> list[Victim]:
+        with reader(self.engine).connect() as conn:
+            rows = conn.execute(
+                select(entries.c.id, entries.c.path, entries.c.key, entries.c.size)
+                .where(and_(entries.c.drive_id == drive_id, entries.c.is_dir.is_(False)))
+                .order_by(entries.c.committed_at, entries.c.id).limit(limit)).all()
+        return [Victim(r.id, r.path, r.key, r.size) for r in rows]
+
+    def evict(self, drive_id: int, victim: Victim) -> bool:
+        """Drop `victim` from the index; False if someone else already did."""
+        with self.engine.begin() as conn:
+            return self._drop(conn, drive_id, victim.entry_id, victim.size)

@@ -1,0 +1,101 @@
+"""One billing pass: poll payments, walk the dunning ladder, delete what is due.
+
+Safe to run twice, or again after a crash: Mercado Pago charges the
+installments itself (cam2drive never initiates a recurring charge), polling
+is idempotent, and every subscription's changes are committed on their own,
+so a pass resumes where the last one stopped. `dry_run` reads everything,
+changes nothing, and reports what a real pass would do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from billing import audit
+from billing.errors import Cam2DriveError
+from billing.mercadopago import MercadoPago
+from billing.models import Subscription, SubscriptionStatus
+from billing.overdue import DriveStore, block, delete_drive, due_step
+from billing.payments import sync
+from billing.settings import Settings
+
+S = SubscriptionStatus
+
+
+@dataclass
+class RunReport:
+    date: str
+    dry_run: bool
+    polled: list[int] = field(default_factory=list)
+    unreachable: list[int] = field(default_factory=list)
+    renewing_today: list[int] = field(default_factory=list)
+    activated: list[int] = field(default_factory=list)
+    past_due: list[int] = field(default_factory=list)
+    blocked: list[int] = field(default_factory=list)
+    deleted: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: Settings,
+                 today: date, *, dry_run: bool = False) -> RunReport:
+    report = RunReport(date=today.isoformat(), dry_run=dry_run)
+    with Session(engine, expire_on_commit=False) as session:
+        ids = list(session.exec(select(Subscription.id).where(
+            Subscription.kind == "paid",
+            Subscription.status.not_in([S.deleted.value, S.cancelled.value]))))  # type: ignore[union-attr]
+        for sub_id in ids:
+            sub = session.get(Subscription, sub_id)
+            assert sub is not None
+            before = sub.status
+            reached = sync(session, mp, sub, today, settings.billing_day)
+            report.polled.append(sub_id)  # type: ignore[arg-type]
+            if not reached:
+                # unknown is not unpaid: the ladder waits for a pass that can see
+                report.unreachable.append(sub_id)  # type: ignore[arg-type]
+                _finish(session, dry_run)
+                continue
+            if sub.status == S.active.value and sub.paid_through == today:
+                report.renewing_today.append(sub_id)  # type: ignore[arg-type]
+            if before != sub.status:
+                {S.active.value: report.activated,
+                 S.past_due.value: report.past_due}.get(sub.status, []).append(sub_id)  # type: ignore[arg-type]
+            step = due_step(sub, today, settings.grace_days, settings.delete_after_days)
+            if step == "block":
+                block(session, sub, today, settings.grace_days)
+                report.blocked.append(sub_id)  # type: ignore[arg-type]
+            elif step == "delete":
+                if dry_run:
+                    report.deleted.append({"subscription": sub_id, "objects": None,
+                                           "bytes": None})
+                else:
+                    try:
+                        objects, size = delete_drive(session, sub, store)
+                    except Cam2DriveError as exc:
+                        # storage failed halfway: what was deleted stays deleted, the
+                        # subscription stays blocked, and the next pass finishes the job
+                        session.rollback()
+                        audit.record(session, actor="billing", entity="subscription",
+                                     entity_id=sub_id, action="deletion_interrupted",
+                                     cause=str(exc))
+                        session.commit()
+                        report.errors.append({"subscription": sub_id, "error": str(exc)})
+                        continue
+                    report.deleted.append({"subscription": sub_id, "objects": objects,
+                                           "bytes": size})
+            _finish(session, dry_run)
+    return report
+
+
+def _finish(session: Session, dry_run: bool) -> None:
+    if dry_run:
+        session.rollback()
+    else:
+        session.commit()

@@ -1,0 +1,206 @@
+"""One definition of every setting, read by every cam2drive process.
+
+It lives in `billing/` because that is the lowest layer: the gateway and the
+CLI both import it, and nothing here imports them.
+
+Sources, strongest first: constructor arguments, environment variables
+(`CAM2DRIVE_FTP_PORT`, plus the standard `AWS_*` variables for S3
+credentials), then a TOML file (`--config`, `CAM2DRIVE_CONFIG`, or
+`/etc/cam2drive/cam2drive.toml`). The TOML file may group keys in tables:
+`[ftp] port = 21` is the same as `ftp_port = 21`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/cam2drive/cam2drive.toml")
+
+
+class ConfigError(Exception):
+    """A configuration file or value that cannot be used."""
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`{"ftp": {"port": 21}}` -> `{"ftp_port": 21}` (one level of tables)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}".replace("-", "_")
+        if isinstance(value, dict) and not prefix:
+            flat.update(_flatten(value, prefix=f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if self.path is None or not self.path.exists():
+            return {}
+        try:
+            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc}") from exc
+        return _flatten(data)
+
+
+def _config_path(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.exists():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    env = os.environ.get("CAM2DRIVE_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.exists():
+            raise ConfigError(f"CAM2DRIVE_CONFIG={env} does not exist")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+class Settings(BaseSettings):
+    """All of cam2drive's configuration (see README, "Configuration")."""
+
+    model_config = SettingsConfigDict(env_prefix="CAM2DRIVE_", extra="ignore")
+    #: the TOML file `load_settings` found; plain `Settings(...)` reads none.
+    config_file: ClassVar[Path | None] = None
+
+    # --- system of record
+    database_url: str = "sqlite:///./var/cam2drive.db"
+
+    # --- S3 drive store
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "cam2drive"
+    s3_region: str | None = None
+    s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    s3_parts_in_flight: int = Field(3, ge=1, le=64)
+    s3_connect_timeout: float = 5.0
+    s3_read_timeout: float = 60.0
+    s3_max_attempts: int = 3
+
+    # --- FTP frontend
+    ftp_host: str = "0.0.0.0"
+    ftp_port: int = 2121
+    ftp_passive_ports: str = "30000-30099"
+    ftp_masquerade_address: str | None = None
+    ftp_tls_certfile: Path | None = None
+    ftp_tls_keyfile: Path | None = None
+    ftp_tls_required: bool = False
+    ftp_idle_timeout: int = 300
+    ftp_max_connections: int = 512
+    # Without ALLO, how long to watch the control connection after the data
+    # ends, to tell a finished upload from a killed client (gateway/ftp/handler.py).
+    ftp_eof_grace_ms: int = Field(30, ge=0, le=1000)
+    ftp_max_connections_per_ip: int = 64
+    # --- SFTP frontend
+    sftp_host: str = "0.0.0.0"
+    sftp_port: int = 2222
+    sftp_host_key_dir: Path = Path("var/hostkeys")
+    # Old embedded SSH clients: also offer SHA-1 key exchange, CBC ciphers, ssh-rsa.
+    sftp_legacy_algorithms: bool = False
+    sftp_kex_algs: list[str] | None = None
+    sftp_encryption_algs: list[str] | None = None
+    sftp_mac_algs: list[str] | None = None
+    sftp_login_timeout: int = 60
+    sftp_write_window: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+
+    # Address a recorder should be told to use (printed by `device add`).
+    public_host: str | None = None
+
+    # --- path decoding: firmwares may send GB2312 bytes
+    path_fallback_encoding: str | None = "gb18030"
+
+    # --- reservations and logins
+    reservation_lease_seconds: int = 120
+    ban_max_failures: int = 5
+    ban_window_seconds: int = 600
+    ban_seconds: int = 1800
+    auth_failed_delay: float = 1.0
+
+    # --- billing
+    billing_day: int = Field(5, ge=1, le=28)
+    mp_access_token: str | None = None
+    mp_api_base: str = "https://api.mercadopago.com"
+    mp_timeout: float = 10.0
+    billing_every_seconds: int = Field(900, ge=10)  # scheduler: billing pass period
+    janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
+    grace_days: int = Field(10, ge=0)  # past_due -> blocked
+    delete_after_days: int = Field(5, ge=0)  # blocked -> drive deleted
+
+    node_name: str = Field(default_factory=lambda: os.uname().nodename)
+
+    @field_validator("ftp_passive_ports")
+    @classmethod
+    def _check_ports(cls, value: str) -> str:
+        passive_port_range(value)
+        return value
+
+    @field_validator("path_fallback_encoding")
+    @classmethod
+    def _check_encoding(cls, value: str | None) -> str | None:
+        if value in (None, "", "none", "refuse"):
+            return None
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = getattr(settings_cls, "config_file", None)
+        return (init_settings, env_settings, _TomlSource(settings_cls, path))
+
+
+def passive_port_range(value: str) -> range:
+    """Parse `30000-30099` into an inclusive port range."""
+    try:
+        low, _, high = value.partition("-")
+        start, end = int(low), int(high or low)
+    except ValueError as exc:
+        raise ValueError(f"passive ports must look like 30000-30099, not {value!r}") from exc
+    if not (1024 <= start <= end <= 65535):
+        raise ValueError(f"passive port range {value!r} must lie within 1024-65535")
+    return range(start, end + 1)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from overrides, the environment and the TOML file."""
+    bound = type("Settings", (Settings,), {"config_file": _config_path(config)})
+    try:
+        return bound(**overrides)
+    except ConfigError:
+        raise
+    except Exception as exc:  # pydantic.ValidationError: make it one line
+        errors = getattr(exc, "errors", None)
+        if callable(errors):
+            first = errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "config"
+            raise ConfigError(f"invalid setting {where}: {first.get('msg')}") from exc
+        raise ConfigError(str(exc)) from exc

@@ -1,0 +1,90 @@
+"""`cam2drive dev run`: the embedded stack behind `make run`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import select
+
+from billing import accounts
+from billing.db import session_scope
+from billing.models import Device, Distributor
+from cli.output import out
+
+dev_app = typer.Typer(help="Local development stack (SQLite + SeaweedFS).", no_args_is_help=True)
+
+
+def ensure_demo(engine) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Create the demo records once; give the demo device a fresh password each start."""
+    with session_scope(engine) as s:
+        if s.exec(select(Distributor)).first() is None:
+            dist = accounts.add_distributor(s, name="Demo Distribuidor",
+                                            email="distribuidor@example.com", actor="demo")
+            cust = accounts.add_customer(s, distributor_id=dist.id, email="cliente@example.com",
+                                         name="Cliente Demo", actor="demo")
+            accounts.add_plan(s, code="AC-ST-50", capacity="50GB", price="199.00",
+                              currency="MXN", on_full="rotate", actor="demo")
+            new = accounts.add_device(s, customer_id=cust.id, name="Demo NVR",  # type: ignore[arg-type]
+                                      serial="DEMO0001", actor="demo")
+            accounts.grant_subscription(s, device_ref=new.device.id, plan_code="AC-ST-50",  # type: ignore[arg-type]
+                                        actor="demo")
+        device = s.exec(select(Device).order_by(Device.id)).first()
+        assert device is not None
+        _, password = accounts.reset_device_password(s, device.id, actor="demo")  # type: ignore[arg-type]
+        return device.username, password
+
+
+@dev_app.command("run")
+def dev_run(
+    var: Annotated[Path, typer.Option(help="Where data lives.")] = Path("var"),
+) -> None:
+    """Start SeaweedFS, migrate SQLite, create demo data and serve FTP + SFTP until Ctrl-C."""
+    from billing.schema import upgrade
+    from cli.context import STATE, App
+    from cli.main import serve_ftp, start_sftp_thread
+    from cli.seaweed import SeaweedServer
+
+    weed = SeaweedServer(var / "seaweed", s3_port=int(os.environ.get("CAM2DRIVE_DEV_S3_PORT",
+                                                                     "8333")))
+    out.print(f"starting SeaweedFS S3 on {weed.endpoint} (data in {weed.data_dir})")
+    weed.start()
+    from billing.mp_emulator import MercadoPagoEmulator
+
+    emulator = MercadoPagoEmulator(port=int(os.environ.get("CAM2DRIVE_DEV_MP_PORT", "8090")))
+    emulator.start()
+    try:
+        for key, value in weed.env().items():
+            os.environ.setdefault(key, value)
+        os.environ["CAM2DRIVE_S3_ENDPOINT_URL"] = weed.endpoint
+        os.environ.setdefault("CAM2DRIVE_MP_API_BASE", emulator.url)
+        os.environ.setdefault("CAM2DRIVE_MP_ACCESS_TOKEN", "TEST-cam2drive-dev")
+        os.environ.setdefault("CAM2DRIVE_DATABASE_URL", f"sqlite:///{var / 'cam2drive.db'}")
+        os.environ.setdefault("CAM2DRIVE_SFTP_HOST_KEY_DIR", str(var / "hostkeys"))
+        state = App(STATE["app"].config_path if "app" in STATE else None)
+        STATE["app"] = state
+        upgrade(state.settings.database_url)
+        username, password = ensure_demo(state.engine)
+        viewer, viewer_password = "cliente@example.com", "cliente-demo-2026"
+        with session_scope(state.engine) as s:
+            accounts.set_customer_password(s, viewer, viewer_password, actor="demo")
+        st = state.settings
+        out.print("\n[bold]cam2drive is running[/bold] (Ctrl-C stops everything)")
+        out.print(f"  FTP     ftp://127.0.0.1:{st.ftp_port}  user {username}  "
+                  f"password {password}")
+        out.print(f"  SFTP    sftp -P {st.sftp_port} {username}@127.0.0.1  (same password)")
+        out.print(f"  viewer  {viewer}  password {viewer_password}  (FTP or SFTP, read-only)")
+        out.print(f"  try:    curl -T somefile ftp://{username}:{password}@127.0.0.1:"
+                  f"{st.ftp_port}/2026-11-22/001/jpg/")
+        out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
+        out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
+        out.print("  other shells: export CAM2DRIVE_DATABASE_URL="
+                  f"{st.database_url} CAM2DRIVE_MP_API_BASE={emulator.url} "
+                  "CAM2DRIVE_MP_ACCESS_TOKEN=TEST-cam2drive-dev\n")
+        start_sftp_thread(state)
+        serve_ftp(state)
+    finally:
+        emulator.stop()
+        weed.stop()

@@ -1,0 +1,283 @@
+"""The drive view: what one login sees and may do, for every protocol.
+
+FTP and SFTP sessions each hold a `DriveView` and call only its methods with
+the raw paths their clients sent; path rules (gateway/paths.py),
+entitlement, quotas and commits all happen behind it, once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from billing.db import database_errors, reader
+from billing.entitlement import Entitlement, upload_entitlement
+from billing.errors import (
+    InvalidPath,
+    IsADirectory,
+    NotADirectory,
+    NotFound,
+    PermissionDenied,
+    StorageUnavailable,
+)
+from billing.models import Device, Drive, DriveEntry
+from gateway import paths
+from gateway.ingest import IngestPipeline, Upload
+
+entries = DriveEntry.__table__  # type: ignore[attr-defined]
+ENTITLEMENT_TTL = 30.0  # seconds a session reuses its drive's rules (capacity, on_full)
+
+
+@dataclass(frozen=True)
+class Login:
+    """An authenticated principal.
+
+    A device login's root is its own drive, writable while its subscription
+    allows. A viewer (an end customer, by email) sees each of their devices
+    as a read-only top-level folder named after the device.
+    """
+
+    kind: str  # "device" | "viewer"
+    username: str
+    customer_id: int
+    device_id: int | None = None
+    drive_id: int | None = None
+
+    @property
+    def writable(self) -> bool:
+        return self.kind == "device"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: str  # drive path, no leading slash
+    is_dir: bool
+    size: int
+    mtime: datetime
+    key: str | None = None
+
+
+_ROOT = Entry(name="/", path="", is_dir=True, size=0, mtime=datetime(1970, 1, 1))
+
+
+def _from_row(row: Any, mount: str = "") -> Entry:
+    return Entry(name=row.name, path=f"{mount}/{row.path}" if mount else row.path,
+                 is_dir=row.is_dir, size=row.size, mtime=row.committed_at, key=row.key)
+
+
+class Download:
+    """A ranged, streaming read of one object: what RETR and SFTP reads consume."""
+
+    def __init__(self, view: DriveView, entry: Entry) -> None:
+        self._store = view.pipeline.store
+        self.entry = entry
+        self.name = paths.display(entry.path)
+        self.closed = False
+        self._pos = 0
+        self._body: Any = None
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or pos < 0 or pos > self.entry.size:
+            raise ValueError("invalid seek")
+        if pos != self._pos and self._body is not None:
+            self._body.close()
+            self._body = None
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos >= self.entry.size:
+            return b""
+        if self._body is None:
+            self._body = self._store.open_range(self.entry.key, self._pos)  # type: ignore[arg-type]
+        try:
+            data = self._body.read(n if n and n > 0 else None)
+        except Exception as exc:  # urllib3/botocore read errors mid-stream
+            raise StorageUnavailable(f"storage read failed: {exc}") from exc
+        self._pos += len(data)
+        return bytes(data)
+
+    def close(self) -> None:
+        if not self.closed and self._body is not None:
+            self._body.close()
+        self.closed = True
+
+
+class DriveView:
+    """One session's view: `cwd` is the client's current directory (no leading slash)."""
+
+    def __init__(self, pipeline: IngestPipeline, login: Login) -> None:
+        self.pipeline = pipeline
+        self.login = login
+        self.ledger = pipeline.ledger
+        self.cwd = ""
+        self._ent: tuple[Entitlement, float] | None = None
+
+    # --- paths ----------------------------------------------------------
+
+    def resolve(self, raw: str) -> str:
+        return paths.resolve(self.cwd, raw)
+
+    @property
+    def cwd_display(self) -> str:
+        return paths.display(self.cwd)
+
+    def _mounts(self) -> dict[str, int]:
+        """A viewer's folders: device name -> drive id (read fresh: devices come and go)."""
+        devices, drives = Device.__table__, Drive.__table__  # type: ignore[attr-defined]
+        with database_errors(), reader(self.pipeline.engine).connect() as conn:
+            rows = conn.execute(
+                select(devices.c.name, drives.c.id)
+                .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
+                .where(devices.c.customer_id == self.login.customer_id)).all()
+        return {name: drive_id for name, drive_id in rows}
+
+    def locate(self, path: str) -> tuple[int | None, str, str]:
+        """(drive id, path inside that drive, mount prefix) of a view path.
+
+        The drive id is None for a viewer's virtual root. This is the only
+        place a view path meets a drive: a login cannot name any other.
+        """
+        if self.login.kind == "device":
+            return self.login.drive_id, path, ""
+        if path == "":
+            return None, "", ""
+        mount, _, inner = path.partition("/")
+        drive_id = self._mounts().get(mount)
+        if drive_id is None:
+            raise NotFound(f"/{mount}: no such file or directory")
+        return drive_id, inner, mount
+
+    def _require_write(self) -> int:
+        if not self.login.writable:
+            raise PermissionDenied("read-only login: recordings can be viewed, not changed")
+        with database_errors():
+            upload_entitlement(self.pipeline.engine, self.login.device_id)  # type: ignore[arg-type]
+        return self.login.drive_id  # type: ignore[return-value]
+
+    # --- reads ----------------------------------------------------------
+
+    def stat(self, raw: str) -> Entry:
+        return self.stat_path(self.resolve(raw))
+
+    def stat_path(self, path: str) -> Entry:
+        return self._stat(path, *self.locate(path))
+
+    def _stat(self, path: str, drive_id: int | None, inner: str, mount: str) -> Entry:
+        if inner == "":
+            return _ROOT if not mount else Entry(name=mount, path=mount, is_dir=True, size=0,
+                                                 mtime=_ROOT.mtime)
+        with database_errors(), reader(self.pipeline.engine).connect() as conn:
+            row = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.path == inner)).first()
+        if row is None:
+            raise NotFound(f"{paths.display(path)}: no such file or directory")
+        return _from_row(row, mount)
+
+    def chdir(self, raw: str) -> str:
+        path = self.resolve(raw)
+        if not self.stat_path(path).is_dir:
+            raise NotADirectory(f"{paths.display(path)} is not a directory")
+        self.cwd = path
+        return paths.display(path)
+
+    def listdir(self, raw: str = "") -> list[Entry]:
+        """Entries of a directory, sorted by name; a file lists as itself."""
+        path = self.resolve(raw)
+        drive_id, inner, mount = self.locate(path)
+        entry = self._stat(path, drive_id, inner, mount)
+        if not entry.is_dir:
+            return [entry]
+        if drive_id is None:  # a viewer's root: one folder per device
+            return [Entry(name=name, path=name, is_dir=True, size=0, mtime=_ROOT.mtime)
+                    for name in sorted(self._mounts())]
+        with database_errors(), reader(self.pipeline.engine).connect() as conn:
+            rows = conn.execute(select(entries).where(
+                entries.c.drive_id == drive_id, entries.c.parent == inner)
+                .order_by(entries.c.name)).all()
+        return [_from_row(r, mount) for r in rows]
+
+    def open_read(self, raw: str, offset: int = 0) -> Download:
+        entry = self.stat(raw)
+        if entry.is_dir:
+            raise IsADirectory(f"{paths.display(entry.path)} is a directory")
+        if offset > entry.size:
+            raise InvalidPath(f"restart position {offset} is past the end ({entry.size} bytes)")
+        download = Download(self, entry)
+        download.seek(offset)
+        return download
+
+    # --- writes ---------------------------------------------------------
+
+    def mkdir(self, raw: str) -> tuple[str, bool]:
+        """Create a directory; an existing one is fine (a recorder's MKD chain)."""
+        path = self.resolve(raw)
+        drive_id = self._require_write()
+        if path == "":
+            return "/", False
+        with database_errors():
+            created = self.ledger.mkdir(drive_id, path)
+        return paths.display(path), created
+
+    def rmdir(self, raw: str) -> None:
+        path = self.resolve(raw)
+        drive_id = self._require_write()
+        if path == "":
+            raise PermissionDenied("the drive's root cannot be removed")
+        with database_errors():
+            self.ledger.rmdir(drive_id, path)
+        if self.cwd == path or self.cwd.startswith(path + "/"):
+            self.cwd = ""
+
+    def remove(self, raw: str) -> None:
+        path = self.resolve(raw)
+        drive_id = self._require_write()
+        with database_errors():
+            key = self.ledger.remove(drive_id, path)
+        self.pipeline.delete_keys([key])
+
+    def rename(self, src_raw: str, dst_raw: str) -> str:
+        """Server-side rename: only the index row moves, never the bytes."""
+        src, dst = self.resolve(src_raw), self.resolve(dst_raw)
+        drive_id = self._require_write()
+        if src == "" or dst == "":
+            raise PermissionDenied("the drive's root cannot be renamed or replaced")
+        with database_errors():
+            old_key = self.ledger.rename(drive_id, src, dst)
+        if old_key:
+            self.pipeline.delete_keys([old_key])
+        return paths.display(dst)
+
+    def open_write(self, raw: str, expected_size: int | None = None) -> Upload:
+        """Start an upload; no database round trip for an entitled device.
+
+        The entitlement read at the session's first upload is reused for
+        `ENTITLEMENT_TTL` seconds: it only supplies the drive and its rules,
+        while the subscription itself is re-checked atomically by every
+        reservation (billing.entitlement.entitled). Writing over a directory
+        is refused at commit, by the index's unique path.
+        """
+        path = self.resolve(raw)
+        if not self.login.writable:
+            raise PermissionDenied("read-only login: recordings can be viewed, not changed")
+        if path == "":
+            raise IsADirectory("/ is a directory")
+        return self.pipeline.start(self._entitlement(), path, expected_size)
+
+    def _entitlement(self) -> Entitlement:
+        cached = self._ent
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        with database_errors():
+            ent = upload_entitlement(self.pipeline.engine, self.login.device_id)  # type: ignore[arg-type]
+        self._ent = (ent, time.monotonic() + ENTITLEMENT_TTL)
+        return ent
+

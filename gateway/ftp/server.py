@@ -1,0 +1,63 @@
+"""Build and run the FTP/FTPS gateway from settings."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from pyftpdlib.ioloop import IOLoop
+from pyftpdlib.servers import ThreadedFTPServer
+
+from billing.errors import InvalidInput
+from billing.settings import Settings, passive_port_range
+from gateway.auth import Authenticator
+from gateway.ftp.handler import DurableDTPMixin, GatewayFTPHandler, GatewayMixin, no_fs_perm
+from gateway.ingest import IngestPipeline
+
+log = logging.getLogger("cam2drive.ftp")
+
+
+def handler_class(settings: Settings, pipeline: IngestPipeline,
+                  authenticator: Authenticator) -> type:
+    """A handler class bound to this process's pipeline and settings."""
+    attrs = dict(
+        pipeline=pipeline,
+        authenticator=authenticator,
+        fallback_encoding=settings.path_fallback_encoding,
+        eof_grace=settings.ftp_eof_grace_ms / 1000,
+        passive_ports=passive_port_range(settings.ftp_passive_ports),
+        masquerade_address=settings.ftp_masquerade_address,
+        timeout=settings.ftp_idle_timeout,
+        auth_failed_timeout=settings.auth_failed_delay,
+        permit_foreign_addresses=False,  # FTP bounce: PORT only back to the client
+        permit_privileged_ports=False,
+        use_sendfile=False,
+    )
+    if settings.ftp_tls_certfile is None:
+        return type("CamFTPHandler", (GatewayFTPHandler,), attrs)
+    from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+
+    cert = Path(settings.ftp_tls_certfile)
+    key = Path(settings.ftp_tls_keyfile) if settings.ftp_tls_keyfile else cert
+    for f in (cert, key):
+        if not f.exists():
+            raise InvalidInput(f"TLS file {f} does not exist")
+    dtp = type("CamTLSDTPHandler", (DurableDTPMixin, TLS_DTPHandler), {})
+    attrs.update(certfile=str(cert), keyfile=str(key), dtp_handler=dtp,
+                 proto_cmds=no_fs_perm(TLS_FTPHandler.proto_cmds),
+                 tls_control_required=settings.ftp_tls_required,
+                 tls_data_required=settings.ftp_tls_required)
+    return type("CamFTPSHandler", (GatewayMixin, TLS_FTPHandler), attrs)
+
+
+def build_server(settings: Settings, pipeline: IngestPipeline,
+                 authenticator: Authenticator, sock: socket.socket | None = None) -> ThreadedFTPServer:
+    handler = handler_class(settings, pipeline, authenticator)
+    address = sock if sock is not None else (settings.ftp_host, settings.ftp_port)
+    # Its own IOLoop, not pyftpdlib's process-wide singleton: tests and
+    # embedders may run several servers in one process.
+    server = ThreadedFTPServer(address, handler, ioloop=IOLoop())
+    server.max_cons = settings.ftp_max_connections
+    server.max_cons_per_ip = settings.ftp_max_connections_per_ip
+    return server

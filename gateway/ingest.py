@@ -1,0 +1,383 @@
+"""The ingest pipeline shared by every protocol: reserve -> stream parts -> commit/abort.
+
+An `Upload` is what a frontend writes a file into. Bytes are buffered up to
+one part, the part's size is reserved on the drive (rotating the oldest
+recordings out if the plan says so), and the part goes to S3 on a worker
+thread while the next one fills; at most `parts_in_flight` parts are pending,
+so memory per upload stays near part_size x (parts_in_flight + 1) and a slow
+S3 slows the client down instead of growing buffers. Small files (under one
+part) are sent with a single PutObject at commit.
+
+`commit()` returns only when S3 holds the complete object and the index
+says so: that is the moment a frontend may acknowledge (FTP 226, SFTP OK).
+Anything else ends in `abort()`: the multipart upload is aborted, the
+reservation released, and nothing is visible or counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from billing.entitlement import Entitlement, upload_entitlement
+from billing.errors import (
+    Cam2DriveError,
+    NotFound,
+    NotSupported,
+    QuotaExceeded,
+    StorageUnavailable,
+    UploadAborted,
+)
+from billing.models import OnFull
+from billing.quota import DriveLedger
+from billing.settings import Settings
+from gateway.store import S3DriveStore
+
+log = logging.getLogger("cam2drive.ingest")
+
+_SMALL = 1 << 20  # below this a file is buffered as a list of chunks
+
+
+def human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+class IngestPipeline:
+    """Shared by all sessions of a gateway process: one S3 client, one ledger, one pool."""
+
+    def __init__(self, settings: Settings, engine: Engine, store: S3DriveStore) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.ledger = DriveLedger(engine, lease_seconds=settings.reservation_lease_seconds,
+                                  node=settings.node_name)
+        self.part_size = settings.s3_part_size
+        self.parts_in_flight = settings.s3_parts_in_flight
+        self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="s3-part")
+
+    def start(self, ent: Entitlement, path: str, expected_size: int | None = None) -> Upload:
+        """Begin an upload of drive path `path`; nothing is reserved until bytes arrive."""
+        if expected_size is not None and expected_size > ent.capacity_bytes:
+            raise QuotaExceeded(f"file of {human(expected_size)} is larger than the whole drive "
+                                f"({human(ent.capacity_bytes)})")
+        return Upload(self, ent, path)
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Best-effort delete of objects already dropped from the index."""
+        if not keys:
+            return
+        try:
+            self.store.delete(keys)
+        except Cam2DriveError as exc:
+            # The index no longer lists them, so nobody sees or pays for them;
+            # the janitor's orphan sweep removes them later.
+            log.warning("could not delete %d replaced/rotated objects: %s", len(keys), exc)
+
+
+def _db(what: str) -> StorageUnavailable:
+    return StorageUnavailable(f"database unavailable while {what}; retry later")
+
+
+class Upload:
+    """One file being written. Not thread-safe: one frontend session drives it."""
+
+    def __init__(self, pipeline: IngestPipeline, ent: Entitlement, path: str) -> None:
+        self.p = pipeline
+        self.ent = ent
+        self.path = path
+        self.name = "/" + path  # pyftpdlib logs file_obj.name
+        self.key = f"{ent.prefix}{uuid.uuid4().hex}"
+        self.closed = False
+        self.committed = False
+        self.size = 0
+        self._chunks: list[bytes] = []  # small files: joined once at commit
+        self._buffered = 0
+        self._part: bytearray | None = None  # large files: the part being filled
+        self._fill = 0
+        self._large = False
+        self._rid: str | None = None
+        self._reserved = 0
+        self._upload_id: str | None = None
+        self._futures: list[Future[str]] = []
+        self._slots = threading.BoundedSemaphore(pipeline.parts_in_flight)
+        self._error: BaseException | None = None
+        self._renewed = time.monotonic()
+
+    # --- quota ------------------------------------------------------------
+
+    def _reserve(self, n: int) -> None:
+        """Reserve `n` bytes; the same UPDATE re-checks the subscription (entitled())."""
+        ent, ledger = self.ent, self.p.ledger
+        if self._reserved + n > ent.capacity_bytes:
+            raise QuotaExceeded(f"file is larger than the whole drive ({human(ent.capacity_bytes)})")
+        device = ent.device_id  # the subscription is re-checked by every reservation
+        try:
+            if self._rid is None:
+                self._rid = ledger.open_reservation(ent.drive_id, self.key, n, device)
+                if self._rid is not None:
+                    self._reserved += n
+                    return
+                self._why_not()
+                self._rid = ledger.open_reservation(ent.drive_id, self.key)
+            elif ledger.try_reserve(self._rid, ent.drive_id, n, device):
+                self._reserved += n
+                return
+            else:
+                self._why_not()
+            if ent.on_full != OnFull.rotate.value:
+                raise QuotaExceeded(f"drive is full ({human(ent.capacity_bytes)}); "
+                                    "delete recordings or upgrade the plan")
+            freed: list[str] = []
+            try:
+                while True:
+                    victims = ledger.oldest(ent.drive_id)
+                    if not victims:
+                        raise QuotaExceeded("drive is full of uploads in progress; retry later")
+                    for victim in victims:
+                        if ledger.evict(ent.drive_id, victim):
+                            freed.append(victim.key)
+                            log.info("rotated out %s (%d bytes) of drive %s",
+                                     victim.path, victim.size, ent.drive_id)
+                        if ledger.try_reserve(self._rid, ent.drive_id, n, device):  # type: ignore[arg-type]
+                            self._reserved += n
+                            return
+            finally:
+                self.p.delete_keys(freed)
+        except SQLAlchemyError as exc:
+            raise _db("reserving space") from exc
+
+    def _why_not(self) -> None:
+        """After a refused reservation: NotEntitled (with the reason) if that is why.
+
+        Checked before rotating, so a blocked device never deletes recordings.
+        """
+        upload_entitlement(self.p.engine, self.ent.device_id)
+
+    # --- streaming --------------------------------------------------------
+
+    def write(self, data: bytes) -> int:
+        """Buffer `data`; each full part goes to S3 while the next one fills.
+
+        Small files (snapshots) stay a list of chunks joined once at commit.
+        Past `_SMALL` bytes the upload switches to one preallocated part
+        buffer filled in place and handed to S3 as is: no regrowth and no
+        second copy, so a part costs its size once.
+        """
+        if self.closed:
+            raise ValueError("write to a closed upload")
+        if self._error is not None:
+            raise self._wrap(self._error)
+        n = len(data)
+        self.size += n
+        if not self._large and self._buffered + n < _SMALL:
+            self._chunks.append(bytes(data))
+            self._buffered += n
+        else:
+            if not self._large:
+                self._start_part()
+            view = memoryview(data)
+            size = self.p.part_size
+            while view:
+                if self._part is None:  # allocated only once the last part was handed off
+                    self._part, self._fill = bytearray(size), 0
+                take = min(len(view), size - self._fill)
+                self._part[self._fill:self._fill + take] = view[:take]
+                self._fill += take
+                view = view[take:]
+                if self._fill == size:
+                    part, self._part, self._fill = self._part, None, 0
+                    self._send_part(part)
+        if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
+            self._renew()
+        return n
+
+    def _start_part(self) -> None:
+        self._part = bytearray(self.p.part_size)
+        self._large = True
+        self._fill = 0
+        for chunk in self._chunks:
+            self._part[self._fill:self._fill + len(chunk)] = chunk
+            self._fill += len(chunk)
+        self._chunks, self._buffered = [], 0
+
+    def _take_rest(self) -> bytes | bytearray:
+        """Whatever is buffered and not yet sent, ending the buffering."""
+        if self._large:
+            part, fill = self._part, self._fill
+            self._part, self._fill = None, 0
+            if part is None or fill == 0:
+                return b""
+            return part if fill == len(part) else part[:fill]
+        body = b"".join(self._chunks)
+        self._chunks, self._buffered = [], 0
+        return body
+
+    def _renew(self) -> None:
+        try:
+            self.p.ledger.renew(self._rid)  # type: ignore[arg-type]
+        except SQLAlchemyError as exc:
+            raise _db("renewing the upload's lease") from exc
+        self._renewed = time.monotonic()
+
+    def _send_part(self, part: bytes | bytearray) -> None:
+        self._reserve(len(part))
+        self._renewed = time.monotonic()
+        if self._upload_id is None:
+            self._upload_id = self.p.store.create_multipart(self.key)
+            try:
+                self.p.ledger.set_upload_id(self._rid, self._upload_id)  # type: ignore[arg-type]
+            except SQLAlchemyError as exc:
+                raise _db("recording the multipart upload") from exc
+        self._slots.acquire()  # back-pressure: wait while too many parts are pending
+        if self._error is not None:
+            self._slots.release()
+            raise self._wrap(self._error)
+        number = len(self._futures) + 1
+        future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
+                                        number, part)
+        future.add_done_callback(self._part_done)
+        self._futures.append(future)
+
+    def _part_done(self, future: Future[str]) -> None:
+        exc = future.exception()
+        if exc is not None and self._error is None:
+            self._error = exc
+        self._slots.release()
+
+    @staticmethod
+    def _wrap(exc: BaseException) -> Cam2DriveError:
+        if isinstance(exc, Cam2DriveError):
+            return exc
+        return StorageUnavailable(f"storage failed: {exc}")
+
+    # --- outcome ----------------------------------------------------------
+
+    def commit(self) -> None:
+        """Make the file durable and visible; raises (after aborting) on any failure."""
+        if self.closed:
+            raise ValueError("upload already closed")
+        try:
+            body = self._take_rest()
+            if self._upload_id is None:
+                self._reserve(len(body))
+                self.p.store.put(self.key, body)
+            else:
+                if body:
+                    self._send_part(body)
+                etags = [f.result() for f in self._futures]
+                self.p.store.complete_multipart(self.key, self._upload_id, etags)
+                self._upload_id = None  # completed: nothing left to abort
+            self._record()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, Cam2DriveError):
+                raise
+            if isinstance(exc, SQLAlchemyError):
+                raise _db("committing the upload") from exc
+            raise self._wrap(exc) from exc
+        self.closed = self.committed = True
+
+    def _record(self) -> None:
+        """Index the object; if that fails, S3 must not keep a copy nobody can see."""
+        try:
+            if self._rid is None:  # empty file with nothing reserved yet
+                self._rid = self.p.ledger.open_reservation(self.ent.drive_id, self.key)
+            old_key = self.p.ledger.commit(self._rid, self.ent.drive_id, self.path, self.key,
+                                           self.size)
+        except BaseException:
+            self.p.delete_keys([self.key])
+            raise
+        self._rid = None
+        if old_key:
+            self.p.delete_keys([old_key])
+
+    def abort(self) -> None:
+        """Undo everything; safe to call more than once and from any failure state."""
+        if self.committed:
+            return
+        self.closed = True
+        self._chunks, self._buffered, self._part = [], 0, None
+        for future in self._futures:
+            future.cancel()
+        for future in self._futures:
+            try:
+                future.exception()  # wait: no part may land after the abort
+            except BaseException:
+                pass
+        if self._upload_id is not None:
+            try:
+                self.p.store.abort_multipart(self.key, self._upload_id)
+            except Cam2DriveError as exc:
+                log.warning("abort of multipart %s failed (janitor will retry): %s", self.key, exc)
+                return  # keep the reservation row: the janitor needs its upload id
+            self._upload_id = None
+        if self._rid is not None:
+            try:
+                self.p.ledger.release(self._rid)
+            except (SQLAlchemyError, NotFound) as exc:
+                log.warning("release of reservation %s failed (lease will expire): %s",
+                            self._rid, exc)
+            self._rid = None
+
+    def close(self) -> None:
+        """pyftpdlib closes file objects on every path: closing uncommitted aborts."""
+        if not self.closed:
+            self.abort()
+
+
+class OrderedWrites:
+    """Turns writes at offsets (SFTP) into the in-order stream an Upload takes.
+
+    SFTP clients pipeline many writes and may send them out of order; those
+    ahead of the next expected offset wait here, up to `window` bytes. A
+    write that rewrites bytes already passed on, or that would leave a hole
+    wider than the window, is refused: S3 objects are written once, front to
+    back, and a file with a hole must never be committed.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.next = 0
+        self.pending: dict[int, bytes] = {}
+        self.pending_bytes = 0
+
+    def accept(self, offset: int, data: bytes) -> list[bytes]:
+        """The chunks that are now contiguous, in order (possibly none)."""
+        if offset < self.next:
+            raise NotSupported(f"write at offset {offset} rewrites data already stored "
+                               f"(next expected offset {self.next})")
+        if offset > self.next:
+            if offset + len(data) - self.next > self.window:
+                raise NotSupported(f"write at offset {offset} is more than {self.window} bytes "
+                                   f"ahead of offset {self.next}: a hole the gateway cannot fill")
+            if offset in self.pending:
+                self.pending_bytes -= len(self.pending[offset])
+            self.pending[offset] = bytes(data)
+            self.pending_bytes += len(data)
+            return []
+        ready = [bytes(data)]
+        self.next += len(data)
+        while self.next in self.pending:
+            chunk = self.pending.pop(self.next)
+            self.pending_bytes -= len(chunk)
+            ready.append(chunk)
+            self.next += len(chunk)
+        return ready
+
+    def finish(self) -> Cam2DriveError | None:
+        """None if the file is whole, else the error to fail its close with."""
+        if self.pending:
+            return UploadAborted(f"file has a hole at offset {self.next}: "
+                                 "not stored, upload it again")
+        return None

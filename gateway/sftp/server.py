@@ -1,0 +1,406 @@
+"""The SFTP frontend: asyncssh over the same drive view and ingest pipeline as FTP.
+
+asyncssh runs the SSH protocol on an asyncio loop; every drive-view call
+(database, S3) is blocking and runs on a thread pool, so one slow S3 call
+never stalls other sessions. Writes and reads are batched on the loop side
+(about 1 MiB per hop) so a pipelining client's 32 KiB requests do not each
+cost a thread switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import stat as statmod
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import asyncssh
+
+from billing.errors import Cam2DriveError, StorageUnavailable
+from billing.settings import Settings
+from gateway import paths
+from gateway.auth import Authenticator, AuthFailed, Banned
+from gateway.drive import Download, DriveView, Entry, Login
+from gateway.ingest import IngestPipeline, OrderedWrites, Upload
+from gateway.sftp.hostkeys import ensure_host_keys
+from gateway.sftp.replies import sftp_error
+
+log = logging.getLogger("cam2drive.sftp")
+T = TypeVar("T")
+BATCH = 1 << 20  # bytes handed to the pipeline per thread hop
+LOGIN_KEY = "cam2drive_login"
+
+
+class Gateway:
+    """Process-wide state shared by every SSH connection."""
+
+    def __init__(self, settings: Settings, pipeline: IngestPipeline,
+                 authenticator: Authenticator) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.auth = authenticator
+        self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-io")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking drive-view call off the loop; map its errors to SFTP status."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, fn, *args)
+        except Cam2DriveError as err:
+            raise sftp_error(err) from None
+
+
+class SSHServer(asyncssh.SSHServer):
+    """Authentication: device passwords, device public keys, viewer passwords; IP bans."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.ip = ""
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername")
+        self.ip = str(peer[0]) if peer else ""
+
+    async def begin_auth(self, username: str) -> bool:
+        try:
+            await self.gw.run(self.gw.auth.check_ban, self.ip)
+        except asyncssh.SFTPError as err:
+            raise asyncssh.DisconnectError(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                                           str(err.reason)) from None
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            login = await loop.run_in_executor(self.gw.executor, self.gw.auth.authenticate,
+                                               username, password, self.ip)
+        except AuthFailed:
+            return False
+        except (Banned, StorageUnavailable) as err:
+            raise asyncssh.DisconnectError(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                                           str(err)) from None
+        self._logged_in(login)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        loop = asyncio.get_running_loop()
+        try:
+            login = await loop.run_in_executor(
+                self.gw.executor, self.gw.auth.device_key_login, username,
+                key.get_fingerprint("sha256"))
+        except StorageUnavailable:
+            return False
+        if login is None:
+            return False  # other keys or a password may follow: not a failed login yet
+        self._logged_in(login)
+        return True
+
+    def _logged_in(self, login: Login) -> None:
+        assert self.conn is not None
+        self.conn.set_extra_info(**{LOGIN_KEY: login})
+        log.info("%s logged in from %s (%s)", login.username, self.ip, login.kind)
+
+
+def _attrs(entry: Entry, writable: bool) -> asyncssh.SFTPAttrs:
+    mtime = int(entry.mtime.timestamp())
+    if entry.is_dir:
+        mode = statmod.S_IFDIR | (0o755 if writable else 0o555)
+        kind = asyncssh.FILEXFER_TYPE_DIRECTORY
+    else:
+        mode = statmod.S_IFREG | (0o644 if writable else 0o444)
+        kind = asyncssh.FILEXFER_TYPE_REGULAR
+    return asyncssh.SFTPAttrs(type=kind, size=entry.size, permissions=mode, uid=0, gid=0,
+                              owner="cam2drive", group="cam2drive", atime=mtime, mtime=mtime,
+                              nlink=1)
+
+
+class WriteHandle:
+    """An SFTP file open for writing: ordered writes batched into one Upload."""
+
+    def __init__(self, upload: Upload, window: int) -> None:
+        self.upload = upload
+        self.order = OrderedWrites(window)
+        self.staged = bytearray()
+        self.failed: asyncssh.SFTPError | None = None
+
+
+class ReadHandle:
+    """An SFTP file open for reading: sequential reads served from a 1 MiB window."""
+
+    def __init__(self, download: Download) -> None:
+        self.download = download
+        self.start = 0  # offset of `data`
+        self.data = b""
+
+
+class SFTPSession(asyncssh.SFTPServer):
+    """One SFTP session: the thin protocol layer over DriveView."""
+
+    def __init__(self, chan: asyncssh.SSHServerChannel, gw: Gateway) -> None:
+        super().__init__(chan)
+        self.gw = gw
+        self.chan = chan
+        login: Login = chan.get_connection().get_extra_info(LOGIN_KEY)
+        self.view = DriveView(gw.pipeline, login)
+        self.fallback = gw.settings.path_fallback_encoding
+
+    # --- paths ---------------------------------------------------------------
+
+    def _path(self, raw: bytes) -> str:
+        try:
+            text = paths.decode_client_bytes(raw, self.fallback)
+            return "/" + paths.resolve("", text)
+        except Cam2DriveError as err:
+            raise sftp_error(err) from None
+
+    async def realpath(self, path: bytes) -> bytes:
+        return self._path(path).encode("utf-8")
+
+    async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        entry = await self.gw.run(self.view.stat, self._path(path))
+        return _attrs(entry, self.view.login.writable)
+
+    lstat = stat
+
+    async def fstat(self, file_obj: object) -> asyncssh.SFTPAttrs:
+        if isinstance(file_obj, ReadHandle):
+            return _attrs(file_obj.download.entry, self.view.login.writable)
+        assert isinstance(file_obj, WriteHandle)
+        return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR,
+                                  size=file_obj.order.next + len(file_obj.staged),
+                                  permissions=statmod.S_IFREG | 0o644)
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        """Accepted and ignored: clients set times and modes after uploads."""
+
+    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        """Accepted and ignored, as setstat."""
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        """Accepted and ignored, as setstat."""
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        target = self._path(path)
+        here = await self.gw.run(self.view.stat, target)
+        listing = await self.gw.run(self.view.listdir, target)
+        writable = self.view.login.writable
+        for name in (b".", b".."):
+            yield asyncssh.SFTPName(name, attrs=_attrs(here, writable))
+        for entry in listing:
+            yield asyncssh.SFTPName(entry.name.encode("utf-8"), attrs=_attrs(entry, writable))
+
+    # --- namespace -----------------------------------------------------------
+
+    async def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        await self.gw.run(self.view.mkdir, self._path(path))
+
+    async def rmdir(self, path: bytes) -> None:
+        await self.gw.run(self.view.rmdir, self._path(path))
+
+    async def remove(self, path: bytes) -> None:
+        await self.gw.run(self.view.remove, self._path(path))
+
+    async def rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath))
+
+    posix_rename = rename
+
+    def symlink(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("symbolic links are not supported")
+
+    def link(self, oldpath: bytes, newpath: bytes) -> None:
+        raise asyncssh.SFTPOpUnsupported("hard links are not supported")
+
+    def readlink(self, path: bytes) -> bytes:
+        raise asyncssh.SFTPNoSuchFile("not a symbolic link")
+
+    # --- files ---------------------------------------------------------------
+
+    async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        target = self._path(path)
+        if pflags & asyncssh.FXF_APPEND:
+            raise asyncssh.SFTPOpUnsupported("append is not supported: upload a new file")
+        if pflags & asyncssh.FXF_WRITE:
+            if pflags & asyncssh.FXF_READ:
+                raise asyncssh.SFTPOpUnsupported("files open for writing cannot be read")
+            if pflags & asyncssh.FXF_EXCL:
+                exists = True
+                try:
+                    await self.gw.run(self.view.stat, target)
+                except asyncssh.SFTPNoSuchFile:
+                    exists = False
+                if exists:
+                    raise asyncssh.SFTPFileAlreadyExists(f"{target} already exists")
+            upload = await self.gw.run(self.view.open_write, target, None)
+            return WriteHandle(upload, self.gw.settings.sftp_write_window)
+        download = await self.gw.run(self.view.open_read, target, 0)
+        return ReadHandle(download)
+
+    async def write(self, file_obj: object, offset: int, data: bytes) -> None:
+        if not isinstance(file_obj, WriteHandle):
+            raise asyncssh.SFTPPermissionDenied("file is not open for writing")
+        if file_obj.failed is not None:
+            raise file_obj.failed
+        try:
+            ready = file_obj.order.accept(offset, data)
+        except Cam2DriveError as err:
+            file_obj.failed = sftp_error(err)
+            await self._abort(file_obj)
+            raise file_obj.failed from None
+        for chunk in ready:
+            file_obj.staged += chunk
+        if len(file_obj.staged) >= BATCH:
+            await self._flush(file_obj)
+
+    async def _flush(self, handle: WriteHandle) -> None:
+        if not handle.staged:
+            return
+        batch, handle.staged = bytes(handle.staged), bytearray()
+        try:
+            await self.gw.run(handle.upload.write, batch)
+        except asyncssh.SFTPError as err:
+            handle.failed = err
+            await self._abort(handle)
+            raise
+
+    async def _abort(self, handle: WriteHandle) -> None:
+        handle.staged = bytearray()
+        await asyncio.get_running_loop().run_in_executor(self.gw.executor, handle.upload.abort)
+
+    async def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        """Serve from the window; refill it with one ranged GET read of >= 1 MiB.
+
+        Sequential readers (every client we know) never reopen the stream;
+        a jump elsewhere (resume, random access) reopens it at the offset.
+        """
+        if not isinstance(file_obj, ReadHandle):
+            raise asyncssh.SFTPPermissionDenied("file is not open for reading")
+        h = file_obj
+        total = h.download.entry.size
+        if offset >= total:
+            return b""  # asyncssh answers an empty read as EOF
+        want = min(size, total - offset)  # full reads: some clients mishandle short ones
+        rel = offset - h.start
+        if 0 <= rel < len(h.data):
+            if rel + want > len(h.data):  # spans the window's end: keep the tail, read on
+                more = await self.gw.run(h.download.read, max(BATCH, want))
+                h.start, h.data, rel = offset, h.data[rel:] + more, 0
+        else:
+            if h.download.tell() != offset:
+                await self.gw.run(h.download.seek, offset)
+            h.start, h.data, rel = offset, await self.gw.run(h.download.read,
+                                                             max(BATCH, want)), 0
+        return h.data[rel:rel + want]
+
+    async def close(self, file_obj: object) -> None:
+        if isinstance(file_obj, ReadHandle):
+            await asyncio.get_running_loop().run_in_executor(self.gw.executor,
+                                                             file_obj.download.close)
+            return
+        assert isinstance(file_obj, WriteHandle)
+        h = file_obj
+        if h.failed is not None:
+            raise h.failed
+        if self._session_ending():
+            # asyncssh also "closes" files left open when the connection
+            # drops; a file the client never closed is not complete.
+            await self._abort(h)
+            log.info("upload of %s aborted: the client went away", h.upload.name)
+            return
+        try:
+            hole = h.order.finish()
+            if hole:
+                raise sftp_error(hole)
+            await self._flush(h)
+            await self.gw.run(h.upload.commit)
+        except asyncssh.SFTPError:
+            await self._abort(h)
+            raise
+
+    def _session_ending(self) -> bool:
+        """True when asyncssh is cleaning up a session rather than serving a close request."""
+        if self.chan.is_closing():
+            return True
+        state = getattr(self.chan, "_recv_state", "open")  # asyncssh's channel state
+        return state != "open"
+
+    def statvfs(self, path: bytes) -> asyncssh.SFTPVFSAttrs:
+        raise asyncssh.SFTPOpUnsupported("statvfs is not supported")
+
+    def exit(self) -> None:
+        pass
+
+
+def _algorithms(settings: Settings) -> dict[str, Any]:
+    """Modern defaults, or everything asyncssh supports for old embedded clients.
+
+    AEAD ciphers come first: with them asyncssh skips a separate HMAC per
+    packet, the largest CPU cost of a bulk transfer after the cipher itself.
+    """
+    from asyncssh import encryption, kex, mac, public_key
+
+    if settings.sftp_legacy_algorithms:
+        opts: dict[str, Any] = {
+            "kex_algs": [a.decode() for a in kex.get_kex_algs()],
+            "encryption_algs": [a.decode() for a in encryption.get_encryption_algs()],
+            "mac_algs": [a.decode() for a in mac.get_mac_algs()],
+            "signature_algs": [a.decode() for a in public_key.get_public_key_algs()],
+        }
+    else:
+        default = [a.decode() for a in encryption.get_default_encryption_algs()]
+        aead = [a for a in default if "gcm" in a or "chacha20" in a]
+        opts = {"encryption_algs": aead + [a for a in default if a not in aead]}
+    for name in ("kex_algs", "encryption_algs", "mac_algs"):
+        value = getattr(settings, f"sftp_{name}")
+        if value:
+            opts[name] = value
+    return opts
+
+
+async def start_server(settings: Settings, pipeline: IngestPipeline,
+                       authenticator: Authenticator,
+                       port: int | None = None) -> asyncssh.SSHAcceptor:
+    """Listen for SFTP; returns the acceptor (close() it to stop)."""
+    gw = Gateway(settings, pipeline, authenticator)
+    keys = ensure_host_keys(settings.sftp_host_key_dir)
+    return await asyncssh.create_server(
+        lambda: SSHServer(gw), settings.sftp_host,
+        settings.sftp_port if port is None else port,
+        server_host_keys=keys,
+        sftp_factory=lambda chan: SFTPSession(chan, gw),
+        allow_scp=False, agent_forwarding=False, x11_forwarding=False, allow_pty=False,
+        login_timeout=settings.sftp_login_timeout,
+        keepalive_interval=30, keepalive_count_max=4,
+        **_algorithms(settings))
+
+
+def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator) -> None:
+    """Serve SFTP until interrupted (`cam2drive gateway sftp`)."""
+
+    # asyncssh logs every channel and packet event at INFO/DEBUG; at scale that
+    # is both noise and measurable CPU. Connection-level events stay ours.
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+    async def main() -> None:
+        server = await start_server(settings, pipeline, authenticator)
+        log.info("SFTP gateway on %s:%s", settings.sftp_host, settings.sftp_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+

@@ -1,0 +1,160 @@
+"""The S3 drive store: the only module that talks to S3.
+
+Every key handled here must sit under a drive prefix (`t/<customer>/d/<device>/`):
+the store refuses anything else, a second fence behind the drive view.
+Every S3 or network failure becomes StorageUnavailable, which frontends
+answer as a transient error (FTP 451) so recorders retry later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billing.errors import NotFound, StorageUnavailable
+from billing.settings import Settings
+
+_DRIVE_KEY = re.compile(r"^t/\d+/d/\d+/[^/].*$")
+_DRIVE_PREFIX = re.compile(r"^t/\d+/d/\d+/$")
+
+
+def _check_key(key: str) -> str:
+    if not _DRIVE_KEY.match(key) or "/../" in key or "//" in key:
+        raise ValueError(f"refusing S3 key outside a drive prefix: {key!r}")
+    return key
+
+
+def _check_prefix(prefix: str) -> str:
+    if not _DRIVE_PREFIX.match(prefix):
+        raise ValueError(f"refusing S3 prefix that is not a drive prefix: {prefix!r}")
+    return prefix
+
+
+class S3DriveStore:
+    """Thin, typed wrapper over one boto3 client and one bucket."""
+
+    def __init__(self, settings: Settings, *, max_pool_connections: int = 64) -> None:
+        self.bucket = settings.s3_bucket
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region or None,
+            config=Config(
+                s3={"addressing_style": "path"},
+                connect_timeout=settings.s3_connect_timeout,
+                read_timeout=settings.s3_read_timeout,
+                retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+                max_pool_connections=max_pool_connections,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, op)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise NotFound("object not found in storage") from exc
+            raise StorageUnavailable(f"storage error ({code or 'unknown'})") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable("storage is unreachable") from exc
+
+    # --- setup ----------------------------------------------------------
+
+    def ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._call("create_bucket")
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"storage is unreachable: {exc}") from exc
+
+    # --- writes ---------------------------------------------------------
+
+    def put(self, key: str, body: bytes | bytearray) -> None:
+        self._call("put_object", Key=_check_key(key), Body=body)
+
+    def create_multipart(self, key: str) -> str:
+        return str(self._call("create_multipart_upload", Key=_check_key(key))["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray) -> str:
+        resp = self._call("upload_part", Key=_check_key(key), UploadId=upload_id,
+                          PartNumber=number, Body=body)
+        return str(resp["ETag"])
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
+        parts = [{"PartNumber": i + 1, "ETag": etag} for i, etag in enumerate(etags)]
+        self._call("complete_multipart_upload", Key=_check_key(key), UploadId=upload_id,
+                   MultipartUpload={"Parts": parts})
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._call("abort_multipart_upload", Key=_check_key(key), UploadId=upload_id)
+        except NotFound:
+            pass
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete keys in batches of 1000 (a missing key is not an error)."""
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": _check_key(k)} for k in keys[i : i + 1000]]
+            resp = self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
+            if resp.get("Errors"):
+                first = resp["Errors"][0]
+                raise StorageUnavailable(f"storage refused to delete {first.get('Key')}: "
+                                         f"{first.get('Code')}")
+
+    def delete_prefix(self, prefix: str) -> tuple[int, int]:
+        """Delete everything under a drive prefix, a page at a time; (objects, bytes).
+
+        Safe to repeat: an interrupted run leaves the rest for the next one.
+        """
+        objects = size = 0
+        while True:
+            page = []
+            for key, length in self.list_keys(prefix):
+                page.append(key)
+                size += length
+                if len(page) == 1000:
+                    break
+            if not page:
+                return objects, size
+            self.delete(page)
+            objects += len(page)
+
+    # --- reads ----------------------------------------------------------
+
+    def open_range(self, key: str, start: int = 0) -> Any:
+        """A streaming body from byte `start` to the end (ranged GET)."""
+        kwargs: dict[str, Any] = {"Key": _check_key(key)}
+        if start:
+            kwargs["Range"] = f"bytes={start}-"
+        return self._call("get_object", **kwargs)["Body"]
+
+    def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=_check_prefix(prefix)):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"], int(obj["Size"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable("storage is unreachable") from exc
+
+    def list_multipart(self, prefix: str = "t/") -> list[tuple[str, str, Any]]:
+        """(key, upload_id, initiated) of multipart uploads started under `prefix`."""
+        out: list[tuple[str, str, Any]] = []
+        kwargs: dict[str, Any] = {"Prefix": prefix}
+        while True:
+            resp = self._call("list_multipart_uploads", **kwargs)
+            out += [(u["Key"], u["UploadId"], u.get("Initiated"))
+                    for u in resp.get("Uploads", [])]
+            if not resp.get("IsTruncated"):
+                return out
+            kwargs.update(KeyMarker=resp.get("NextKeyMarker"),
+                          UploadIdMarker=resp.get("NextUploadIdMarker"))

@@ -1,0 +1,432 @@
+"""Paid subscriptions through the real SDK and the Mercado Pago emulator, walked in time."""
+
+from __future__ import annotations
+
+import ftplib
+import os
+import io
+import json
+import urllib.request
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlmodel import select
+
+from billing.db import session_scope
+from billing.mercadopago import MercadoPago
+from billing.models import AuditEvent, Charge, Subscription
+from billing.mp_emulator import MercadoPagoEmulator
+from billing.run import billing_pass
+from billing.subscriptions import create_paid
+from tests.conftest import DeviceLogin, Stack
+
+START = date(2026, 11, 22)
+
+
+@pytest.fixture
+def mp_emulator() -> Iterator[MercadoPagoEmulator]:
+    with MercadoPagoEmulator(timeout_seconds=1, today=START) as emu:
+        yield emu
+
+
+def control(emu: MercadoPagoEmulator, path: str, body: dict) -> None:  # type: ignore[type-arg]
+    req = urllib.request.Request(emu.url + path, data=json.dumps(body).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+
+
+class Clock:
+    """Moves the emulator and runs a billing pass each day, as the scheduler would."""
+
+    def __init__(self, stack: Stack, emu: MercadoPagoEmulator) -> None:
+        self.stack, self.emu, self.today = stack, emu, START
+        self.mp = MercadoPago("TEST-token", emu.url, timeout=2)
+
+    def run(self, dry_run: bool = False):  # type: ignore[no-untyped-def]
+        return billing_pass(self.stack.engine, self.mp, self.stack.store, self.stack.settings,
+                            self.today, dry_run=dry_run)
+
+    def until(self, day: date) -> list[object]:
+        reports = []
+        while self.today < day:
+            self.today += timedelta(days=1)
+            control(self.emu, "/__emulator/clock", {"date": self.today.isoformat()})
+            reports.append(self.run())
+        return reports
+
+
+def set_outcome(emu: MercadoPagoEmulator, sub: Subscription, outcome: str) -> None:
+    """How Mercado Pago answers this subscription's installments from now on."""
+    control(emu, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
+                                           "outcome": outcome})
+
+
+def subscribe(stack: Stack, clock: Clock, dev: DeviceLogin) -> Subscription:
+    with session_scope(stack.engine) as s:
+        return create_paid(s, clock.mp, device_ref=dev.device_id, plan_code=plan_of(stack, dev),
+                           on=clock.today, billing_day=5, actor="test")
+
+
+def plan_of(stack: Stack, dev: DeviceLogin) -> str:
+    from billing.models import Plan
+
+    with session_scope(stack.engine) as s:
+        return s.exec(select(Plan).order_by(Plan.id.desc())).first().code  # type: ignore[union-attr]
+
+
+def status(stack: Stack, sub_id: int) -> str:
+    with session_scope(stack.engine) as s:
+        return s.get(Subscription, sub_id).status  # type: ignore[union-attr]
+
+
+def upload(stack: Stack, dev: DeviceLogin, name: str) -> str:
+    try:
+        with stack.ftp(dev) as ftp:
+            return ftp.storbinary(f"STOR {name}", io.BytesIO(b"recording-" + name.encode()))
+    except ftplib.error_perm as exc:
+        return str(exc)
+
+
+def test_paid_subscription_lifecycle_to_deletion(stack: Stack,
+                                                 mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = subscribe(stack, clock, dev)
+    assert sub.status == "pending" and sub.checkout_url and "preapproval_id=" in sub.checkout_url
+    assert sub.first_charge == Decimal("4.33")  # 10.00 x 13/30: 13 days to the 5th
+    assert upload(stack, dev, "early.jpg").startswith("532")
+    control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    report = clock.run()
+    assert sub.id in report.activated and status(stack, sub.id) == "active"
+    assert upload(stack, dev, "a.jpg").startswith("226")
+    assert upload(stack, dev, "b.jpg").startswith("226")
+    again = clock.run()  # a second pass the same day changes nothing
+    assert sub.id not in again.activated and status(stack, sub.id) == "active"
+
+    control(mp_emulator, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
+                                                   "outcome": "reject"})
+    clock.until(date(2026, 12, 5))
+    assert status(stack, sub.id) == "past_due"
+    assert upload(stack, dev, "grace.jpg").startswith("226")  # uploads continue
+    clock.until(date(2026, 12, 14))
+    assert status(stack, sub.id) == "past_due"
+    dry = clock.run(dry_run=True)
+    assert sub.id not in dry.blocked and status(stack, sub.id) == "past_due"
+    clock.until(date(2026, 12, 15))  # 10 days of grace
+    assert status(stack, sub.id) == "blocked"
+    assert "blocked for non-payment" in upload(stack, dev, "late.jpg")
+    with stack.ftp(dev) as ftp:  # recordings stay readable
+        assert sorted(ftp.nlst()) == ["a.jpg", "b.jpg", "grace.jpg"]
+    clock.today = date(2026, 12, 19)
+    control(mp_emulator, "/__emulator/clock", {"date": "2026-12-19"})
+    dry = clock.run(dry_run=True)
+    assert sub.id not in [d["subscription"] for d in dry.deleted]
+    clock.until(date(2026, 12, 20))  # 5 more days: the drive goes
+    assert status(stack, sub.id) == "deleted"
+    assert stack.s3_keys(dev) == {} and not any(
+        not e.is_dir for e in stack.entries(dev).values())
+    with session_scope(stack.engine) as s:
+        deletion = s.exec(select(AuditEvent).where(AuditEvent.entity == "drive",
+                                                   AuditEvent.action == "deleted")).all()
+        mine = [d for d in deletion if f'"prefix": "{dev.prefix}"' in (d.detail or "")]
+        assert len(mine) == 1 and '"objects": 3' in mine[0].detail  # type: ignore[operator]
+        charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
+        assert [(c.amount, c.status) for c in charges] == [
+            (Decimal("4.33"), "approved"), (Decimal("10.00"), "rejected")]
+    assert sub.id not in [d["subscription"] for d in clock.run().deleted]  # not twice
+
+
+def test_payment_on_retry_reactivates(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    set_outcome(mp_emulator, sub, "reject")
+    clock.until(date(2026, 12, 5))
+    assert status(stack, sub.id) == "past_due"
+    set_outcome(mp_emulator, sub, "approve")
+    clock.until(date(2026, 12, 7))  # Mercado Pago's retry on day 2 goes through
+    assert status(stack, sub.id) == "active"
+    with session_scope(stack.engine) as s:
+        assert s.get(Subscription, sub.id).paid_through == date(2027, 1, 5)  # type: ignore[union-attr]
+
+
+def test_unreachable_mercadopago_is_never_non_payment(stack: Stack,
+                                                      mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    set_outcome(mp_emulator, sub, "reject")
+    clock.until(date(2026, 12, 5))
+    assert status(stack, sub.id) == "past_due"
+    mp_emulator.stop()  # Mercado Pago is gone for a month
+    clock.mp = MercadoPago("TEST-token", mp_emulator.url, timeout=1)
+    clock.today = date(2027, 1, 10)
+    report = clock.run()
+    assert sub.id in report.unreachable
+    assert sub.id not in report.blocked and sub.id not in [d["subscription"] for d in
+                                                             report.deleted]
+    assert status(stack, sub.id) == "past_due"
+    assert upload(stack, dev, "still.jpg").startswith("226")
+
+
+def test_email_mismatch_leaves_it_pending_with_the_reason(
+        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    with session_scope(stack.engine) as s:
+        from billing.models import Customer
+
+        email = s.get(Customer, dev.customer_id).email  # type: ignore[union-attr]
+    control(mp_emulator, "/__emulator/behaviour", {"payer_email": email,
+                                                   "outcome": "email_mismatch"})
+    sub = subscribe(stack, clock, dev)
+    assert sub.status == "pending" and sub.checkout_url is None
+    assert "Mercado Pago account" in (sub.pending_reason or "")
+    control(mp_emulator, "/__emulator/behaviour", {"payer_email": email, "outcome": "approve"})
+    again = subscribe(stack, clock, dev)  # retried: the same subscription, now with a checkout
+    assert again.id == sub.id and again.checkout_url and again.pending_reason is None
+
+
+def _plan(stack: Stack, code: str, capacity: str, price: str) -> str:
+    from billing import accounts
+
+    with session_scope(stack.engine) as s:
+        accounts.add_plan(s, code=code, capacity=capacity, price=price, currency="MXN",
+                          on_full="reject", actor="test")
+    return code
+
+
+def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin
+            ) -> Subscription:
+    sub = subscribe(stack, clock, dev)
+    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    clock.run()
+    assert status(stack, sub.id) == "active"
+    return sub
+
+
+def test_upgrade_charges_once_even_after_a_crash(stack: Stack,
+                                                 mp_emulator: MercadoPagoEmulator) -> None:
+    from billing.changes import upgrade
+    from billing.mercadopago import idempotency_key
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)  # plan price 10.00
+    sub = _active(stack, clock, mp_emulator, dev)
+    tag = os.urandom(3).hex().upper()
+    big = _plan(stack, f"BIG-{tag}", "5GB", "40.00")
+    # a previous attempt charged Mercado Pago and died before writing the ledger
+    key = idempotency_key("upgrade", sub.id, big, START.isoformat())
+    with session_scope(stack.engine) as s:
+        from billing.models import Charge as C
+
+        from billing.accounts import get_plan
+
+        s.add(C(subscription_id=sub.id, kind="upgrade", amount=Decimal("13.00"), currency="MXN",
+                idempotency_key=key, status="pending", plan_id=get_plan(s, big).id))
+    clock.mp.create_payment(key=key, payer_email="x@x.mx", amount=Decimal("13.00"),
+                            currency="MXN", description="d", external_reference="first-try")
+    payments_before = len(mp_emulator.state.payments)
+    with session_scope(stack.engine) as s:
+        charge = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
+    assert charge.status == "approved" and charge.amount == Decimal("13.00")  # 30 x 13/30
+    assert len(mp_emulator.state.payments) == payments_before  # the same payment, not another
+    with session_scope(stack.engine) as s:
+        again = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
+        assert again.id == charge.id
+        assert s.get(Subscription, sub.id).plan_id != sub.plan_id  # type: ignore[union-attr]
+    assert stack.drive(dev).capacity_bytes == 5_000_000_000
+    pre = mp_emulator.state.preapprovals[sub.mp_preapproval_id]  # type: ignore[index]
+    assert pre["auto_recurring"]["transaction_amount"] == 40.0  # later cycles: new price
+
+
+def test_downgrade_waits_for_the_cycle_and_must_fit(stack: Stack,
+                                                   mp_emulator: MercadoPagoEmulator) -> None:
+    from billing.changes import downgrade
+    from billing.errors import InvalidInput
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    tag = os.urandom(3).hex().upper()
+    tiny = _plan(stack, f"TINY-{tag}", "10B", "5.00")
+    small = _plan(stack, f"SMALL-{tag}", "500MB", "5.00")
+    assert upload(stack, dev, "rec.jpg").startswith("226")
+    with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="delete recordings"):
+        downgrade(s, clock.mp, sub.id, tiny, actor="test")
+    with session_scope(stack.engine) as s:
+        downgrade(s, clock.mp, sub.id, small, actor="test")
+    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # not yet
+    clock.until(date(2026, 12, 5))  # the new cycle's installment
+    assert stack.drive(dev).capacity_bytes == 500_000_000
+    with session_scope(stack.engine) as s:
+        charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
+        assert charges[-1].amount == Decimal("5.00")
+
+
+def test_cancel_keeps_the_paid_period_then_the_ladder(stack: Stack,
+                                                      mp_emulator: MercadoPagoEmulator) -> None:
+    from billing.changes import cancel
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    with session_scope(stack.engine) as s:
+        cancel(s, clock.mp, sub.id, actor="test")
+    clock.until(date(2026, 12, 4))
+    assert status(stack, sub.id) == "active"  # paid through Dec 5
+    assert upload(stack, dev, "still-paid.jpg").startswith("226")
+    clock.until(date(2026, 12, 5))
+    assert status(stack, sub.id) == "past_due"
+    clock.until(date(2026, 12, 15))
+    assert status(stack, sub.id) == "blocked"
+    clock.until(date(2026, 12, 20))
+    assert status(stack, sub.id) == "deleted"
+
+
+class FlakyStore:
+    """The real S3 store, failing once after its first page of deletions."""
+
+    def __init__(self, store) -> None:  # type: ignore[no-untyped-def]
+        self.store, self.failed = store, False
+
+    def delete_prefix(self, prefix: str) -> tuple[int, int]:
+        if self.failed:
+            return self.store.delete_prefix(prefix)
+        self.failed = True
+        page = [key for key, _ in zip(self.store.list_keys(prefix), range(1000), strict=False)]
+        self.store.delete([k for k, _ in page])
+        from billing.errors import StorageUnavailable
+
+        raise StorageUnavailable("storage went away in the middle of the deletion")
+
+
+def test_deleting_thousands_of_objects_resumes_after_an_interruption(
+        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from billing.entitlement import upload_entitlement
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    ent = upload_entitlement(stack.engine, dev.device_id)
+
+    def store_one(i: int) -> None:
+        up = stack.pipeline.start(ent, f"2026-12-01/001/jpg/{i:05d}[M][0@0][0].jpg")
+        up.write(b"j" * 100)
+        up.commit()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(store_one, range(1500)))
+    assert len(stack.s3_keys(dev)) == 1500
+    control(mp_emulator, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
+                                                   "outcome": "reject"})
+    clock.until(date(2026, 12, 19))
+    assert status(stack, sub.id) == "blocked"
+    real = stack.store
+    stack.store = FlakyStore(real)  # type: ignore[assignment]
+    try:
+        clock.until(date(2026, 12, 20))
+        assert status(stack, sub.id) == "blocked"  # interrupted: not deleted yet
+        remaining = len(dict(real.list_keys(dev.prefix)))
+        assert remaining == 500
+        report = clock.run()  # the next pass finishes
+    finally:
+        stack.store = real
+    assert [d for d in report.deleted if d["subscription"] == sub.id] == [
+        {"subscription": sub.id, "objects": 500, "bytes": 50_000}]
+    assert status(stack, sub.id) == "deleted"
+    assert stack.s3_keys(dev) == {}
+    assert not any(not e.is_dir for e in stack.entries(dev).values())
+
+
+def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    """Failures, a recovery, an upgrade, a downgrade that does not fit, a cancellation
+    and the deletion, walked one day (one billing pass) at a time."""
+    from billing.changes import cancel, downgrade, upgrade
+    from billing.errors import InvalidInput
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)  # 10.00 MXN
+    sub = _active(stack, clock, mp_emulator, dev)
+    tag = os.urandom(3).hex().upper()
+    big = _plan(stack, f"Y-BIG-{tag}", "2GB", "20.00")
+    tiny = _plan(stack, f"Y-TINY-{tag}", "100B", "5.00")
+    ref = {"external_reference": f"sub-{sub.id}"}
+
+    def outcome(o: str) -> None:
+        control(mp_emulator, "/__emulator/behaviour", {**ref, "outcome": o})
+
+    clock.until(date(2027, 1, 4))
+    assert status(stack, sub.id) == "active"
+    outcome("reject")
+    clock.until(date(2027, 1, 5))
+    assert status(stack, sub.id) == "past_due"
+    outcome("approve")
+    clock.until(date(2027, 1, 7))  # Mercado Pago's second try goes through
+    assert status(stack, sub.id) == "active"
+    clock.until(date(2027, 2, 10))
+    with session_scope(stack.engine) as s:
+        charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
+    assert charge.amount == Decimal("7.67")  # (20 - 10) x 23/30
+    assert stack.drive(dev).capacity_bytes == 2_000_000_000
+    with stack.ftp(dev) as ftp:  # recordings that a 100-byte plan cannot hold
+        assert ftp.storbinary("STOR march.dav", io.BytesIO(b"v" * 1000)).startswith("226")
+    clock.until(date(2027, 3, 10))
+    with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="do not fit|delete"):
+        downgrade(s, clock.mp, sub.id, tiny, actor="test")
+    outcome("reject")
+    clock.until(date(2027, 4, 5))
+    assert status(stack, sub.id) == "past_due"
+    clock.until(date(2027, 4, 14))
+    assert status(stack, sub.id) == "past_due"
+    outcome("approve")
+    clock.until(date(2027, 4, 15))  # the last retry, day 10, is paid: still before blocking
+    assert status(stack, sub.id) == "active"
+    clock.until(date(2027, 9, 1))
+    assert status(stack, sub.id) == "active"
+    with session_scope(stack.engine) as s:
+        cancel(s, clock.mp, sub.id, actor="test")
+    clock.until(date(2027, 9, 4))  # paid through Sep 5: kept, no refund
+    assert status(stack, sub.id) == "active" and upload(stack, dev, "sep.jpg").startswith("226")
+    clock.until(date(2027, 9, 5))
+    assert status(stack, sub.id) == "past_due"
+    clock.until(date(2027, 9, 20))
+    assert status(stack, sub.id) == "deleted"
+    assert stack.s3_keys(dev) == {}
+    with session_scope(stack.engine) as s:
+        charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
+        approved = [c for c in charges if c.status == "approved"]
+        # the prorated first month, 9 monthly installments (Dec..Aug) and the upgrade
+        assert len(approved) == 11
+        assert sum(c.amount for c in approved) == (
+            Decimal("4.33") + Decimal("10.00") * 3 + Decimal("7.67") + Decimal("20.00") * 6)
+        trail = s.exec(select(AuditEvent).where(AuditEvent.entity == "subscription",
+                                                AuditEvent.entity_id == str(sub.id))).all()
+        actions = [a.action for a in trail]
+        assert actions.count("status:past_due") == 3 and "upgraded" in actions
+        assert actions[-1] == "status:deleted"
+
+
+def test_upgrade_payment_in_process_is_settled_by_polling(
+        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    from billing.changes import upgrade
+
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = _active(stack, clock, mp_emulator, dev)
+    big = _plan(stack, f"P-BIG-{os.urandom(3).hex().upper()}", "3GB", "30.00")
+    control(mp_emulator, "/__emulator/behaviour", {
+        "external_reference": f"sub-{sub.id}-upgrade-{big}", "outcome": "in_process"})
+    with session_scope(stack.engine) as s:
+        charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
+    assert charge.status == "pending" and stack.drive(dev).capacity_bytes == 1_000_000_000
+    clock.run()
+    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # still in process
+    control(mp_emulator, f"/__emulator/payments/{charge.mp_id}", {"status": "approved"})
+    clock.run()  # the billing pass polls the one-off payment and applies the upgrade
+    assert stack.drive(dev).capacity_bytes == 3_000_000_000
+    with session_scope(stack.engine) as s:
+        assert s.get(Charge, charge.id).status == "approved"  # type: ignore[union-attr]

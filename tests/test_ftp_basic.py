@@ -1,0 +1,212 @@
+"""FTP commands a recorder or an installer uses, against a live gateway."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import os
+
+import pytest
+
+from tests.conftest import MiB, Stack, put
+
+
+def get(ftp: ftplib.FTP, path: str, rest: int | None = None) -> bytes:
+    buf = io.BytesIO()
+    ftp.retrbinary(f"RETR {path}", buf.write, rest=rest)
+    return buf.getvalue()
+
+
+def test_store_small_and_multipart_files(stack: Stack) -> None:
+    dev = stack.device()
+    small, big = os.urandom(200_000), os.urandom(12 * MiB + 123)
+    with stack.ftp(dev) as ftp:
+        assert put(ftp, "snap.jpg", small).startswith("226")
+        assert put(ftp, "clip.dav", big).startswith("226")
+        assert get(ftp, "snap.jpg") == small
+        assert get(ftp, "clip.dav") == big
+        assert ftp.size("clip.dav") == len(big)
+    drive = stack.drive(dev)
+    assert drive.committed_bytes == len(small) + len(big)
+    assert drive.object_count == 2
+    stack.assert_consistent(dev)
+
+
+def test_empty_file(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        assert put(ftp, "DVRWorkDirectory", b"").startswith("226")
+        assert ftp.size("DVRWorkDirectory") == 0
+    stack.assert_consistent(dev)
+
+
+def test_mkd_chain_cwd_pwd_and_existing_directory(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        assert ftp.pwd() == "/"
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.cwd("2026-11-22")
+        for level in ("2026-11-22", "001", "dav", "21"):
+            try:
+                ftp.cwd(level)
+            except ftplib.error_perm:
+                ftp.mkd(level)
+                ftp.cwd(level)
+        assert ftp.pwd() == "/2026-11-22/001/dav/21"
+        # creating an existing directory succeeds (XMKD too): the chain never breaks
+        assert ftp.sendcmd("MKD /2026-11-22/001").startswith("257")
+        assert ftp.sendcmd("XMKD /2026-11-22").startswith("257")
+        ftp.cwd("/")
+        ftp.sendcmd("CDUP")
+        assert ftp.pwd() == "/"
+
+
+def test_listings_with_brackets_and_at(stack: Stack) -> None:
+    dev = stack.device()
+    name = "21.04.49-21.05.14[M][0@0][0].mp4"
+    with stack.ftp(dev) as ftp:
+        ftp.mkd("2019-05-09")
+        put(ftp, f"2019-05-09/{name}", b"x" * 1000)
+        put(ftp, "2019-05-09/52[M][0@0][0].jpg", b"y" * 10)
+        assert sorted(ftp.nlst("2019-05-09")) == ["21.04.49-21.05.14[M][0@0][0].mp4",
+                                                  "52[M][0@0][0].jpg"]
+        lines: list[str] = []
+        ftp.retrlines("LIST 2019-05-09", lines.append)
+        assert any(line.endswith(" " + name) and " 1000 " in line for line in lines)
+        ftp.cwd("2019-05-09")
+        lines = []
+        ftp.retrlines("LIST -la", lines.append)
+        assert len(lines) == 2
+        facts = dict(ftp.mlsd("/2019-05-09"))
+        assert facts[name]["type"] == "file" and facts[name]["size"] == "1000"
+        assert ftp.sendcmd(f"MDTM {name}").startswith("213 20")
+        root = dict(ftp.mlsd("/"))
+        assert root["2019-05-09"]["type"] == "dir"
+
+
+def test_dele_rmd(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        ftp.mkd("a")
+        put(ftp, "a/f.jpg", b"1234")
+        with pytest.raises(ftplib.error_perm, match="550 .*not empty"):
+            ftp.rmd("a")
+        with pytest.raises(ftplib.error_perm, match="550 .*directory"):
+            ftp.delete("a")
+        ftp.delete("a/f.jpg")
+        ftp.rmd("a")
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.delete("a/f.jpg")
+        assert ftp.nlst() == []
+    stack.assert_consistent(dev)
+
+
+def test_rename_is_server_side_and_counted_once(stack: Stack) -> None:
+    """Amcrest/Dahua: STOR x.mp4_ then RNFR x.mp4_ / RNTO x.mp4."""
+    dev = stack.device()
+    data = os.urandom(6 * MiB)
+    with stack.ftp(dev) as ftp:
+        ftp.mkd("d")
+        put(ftp, "d/x.mp4_", data)
+        key_before = stack.entries(dev)["d/x.mp4_"].key
+        ftp.rename("d/x.mp4_", "d/x.mp4")
+        assert ftp.nlst("d") == ["x.mp4"]
+        assert get(ftp, "d/x.mp4") == data
+        # renaming onto an existing file replaces it, usage still counted once
+        put(ftp, "d/y.mp4_", b"new")
+        ftp.rename("d/y.mp4_", "d/x.mp4")
+        assert get(ftp, "d/x.mp4") == b"new"
+        # a directory tree moves too
+        ftp.rename("d", "e")
+        assert ftp.nlst("e") == ["x.mp4"]
+        with pytest.raises(ftplib.error_perm, match="^503"):
+            ftp.sendcmd("RNTO z")
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.rename("nope", "z")
+    entries = stack.entries(dev)
+    assert entries["e/x.mp4"].size == 3
+    assert key_before not in stack.s3_keys(dev)
+    assert stack.drive(dev).committed_bytes == 3
+    stack.assert_consistent(dev)
+
+
+def test_store_onto_a_directory_is_refused(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        ftp.mkd("dir")
+        with pytest.raises(ftplib.error_perm, match="^550 /dir is a directory"):
+            put(ftp, "dir", b"data")
+        with pytest.raises(ftplib.error_perm, match="^550 / is a directory"):
+            put(ftp, "/", b"data")
+    stack.assert_consistent(dev)
+
+
+def test_overwrite_replaces_and_counts_once(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        put(ftp, "f", b"a" * 100)
+        put(ftp, "f", b"b" * 40)
+        assert get(ftp, "f") == b"b" * 40
+    assert stack.drive(dev).committed_bytes == 40
+    stack.assert_consistent(dev)
+
+
+def test_rest_retr_resumes_download(stack: Stack) -> None:
+    dev = stack.device()
+    data = os.urandom(300_000)
+    with stack.ftp(dev) as ftp:
+        put(ftp, "v.dav", data)
+        assert get(ftp, "v.dav", rest=123_456) == data[123_456:]
+        with pytest.raises(ftplib.error_perm, match="^554"):
+            get(ftp, "v.dav", rest=len(data) + 1)
+
+
+def test_allo_rest0_appe_and_rest_stor(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        assert ftp.sendcmd("TYPE I").startswith("200")
+        assert ftp.sendcmd("ALLO 5").startswith("200 ")
+        assert ftp.sendcmd("REST 0").startswith("350")
+        assert put(ftp, "a.mp4_", b"12345").startswith("226")
+        with pytest.raises(ftplib.error_perm, match="^502 APPE"):
+            ftp.storbinary("APPE a.mp4_", io.BytesIO(b"more"))
+        ftp.sendcmd("REST 3")
+        with pytest.raises(ftplib.error_perm, match="^554"):
+            ftp.storbinary("STOR a.mp4_", io.BytesIO(b"45"))
+        assert get(ftp, "a.mp4_") == b"12345"
+        # EPSV works as well as PASV
+        ftp.af = 10  # type: ignore[attr-defined]  (force EPSV in ftplib)
+        assert put(ftp, "b", b"epsv").startswith("226")
+    stack.assert_consistent(dev)
+
+
+def test_allo_mismatch_is_not_committed(stack: Stack) -> None:
+    """A client that announced N bytes and sent fewer did not finish: no object."""
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        ftp.sendcmd("ALLO 1000")
+        with pytest.raises(ftplib.error_temp, match="^426"):
+            put(ftp, "short", b"x" * 10)
+        assert ftp.nlst() == []
+    stack.assert_consistent(dev)
+
+
+def test_passive_range_and_masquerade_address(db_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
+    """PASV answers with the configured public address and a port from the range."""
+    from tests.conftest import Stack as S
+
+    stack = S(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+              ftp_masquerade_address="203.0.113.10")
+    try:
+        dev = stack.device()
+        low, high = (int(p) for p in stack.settings.ftp_passive_ports.split("-"))
+        with stack.ftp(dev) as ftp:
+            resp = ftp.sendcmd("PASV")
+            nums = [int(n) for n in resp[resp.index("(") + 1:resp.index(")")].split(",")]
+            assert nums[:4] == [203, 0, 113, 10]
+            assert low <= nums[4] * 256 + nums[5] <= high
+            epsv = ftp.sendcmd("EPSV")
+            port = int(epsv.split("|")[3])
+            assert low <= port <= high
+    finally:
+        stack.close()

@@ -1,0 +1,135 @@
+"""The official SDK against the Mercado Pago emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from billing.mercadopago import (
+    MercadoPago,
+    MercadoPagoRefused,
+    MercadoPagoUnavailable,
+    idempotency_key,
+)
+from billing.mp_emulator import MercadoPagoEmulator
+
+
+@pytest.fixture
+def emulator() -> Iterator[MercadoPagoEmulator]:
+    with MercadoPagoEmulator(timeout_seconds=2, today=date(2026, 11, 1)) as mp:
+        yield mp
+
+
+def control(mp: MercadoPagoEmulator, path: str, body: dict) -> dict:  # type: ignore[type-arg]
+    req = urllib.request.Request(mp.url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def client(mp: MercadoPagoEmulator, timeout: float = 5) -> MercadoPago:
+    return MercadoPago("TEST-token", mp.url, timeout=timeout)
+
+
+def test_preapproval_lifecycle_and_installments(emulator: MercadoPagoEmulator) -> None:
+    mp = client(emulator)
+    control(emulator, "/__emulator/clock", {"date": "2026-11-22"})
+    pre = mp.create_preapproval(key=idempotency_key("preapproval", 1), payer_email="ana@x.mx",
+                                reason="AC-ST-50", amount=Decimal("199.00"), currency="MXN",
+                                start_date="2026-12-05", external_reference="sub-1")
+    assert pre.status == "pending" and pre.init_point and "preapproval_id=" in pre.init_point
+    assert pre.amount == Decimal("199.00")
+    control(emulator, f"/__emulator/authorize/{pre.id}", {})
+    assert mp.get_preapproval(pre.id).status == "authorized"
+    assert mp.installments(pre.id)[0]["status"] == "scheduled"
+    control(emulator, "/__emulator/clock", {"date": "2026-12-05"})
+    first = mp.installments(pre.id)[0]
+    assert first["status"] == "processed" and first["payment"]["status"] == "approved"
+    assert mp.cancel_preapproval(pre.id).status == "cancelled"
+
+
+def test_declined_installment_retries_then_cancels(emulator: MercadoPagoEmulator) -> None:
+    mp = client(emulator)
+    control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
+    pre = mp.create_preapproval(key="k-decline", payer_email="bob@x.mx", reason="AC-ST-50",
+                                amount=Decimal("199.00"), currency="MXN",
+                                start_date="2026-12-05", external_reference="sub-2")
+    control(emulator, f"/__emulator/authorize/{pre.id}", {})
+    control(emulator, "/__emulator/behaviour", {"payer_email": "bob@x.mx", "outcome": "reject"})
+    control(emulator, "/__emulator/clock", {"date": "2026-12-10"})
+    inst = mp.installments(pre.id)[0]
+    assert inst["status"] == "recycling" and inst["retry_attempt"] == 3  # Dec 5, 7, 9
+    control(emulator, "/__emulator/clock", {"date": "2026-12-15"})  # Dec 12, 15: the 4 retries
+    assert mp.installments(pre.id)[0]["status"] == "rejected"
+    control(emulator, "/__emulator/clock", {"date": "2027-03-01"})
+    statuses = [i["status"] for i in mp.installments(pre.id)]
+    assert statuses == ["rejected", "rejected", "rejected"]
+    assert mp.get_preapproval(pre.id).status == "cancelled"  # after 3 rejected installments
+
+
+def test_payer_email_mismatch_is_a_clear_refusal(emulator: MercadoPagoEmulator) -> None:
+    control(emulator, "/__emulator/behaviour", {"payer_email": "x@x.mx",
+                                                "outcome": "email_mismatch"})
+    with pytest.raises(MercadoPagoRefused, match="Mercado Pago account"):
+        client(emulator).create_preapproval(
+            key="k", payer_email="x@x.mx", reason="AC-ST-50", amount=Decimal("199"),
+            currency="MXN", start_date="2026-12-05", external_reference="sub-3")
+
+
+def test_one_off_payment_is_idempotent(emulator: MercadoPagoEmulator) -> None:
+    mp = client(emulator)
+    key = idempotency_key("upgrade", 7, "AC-ST-100")
+    first = mp.create_payment(key=key, payer_email="ana@x.mx", amount=Decimal("75.00"),
+                              currency="MXN", description="upgrade", external_reference="up-7")
+    again = mp.create_payment(key=key, payer_email="ana@x.mx", amount=Decimal("75.00"),
+                              currency="MXN", description="upgrade", external_reference="up-7")
+    assert first["id"] == again["id"] and first["status"] == "approved"
+    assert len(emulator.state.payments) == 1  # charged once
+    assert mp.get_payment(first["id"])["transaction_amount"] == 75.0
+
+
+def test_timeout_and_outage_are_unavailable_never_refusals(emulator: MercadoPagoEmulator) -> None:
+    control(emulator, "/__emulator/behaviour", {"external_reference": "slow",
+                                                "outcome": "timeout"})
+    with pytest.raises(MercadoPagoUnavailable):
+        client(emulator, timeout=0.5).create_payment(
+            key="t", payer_email="a@x.mx", amount=Decimal("1"), currency="MXN",
+            description="d", external_reference="slow")
+    dead = MercadoPago("TEST-token", "http://127.0.0.1:9", timeout=1)
+    with pytest.raises(MercadoPagoUnavailable):
+        dead.get_preapproval("nope")
+    with pytest.raises(MercadoPagoRefused, match="not found"):
+        client(emulator).get_preapproval("does-not-exist")
+
+
+@pytest.mark.parametrize("today,first", [
+    ("2026-11-22", "86.23"),   # 13 days to Dec 5: 199 * 13/30, as `subscription quote` says
+    ("2026-11-05", "199.00"),  # on the billing day: full price
+    ("2026-11-04", "6.63"),    # the day before: one day
+])
+def test_plan_with_proportional_first_charge_matches_the_quote(
+        emulator: MercadoPagoEmulator, today: str, first: str) -> None:
+    from billing.proration import prorate
+
+    mp = client(emulator)
+    control(emulator, "/__emulator/clock", {"date": today})
+    plan = mp.create_plan(key="plan-AC-ST-50", reason="AC-ST-50", amount=Decimal("199.00"),
+                          currency="MXN", billing_day=5)
+    assert plan["auto_recurring"]["billing_day_proportional"] is True
+    pre = mp.create_preapproval(key=f"pre-{today}", payer_email="ana@x.mx", reason="AC-ST-50",
+                                amount=Decimal("199.00"), currency="MXN", start_date=today,
+                                external_reference=f"sub-{today}", plan_id=plan["id"])
+    control(emulator, f"/__emulator/authorize/{pre.id}", {})
+    installments = mp.installments(pre.id)
+    charged = Decimal(str(installments[0]["transaction_amount"]))
+    assert installments[0]["payment"]["status"] == "approved"
+    assert charged == Decimal(first)
+    assert charged == prorate(Decimal("199.00"), "MXN", date.fromisoformat(today), 5).amount
+    assert installments[1]["debit_date"] == prorate(
+        Decimal("199.00"), "MXN", date.fromisoformat(today), 5).period_end.isoformat()
+    assert Decimal(str(installments[1]["transaction_amount"])) == Decimal("199.00")
