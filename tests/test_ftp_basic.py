@@ -210,3 +210,40 @@ def test_passive_range_and_masquerade_address(db_url: str, seaweed) -> None:  # 
             assert low <= port <= high
     finally:
         stack.close()
+
+
+def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
+    """Many sessions opening passive data channels at once never lose their session.
+
+    pyftpdlib binds before it listens; two session threads could bind the
+    same port and the loser's listen() used to drop its control connection.
+    """
+    import threading
+
+    from tests.conftest import Stack as S
+
+    base = 40000 + (os.getpid() % 200) * 100
+    stack = S(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+              ftp_passive_ports=f"{base}-{base + 3}")
+    errors: list[BaseException] = []
+    try:
+        dev = stack.device()
+        with stack.ftp(dev) as ftp:
+            put(ftp, "a.jpg", b"x")
+
+        def lister() -> None:
+            try:
+                with stack.ftp(dev) as ftp:
+                    for _ in range(15):
+                        assert ftp.nlst() == ["a.jpg"]
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=lister) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        stack.close()
+    assert errors == []

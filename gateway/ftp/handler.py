@@ -26,6 +26,7 @@ from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import DriveView, Login
 from gateway.ftp.listing import list_lines, mlsd_lines, mlsx_facts
+from gateway.ftp.passive import PassiveListener, PassiveRetryMixin
 from gateway.ftp.replies import reply_for
 from gateway.ingest import IngestPipeline, Upload
 
@@ -108,7 +109,7 @@ def no_fs_perm(cmds: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: dict(spec, perm=None) for name, spec in cmds.items()}
 
 
-class GatewayMixin:
+class GatewayMixin(PassiveRetryMixin):
     """Everything cam2drive changes in pyftpdlib's FTPHandler."""
 
     # set per server by gateway/ftp/server.py
@@ -119,6 +120,7 @@ class GatewayMixin:
 
     banner = "cam2drive FTP gateway ready."
     authorizer = Authorizer()
+    passive_dtp = PassiveListener
     proto_cmds = no_fs_perm(FTPHandler.proto_cmds)
     fs: DriveView
 

@@ -1,0 +1,48 @@
+"""Passive-mode listeners that stay correct when many sessions PASV at once.
+
+pyftpdlib's `PassiveDTP` picks a random port of the configured range, binds
+it with SO_REUSEADDR and only then listens. Under the threaded server two
+sessions can bind the same free port in that window; the second `listen()`
+then fails with EADDRINUSE and pyftpdlib drops the whole control
+connection: a recorder's upload lost to a race, seen with 30 concurrent
+sessions on a 100-port range.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from typing import Any
+
+from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
+
+# One per process: bind+listen of passive sockets is a few microseconds,
+# and holding it makes "bound but not yet listening" invisible to the
+# other sessions' threads, so pyftpdlib's own EADDRINUSE retry works.
+_BIND_LOCK = threading.Lock()
+
+
+class PassiveListener(PassiveDTP):
+    """`PassiveDTP` whose bind and listen are one step within the process."""
+
+    def __init__(self, cmd_channel: Any, extmode: bool = False) -> None:
+        with _BIND_LOCK:
+            super().__init__(cmd_channel, extmode)
+
+
+class PassiveRetryMixin:
+    """Turn a lost port race with another process into a clean 425.
+
+    Two gateway processes on one host sharing a passive range can still
+    collide (the README gives each node its own range); the client then
+    gets a retryable 425 on its PASV instead of a dropped session.
+    """
+
+    def _make_epasv(self, extmode: bool = False) -> None:
+        try:
+            super()._make_epasv(extmode)  # type: ignore[misc]
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+            self._dtp_acceptor = None
+            self.respond("425 No passive port free right now; try again.")  # type: ignore[attr-defined]
