@@ -331,3 +331,46 @@ def remove_device_key(session: Session, ref: str | int, key_ref: str, *, actor: 
                          fingerprint=key.fingerprint)
             return key
     raise NotFound(f"device {ref} has no key {key_ref}")
+
+
+LOCALES = ("es", "pt", "en")
+_REGIME, _USE, _POSTAL = re.compile(r"^\d{3}$"), re.compile(r"^[A-Z]{1,2}\d{2}$"), re.compile(r"^\d{5}$")
+
+
+def set_customer_fiscal(session: Session, ref: str | int, *, actor: str,
+                        rfc: str | None = None, name: str | None = None,
+                        regime: str | None = None, cfdi_use: str | None = None,
+                        postal_code: str | None = None, locale: str | None = None) -> Customer:
+    """The receiver data of the customer's CFDI invoices, and the language of their email."""
+    from satcfdi.models.rfc import RFC
+
+    cust = get_customer(session, ref)
+    if rfc is not None:
+        rfc = rfc.strip().upper()
+        try:
+            valid = RFC(rfc).is_valid()
+        except Exception:
+            valid = False
+        if not valid:
+            raise InvalidInput(f"{rfc!r} is not a valid RFC")
+        cust.tax_id = rfc
+    if name is not None:
+        cust.name = _text(name, "name", 200, required=True)
+    for value, pattern, what, attr in ((regime, _REGIME, "régimen fiscal (e.g. 612)", "tax_regime"),
+                                       (cfdi_use, _USE, "uso CFDI (e.g. G03)", "cfdi_use"),
+                                       (postal_code, _POSTAL, "postal code (5 digits)",
+                                        "postal_code")):
+        if value is not None:
+            value = value.strip().upper()
+            if not pattern.match(value):
+                raise InvalidInput(f"{value!r} is not a {what}")
+            setattr(cust, attr, value)
+    if locale is not None:
+        if locale not in LOCALES:
+            raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+        cust.locale = locale
+    session.add(cust)
+    audit.record(session, actor=actor, entity="customer", entity_id=cust.id,
+                 action="fiscal_data_set", cause="operator request", rfc=cust.tax_id,
+                 regime=cust.tax_regime, postal_code=cust.postal_code, locale=cust.locale)
+    return cust

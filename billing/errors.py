@@ -62,3 +62,7 @@ class NotSupported(Cam2DriveError):
 
 class UploadAborted(Cam2DriveError):
     """The client went away or aborted before the file was complete."""
+
+
+class InvoiceError(Cam2DriveError):
+    """An invoice could not be built, sealed or stamped; the charge stays uninvoiced."""

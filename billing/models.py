@@ -67,7 +67,12 @@ class Customer(SQLModel, table=True):
     email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
     name: str | None = Field(default=None, sa_column=Column(String(200)))
     phone: str | None = Field(default=None, sa_column=Column(String(40)))
-    tax_id: str | None = Field(default=None, sa_column=Column(String(40)))
+    tax_id: str | None = Field(default=None, sa_column=Column(String(40)))  # the RFC in Mexico
+    # fiscal data for CFDI invoices; with none, invoices go to "público en general"
+    tax_regime: str | None = Field(default=None, sa_column=Column(String(3)))
+    cfdi_use: str | None = Field(default=None, sa_column=Column(String(4)))
+    postal_code: str | None = Field(default=None, sa_column=Column(String(10)))
+    locale: str | None = Field(default=None, sa_column=Column(String(5)))  # es | pt | en
     password_hash: str | None = Field(default=None, sa_column=Column(String(200)))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
@@ -82,6 +87,8 @@ class Device(SQLModel, table=True):
     username: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # set while the recorder is reported silent (billing/notify.py), cleared on recovery
+    silent_since: datetime | None = Field(default=None)
 
 
 class DeviceKey(SQLModel, table=True):
@@ -254,3 +261,64 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(sa_column=Column(String(60), nullable=False))
     cause: str = Field(sa_column=Column(Text, nullable=False))
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Invoice(SQLModel, table=True):
+    """The fiscal receipt of one approved charge: a stamped CFDI and its PDF in S3.
+
+    The row is written before the PAC is called, with the folio and date the
+    CFDI will carry, so a retried issue seals the same document again and a
+    PAC recognises it instead of stamping a second one.
+    """
+
+    __tablename__ = "invoices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    charge_id: int = Field(foreign_key="charges.id", nullable=False, unique=True)
+    customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
+    serie: str = Field(sa_column=Column(String(25), nullable=False))
+    folio: str = Field(sa_column=Column(String(40), nullable=False))
+    issued_on: datetime = Field(nullable=False)  # the CFDI's Fecha, in UTC
+    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending | issued
+    uuid: str | None = Field(default=None, sa_column=Column(String(36), unique=True))
+    issuer_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
+    receiver_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
+    total: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    xml_key: str | None = Field(default=None, sa_column=Column(String(300)))
+    pdf_key: str | None = Field(default=None, sa_column=Column(String(300)))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    stamped_at: datetime | None = Field(default=None)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one email to send, unique by what it is about.
+
+    `dedupe_key` names the event (e.g. `status:past_due:sub:7:audit:123`),
+    so collecting twice, or two schedulers racing, queue it once.
+    """
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON for the template
+    status: str = Field(sa_column=Column(String(10), nullable=False, index=True))  # pending|sent
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utcnow, nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = Field(default=None)
+
+
+class Cursor(SQLModel, table=True):
+    """How far a consumer of the audit log has read (e.g. the notifier)."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(sa_column=Column(String(40), primary_key=True))
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -99,3 +99,24 @@ def _finish(session: Session, dry_run: bool) -> None:
         session.rollback()
     else:
         session.commit()
+
+
+def billing_cycle(engine: Engine, mp: MercadoPago, store: Any, settings: Settings,
+                  today: date, *, dry_run: bool = False) -> dict[str, Any]:
+    """What `billing run` and the scheduler do: the pass, then its invoices and notices.
+
+    Invoicing and notifications come after the pass and cannot stop it: a
+    PAC or CSD problem is reported and retried next time, never raised.
+    """
+    from billing.invoices import issue_pending
+    from billing.notify import collect
+
+    report = billing_pass(engine, mp, store, settings, today, dry_run=dry_run).as_dict()
+    if dry_run:
+        return report
+    try:
+        report["invoices"] = issue_pending(engine, store, settings).as_dict()
+    except Cam2DriveError as exc:
+        report["invoices"] = {"error": str(exc)}
+    report["notifications_queued"] = collect(engine, settings).queued
+    return report

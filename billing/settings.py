@@ -146,6 +146,39 @@ class Settings(BaseSettings):
 
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
 
+    # --- invoices: CFDI 4.0 sealed with the issuer's CSD, stamped by a PAC
+    cfdi_csd_certificate: Path | None = None  # the .cer (DER); no certificate, no invoices
+    cfdi_csd_key: Path | None = None  # the .key (encrypted PKCS#8 DER)
+    cfdi_csd_password: str | None = None
+    cfdi_issuer_name: str | None = None  # default: the name in the certificate
+    cfdi_issuer_regime: str = "601"  # régimen fiscal (c_RegimenFiscal)
+    cfdi_issuer_postal_code: str = "00000"  # LugarExpedicion
+    cfdi_serie: str = "C2D"
+    cfdi_product_code: str = "81112006"  # c_ClaveProdServ: servicios de almacenamiento de datos
+    cfdi_unit_code: str = "E48"  # c_ClaveUnidad: unidad de servicio
+    cfdi_payment_form: str = "31"  # c_FormaPago: intermediario de pagos (Mercado Pago)
+    cfdi_tax_rate: str = "0.160000"  # IVA, included in plan prices
+    pac: str = "local"  # local (a test PAC, never for real invoices) | finkok
+    pac_username: str | None = None
+    pac_password: str | None = None
+    pac_production: bool = False  # the PAC's production endpoint, not its test one
+    pac_local_dir: Path = Path("var/test-pac")  # the local test PAC's certificate
+    invoice_prefix: str = "invoices/"  # S3 prefix, outside every drive
+
+    # --- notifications by email
+    smtp_host: str | None = None  # none: notifications queue and wait
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "cam2drive <no-reply@localhost>"
+    default_locale: str = "es"  # es | pt | en, for customers without one
+    notify_every_seconds: int = Field(300, ge=5)  # scheduler: collect and send
+    silent_hours: float = Field(6, gt=0)  # a recorder silent this long is reported
+    final_warning_days: int = Field(2, ge=0)  # warning this many days before deletion
+
     @field_validator("ftp_passive_ports")
     @classmethod
     def _check_ports(cls, value: str) -> str:

@@ -50,6 +50,8 @@ def _root(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("weasyprint", "fontTools"):  # PDF rendering chatter, not operator news
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 # --- db -----------------------------------------------------------------------
@@ -130,6 +132,26 @@ def customer_list(
             q = q.where(Customer.distributor_id == distributor)
         rows = [record(c) for c in s.exec(q)]
     emit(rows, json_, title="customers")
+
+
+@customer_app.command("set-fiscal")
+def customer_set_fiscal(
+    customer: Annotated[str, typer.Argument(help="Customer id or email.")],
+    rfc: Annotated[str | None, typer.Option(help="RFC of the invoice receiver.")] = None,
+    name: Annotated[str | None, typer.Option(help="Legal name, as registered with the SAT.")] = None,
+    regime: Annotated[str | None, typer.Option(help="Régimen fiscal, e.g. 612.")] = None,
+    use: Annotated[str | None, typer.Option("--use", help="Uso CFDI, e.g. G03.")] = None,
+    postal_code: Annotated[str | None, typer.Option(help="Fiscal postal code.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Email language: es, pt or en.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Fiscal data for CFDI invoices (without it: "público en general") and email language."""
+    with session_scope(app_state().engine) as s:
+        cust = accounts.set_customer_fiscal(s, customer, actor=ACTOR, rfc=rfc, name=name,
+                                            regime=regime, cfdi_use=use,
+                                            postal_code=postal_code, locale=locale)
+        emit(record(cust, ["id", "email", "name", "tax_id", "tax_regime", "cfdi_use",
+                           "postal_code", "locale"]), json_)
 
 
 @customer_app.command("set-password")
@@ -438,20 +460,22 @@ def billing_run(
         "--dry-run", help="Report what would change; change nothing.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """One billing pass: poll Mercado Pago, walk the dunning ladder, delete due drives."""
-    from billing.run import billing_pass
+    """One billing pass: poll Mercado Pago, walk the dunning ladder, delete due drives,
+    then issue the invoices of approved charges and queue notifications."""
+    from billing.run import billing_cycle
 
     state = app_state()
-    report = billing_pass(state.engine, state.mercadopago, state.store, state.settings,
-                          _parse_date(on), dry_run=dry_run)
-    emit(report.as_dict(), json_)
+    emit(billing_cycle(state.engine, state.mercadopago, state.store, state.settings,
+                       _parse_date(on), dry_run=dry_run), json_)
 
 
 @app.command("scheduler")
 def scheduler() -> None:
-    """Run billing passes and the janitor periodically; one leader acts among several."""
-    from billing.run import billing_pass
+    """Run billing passes, invoices, notifications and the janitor; one leader acts."""
     from datetime import date
+
+    from billing.notify import collect, deliver
+    from billing.run import billing_cycle
 
     from billing.scheduler import LeaderLock, run_scheduler
     from gateway.janitor import run_janitor
@@ -460,10 +484,13 @@ def scheduler() -> None:
     st = state.settings
     jobs = [
         ("janitor", lambda: run_janitor(state.pipeline), st.janitor_every_seconds),
+        ("notify", lambda: {"queued": collect(state.engine, st).queued,
+                            **deliver(state.engine, st, state.store).as_dict()},
+         st.notify_every_seconds),
     ]
     if st.mp_access_token:
-        jobs.append(("billing", lambda: billing_pass(
-            state.engine, state.mercadopago, state.store, st, date.today()).as_dict(),
+        jobs.append(("billing", lambda: billing_cycle(
+            state.engine, state.mercadopago, state.store, st, date.today()),
             st.billing_every_seconds))
     else:
         logging.getLogger("cam2drive").warning(
@@ -575,13 +602,17 @@ def serve_ftp(state: App) -> None:
         server.close_all()
 
 
-def _register_dev() -> None:
+def _register_more() -> None:
     from cli.dev import dev_app
+    from cli.invoicing import invoice_app, notify_app, orders_app
 
     app.add_typer(dev_app, name="dev")
+    app.add_typer(orders_app, name="orders")
+    app.add_typer(invoice_app, name="invoice")
+    app.add_typer(notify_app, name="notify")
 
 
-_register_dev()
+_register_more()
 
 
 def main() -> None:

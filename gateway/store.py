@@ -35,11 +35,19 @@ def _check_prefix(prefix: str) -> str:
     return prefix
 
 
+def _check_document_prefix(prefix: str) -> str:
+    """Invoices live outside every drive: a drive deletion must never reach them."""
+    if not prefix.endswith("/") or prefix.startswith(("t/", "/")) or ".." in prefix:
+        raise ValueError(f"invoice prefix must end in '/' and lie outside t/: {prefix!r}")
+    return prefix
+
+
 class S3DriveStore:
     """Thin, typed wrapper over one boto3 client and one bucket."""
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 64) -> None:
         self.bucket = settings.s3_bucket
+        self.document_prefix = _check_document_prefix(settings.invoice_prefix)
         self.client = boto3.session.Session().client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
@@ -127,6 +135,24 @@ class S3DriveStore:
                 return objects, size
             self.delete(page)
             objects += len(page)
+
+    # --- documents (invoices), outside every drive prefix -----------------
+
+    def _document_key(self, key: str) -> str:
+        if not key.startswith(self.document_prefix) or "/../" in key or "//" in key:
+            raise ValueError(f"refusing document key outside {self.document_prefix}: {key!r}")
+        return key
+
+    def put_document(self, key: str, body: bytes, content_type: str) -> None:
+        self._call("put_object", Key=self._document_key(key), Body=body,
+                   ContentType=content_type)
+
+    def get_document(self, key: str) -> bytes:
+        body = self._call("get_object", Key=self._document_key(key))["Body"]
+        try:
+            return bytes(body.read())
+        except BotoCoreError as exc:
+            raise StorageUnavailable("storage is unreachable") from exc
 
     # --- reads ----------------------------------------------------------
 

@@ -1,0 +1,211 @@
+"""CFDI invoices of real charges: built with satcfdi, stamped, rendered, stored, listed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import satcfdi
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from lxml import etree
+from sqlmodel import select
+
+from billing import accounts
+from billing.db import session_scope
+from billing.democerts import demo_csd
+from billing.errors import StorageUnavailable
+from billing.invoices import issue_pending
+from billing.mp_emulator import MercadoPagoEmulator
+from billing.models import Invoice
+from billing.pac import make_pac
+from tests.conftest import DeviceLogin, Stack
+from tests.test_billing_flow import Clock, control, mp_emulator, subscribe  # noqa: F401
+
+SCHEMAS = Path(satcfdi.__file__).parent / "transform" / "schemas" / "www.sat.gob.mx" / \
+    "sitio_internet" / "cfd"
+BIN = str(Path(sys.executable).parent / "cam2drive")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("certs")
+
+
+def fiscal(certs: Path) -> dict[str, object]:
+    cer, key, password = demo_csd(certs)
+    return {"cfdi_csd_certificate": cer, "cfdi_csd_key": key, "cfdi_csd_password": password,
+            "cfdi_issuer_postal_code": "42501", "pac_local_dir": certs / "pac"}
+
+
+@pytest.fixture
+def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+              **fiscal(certs))
+    yield s
+    s.close()
+
+
+def xsd() -> etree.XMLSchema:
+    """CFDI 4.0 and the Timbre Fiscal Digital 1.1, as the SAT publishes them."""
+    root = etree.fromstring(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+        '<xs:import namespace="http://www.sat.gob.mx/cfd/4" schemaLocation="4/cfdv40.xsd"/>'
+        '<xs:import namespace="http://www.sat.gob.mx/TimbreFiscalDigital" '
+        'schemaLocation="TimbreFiscalDigital/TimbreFiscalDigitalv11.xsd"/></xs:schema>',
+        base_url=str(SCHEMAS / "all.xsd"))
+    return etree.XMLSchema(root)
+
+
+def seal_verifies(xml: bytes, cert_file: Path) -> bool:
+    """The SAT's own check: the cadena original (SAT XSLT) signed by the CSD's key."""
+    doc = etree.fromstring(xml)
+    xslt = etree.XSLT(etree.parse(str(SCHEMAS / "4" / "cadenaoriginal_4_0" /
+                                      "cadenaoriginal_4_0.xslt")))
+    chain = str(xslt(doc)).encode()
+    cert = x509.load_der_x509_certificate(cert_file.read_bytes())
+    assert doc.get("Certificado") == base64.b64encode(cert.public_bytes(
+        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"])
+        .Encoding.DER)).decode()
+    try:
+        cert.public_key().verify(base64.b64decode(doc.get("Sello")), chain,  # type: ignore[call-arg]
+                                 padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg]
+    except Exception:
+        return False
+    return True
+
+
+def pdf_text(pdf: bytes, tmp: Path) -> str:
+    (tmp / "i.pdf").write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(tmp / "i.pdf"), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def paid_device(stack: Stack, clock: Clock, emu: MercadoPagoEmulator) -> tuple[DeviceLogin, int]:
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = subscribe(stack, clock, dev)
+    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    clock.run()
+    return dev, sub.id  # type: ignore[return-value]
+
+
+def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
+        istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path) -> None:
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    with session_scope(istack.engine) as s:
+        accounts.set_customer_fiscal(s, dev.customer_id, actor="test", rfc="URE180429TM6",
+                                     name="Universidad Robotica Espanola", regime="601",
+                                     cfdi_use="G03", postal_code="86991")
+    report = issue_pending(istack.engine, istack.store, istack.settings)
+    assert len(report.issued) == 1 and report.failed == []
+    with session_scope(istack.engine) as s:
+        inv = s.get(Invoice, report.issued[0])
+        assert inv is not None and inv.status == "issued" and inv.total == Decimal("4.33")
+        assert inv.xml_key and inv.xml_key.startswith("invoices/") and inv.uuid
+    xml = istack.store.get_document(inv.xml_key)
+    doc = etree.fromstring(xml)
+    assert xsd().validate(doc), xsd().error_log
+    assert seal_verifies(xml, certs / "csd.cer")
+    ns = {"c": "http://www.sat.gob.mx/cfd/4", "t": "http://www.sat.gob.mx/TimbreFiscalDigital"}
+    assert doc.get("Total") == "4.33" and doc.get("Moneda") == "MXN"
+    assert doc.find("c:Receptor", ns).get("Rfc") == "URE180429TM6"
+    assert doc.find("c:Emisor", ns).get("Rfc") == "EKU9003173C9"
+    tfd = doc.find("c:Complemento/t:TimbreFiscalDigital", ns)
+    assert tfd.get("UUID") == inv.uuid and tfd.get("SelloCFD") == doc.get("Sello")
+    text = pdf_text(istack.store.get_document(inv.pdf_key), tmp_path)  # type: ignore[arg-type]
+    for needle in ("EKU9003173C9", "URE180429TM6", "almacenamiento en la nube", "4.33",
+                   inv.uuid):
+        assert needle in text, needle
+    again = issue_pending(istack.engine, istack.store, istack.settings)
+    assert again.issued == [] and again.failed == []  # once per charge
+
+
+@pytest.mark.parametrize("amount", ["299.00", "1.49", "1.63", "86.23", "12345.67"])
+def test_total_is_exactly_the_charge(certs: Path, amount: str) -> None:
+    """Prices include IVA; amounts with no exact 2-decimal base still invoice exactly."""
+    from datetime import UTC, datetime
+
+    from billing.cfdi import build, load_signer, receiver_for
+    from billing.models import Customer
+    from billing.settings import Settings
+
+    st = Settings(**fiscal(certs))  # type: ignore[arg-type]
+    doc = build(load_signer(st), st, receiver_for(Customer(distributor_id=1, email="a@b.mx"), st),
+                concept="x", amount=Decimal(amount), currency="MXN",
+                when=datetime(2026, 11, 22, 18, tzinfo=UTC), folio="1")
+    xml = doc.xml_bytes()
+    root = etree.fromstring(xml)
+    assert root.get("Total") == amount
+    assert root.find("{http://www.sat.gob.mx/cfd/4}InformacionGlobal") is not None
+    assert xsd().validate(root), xsd().error_log
+    assert seal_verifies(xml, certs / "csd.cer")
+
+
+class LostAnswer:
+    """A PAC that stamps and then loses the answer, as a timeout would."""
+
+    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+        self.inner, self.uuids = inner, []
+
+    def stamp(self, cfdi):  # type: ignore[no-untyped-def]
+        stamped = self.inner.stamp(cfdi)
+        self.uuids.append(stamped["Complemento"]["TimbreFiscalDigital"]["UUID"])
+        raise StorageUnavailable("the PAC did not answer in time")
+
+
+def test_a_lost_pac_answer_is_retried_into_the_same_invoice(
+        istack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    lost = LostAnswer(make_pac(istack.settings))
+    first = issue_pending(istack.engine, istack.store, istack.settings, pac=lost)
+    assert first.issued == [] and "did not answer" in first.failed[0]["error"]
+    with session_scope(istack.engine) as s:
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+        assert inv.status == "pending" and inv.attempts == 1
+    second = issue_pending(istack.engine, istack.store, istack.settings)
+    assert second.issued == [inv.id]
+    with session_scope(istack.engine) as s:
+        done = s.get(Invoice, inv.id)
+        assert done is not None and done.uuid == lost.uuids[0]  # the same fiscal document
+
+
+def test_orders_and_invoice_files_from_the_cli(
+        istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path) -> None:
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    issue_pending(istack.engine, istack.store, istack.settings)
+    st = istack.settings
+    env = {**os.environ, "CAM2DRIVE_DATABASE_URL": st.database_url,
+           "CAM2DRIVE_S3_ENDPOINT_URL": st.s3_endpoint_url or "", "CAM2DRIVE_S3_BUCKET": st.s3_bucket}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120)
+
+    listed = cli("orders", "list", "--customer", str(dev.customer_id), "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["amount"], r["status"]) for r in rows] == [("4.33", "approved")]
+    assert rows[0]["invoice"] and "almacenamiento" in rows[0]["concept"]
+    got = cli("invoice", "get", str(rows[0]["invoice"]), "--xml", "-o", str(tmp_path / "f.xml"))
+    assert got.returncode == 0, got.stderr
+    assert xsd().validate(etree.parse(str(tmp_path / "f.xml")))
+    got = cli("invoice", "get", str(rows[0]["invoice"]), "--pdf", "-o", str(tmp_path / "f.pdf"))
+    assert got.returncode == 0 and (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
+    for args, text in ((("invoice", "get", "999999", "--xml", "-o", "x"), "does not exist"),
+                       (("invoice", "get", "1", "-o", "x"), "exactly one of --xml"),
+                       (("orders", "list", "--customer", "nobody@x.mx"), "does not exist"),
+                       (("customer", "set-fiscal", str(dev.customer_id), "--rfc", "NOPE"),
+                        "not a valid RFC")):
+        bad = cli(*args)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and text in bad.stderr, bad.stderr
