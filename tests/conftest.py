@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from sqlmodel import select
 
 from billing import accounts
 from billing.db import make_engine, session_scope
+from billing.democerts import demo_csd
+from billing.mp_emulator import MercadoPagoEmulator
 from billing.models import Drive, DriveEntry, Subscription
 from billing.schema import upgrade
 from billing.settings import Settings
@@ -205,6 +208,26 @@ class Stack:
         if dev is not None:
             client.login(dev.username, dev.password)
         return client
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the demo CSD and the local PAC's certificate are made, once per run."""
+    return tmp_path_factory.mktemp("certs")
+
+
+def fiscal(certs: Path) -> dict[str, object]:
+    """Settings that turn invoicing on with the demo CSD and the local test PAC."""
+    cer, key, password = demo_csd(certs)
+    return {"cfdi_csd_certificate": cer, "cfdi_csd_key": key, "cfdi_csd_password": password,
+            "cfdi_issuer_postal_code": "42501", "pac_local_dir": certs / "pac"}
+
+
+@pytest.fixture
+def mp_emulator() -> Iterator[MercadoPagoEmulator]:
+    """The Mercado Pago emulator, its clock on the first day of the billing tests."""
+    with MercadoPagoEmulator(timeout_seconds=1, today=date(2026, 11, 22)) as emu:
+        yield emu
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

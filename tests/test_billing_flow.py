@@ -7,7 +7,6 @@ import os
 import io
 import json
 import urllib.request
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -23,12 +22,6 @@ from billing.subscriptions import create_paid
 from tests.conftest import DeviceLogin, Stack
 
 START = date(2026, 11, 22)
-
-
-@pytest.fixture
-def mp_emulator() -> Iterator[MercadoPagoEmulator]:
-    with MercadoPagoEmulator(timeout_seconds=1, today=START) as emu:
-        yield emu
 
 
 def control(emu: MercadoPagoEmulator, path: str, body: dict) -> None:  # type: ignore[type-arg]

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,29 +21,17 @@ from sqlmodel import select
 
 from billing import accounts
 from billing.db import session_scope
-from billing.democerts import demo_csd
 from billing.errors import StorageUnavailable
 from billing.invoices import issue_pending
 from billing.mp_emulator import MercadoPagoEmulator
 from billing.models import Invoice
 from billing.pac import make_pac
-from tests.conftest import DeviceLogin, Stack
-from tests.test_billing_flow import Clock, control, mp_emulator, subscribe  # noqa: F401
+from tests.conftest import DeviceLogin, Stack, fiscal
+from tests.test_billing_flow import Clock, control, subscribe
 
 SCHEMAS = Path(satcfdi.__file__).parent / "transform" / "schemas" / "www.sat.gob.mx" / \
     "sitio_internet" / "cfd"
 BIN = str(Path(sys.executable).parent / "cam2drive")
-
-
-@pytest.fixture(scope="session")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("certs")
-
-
-def fiscal(certs: Path) -> dict[str, object]:
-    cer, key, password = demo_csd(certs)
-    return {"cfdi_csd_certificate": cer, "cfdi_csd_key": key, "cfdi_csd_password": password,
-            "cfdi_issuer_postal_code": "42501", "pac_local_dir": certs / "pac"}
 
 
 @pytest.fixture

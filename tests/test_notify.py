@@ -1,0 +1,173 @@
+"""Notifications by email to a real SMTP server on loopback (aiosmtpd), across the ladder."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from billing import accounts
+from billing.db import session_scope
+from billing.invoices import issue_pending
+from billing.mp_emulator import MercadoPagoEmulator
+from billing.notify import collect, deliver
+from billing.payments import day_start
+from cli.seaweed import free_port
+from tests.conftest import Stack, fiscal
+from tests.test_billing_flow import Clock, control, set_outcome, status, subscribe
+
+
+class Inbox:
+    """An SMTP server that keeps every message it is given."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.messages = port, []  # type: ignore[var-annotated]
+        self.controller: Controller | None = None
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((sorted(envelope.rcpt_tos), msg))
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        assert self.controller is not None
+        self.controller.stop()
+
+    def kinds(self) -> list[str]:
+        return [kind_of(m) for _, m in self.messages]
+
+
+def kind_of(msg: email.message.EmailMessage) -> str:
+    return str(msg["X-Cam2Drive-Notification"]).split(";")[0].strip()
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    box = Inbox(free_port())
+    box.start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def nstack(db_url: str, seaweed, certs: Path, inbox: Inbox) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    s = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+              smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_timeout=3,
+              mail_from="Cam2Drive <avisos@cam2drive.test>", **fiscal(certs),
+              silent_hours=24 * 365)  # recorder silence has its own test below
+    yield s
+    s.close()
+
+
+def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmulator,
+                                     inbox: Inbox) -> None:
+    clock = Clock(nstack, mp_emulator)
+    dev = nstack.device(capacity="1GB", grant=False)
+    with session_scope(nstack.engine) as s:
+        cust = accounts.get_customer(s, dev.customer_id)
+        from billing.models import Distributor
+
+        addresses = sorted([cust.email, s.get(Distributor, cust.distributor_id).email])  # type: ignore[union-attr]
+    sub = subscribe(nstack, clock, dev)
+    control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+
+    def tick(day: date, times: int = 2) -> None:
+        """The scheduler's day: billing, invoices, notices; sometimes twice."""
+        clock.today = day
+        control(mp_emulator, "/__emulator/clock", {"date": day.isoformat()})
+        now = day_start(day) + timedelta(hours=12)
+        for _ in range(times):
+            clock.run()
+            issue_pending(nstack.engine, nstack.store, nstack.settings)
+            collect(nstack.engine, nstack.settings, now=now)
+            deliver(nstack.engine, nstack.settings, nstack.store, now=now)
+
+    tick(clock.today)
+    assert inbox.kinds() == ["activated", "invoice_ready"]
+    set_outcome(mp_emulator, sub, "reject")
+    day = clock.today
+    while day < date(2026, 12, 21):
+        day += timedelta(days=1)
+        tick(day)
+        if day == date(2026, 12, 14):  # SMTP is down while the drive is blocked
+            inbox.stop()
+        if day == date(2026, 12, 15):
+            assert status(nstack, sub.id) == "blocked" and "blocked" not in inbox.kinds()
+        if day == date(2026, 12, 16):
+            inbox.start()
+    assert inbox.kinds() == ["activated", "invoice_ready", "payment_failed",
+                             "blocked", "final_warning", "deleted"]
+    assert all(rcpts == addresses for rcpts, _ in inbox.messages)
+    by_kind = {kind_of(m): m for _, m in inbox.messages}
+    failed = by_kind["payment_failed"].get_body().get_content()  # type: ignore[union-attr]
+    assert "2026-12-15" in failed and "2026-12-20" in failed  # the block and delete dates
+    assert by_kind["payment_failed"]["Subject"].startswith("No pudimos cobrar")
+    assert "2026-12-20" in by_kind["final_warning"]["Subject"]
+    invoice = by_kind["invoice_ready"]
+    names = sorted(p.get_filename() for p in invoice.iter_attachments())
+    assert names[0].endswith(".pdf") and names[1].endswith(".xml")
+    assert by_kind["activated"]["From"] == "Cam2Drive <avisos@cam2drive.test>"
+
+
+def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
+        db_url: str, seaweed, inbox: Inbox) -> None:  # type: ignore[no-untyped-def]
+    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+                  smtp_host="127.0.0.1", smtp_port=inbox.port, silent_hours=1 / 3600)
+    try:
+        dev = stack.device()  # a courtesy subscription: active
+        stack.device()  # never uploads
+        with session_scope(stack.engine) as s:
+            accounts.set_customer_fiscal(s, dev.customer_id, locale="en", actor="test")
+        with stack.ftp(dev) as ftp:
+            ftp.storbinary("STOR a.jpg", __import__("io").BytesIO(b"jpeg"))
+        time.sleep(1.5)
+
+        def round_() -> list[str]:
+            report = collect(stack.engine, stack.settings)
+            deliver(stack.engine, stack.settings, stack.store)
+            return report.queued
+
+        assert sorted(round_()) == ["recorder_silent", "recorder_silent"]  # dev and quiet
+        assert round_() == [] and round_() == []  # not once per tick
+        with stack.ftp(dev) as ftp:
+            ftp.storbinary("STOR b.jpg", __import__("io").BytesIO(b"jpeg"))
+        assert round_() == ["recorder_recovered"]
+        assert round_() == []
+        subjects = [m["Subject"] for _, m in inbox.messages]
+        assert any(s.startswith("Recorder NVR") and "is not uploading" in s for s in subjects)
+        assert any("is uploading again" in s for s in subjects)
+        assert any("no sube grabaciones" in s for s in subjects)  # the other one, in Spanish
+    finally:
+        stack.close()
+
+
+def test_a_failing_smtp_server_never_blocks_and_never_duplicates(
+        nstack: Stack, inbox: Inbox) -> None:
+    dev = nstack.device(grant=False)
+    with session_scope(nstack.engine) as s:
+        from billing.models import Notification
+
+        s.add(Notification(dedupe_key=f"t:{dev.device_id}", kind="deleted",
+                           customer_id=dev.customer_id, payload='{"device": "x", "plan": "p"}',
+                           status="pending"))
+    inbox.stop()
+    started = time.monotonic()
+    down = deliver(nstack.engine, nstack.settings, nstack.store)
+    assert down.sent == 0 and down.failed == 1 and time.monotonic() - started < 10
+    assert deliver(nstack.engine, nstack.settings, nstack.store).failed == 0  # backing off
+    inbox.start()
+    later = datetime.now().astimezone() + timedelta(minutes=5)
+    assert deliver(nstack.engine, nstack.settings, nstack.store, now=later).sent == 1
+    assert deliver(nstack.engine, nstack.settings, nstack.store,
+                   now=later + timedelta(hours=2)).sent == 0
+    assert inbox.kinds() == ["deleted"]
