@@ -17,6 +17,22 @@ from cli.output import out
 dev_app = typer.Typer(help="Local development stack (SQLite + SeaweedFS).", no_args_is_help=True)
 
 
+class MailSink:
+    """A loopback SMTP server for `make run`: every notification lands in var/mail/ as .eml."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory, self.port = directory, port
+        directory.mkdir(parents=True, exist_ok=True)
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        name = f"{len(list(self.directory.iterdir())) + 1:05d}.eml"
+        (self.directory / name).write_bytes(envelope.content)
+        return "250 OK"
+
+
 def ensure_demo(engine) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """Create the demo records once; give the demo device a fresh password each start."""
     with session_scope(engine) as s:
@@ -55,6 +71,8 @@ def dev_run(
 
     emulator = MercadoPagoEmulator(port=int(os.environ.get("CAM2DRIVE_DEV_MP_PORT", "8090")))
     emulator.start()
+    mail = MailSink(var / "mail", int(os.environ.get("CAM2DRIVE_DEV_SMTP_PORT", "8025")))
+    mail.controller.start()
     try:
         for key, value in weed.env().items():
             os.environ.setdefault(key, value)
@@ -63,6 +81,17 @@ def dev_run(
         os.environ.setdefault("CAM2DRIVE_MP_ACCESS_TOKEN", "TEST-cam2drive-dev")
         os.environ.setdefault("CAM2DRIVE_DATABASE_URL", f"sqlite:///{var / 'cam2drive.db'}")
         os.environ.setdefault("CAM2DRIVE_SFTP_HOST_KEY_DIR", str(var / "hostkeys"))
+        # invoices: a locally made CSD for SAT's test RFC, stamped by the local test PAC
+        from billing.democerts import demo_csd
+
+        cer, key, csd_password = demo_csd(var / "demo-csd")
+        dev_env = {"CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(cer), "CAM2DRIVE_CFDI_CSD_KEY": str(key),
+                   "CAM2DRIVE_CFDI_CSD_PASSWORD": csd_password,
+                   "CAM2DRIVE_CFDI_ISSUER_POSTAL_CODE": "42501",
+                   "CAM2DRIVE_PAC_LOCAL_DIR": str(var / "test-pac"),
+                   "CAM2DRIVE_SMTP_HOST": "127.0.0.1", "CAM2DRIVE_SMTP_PORT": str(mail.port)}
+        for name, value in dev_env.items():
+            os.environ.setdefault(name, value)
         state = App(STATE["app"].config_path if "app" in STATE else None)
         STATE["app"] = state
         upgrade(state.settings.database_url)
@@ -80,11 +109,14 @@ def dev_run(
                   f"{st.ftp_port}/2026-11-22/001/jpg/")
         out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
         out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
-        out.print("  other shells: export CAM2DRIVE_DATABASE_URL="
-                  f"{st.database_url} CAM2DRIVE_MP_API_BASE={emulator.url} "
-                  "CAM2DRIVE_MP_ACCESS_TOKEN=TEST-cam2drive-dev\n")
+        out.print(f"  mail    notifications land in {mail.directory}/ (SMTP 127.0.0.1:{mail.port})")
+        exports = " ".join(f"{k}={os.environ[k]}" for k in dict.fromkeys((
+            "CAM2DRIVE_DATABASE_URL", "CAM2DRIVE_S3_ENDPOINT_URL", "CAM2DRIVE_MP_API_BASE",
+            "CAM2DRIVE_MP_ACCESS_TOKEN", *weed.env(), *dev_env)))
+        out.print(f"  other shells: export {exports}\n")
         start_sftp_thread(state)
         serve_ftp(state)
     finally:
+        mail.controller.stop()
         emulator.stop()
         weed.stop()
