@@ -91,9 +91,9 @@ class FinkokPac:
 
 
 def make_pac(settings: Settings) -> Pac:
-    if settings.pac == "local":
+    if settings.pac_driver == "local":
         cer, key, password = demo_pac(settings.pac_local_dir)
         return LocalPac(load_signer_files(cer, key, password))
-    if settings.pac == "finkok":
+    if settings.pac_driver == "finkok":
         return FinkokPac(settings)
-    raise InvoiceError(f"unknown PAC driver {settings.pac!r}: use local or finkok")
+    raise InvoiceError(f"unknown PAC driver {settings.pac_driver!r}: use local or finkok")

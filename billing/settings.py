@@ -152,13 +152,13 @@ class Settings(BaseSettings):
     cfdi_csd_password: str | None = None
     cfdi_issuer_name: str | None = None  # default: the name in the certificate
     cfdi_issuer_regime: str = "601"  # régimen fiscal (c_RegimenFiscal)
-    cfdi_issuer_postal_code: str = "00000"  # LugarExpedicion
+    cfdi_issuer_postal_code: str = "06000"  # LugarExpedicion (set it: the issuer's own)
     cfdi_serie: str = "C2D"
     cfdi_product_code: str = "81112006"  # c_ClaveProdServ: servicios de almacenamiento de datos
     cfdi_unit_code: str = "E48"  # c_ClaveUnidad: unidad de servicio
     cfdi_payment_form: str = "31"  # c_FormaPago: intermediario de pagos (Mercado Pago)
     cfdi_tax_rate: str = "0.160000"  # IVA, included in plan prices
-    pac: str = "local"  # local (a test PAC, never for real invoices) | finkok
+    pac_driver: str = "local"  # local (a test PAC, never for real invoices) | finkok
     pac_username: str | None = None
     pac_password: str | None = None
     pac_production: bool = False  # the PAC's production endpoint, not its test one
@@ -183,6 +183,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ports(cls, value: str) -> str:
         passive_port_range(value)
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _check_locale(cls, value: str) -> str:
+        if value not in ("es", "pt", "en"):
+            raise ValueError("default_locale must be es, pt or en")
+        return value
+
+    @field_validator("pac_driver")
+    @classmethod
+    def _check_pac(cls, value: str) -> str:
+        if value not in ("local", "finkok"):
+            raise ValueError("pac_driver must be local or finkok")
         return value
 
     @field_validator("path_fallback_encoding")
