@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 ACCESS_KEY = "cam2drive-dev"
@@ -74,16 +72,28 @@ class SeaweedServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"SeaweedFS exited early; see {self.log_path}")
-            try:
-                urllib.request.urlopen(self.endpoint, timeout=1)
-            except urllib.error.HTTPError:
-                return self  # 403 for anonymous requests: S3 is answering
-            except OSError:
-                time.sleep(0.2)
-                continue
-            return self
+            if self._signed_request_works():
+                return self
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"SeaweedFS did not start within {timeout}s; see {self.log_path}")
+
+    def _signed_request_works(self) -> bool:
+        """Ready means a signed request succeeds: S3 answers anonymous probes
+        (403) a moment before it has loaded its identities (then 400)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
+        try:
+            client.list_buckets()
+            return True
+        except (BotoCoreError, ClientError):
+            return False
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

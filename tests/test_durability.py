@@ -77,7 +77,9 @@ def test_abor_mid_transfer(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
-def test_s3_down_gives_451_and_recovers_without_restart(db_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_s3_down_gives_451_and_recovers_without_restart(db_url: str, seaweed,  # type: ignore[no-untyped-def]
+                                                        tmp_path) -> None:
+    # `seaweed` puts the dev credentials in the environment; this test runs its own server
     weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
     bucket = "c2d-down-pg" if db_url.startswith("postgresql") else "c2d-down-sqlite"
     stack = Stack(db_url, weed, bucket)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlmodel import select
 
 from billing import accounts
 from billing.db import session_scope
@@ -117,6 +118,13 @@ def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmul
     names = sorted(p.get_filename() for p in invoice.iter_attachments())
     assert names[0].endswith(".pdf") and names[1].endswith(".xml")
     assert by_kind["activated"]["From"] == "Cam2Drive <avisos@cam2drive.test>"
+    assert status(nstack, sub.id) == "deleted" and nstack.s3_keys(dev) == {}
+    with session_scope(nstack.engine) as s:  # the drive is gone, its receipts are not
+        from billing.models import Invoice
+
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+    assert nstack.store.get_document(inv.xml_key).startswith(b"<?xml")  # type: ignore[arg-type]
+    assert nstack.store.get_document(inv.pdf_key).startswith(b"%PDF")  # type: ignore[arg-type]
 
 
 def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
