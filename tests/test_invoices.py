@@ -94,10 +94,11 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
                                      name="Universidad Robotica Espanola", regime="601",
                                      cfdi_use="G03", postal_code="86991")
     report = issue_pending(istack.engine, istack.store, istack.settings)
-    assert len(report.issued) == 1 and report.failed == []
-    with session_scope(istack.engine) as s:
-        inv = s.get(Invoice, report.issued[0])
-        assert inv is not None and inv.status == "issued" and inv.total == Decimal("4.33")
+    assert report.failed == []
+    with session_scope(istack.engine) as s:  # the databases hold other tests' charges too
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+        assert inv.id in report.issued
+        assert inv.status == "issued" and inv.total == Decimal("4.33")
         assert inv.xml_key and inv.xml_key.startswith("invoices/") and inv.uuid
     xml = istack.store.get_document(inv.xml_key)
     doc = etree.fromstring(xml)
@@ -161,7 +162,7 @@ def test_a_lost_pac_answer_is_retried_into_the_same_invoice(
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         assert inv.status == "pending" and inv.attempts == 1
     second = issue_pending(istack.engine, istack.store, istack.settings)
-    assert second.issued == [inv.id]
+    assert inv.id in second.issued
     with session_scope(istack.engine) as s:
         done = s.get(Invoice, inv.id)
         assert done is not None and done.uuid == lost.uuids[0]  # the same fiscal document
