@@ -142,6 +142,8 @@ class Subscription(SQLModel, table=True):
     next_plan_id: int | None = Field(default=None, foreign_key="plans.id")
     past_due_since: datetime | None = Field(default=None)
     blocked_at: datetime | None = Field(default=None)
+    # when a billing pass last heard from Mercado Pago about it (billing/run.py)
+    checked_at: datetime | None = Field(default=None)
 
 
 class MercadoPagoPlan(SQLModel, table=True):

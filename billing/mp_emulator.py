@@ -23,6 +23,8 @@ Control (the emulator's own, documented in README):
   POST /__emulator/clock      {"date": "YYYY-MM-DD"}  run installments due up to that date
   POST /__emulator/payments/{id} {"status": "approved"|"rejected"}  settle an in-process payment
   GET  /__emulator/state                         everything, for debugging
+  POST /__emulator/seed  {"preapproval_plan_id": P, "payers": [{"payer_email", "external_reference"}]}
+                         many preapprovals created and accepted at once (benchmarks)
 
 With a plan's `billing_day` the first installment is charged at
 authorisation and every later one on that day of the month; with
@@ -97,6 +99,9 @@ class MercadoPagoEmulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without this, Nagle and the
+            # client's delayed ACK add 40 ms to every reply on a kept-alive connection
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:  # quiet
                 pass
@@ -187,6 +192,7 @@ class MercadoPagoEmulator:
                 ("POST", r"/__emulator/clock", self._clock),
                 ("POST", r"/__emulator/payments/(?P<id>\d+)", self._settle_payment),
                 ("GET", r"/__emulator/state", self._dump),
+                ("POST", r"/__emulator/seed", self._seed),
             ]
             for verb, pattern, fn in routes:
                 match = re.fullmatch(pattern, path)
@@ -371,6 +377,28 @@ class MercadoPagoEmulator:
         pre = self.state.preapprovals.get(id)
         if pre is None:
             return _error(404, f"preapproval {id} not found", "not_found")
+        self._accept(pre)
+        self._run_due(self.state.today)
+        return 200, pre
+
+    def _seed(self, body: dict, query: dict) -> tuple[int, Any]:
+        """Many payers subscribe and accept at once (benchmarks): one pass over the book."""
+        plan_id, payers = body.get("preapproval_plan_id"), body.get("payers")
+        if plan_id not in self.state.plans or not isinstance(payers, list):
+            return _error(400, "need an existing preapproval_plan_id and a list of payers",
+                          "bad_request")
+        ids = []
+        for payer in payers:
+            status, pre = self._create_preapproval({"preapproval_plan_id": plan_id,
+                                                    "reason": "seed", **payer}, {})
+            if status != 201:
+                return status, pre
+            self._accept(pre)
+            ids.append(pre["id"])
+        self._run_due(self.state.today)
+        return 201, {"ids": ids}
+
+    def _accept(self, pre: dict) -> None:
         pre["status"] = "authorized"
         pre["payer_id"] = self._id()
         rec = pre["auto_recurring"]
@@ -384,8 +412,6 @@ class MercadoPagoEmulator:
             self._schedule(pre, today, amount=float(amount))
         else:
             self._schedule(pre, date.fromisoformat(rec["start_date"][:10]))
-        self._run_due(self.state.today)
-        return 200, pre
 
     def _clock(self, body: dict, query: dict) -> tuple[int, Any]:
         try:

@@ -5,21 +5,28 @@ installments itself (cam2drive never initiates a recurring charge), polling
 is idempotent, and every subscription's changes are committed on their own,
 so a pass resumes where the last one stopped. `dry_run` reads everything,
 changes nothing, and reports what a real pass would do.
+
+Only subscriptions that can change are polled (`due`): pending ones, unpaid
+ones, those whose paid period has ended (renewal due) and those with an
+upgrade payment in process, each at most every `billing_recheck_minutes`
+(pending ones always). An active subscription paid through a later date
+has nothing to learn from Mercado Pago until then, so on most days a pass
+is a single query, and a second pass the same hour does no work.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, or_
 from sqlmodel import Session, select
 
 from billing import audit
 from billing.errors import Cam2DriveError
 from billing.mercadopago import MercadoPago
-from billing.models import Subscription, SubscriptionStatus
+from billing.models import Charge, Subscription, SubscriptionStatus, utcnow
 from billing.overdue import DriveStore, block, delete_drive, due_step
 from billing.payments import sync
 from billing.settings import Settings
@@ -44,19 +51,39 @@ class RunReport:
         return asdict(self)
 
 
+def due(session: Session, today: date, now: datetime, recheck: timedelta) -> list[int]:
+    """Ids of the paid subscriptions a pass must poll now (see the module docstring)."""
+    sub = Subscription
+    stale = or_(sub.checked_at.is_(None), sub.checked_at <= now - recheck)  # type: ignore[union-attr, operator]
+    upgrading = select(Charge.subscription_id).where(Charge.kind == "upgrade",
+                                                     Charge.status == "pending")
+    return list(session.exec(select(sub.id).where(
+        sub.kind == "paid",
+        or_(sub.status == S.pending.value,
+            and_(sub.status.in_([S.past_due.value, S.blocked.value]), stale),  # type: ignore[union-attr]
+            and_(sub.status == S.active.value, stale,
+                 or_(sub.paid_through.is_(None), sub.paid_through <= today)),  # type: ignore[union-attr, operator]
+            sub.id.in_(upgrading)))  # type: ignore[union-attr]
+        .order_by(sub.id)))  # type: ignore[arg-type]
+
+
 def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: Settings,
-                 today: date, *, dry_run: bool = False) -> RunReport:
+                 today: date, *, dry_run: bool = False,
+                 now: datetime | None = None) -> RunReport:
+    """`now` is when "recently polled" is judged from (tests travel in time with it)."""
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
+    now = now or utcnow()
     with Session(engine, expire_on_commit=False) as session:
-        ids = list(session.exec(select(Subscription.id).where(
-            Subscription.kind == "paid",
-            Subscription.status.not_in([S.deleted.value, S.cancelled.value]))))  # type: ignore[union-attr]
+        ids = due(session, today, now, timedelta(minutes=settings.billing_recheck_minutes))
         for sub_id in ids:
             sub = session.get(Subscription, sub_id)
             assert sub is not None
             before = sub.status
             reached = sync(session, mp, sub, today, settings.billing_day)
             report.polled.append(sub_id)  # type: ignore[arg-type]
+            if reached:
+                sub.checked_at = now
+                session.add(sub)
             if not reached:
                 # unknown is not unpaid: the ladder waits for a pass that can see
                 report.unreachable.append(sub_id)  # type: ignore[arg-type]

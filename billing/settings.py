@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked
     delete_after_days: int = Field(5, ge=0)  # blocked -> drive deleted
+    # a subscription that may change (renewal due, unpaid) is polled at most this often
+    billing_recheck_minutes: int = Field(60, ge=0)
 
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
 
