@@ -16,13 +16,15 @@ The SDK's API host is fixed; a small HttpClient rewrites it to
 from __future__ import annotations
 
 import hashlib
-import threading
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import mercadopago
 import requests
+import urllib3
 from mercadopago.config import RequestOptions
 from mercadopago.http.http_client import HttpClient
 
@@ -45,38 +47,44 @@ def idempotency_key(*parts: object) -> str:
 
 
 class _BaseUrlClient(HttpClient):
-    """The SDK's transport, pointed at `base`, over kept-alive connections.
+    """The SDK's transport, pointed at `base`, over kept-alive urllib3 pools.
 
-    The SDK opens a new `requests.Session` (so a new TCP and TLS connection)
-    for every call; a billing pass makes two calls per subscription, and the
-    handshakes were half of its time. One session per thread keeps them open;
-    the reply has the SDK's own shape. Retries stay off (max_retries=0): a
-    failed call is "unavailable" and the next pass asks again.
+    The SDK builds every request and parses every reply; only the wire
+    changes. Its own transport opens a new `requests.Session` (a new TCP and
+    TLS connection) per call, and `requests` spends about a millisecond of
+    CPU per call on top of urllib3: a billing pass on the 5th makes a call
+    per subscription, and that was most of its time (BENCHMARKS.md).
+    Retries stay off: a failed call is "unavailable" and the next pass asks
+    again. urllib3's pools are thread-safe, so billing's fetch threads share one.
     """
 
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/")
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+        self.pool = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
 
     def request(self, method, url, maxretries=None, retry_on=None,  # type: ignore[no-untyped-def]
-                backoff_factor=None, **kwargs):
+                backoff_factor=None, headers=None, params=None, data=None, timeout=None,
+                **_ignored):
         from mercadopago.errors.exceptions import MPServerError
 
         if url.startswith(MP_HOST):
             url = self.base + url[len(MP_HOST):]
-        result = self._session().request(method, url, **kwargs)
-        response: dict[str, Any] = {"status": result.status_code, "response": None}
-        if result.status_code != 204 and result.content:
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
+        body = data.encode() if isinstance(data, str) else data
+        limit = urllib3.Timeout(connect=timeout, read=timeout) if timeout else None
+        try:
+            result = self.pool.request(method, url, body=body, headers=headers, timeout=limit)
+        except urllib3.exceptions.TimeoutError as exc:
+            raise requests.Timeout(str(exc)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(str(exc)) from exc
+        response: dict[str, Any] = {"status": result.status, "response": None}
+        if result.status != 204 and result.data:
             try:
-                response["response"] = result.json()
+                response["response"] = json.loads(result.data)
             except ValueError as exc:
-                raise MPServerError(result.status_code, {
+                raise MPServerError(result.status, {
                     "message": "Invalid JSON in response body",
                     "error": "invalid_response"}) from exc
         return response

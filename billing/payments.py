@@ -8,6 +8,7 @@ and changes nothing: never read as non-payment.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,22 +30,69 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+@dataclass
+class Snapshot:
+    """What Mercado Pago says about one subscription; `pre_status` None = not asked."""
+
+    installments: list[dict[str, Any]]
+    pre_status: str | None = None
+
+
+def coverage(sub: Subscription, installments: list[dict[str, Any]], today: date,
+             billing_day: int) -> tuple[date | None, bool]:
+    """(paid_through, a declined installment is due) as the installments tell it."""
+    paid_through, declined_due = sub.paid_through, False
+    for inst in installments:
+        payment = inst.get("payment") or {}
+        if not payment:
+            continue
+        debit = date.fromisoformat(str(inst["debit_date"])[:10])
+        if payment.get("status") == "approved":
+            end = next_billing_date(debit, billing_day)
+            paid_through = end if paid_through is None or end > paid_through else paid_through
+        elif inst.get("status") in ("rejected", "recycling") and debit <= today:
+            declined_due = True
+    return paid_through, declined_due
+
+
+def fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int) -> Snapshot:
+    """One call in the common case: the installments. The preapproval itself is
+    read only when they cannot settle the question (a lapsed period with no
+    declined installment: did the payer cancel?). Raises MercadoPagoUnavailable
+    or MercadoPagoRefused. Thread-safe: reads `sub`, writes nothing."""
+    assert sub.mp_preapproval_id
+    snap = Snapshot(installments=mp.installments(sub.mp_preapproval_id))
+    paid_through, declined = coverage(sub, snap.installments, today, billing_day)
+    covered = paid_through is not None and paid_through > today
+    if not covered and not declined:
+        snap.pre_status = mp.get_preapproval(sub.mp_preapproval_id).status
+    return snap
+
+
 def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
-         billing_day: int) -> bool:
-    """Poll Mercado Pago for `sub`; False if it could not be reached (nothing changed)."""
+         billing_day: int, snapshot: Snapshot | BaseException | None = None,
+         known: dict[str, Charge] | None = None, upgrading: bool = True) -> bool:
+    """Apply Mercado Pago's view of `sub`; False if it could not be reached (nothing changed).
+
+    `snapshot` may be fetched beforehand (billing/run.py fetches a chunk at
+    once); `known` holds the subscription's ledger rows by idempotency key.
+    """
     if sub.kind != "paid" or not sub.mp_preapproval_id:
         return True
-    try:
-        pre = mp.get_preapproval(sub.mp_preapproval_id)
-        installments = mp.installments(sub.mp_preapproval_id)
-    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+    if snapshot is None:
+        try:
+            snapshot = fetch(mp, sub, today, billing_day)
+        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+            snapshot = exc
+    if isinstance(snapshot, BaseException):
         # unreachable, or it does not know the preapproval: either way we do
         # not know whether the payer paid, so nothing may move on this pass
         audit.record(session, actor=ACTOR, entity="subscription", entity_id=sub.id,
-                     action="poll_failed", cause=str(exc))
+                     action="poll_failed", cause=str(snapshot))
         return False
-    apply_preapproval(session, sub, pre.status, installments, today, billing_day)
-    return _poll_one_off(session, mp, sub)
+    apply_preapproval(session, sub, snapshot.pre_status, snapshot.installments, today,
+                      billing_day, known)
+    return _poll_one_off(session, mp, sub) if upgrading else True
 
 
 def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
@@ -64,13 +112,13 @@ def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
     return True
 
 
-def apply_preapproval(session: Session, sub: Subscription, pre_status: str,
+def apply_preapproval(session: Session, sub: Subscription, pre_status: str | None,
                       installments: list[dict[str, Any]], today: date,
-                      billing_day: int) -> None:
+                      billing_day: int, known: dict[str, Charge] | None = None) -> None:
+    """Idempotent. `pre_status` None: not read (an approved installment implies
+    the payer authorised; only a lapsed period needs the preapproval's status)."""
     plan = session.get(Plan, sub.plan_id)
     assert plan is not None
-    paid_through = sub.paid_through
-    declined_due = False
     for inst in installments:
         payment = inst.get("payment") or {}
         if not payment:
@@ -78,12 +126,8 @@ def apply_preapproval(session: Session, sub: Subscription, pre_status: str,
         debit = date.fromisoformat(str(inst["debit_date"])[:10])
         status = "approved" if payment.get("status") == "approved" else (
             "rejected" if inst.get("status") in ("rejected", "recycling") else "pending")
-        _ledger(session, sub, inst, debit, status, plan.currency, billing_day)
-        if status == "approved":
-            end = next_billing_date(debit, billing_day)
-            paid_through = end if paid_through is None or end > paid_through else paid_through
-        elif status == "rejected" and debit <= today:
-            declined_due = True
+        _ledger(session, sub, inst, debit, status, plan.currency, billing_day, known)
+    paid_through, declined_due = coverage(sub, installments, today, billing_day)
     if paid_through != sub.paid_through:
         new_cycle = sub.paid_through is not None and paid_through is not None
         sub.paid_through = paid_through
@@ -91,7 +135,7 @@ def apply_preapproval(session: Session, sub: Subscription, pre_status: str,
         if new_cycle and sub.next_plan_id is not None:
             _apply_downgrade(session, sub)
     covered = paid_through is not None and paid_through > today
-    if sub.status == S.pending.value and pre_status == "authorized" and covered:
+    if sub.status == S.pending.value and pre_status in (None, "authorized") and covered:
         drive = drive_of(session, sub.device_id)
         drive.capacity_bytes = plan.capacity_bytes  # the plan's drive, from now on
         session.add(drive)
@@ -112,9 +156,11 @@ def apply_preapproval(session: Session, sub: Subscription, pre_status: str,
 
 
 def _ledger(session: Session, sub: Subscription, inst: dict[str, Any], debit: date,
-            status: str, currency: str, billing_day: int) -> None:
+            status: str, currency: str, billing_day: int,
+            known: dict[str, Charge] | None = None) -> None:
     key = f"installment-{sub.mp_preapproval_id}-{inst['id']}"
-    charge = session.exec(select(Charge).where(Charge.idempotency_key == key)).first()
+    charge = known.get(key) if known is not None else session.exec(
+        select(Charge).where(Charge.idempotency_key == key)).first()
     if charge is None:
         charge = Charge(subscription_id=sub.id, kind="installment",  # type: ignore[arg-type]
                         amount=Decimal(str(inst["transaction_amount"])), currency=currency,

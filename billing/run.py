@@ -16,6 +16,7 @@ is a single query, and a second pass the same hour does no work.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,10 +26,10 @@ from sqlmodel import Session, select
 
 from billing import audit
 from billing.errors import Cam2DriveError
-from billing.mercadopago import MercadoPago
-from billing.models import Charge, Subscription, SubscriptionStatus, utcnow
+from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
+from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.overdue import DriveStore, block, delete_drive, due_step
-from billing.payments import sync
+from billing.payments import Snapshot, fetch, sync
 from billing.settings import Settings
 
 S = SubscriptionStatus
@@ -67,58 +68,103 @@ def due(session: Session, today: date, now: datetime, recheck: timedelta) -> lis
         .order_by(sub.id)))  # type: ignore[arg-type]
 
 
+CHUNK = 500
+
+
 def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: Settings,
                  today: date, *, dry_run: bool = False,
                  now: datetime | None = None) -> RunReport:
-    """`now` is when "recently polled" is judged from (tests travel in time with it)."""
+    """`now` is when "recently polled" is judged from (tests travel in time with it).
+
+    Due subscriptions go in chunks: one query loads a chunk with its ledger
+    rows, Mercado Pago is asked about all of them at once from a few threads
+    (the calls are I/O; applying them is not), and the chunk's changes are
+    committed together. A crash loses at most the chunk in hand, which the
+    next pass redoes: applying Mercado Pago's answers is idempotent.
+    """
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
     now = now or utcnow()
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(engine, expire_on_commit=False) as session, \
+            ThreadPoolExecutor(max_workers=settings.billing_concurrency) as pool:
         ids = due(session, today, now, timedelta(minutes=settings.billing_recheck_minutes))
-        for sub_id in ids:
-            sub = session.get(Subscription, sub_id)
-            assert sub is not None
-            before = sub.status
-            reached = sync(session, mp, sub, today, settings.billing_day)
-            report.polled.append(sub_id)  # type: ignore[arg-type]
-            if reached:
-                sub.checked_at = now
-                session.add(sub)
-            if not reached:
-                # unknown is not unpaid: the ladder waits for a pass that can see
-                report.unreachable.append(sub_id)  # type: ignore[arg-type]
-                _finish(session, dry_run)
-                continue
-            if sub.status == S.active.value and sub.paid_through == today:
-                report.renewing_today.append(sub_id)  # type: ignore[arg-type]
-            if before != sub.status:
-                {S.active.value: report.activated,
-                 S.past_due.value: report.past_due}.get(sub.status, []).append(sub_id)  # type: ignore[arg-type]
-            step = due_step(sub, today, settings.grace_days, settings.delete_after_days)
-            if step == "block":
-                block(session, sub, today, settings.grace_days)
-                report.blocked.append(sub_id)  # type: ignore[arg-type]
-            elif step == "delete":
-                if dry_run:
-                    report.deleted.append({"subscription": sub_id, "objects": None,
-                                           "bytes": None})
-                else:
-                    try:
-                        objects, size = delete_drive(session, sub, store)
-                    except Cam2DriveError as exc:
-                        # storage failed halfway: what was deleted stays deleted, the
-                        # subscription stays blocked, and the next pass finishes the job
-                        session.rollback()
-                        audit.record(session, actor="billing", entity="subscription",
-                                     entity_id=sub_id, action="deletion_interrupted",
-                                     cause=str(exc))
-                        session.commit()
-                        report.errors.append({"subscription": sub_id, "error": str(exc)})
-                        continue
-                    report.deleted.append({"subscription": sub_id, "objects": objects,
-                                           "bytes": size})
+        _finish(session, dry_run)
+        for lo in range(0, len(ids), CHUNK):
+            chunk = ids[lo:lo + CHUNK]
+            subs = list(session.exec(select(Subscription).where(
+                Subscription.id.in_(chunk)).order_by(Subscription.id)))  # type: ignore[union-attr, arg-type]
+            known: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
+            for charge in session.exec(select(Charge).where(
+                    Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
+                known[charge.subscription_id][charge.idempotency_key] = charge
+            upgrading = set(session.exec(select(Charge.subscription_id).where(
+                Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
+                Charge.status == "pending")))
+            snapshots = list(pool.map(lambda sub: _fetch(mp, sub, today, settings), subs))
+            plans = list(session.exec(select(Plan)))  # noqa: F841 - held: the identity map is weak
+            # no autoflush: the chunk's inserts and updates go out together at commit,
+            # in a few multi-row statements instead of several per subscription
+            with session.no_autoflush:
+                for sub, snapshot in zip(subs, snapshots, strict=True):
+                    _one(session, mp, store, settings, today, now, sub, snapshot,
+                         known[sub.id], sub.id in upgrading, report, dry_run)  # type: ignore[index]
             _finish(session, dry_run)
+            del plans
     return report
+
+
+def _fetch(mp: MercadoPago, sub: Subscription, today: date,
+           settings: Settings) -> Snapshot | BaseException:
+    if sub.kind != "paid" or not sub.mp_preapproval_id:
+        return Snapshot(installments=[])
+    try:
+        return fetch(mp, sub, today, settings.billing_day)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        return exc
+
+
+def _one(session: Session, mp: MercadoPago, store: DriveStore, settings: Settings,
+         today: date, now: datetime, sub: Subscription, snapshot: Snapshot | BaseException,
+         known: dict[str, Charge], upgrading: bool, report: RunReport, dry_run: bool) -> None:
+    """One subscription of a chunk: what Mercado Pago said, then the ladder."""
+    sub_id: int = sub.id  # type: ignore[assignment]
+    before = sub.status
+    reached = sync(session, mp, sub, today, settings.billing_day, snapshot, known, upgrading)
+    report.polled.append(sub_id)
+    if not reached:
+        # unknown is not unpaid: the ladder waits for a pass that can see
+        report.unreachable.append(sub_id)
+        return
+    sub.checked_at = now
+    session.add(sub)
+    if sub.status == S.active.value and sub.paid_through == today:
+        report.renewing_today.append(sub_id)
+    if before != sub.status:
+        {S.active.value: report.activated,
+         S.past_due.value: report.past_due}.get(sub.status, []).append(sub_id)
+    step = due_step(sub, today, settings.grace_days, settings.delete_after_days)
+    if step == "block":
+        block(session, sub, today, settings.grace_days)
+        report.blocked.append(sub_id)
+    elif step == "delete":
+        if dry_run:
+            report.deleted.append({"subscription": sub_id, "objects": None, "bytes": None})
+            return
+        _finish(session, dry_run)  # the chunk so far is safe before storage is touched
+        try:
+            objects, size = delete_drive(session, sub, store)
+        except Cam2DriveError as exc:
+            # storage failed halfway: what was deleted stays deleted, the
+            # subscription stays blocked, and the next pass finishes the job
+            session.rollback()
+            sub.checked_at = None  # due again at once, whatever the recheck period
+            session.add(sub)
+            audit.record(session, actor="billing", entity="subscription",
+                         entity_id=sub_id, action="deletion_interrupted", cause=str(exc))
+            session.commit()
+            report.errors.append({"subscription": sub_id, "error": str(exc)})
+            return
+        report.deleted.append({"subscription": sub_id, "objects": objects, "bytes": size})
+        _finish(session, dry_run)
 
 
 def _finish(session: Session, dry_run: bool) -> None:

@@ -145,6 +145,7 @@ class Settings(BaseSettings):
     delete_after_days: int = Field(5, ge=0)  # blocked -> drive deleted
     # a subscription that may change (renewal due, unpaid) is polled at most this often
     billing_recheck_minutes: int = Field(60, ge=0)
+    billing_concurrency: int = Field(8, ge=1, le=64)  # Mercado Pago calls in flight in a pass
 
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
 
