@@ -1,0 +1,337 @@
+"""Fleet benchmark: N Dahua-shaped recorders on the FTP and SFTP gateways at once.
+
+    .venv/bin/python bench/fleet.py [--recorders 200] [--channels 4] [--seconds 60]
+                                    [--sftp-share 0.25] [--clip-scale 0.25] [--workers 2]
+
+Starts SeaweedFS, a fresh PostgreSQL database, one `cam2drive gateway ftp`
+and one `cam2drive gateway sftp` process, and N devices with a subscription.
+Each recorder is one session (FTP, or SFTP for `--sftp-share` of them) that
+for T seconds cycles through its channels the way ../shared/recorders.md
+describes: snapshot bursts (3 x 30-230 KB), motion clips (2-20 MB x
+clip-scale) and hourly segments (scaled down the same way), each under the
+`<dir>/<device>/<day>/<ccc>/{jpg,dav}/...` layout with the CWD/MKD chains,
+`name_` then rename for video. Then direct boto3 with the same number of
+concurrent sessions, the same mix and sizes, for the same time.
+
+Prints aggregate MB/s and files/s for both and their ratio; p50/p99 of the
+time from the end of a file's data to its 226 / close-OK, snapshots and
+video apart; failed transfers; the gateways' peak RSS and mean CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.seaweed import SeaweedServer, free_port  # noqa: E402
+from tests.recorder import DahuaRecorder, DahuaSftpRecorder  # noqa: E402
+
+BIN = str(Path(sys.executable).parent / "cam2drive")
+PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+KB, MB = 1000, 1000 * 1000
+
+
+def workload(rng: random.Random, channels: int, clip_scale: float):  # type: ignore[no-untyped-def]
+    """Endless (kind, channel, size) for one recorder: mostly snapshots, some video."""
+    while True:
+        channel = rng.randrange(1, channels + 1)
+        roll = rng.random()
+        if roll < 0.75:
+            for _ in range(3):
+                yield "snapshot", channel, rng.randrange(30 * KB, 230 * KB)
+        elif roll < 0.97:
+            yield "clip", channel, int(rng.randrange(2 * MB, 20 * MB) * clip_scale)
+        else:
+            yield "segment", channel, int(60 * MB * clip_scale)
+
+
+class TimedRecorder(DahuaRecorder):
+    """The FTP recorder emulator, timing end-of-data -> 226."""
+
+    def upload(self, directory: str, name: str, data: bytes, *, temp_suffix: bool) -> str:
+        self.ensure_dirs(directory)
+        target = name + "_" if temp_suffix else name
+        data_sock = self._pasv()
+        self.expect(f"ALLO {len(data)}", "200")
+        self.expect("REST 0", "350")
+        self.expect(f"STOR {target}", "150", "125")
+        data_sock.sendall(data)
+        data_sock.close()
+        t0 = time.perf_counter()
+        final = self.reply()
+        self.last_commit = time.perf_counter() - t0
+        if final.startswith("226") and temp_suffix:
+            self.expect(f"RNFR {target}", "350")
+            self.expect(f"RNTO {name}", "250")
+        return final
+
+
+def _names(kind: str, n: int, channel: int) -> tuple[str, str]:
+    hh, mm, ss = f"{n // 3600 % 24:02d}", f"{n // 60 % 60:02d}", f"{n % 60:02d}"
+    if kind == "snapshot":
+        return f"2026-11-22/{channel:03d}/jpg/{hh}/{mm}", f"{ss}[M][0@0][{n % 3}].jpg"
+    return f"2026-11-22/{channel:03d}/dav/{hh}", f"{hh}.{mm}.{ss}-{hh}.{mm}.{ss}[M][0@0][{n}].mp4"
+
+
+def ftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list) -> None:  # type: ignore[type-arg]
+    rng = random.Random(login["username"])
+    rec = TimedRecorder("127.0.0.1", port, login["username"], login["password"],
+                        remote_dir="site", device_name=login["username"])
+    try:
+        rec.connect()
+    except Exception as exc:  # noqa: BLE001 - a failed session is a reported failure
+        out.append(("connect", 0, None, repr(exc)))
+        return
+    for n, (kind, channel, size) in enumerate(workload(rng, args["channels"], args["clip_scale"])):
+        if time.perf_counter() >= deadline:
+            break
+        directory, name = _names(kind, n, channel)
+        try:
+            reply = rec.upload(f"/site/{login['username']}/{directory}", name,
+                               os.urandom(size), temp_suffix=kind != "snapshot")
+            ok = reply.startswith("226")
+            out.append((kind, size, rec.last_commit, None if ok else reply))
+        except Exception as exc:  # noqa: BLE001
+            out.append((kind, size, None, repr(exc)))
+            return
+    rec.drop()
+
+
+async def sftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list) -> None:  # type: ignore[type-arg]
+    import asyncssh
+
+    rng = random.Random(login["username"])
+    helper = DahuaSftpRecorder(port, login["username"], login["password"])
+    try:
+        async with asyncssh.connect("127.0.0.1", port, username=login["username"],
+                                    password=login["password"], known_hosts=None,
+                                    client_keys=None) as conn, conn.start_sftp_client() as sftp:
+            for n, (kind, channel, size) in enumerate(
+                    workload(rng, args["channels"], args["clip_scale"])):
+                if time.perf_counter() >= deadline:
+                    break
+                directory, name = _names(kind, n, channel)
+                path = f"/site/{login['username']}/{directory}/{name}"
+                temp = path + "_" if kind != "snapshot" else path
+                try:
+                    await helper._ensure_dirs(sftp, f"/site/{login['username']}/{directory}")
+                    f = await sftp.open(temp, "wb")
+                    await f.write(os.urandom(size))
+                    t0 = time.perf_counter()
+                    await f.close()
+                    commit = time.perf_counter() - t0
+                    if temp != path:
+                        await sftp.rename(temp, path)
+                    out.append((kind, size, commit, None))
+                except (asyncssh.Error, OSError) as exc:
+                    out.append((kind, size, None, repr(exc)))
+    except (asyncssh.Error, OSError) as exc:
+        out.append(("connect", 0, None, repr(exc)))
+
+
+def boto3_session(endpoint: str, bucket: str, tag: str, args: dict, deadline: float,  # type: ignore[type-arg]
+                  out: list) -> None:  # type: ignore[type-arg]
+    import boto3
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
+    s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(
+        s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
+        response_checksum_validation="when_required"))
+    cfg = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
+    rng = random.Random(tag)
+    import io
+
+    for n, (kind, channel, size) in enumerate(workload(rng, args["channels"], args["clip_scale"])):
+        if time.perf_counter() >= deadline:
+            break
+        directory, name = _names(kind, n, channel)
+        key = f"peer/{tag}/{directory}/{name}"
+        t0 = time.perf_counter()
+        try:
+            s3.upload_fileobj(io.BytesIO(os.urandom(size)), bucket, key, Config=cfg)
+            out.append((kind, size, time.perf_counter() - t0, None))
+        except Exception as exc:  # noqa: BLE001
+            out.append((kind, size, None, repr(exc)))
+
+
+def worker(role: str, items: list, args: dict, start_at: float, queue) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """One client process: threads for FTP and boto3, one asyncio loop for SFTP."""
+    while time.time() < start_at:
+        time.sleep(0.01)
+    deadline = time.perf_counter() + args["seconds"]
+    out: list = []  # type: ignore[type-arg]
+    if role == "sftp":
+        async def all_sessions() -> None:
+            await asyncio.gather(*(sftp_recorder(args["sftp_port"], login, args, deadline, out)
+                                   for login in items))
+        asyncio.run(all_sessions())
+    else:
+        threads = []
+        for item in items:
+            if role == "ftp":
+                t = threading.Thread(target=ftp_recorder,
+                                     args=(args["ftp_port"], item, args, deadline, out))
+            else:
+                t = threading.Thread(target=boto3_session, args=(
+                    args["endpoint"], args["bucket"], item, args, deadline, out))
+            threads.append(t)
+            t.start()
+        for t in threads:
+            t.join()
+    queue.put(out)
+
+
+def run_phase(plan: list[tuple[str, list]], args: dict) -> tuple[list, float]:  # type: ignore[type-arg]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    start_at = time.time() + 3
+    procs = [ctx.Process(target=worker, args=(role, items, args, start_at, queue))
+             for role, items in plan if items]
+    for p in procs:
+        p.start()
+    results: list = []  # type: ignore[type-arg]
+    for _ in procs:
+        results += queue.get()
+    for p in procs:
+        p.join()
+    return results, args["seconds"]
+
+
+def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore[type-arg]
+    done = [r for r in results if r[3] is None]
+    failed = [r for r in results if r[3] is not None]
+
+    def pct(kind_set: set[str], q: float) -> float | None:
+        xs = sorted(r[2] for r in done if r[0] in kind_set)
+        return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1) if xs else None
+
+    return {"path": name, "files": len(done), "failed": len(failed),
+            "MB_per_s": round(sum(r[1] for r in done) / MB / seconds, 2),
+            "files_per_s": round(len(done) / seconds, 1),
+            "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
+            "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
+            "video_commit_ms_p50": pct({"clip", "segment"}, 0.5),
+            "video_commit_ms_p99": pct({"clip", "segment"}, 0.99),
+            "first_failures": [r[3] for r in failed[:3]]}
+
+
+class Sampler(threading.Thread):
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.procs = [psutil.Process(p) for p in pids]
+        self.peak_rss, self.cpu, self.samples, self.stop = 0, 0.0, 0, False
+        for p in self.procs:
+            p.cpu_percent()
+
+    def run(self) -> None:
+        while not self.stop:
+            time.sleep(0.5)
+            self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self.procs))
+            self.cpu += sum(p.cpu_percent() for p in self.procs)
+            self.samples += 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recorders", type=int, default=200)
+    ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--sftp-share", type=float, default=0.25)
+    ap.add_argument("--clip-scale", type=float, default=0.25)
+    ap.add_argument("--workers", type=int, default=2, help="client processes for FTP and boto3")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        weed = SeaweedServer(tmp / "weed").start()
+        name = f"c2d_fleet_{os.getpid()}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+        gateways: list[subprocess.Popen] = []  # type: ignore[type-arg]
+        try:
+            from billing import accounts
+            from billing.db import make_engine, session_scope
+            from billing.schema import upgrade
+
+            upgrade(url)
+            engine = make_engine(url)
+            logins = []
+            with session_scope(engine) as s:
+                dist = accounts.add_distributor(s, name="Fleet", email="fleet@example.com",
+                                                actor="bench")
+                accounts.add_plan(s, code="AC-ST-1T", capacity="1TB", price="1.00",
+                                  currency="MXN", on_full="rotate", actor="bench")
+                for i in range(a.recorders):
+                    cust = accounts.add_customer(s, distributor_id=dist.id,
+                                                 email=f"c{i}@fleet.mx", actor="bench")
+                    new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {i}",  # type: ignore[arg-type]
+                                              actor="bench")
+                    accounts.grant_subscription(s, device_ref=new.device.id,  # type: ignore[arg-type]
+                                                plan_code="AC-ST-1T", actor="bench")
+                    logins.append({"username": new.device.username, "password": new.password})
+            engine.dispose()
+            ftp_port, sftp_port = free_port(), free_port()
+            env = {**os.environ, **weed.env(), "CAM2DRIVE_DATABASE_URL": url,
+                   "CAM2DRIVE_S3_BUCKET": "fleet", "CAM2DRIVE_FTP_HOST": "127.0.0.1",
+                   "CAM2DRIVE_FTP_PORT": str(ftp_port), "CAM2DRIVE_FTP_PASSIVE_PORTS": "41000-41999",
+                   "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
+                   "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "keys"),
+                   "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000"}
+            for kind in ("ftp", "sftp"):
+                gateways.append(subprocess.Popen([BIN, "gateway", kind], env=env,
+                                                 stdout=subprocess.DEVNULL,
+                                                 stderr=open(tmp / f"{kind}.log", "w")))  # noqa: SIM115
+            time.sleep(4)
+            n_sftp = int(a.recorders * a.sftp_share)
+            sftp_logins, ftp_logins = logins[:n_sftp], logins[n_sftp:]
+            args = {"channels": a.channels, "clip_scale": a.clip_scale, "seconds": a.seconds,
+                    "ftp_port": ftp_port, "sftp_port": sftp_port, "endpoint": weed.endpoint,
+                    "bucket": "fleet"}
+            os.environ.update(weed.env())
+            plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
+            plan.append(("sftp", sftp_logins))
+            sampler = Sampler([g.pid for g in gateways])
+            sampler.start()
+            gw, seconds = run_phase(plan, args)
+            sampler.stop = True
+            sampler.join()
+            tags = [f"r{i}" for i in range(a.recorders)]
+            peer, _ = run_phase([("boto3", tags[i::a.workers]) for i in range(a.workers)], args)
+            g, p = summarise("gateway (FTP+SFTP)", gw, seconds), summarise("boto3", peer, seconds)
+            report = {"recorders": a.recorders, "sftp_recorders": n_sftp, "seconds": a.seconds,
+                      "gateway": g, "boto3": p,
+                      "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2) if p["MB_per_s"] else None,
+                      "gateway_peak_rss_MB": round(sampler.peak_rss / 2**20, 1),
+                      "gateway_mean_cpu_percent": round(sampler.cpu / max(sampler.samples, 1), 1)}
+            print(json.dumps(report, indent=1))
+        finally:
+            for gproc in gateways:
+                gproc.terminate()
+                try:
+                    gproc.wait(10)
+                except subprocess.TimeoutExpired:
+                    gproc.kill()
+            weed.stop()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
