@@ -71,7 +71,7 @@ class IngestPipeline:
         if expected_size is not None and expected_size > ent.capacity_bytes:
             raise QuotaExceeded(f"file of {human(expected_size)} is larger than the whole drive "
                                 f"({human(ent.capacity_bytes)})")
-        return Upload(self, ent, path)
+        return Upload(self, ent, path, expected_size)
 
     def delete_keys(self, keys: list[str]) -> None:
         """Best-effort delete of objects already dropped from the index."""
@@ -92,8 +92,13 @@ def _db(what: str) -> StorageUnavailable:
 class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
-    def __init__(self, pipeline: IngestPipeline, ent: Entitlement, path: str) -> None:
+    def __init__(self, pipeline: IngestPipeline, ent: Entitlement, path: str,
+                 size_hint: int | None = None) -> None:
         self.p = pipeline
+        # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
+        # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
+        self._hint = size_hint
+        self._handed = 0  # bytes already handed to S3 as parts
         self.ent = ent
         self.path = path
         self.name = "/" + path  # pyftpdlib logs file_obj.name
@@ -190,20 +195,30 @@ class Upload:
             size = self.p.part_size
             while view:
                 if self._part is None:  # allocated only once the last part was handed off
-                    self._part, self._fill = bytearray(size), 0
-                take = min(len(view), size - self._fill)
+                    self._part, self._fill = bytearray(self._buffer_size()), 0
+                if self._fill == len(self._part):  # more than ALLO said: grow to a part
+                    self._part.extend(bytes(size - len(self._part)))
+                take = min(len(view), len(self._part) - self._fill)
                 self._part[self._fill:self._fill + take] = view[:take]
                 self._fill += take
                 view = view[take:]
                 if self._fill == size:
                     part, self._part, self._fill = self._part, None, 0
+                    self._handed += size
                     self._send_part(part)
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
 
+    def _buffer_size(self) -> int:
+        """A whole part, or what ALLO says is left when that is less."""
+        size = self.p.part_size
+        if self._hint is None:
+            return size
+        return max(1, min(size, self._hint - self._handed))
+
     def _start_part(self) -> None:
-        self._part = bytearray(self.p.part_size)
+        self._part = bytearray(max(self._buffer_size(), self._buffered))
         self._large = True
         self._fill = 0
         for chunk in self._chunks:

@@ -247,3 +247,22 @@ def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # typ
     finally:
         stack.close()
     assert errors == []
+
+
+@pytest.mark.parametrize(("announced", "sent"), [(3 * MiB, 3 * MiB), (2 * MiB, 7 * MiB),
+                                                 (2 * MiB, 12 * MiB)])
+def test_buffers_sized_by_allo_still_take_any_length(stack: Stack, announced: int,
+                                                     sent: int) -> None:
+    """ALLO sizes the first buffer; a client that sends more still gets every byte stored."""
+    from billing.entitlement import upload_entitlement
+
+    dev = stack.device()
+    data = os.urandom(sent)
+    up = stack.pipeline.start(upload_entitlement(stack.engine, dev.device_id), "clip.dav",
+                              expected_size=announced)
+    for i in range(0, sent, 65536):
+        up.write(data[i:i + 65536])
+    up.commit()
+    key = stack.entries(dev)["clip.dav"].key
+    assert stack.store.open_range(key).read() == data
+    stack.assert_consistent(dev)
