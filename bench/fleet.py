@@ -26,6 +26,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -237,13 +238,16 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.procs = [psutil.Process(p) for p in pids]
         self.peak_rss, self.cpu, self.samples, self.stop = 0, 0.0, 0, False
+        self.peaks = [0 for _ in pids]
         for p in self.procs:
             p.cpu_percent()
 
     def run(self) -> None:
         while not self.stop:
             time.sleep(0.5)
-            self.peak_rss = max(self.peak_rss, sum(p.memory_info().rss for p in self.procs))
+            rss = [p.memory_info().rss for p in self.procs]
+            self.peak_rss = max(self.peak_rss, sum(rss))
+            self.peaks = [max(a, b) for a, b in zip(self.peaks, rss, strict=True)]
             self.cpu += sum(p.cpu_percent() for p in self.procs)
             self.samples += 1
 
@@ -298,7 +302,17 @@ def main() -> None:
                 gateways.append(subprocess.Popen([BIN, "gateway", kind], env=env,
                                                  stdout=subprocess.DEVNULL,
                                                  stderr=open(tmp / f"{kind}.log", "w")))  # noqa: SIM115
-            time.sleep(4)
+            for port in (ftp_port, sftp_port):  # host keys are made on first start
+                deadline = time.monotonic() + 120
+                while True:
+                    try:
+                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline or any(g.poll() is not None
+                                                              for g in gateways):
+                            raise SystemExit(f"a gateway did not start; see {tmp}") from None
+                        time.sleep(0.2)
             n_sftp = int(a.recorders * a.sftp_share)
             sftp_logins, ftp_logins = logins[:n_sftp], logins[n_sftp:]
             args = {"channels": a.channels, "clip_scale": a.clip_scale, "seconds": a.seconds,
@@ -319,6 +333,7 @@ def main() -> None:
                       "gateway": g, "boto3": p,
                       "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2) if p["MB_per_s"] else None,
                       "gateway_peak_rss_MB": round(sampler.peak_rss / 2**20, 1),
+                      "peak_rss_MB_ftp_sftp": [round(x / 2**20, 1) for x in sampler.peaks],
                       "gateway_mean_cpu_percent": round(sampler.cpu / max(sampler.samples, 1), 1)}
             print(json.dumps(report, indent=1))
         finally:
