@@ -62,27 +62,6 @@ def workload(rng: random.Random, channels: int, clip_scale: float):  # type: ign
             yield "segment", channel, int(60 * MB * clip_scale)
 
 
-class TimedRecorder(DahuaRecorder):
-    """The FTP recorder emulator, timing end-of-data -> 226."""
-
-    def upload(self, directory: str, name: str, data: bytes, *, temp_suffix: bool) -> str:
-        self.ensure_dirs(directory)
-        target = name + "_" if temp_suffix else name
-        data_sock = self._pasv()
-        self.expect(f"ALLO {len(data)}", "200")
-        self.expect("REST 0", "350")
-        self.expect(f"STOR {target}", "150", "125")
-        data_sock.sendall(data)
-        data_sock.close()
-        t0 = time.perf_counter()
-        final = self.reply()
-        self.last_commit = time.perf_counter() - t0
-        if final.startswith("226") and temp_suffix:
-            self.expect(f"RNFR {target}", "350")
-            self.expect(f"RNTO {name}", "250")
-        return final
-
-
 def _names(kind: str, n: int, channel: int) -> tuple[str, str]:
     hh, mm, ss = f"{n // 3600 % 24:02d}", f"{n // 60 % 60:02d}", f"{n % 60:02d}"
     if kind == "snapshot":
@@ -92,7 +71,7 @@ def _names(kind: str, n: int, channel: int) -> tuple[str, str]:
 
 def ftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list) -> None:  # type: ignore[type-arg]
     rng = random.Random(login["username"])
-    rec = TimedRecorder("127.0.0.1", port, login["username"], login["password"],
+    rec = DahuaRecorder("127.0.0.1", port, login["username"], login["password"],
                         remote_dir="site", device_name=login["username"])
     try:
         rec.connect()

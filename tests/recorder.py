@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 
 
@@ -111,7 +112,9 @@ class DahuaRecorder:
         self.expect(f"STOR {target}", "150", "125")
         data_sock.sendall(data)
         data_sock.close()
+        started = time.perf_counter()
         final = self.reply()
+        self.last_commit = time.perf_counter() - started  # end of data -> 226 (bench/fleet.py)
         if not final.startswith("226"):
             return final
         if temp_suffix:
