@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from satcfdi import render
-from satcfdi.cfdi import CFDI
 from satcfdi.models import Signer
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -191,7 +190,3 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
             "uuid": inv.uuid if inv is not None else None,
         })
     return out
-
-
-def parse_cfdi(xml: bytes) -> CFDI:
-    return CFDI.from_string(xml)
