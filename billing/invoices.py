@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from satcfdi import render
 from satcfdi.models import Signer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -109,18 +109,23 @@ def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueR
             continue  # another scheduler opened it first
 
 
+def concept(charge: Charge, plan_code: str, device_name: str) -> str:
+    """The invoice concept of a charge (Spanish: it is a Mexican fiscal document)."""
+    if charge.kind == "upgrade":
+        return (f"Cam2Drive: cambio al plan {plan_code}, grabador {device_name}, "
+                f"prorrateo hasta {charge.period_end or ''}").strip()
+    period = (f", periodo {charge.period_start} a {charge.period_end}"
+              if charge.period_start and charge.period_end else "")
+    return f"Cam2Drive: almacenamiento en la nube {plan_code}, grabador {device_name}{period}"
+
+
 def concept_of(session: Session, charge: Charge) -> str:
     sub = session.get(Subscription, charge.subscription_id)
     assert sub is not None
     plan = session.get(Plan, charge.plan_id or sub.plan_id)
     device = session.get(Device, sub.device_id)
     assert plan is not None and device is not None
-    if charge.kind == "upgrade":
-        return (f"Cam2Drive: cambio al plan {plan.code}, grabador {device.name}, "
-                f"prorrateo hasta {charge.period_end or ''}").strip()
-    period = (f", periodo {charge.period_start} a {charge.period_end}"
-              if charge.period_start and charge.period_end else "")
-    return f"Cam2Drive: almacenamiento en la nube {plan.code}, grabador {device.name}{period}"
+    return concept(charge, plan.code, device.name)
 
 
 def _issue_one(engine: Engine, store: DocumentStore, settings: Settings, signer: Signer,
@@ -170,9 +175,11 @@ def invoice_files(session: Session, store: DocumentStore, invoice_id: int) -> tu
 
 def orders(session: Session, customer_id: int | None = None) -> list[dict[str, Any]]:
     """The customer's "Ver Pedidos": every charge, with its invoice when there is one."""
-    q = (select(Charge, Invoice, Device.customer_id)
+    # one query for the whole list: a distributor's orders run to thousands of rows
+    q = (select(Charge, Invoice, Device.customer_id, Device.name, Plan.code)
          .join(Subscription, Subscription.id == Charge.subscription_id)  # type: ignore[arg-type]
          .join(Device, Device.id == Subscription.device_id)  # type: ignore[arg-type]
+         .join(Plan, Plan.id == func.coalesce(Charge.plan_id, Subscription.plan_id))
          .outerjoin(Invoice, Invoice.charge_id == Charge.id)  # type: ignore[arg-type]
          .order_by(Charge.id))  # type: ignore[arg-type]
     if customer_id is not None:
@@ -180,11 +187,11 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
             raise NotFound(f"customer {customer_id} does not exist")
         q = q.where(Device.customer_id == customer_id)
     out = []
-    for charge, inv, cust in session.exec(q).all():
+    for charge, inv, cust, device_name, plan_code in session.exec(q).all():
         out.append({
             "order": charge.id, "customer": cust,
             "date": (charge.period_start or charge.created_at.date()).isoformat(),
-            "concept": concept_of(session, charge), "amount": charge.amount,
+            "concept": concept(charge, plan_code, device_name), "amount": charge.amount,
             "currency": charge.currency, "status": charge.status,
             "invoice": inv.id if inv is not None and inv.status == "issued" else None,
             "uuid": inv.uuid if inv is not None else None,

@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy import Engine, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -253,8 +253,8 @@ def deliver(engine: Engine, settings: Settings, store: Any = None, *,
             except (OSError, smtplib.SMTPException):
                 pass
     with session_scope(engine) as s:
-        report.waiting = len(list(s.exec(select(Notification.id).where(
-            Notification.status != "sent"))))
+        report.waiting = s.exec(select(func.count()).select_from(Notification).where(
+            Notification.status != "sent")).one()
     return report
 
 

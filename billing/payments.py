@@ -69,6 +69,18 @@ def fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int) -> 
     return snap
 
 
+def try_fetch(mp: MercadoPago, sub: Subscription, today: date,
+              billing_day: int) -> Snapshot | MercadoPagoUnavailable | MercadoPagoRefused:
+    """`fetch`, with Mercado Pago's failure as a value: what `sync` turns into
+    "unreachable, nothing changes" (and what a thread pool can hand back)."""
+    if not sub.mp_preapproval_id:  # Mercado Pago refused to create it: nothing to ask
+        return Snapshot(installments=[])
+    try:
+        return fetch(mp, sub, today, billing_day)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        return exc
+
+
 def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
          billing_day: int, snapshot: Snapshot | BaseException | None = None,
          known: dict[str, Charge] | None = None, upgrading: bool = True) -> bool:
@@ -80,10 +92,7 @@ def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
     if sub.kind != "paid" or not sub.mp_preapproval_id:
         return True
     if snapshot is None:
-        try:
-            snapshot = fetch(mp, sub, today, billing_day)
-        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-            snapshot = exc
+        snapshot = try_fetch(mp, sub, today, billing_day)
     if isinstance(snapshot, BaseException):
         # unreachable, or it does not know the preapproval: either way we do
         # not know whether the payer paid, so nothing may move on this pass

@@ -2,8 +2,8 @@
 
 Safe to run twice, or again after a crash: Mercado Pago charges the
 installments itself (cam2drive never initiates a recurring charge), polling
-is idempotent, and every subscription's changes are committed on their own,
-so a pass resumes where the last one stopped. `dry_run` reads everything,
+is idempotent, and changes are committed a chunk of subscriptions at a time
+(and before any drive deletion), so a pass resumes where the last one stopped. `dry_run` reads everything,
 changes nothing, and reports what a real pass would do.
 
 Only subscriptions that can change are polled (`due`): pending ones, unpaid
@@ -26,10 +26,10 @@ from sqlmodel import Session, select
 
 from billing import audit
 from billing.errors import Cam2DriveError
-from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
+from billing.mercadopago import MercadoPago
 from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.overdue import DriveStore, block, delete_drive, due_step
-from billing.payments import Snapshot, fetch, sync
+from billing.payments import Snapshot, sync, try_fetch
 from billing.settings import Settings
 
 S = SubscriptionStatus
@@ -87,6 +87,9 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
     with Session(engine, expire_on_commit=False) as session, \
             ThreadPoolExecutor(max_workers=settings.billing_concurrency) as pool:
         ids = due(session, today, now, timedelta(minutes=settings.billing_recheck_minutes))
+        # held for the whole pass: the identity map is weak, and without a strong
+        # reference each subscription's plan lookup would be a query (and a flush)
+        plans = list(session.exec(select(Plan)))
         _finish(session, dry_run)
         for lo in range(0, len(ids), CHUNK):
             chunk = ids[lo:lo + CHUNK]
@@ -99,8 +102,8 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
             upgrading = set(session.exec(select(Charge.subscription_id).where(
                 Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
                 Charge.status == "pending")))
-            snapshots = list(pool.map(lambda sub: _fetch(mp, sub, today, settings), subs))
-            plans = list(session.exec(select(Plan)))  # noqa: F841 - held: the identity map is weak
+            snapshots = list(pool.map(
+                lambda sub: try_fetch(mp, sub, today, settings.billing_day), subs))
             # no autoflush: the chunk's inserts and updates go out together at commit,
             # in a few multi-row statements instead of several per subscription
             with session.no_autoflush:
@@ -108,18 +111,8 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
                     _one(session, mp, store, settings, today, now, sub, snapshot,
                          known[sub.id], sub.id in upgrading, report, dry_run)  # type: ignore[index]
             _finish(session, dry_run)
-            del plans
+    del plans
     return report
-
-
-def _fetch(mp: MercadoPago, sub: Subscription, today: date,
-           settings: Settings) -> Snapshot | BaseException:
-    if sub.kind != "paid" or not sub.mp_preapproval_id:
-        return Snapshot(installments=[])
-    try:
-        return fetch(mp, sub, today, settings.billing_day)
-    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-        return exc
 
 
 def _one(session: Session, mp: MercadoPago, store: DriveStore, settings: Settings,
