@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "cam2drive-dev"
 SECRET_KEY = "cam2drive-dev-secret"
@@ -41,6 +42,7 @@ class SeaweedServer:
         self.s3_port = s3_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "weed.log"
+        self._probe: Any = None  # boto3 client for the readiness check, made once
 
     @property
     def endpoint(self) -> str:
@@ -81,16 +83,18 @@ class SeaweedServer:
     def _signed_request_works(self) -> bool:
         """Ready means a signed request succeeds: S3 answers anonymous probes
         (403) a moment before it has loaded its identities (then 400)."""
-        import boto3
-        from botocore.config import Config
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
-            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
+        if self._probe is None:
+            import boto3
+            from botocore.config import Config
+
+            self._probe = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
+                aws_secret_access_key=SECRET_KEY, region_name="us-east-1",
+                config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
         try:
-            client.list_buckets()
+            self._probe.list_buckets()
             return True
         except (BotoCoreError, ClientError):
             return False
