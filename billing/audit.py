@@ -7,7 +7,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from billing.models import AuditEvent
+from billing import staging
+from billing.models import AuditEvent, utcnow
+
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 def record(
@@ -19,15 +22,10 @@ def record(
     action: str,
     cause: str,
     **detail: Any,
-) -> AuditEvent:
+) -> None:
     """Add an audit event to `session`; it commits or rolls back with the change."""
-    event = AuditEvent(
-        actor=actor,
-        entity=entity,
-        entity_id=str(entity_id),
-        action=action,
-        cause=cause,
-        detail=json.dumps(detail, default=str, sort_keys=True) if detail else None,
-    )
-    session.add(event)
-    return event
+    row = {"at": utcnow(), "actor": actor, "entity": entity, "entity_id": str(entity_id),
+           "action": action, "cause": cause,
+           "detail": json.dumps(detail, default=str, sort_keys=True) if detail else None}
+    if not staging.add(session, AUDIT, row):
+        session.add(AuditEvent(**row))

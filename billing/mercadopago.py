@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -205,6 +206,28 @@ class MercadoPago:
                 "payer": {"email": payer_email}}
         return self._call("charging the payment", self.sdk.payment().create, body,
                           self._options(key))
+
+    def payments_updated(self, begin: str, end: str, page: int = 1000
+                         ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the payments last updated between `begin` and `end` (ISO 8601),
+        oldest first: one call per page instead of one per subscription.
+
+        Mercado Pago may return fewer than `page` per call; the offset follows
+        what came back, so any page size it enforces is honoured.
+        """
+        offset = 0
+        while True:
+            raw = self._call("searching payments", self.sdk.payment().search, {
+                "range": "date_last_updated", "begin_date": begin, "end_date": end,
+                "sort": "date_last_updated", "criteria": "asc",
+                "offset": offset, "limit": page})
+            results = list(raw.get("results") or [])
+            if results:
+                yield results
+            offset += len(results)
+            total = int((raw.get("paging") or {}).get("total") or 0)
+            if not results or offset >= total:
+                return
 
     def get_payment(self, payment_id: str | int) -> dict[str, Any]:
         return self._call("reading the payment", self.sdk.payment().get, payment_id)

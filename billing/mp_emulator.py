@@ -14,11 +14,17 @@ Endpoints (Mercado Pago's):
   GET  /preapproval/search               by external_reference, payer_email, status
   GET  /authorized_payments/search       installments of a preapproval (preapproval_id=)
   POST /v1/payments                      one-off payment (X-Idempotency-Key honoured)
-  GET  /v1/payments/{id}, /v1/payments/search?external_reference=
+  GET  /v1/payments/{id}
+  GET  /v1/payments/search               by external_reference, and a date window
+                                         (range=date_last_updated|date_created,
+                                         begin_date, end_date), sort, criteria,
+                                         offset, limit (at most 1000 per page here)
 
 Control (the emulator's own, documented in README):
   POST /__emulator/behaviour  {"payer_email"| "external_reference", "outcome":
                                "approve"|"reject"|"timeout"|"email_mismatch"}
+                              {"failing_path": "/v1/payments/search", "outcome": "error"|""}
+                               an endpoint answers 500 until told otherwise
   POST /__emulator/authorize/{preapproval_id}   the payer accepts at checkout
   POST /__emulator/clock      {"date": "YYYY-MM-DD"}  run installments due up to that date
   POST /__emulator/payments/{id} {"status": "approved"|"rejected"}  settle an in-process payment
@@ -35,6 +41,10 @@ documents for "monto proporcional".
 Installments follow Mercado Pago's retry behaviour: a declined installment
 is retried up to 4 times within 10 days (days 0, 2, 4, 7, 10 of its debit
 date); after 3 installments rejected in a row the preapproval is cancelled.
+Every attempt is a payment, as in Mercado Pago: `operation_type`
+"recurring_payment", and `point_of_interaction.transaction_data` names the
+preapproval (`subscription_id`) and the installment's `billing_date`; its
+dates are the emulator's clock (`/__emulator/clock`), at noon UTC.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+SEARCH_LIMIT = 1000  # the emulator's page size cap; clients follow `paging` as returned
 RETRY_OFFSETS = (0, 2, 4, 7, 10)  # first attempt + 4 retries within 10 days
 MAX_REJECTED_INSTALLMENTS = 3
 
@@ -81,8 +92,11 @@ class _State:
     idempotency: dict[str, tuple[int, dict]] = field(default_factory=dict)
     behaviour: dict[str, str] = field(default_factory=dict)  # email/ext ref -> outcome
     calls: list[dict] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # paths that answer 500
     today: date = field(default_factory=date.today)
     next_id: int = 1000
+    version: int = 0  # bumped on every payment change: invalidates `search_cache`
+    search_cache: tuple[Any, int, list[dict]] | None = None
 
 
 class MercadoPagoEmulator:
@@ -175,7 +189,10 @@ class MercadoPagoEmulator:
     def dispatch(self, method: str, path: str, query: dict[str, str], body: dict,
                  idem_key: str | None) -> tuple[int, Any]:
         with self.lock:
-            self.state.calls.append({"method": method, "path": path, "key": idem_key})
+            self.state.calls.append({"method": method, "path": path, "key": idem_key,
+                                     "query": query})
+            if path in self.state.failing:
+                return _error(500, "internal server error", "internal_error")
             routes: list[tuple[str, str, Any]] = [
                 ("POST", r"/preapproval_plan", self._create_plan),
                 ("GET", r"/preapproval_plan/(?P<id>[\w-]+)", self._get_plan),
@@ -346,24 +363,61 @@ class MercadoPagoEmulator:
                "transaction_amount": amount, "currency_id": body.get("currency_id", "MXN"),
                "description": body.get("description"),
                "external_reference": body.get("external_reference"),
-               "payer": {"email": payer}, "date_created": _now(),
+               "payer": {"email": payer}, "date_created": _now(), "date_last_updated": _now(),
                "date_approved": _now() if approved else None}
         self.state.payments[str(pay["id"])] = pay
+        self.state.version += 1
         return 201, pay
 
     def _get_payment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
         return _found(self.state.payments, id, "payment")
 
     def _search_payments(self, body: dict, query: dict) -> tuple[int, Any]:
-        ref = query.get("external_reference")
-        results = [p for p in self.state.payments.values()
-                   if ref is None or p.get("external_reference") == ref]
-        return 200, {"paging": {"total": len(results), "limit": 30, "offset": 0},
-                     "results": results}
+        try:
+            offset = int(query.get("offset", 0))
+            limit = min(int(query.get("limit", 30)), SEARCH_LIMIT)
+            window = (self._when(query["begin_date"]), self._when(query["end_date"])) \
+                if "begin_date" in query or "end_date" in query else None
+        except (KeyError, ValueError):
+            return _error(400, "offset and limit must be integers; begin_date and end_date "
+                          "go together, as ISO 8601 dates or NOW[-nDAYS]", "bad_request")
+        field_ = query.get("range", "date_created")
+        sort, desc = query.get("sort", "date_created"), query.get("criteria") == "desc"
+        if field_ not in ("date_created", "date_last_updated") or sort not in (
+                "date_created", "date_last_updated", "id") or offset < 0 or limit < 1:
+            return _error(400, "invalid range, sort, offset or limit", "bad_request")
+        key = (query.get("external_reference"), window, field_, sort, desc)
+        cached = self.state.search_cache
+        if cached is not None and cached[0] == key and cached[1] == self.state.version:
+            results = cached[2]  # the next page of the same search: no new scan
+        else:
+            ref = key[0]
+            results = [p for p in self.state.payments.values()
+                       if (ref is None or p.get("external_reference") == ref) and (
+                           window is None or window[0] <= _parse(p[field_]) <= window[1])]
+            results.sort(key=lambda p: (p["id"] if sort == "id" else _parse(p[sort]),
+                                        p["id"]), reverse=desc)
+            self.state.search_cache = (key, self.state.version, results)
+        return 200, {"paging": {"total": len(results), "limit": limit, "offset": offset},
+                     "results": results[offset:offset + limit]}
+
+    def _when(self, text: str) -> datetime:
+        """Mercado Pago's date filters: ISO 8601, or NOW / NOW-nDAYS on the emulator's clock."""
+        relative = re.fullmatch(r"NOW(?:-(\d+)DAYS)?", text)
+        if relative:
+            end_of_day = datetime(self.state.today.year, self.state.today.month,
+                                  self.state.today.day, 23, 59, 59, tzinfo=UTC)
+            return end_of_day - timedelta(days=int(relative.group(1) or 0))
+        return _parse(text)
 
     # --- control ------------------------------------------------------------------
 
     def _set_behaviour(self, body: dict, query: dict) -> tuple[int, Any]:
+        if "failing_path" in body:  # an endpoint that answers 500 (or again 200 with "")
+            path = str(body["failing_path"])
+            self.state.failing.add(path) if body.get("outcome") == "error" else \
+                self.state.failing.discard(path)
+            return 200, {"ok": True, "failing": sorted(self.state.failing)}
         who = body.get("payer_email") or body.get("external_reference")
         outcome = body.get("outcome")
         if not who or outcome not in ("approve", "reject", "timeout", "email_mismatch",
@@ -434,6 +488,8 @@ class MercadoPagoEmulator:
                           "bad_request")
         pay["status"] = body["status"]
         pay["status_detail"] = "accredited" if body["status"] == "approved" else "cc_rejected_other_reason"
+        pay["date_last_updated"] = _now()
+        self.state.version += 1
         return 200, pay
 
     def _dump(self, body: dict, query: dict) -> tuple[int, Any]:
@@ -475,12 +531,19 @@ class MercadoPagoEmulator:
             inst["transaction_amount"] = pre["auto_recurring"]["transaction_amount"]
         outcome = self._outcome(pre.get("external_reference"), pre.get("payer_email"))
         approved = outcome != "reject"
+        moment = f"{today}T12:00:00.000Z"
         pay = {"id": self._id(), "status": "approved" if approved else "rejected",
                "status_detail": "accredited" if approved else "cc_rejected_insufficient_amount",
+               "operation_type": "recurring_payment",
                "transaction_amount": inst["transaction_amount"],
-               "currency_id": inst["currency_id"], "date_created": f"{today}T12:00:00.000Z",
-               "external_reference": pre.get("external_reference")}
+               "currency_id": inst["currency_id"], "date_created": moment,
+               "date_last_updated": moment, "date_approved": moment if approved else None,
+               "external_reference": pre.get("external_reference"),
+               "point_of_interaction": {"type": "SUBSCRIPTIONS", "transaction_data": {
+                   "subscription_id": pre["id"], "billing_date": inst["debit_date"],
+                   "subscription_sequence": {"number": None, "total": None}}}}
         self.state.payments[str(pay["id"])] = pay
+        self.state.version += 1
         inst["payment"] = {"id": pay["id"], "status": pay["status"],
                            "status_detail": pay["status_detail"]}
         inst["retry_attempt"] += 1
@@ -505,6 +568,11 @@ class MercadoPagoEmulator:
         """The next installment's date: the plan's billing day, else a month later."""
         day = pre["auto_recurring"].get("billing_day")
         return _next_billing(debit, day) if day else _next_month(debit)
+
+
+def _parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _next_billing(day: date, billing_day: int) -> date:

@@ -9,13 +9,13 @@ and changes nothing: never read as non-payment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlmodel import Session, select
 
-from billing import audit
+from billing import audit, staging
 from billing.accounts import drive_of
 from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
 from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
@@ -23,6 +23,7 @@ from billing.proration import next_billing_date
 from billing.subscriptions import transition
 
 ACTOR = "billing"
+CHARGES = Charge.__table__  # type: ignore[attr-defined]
 S = SubscriptionStatus
 
 
@@ -55,12 +56,55 @@ def coverage(sub: Subscription, installments: list[dict[str, Any]], today: date,
     return paid_through, declined_due
 
 
-def fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int) -> Snapshot:
-    """One call in the common case: the installments. The preapproval itself is
-    read only when they cannot settle the question (a lapsed period with no
-    declined installment: did the payer cancel?). Raises MercadoPagoUnavailable
-    or MercadoPagoRefused. Thread-safe: reads `sub`, writes nothing."""
+Feed = dict[str, list[dict[str, Any]]]  # preapproval id -> installments seen in payments
+
+FEED_DAYS = 12  # Mercado Pago retries a declined installment for 10 days
+
+
+def feed(mp: MercadoPago, today: date, days: int = FEED_DAYS) -> Feed:
+    """The installments that moved in the last `days` days, from Mercado Pago's
+    payment search: a page of up to a thousand subscriptions per call, where
+    polling costs a call per subscription (and MP's rate limit is per token).
+
+    Every attempt at an installment is a payment naming its preapproval and
+    billing date; the latest attempt per billing date is the installment's
+    state. Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    """
+    begin = f"{today - timedelta(days=days)}T00:00:00.000Z"
+    end = f"{today + timedelta(days=1)}T23:59:59.999Z"
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for page in mp.payments_updated(begin, end):
+        for pay in page:  # oldest first: a later attempt replaces an earlier one
+            data = (pay.get("point_of_interaction") or {}).get("transaction_data") or {}
+            pre, debit = data.get("subscription_id"), data.get("billing_date")
+            if not pre or not debit:
+                continue  # a one-off payment (an upgrade), not an installment
+            status = str(pay.get("status"))
+            latest[(str(pre), str(debit)[:10])] = {
+                "debit_date": str(debit)[:10], "transaction_amount": pay["transaction_amount"],
+                "status": {"approved": "processed", "rejected": "rejected"}.get(
+                    status, "scheduled"),
+                "payment": {"id": pay["id"], "status": status}}
+    found: Feed = {}
+    for (pre, _debit), inst in latest.items():
+        found.setdefault(pre, []).append(inst)
+    return found
+
+
+def fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int,
+          known: Feed | None = None) -> Snapshot:
+    """No call when the payments `known` from the feed settle the question (paid
+    through a later date, or declined); else one call in the common case: the
+    installments. The preapproval itself is read only when they cannot settle
+    it either (a lapsed period with no declined installment: did the payer
+    cancel?). Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    Thread-safe: reads `sub`, writes nothing."""
     assert sub.mp_preapproval_id
+    seen = (known or {}).get(sub.mp_preapproval_id)
+    if seen:
+        paid_through, declined = coverage(sub, seen, today, billing_day)
+        if declined or (paid_through is not None and paid_through > today):
+            return Snapshot(installments=seen)
     snap = Snapshot(installments=mp.installments(sub.mp_preapproval_id))
     paid_through, declined = coverage(sub, snap.installments, today, billing_day)
     covered = paid_through is not None and paid_through > today
@@ -69,14 +113,15 @@ def fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int) -> 
     return snap
 
 
-def try_fetch(mp: MercadoPago, sub: Subscription, today: date,
-              billing_day: int) -> Snapshot | MercadoPagoUnavailable | MercadoPagoRefused:
+def try_fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int,
+              known: Feed | None = None
+              ) -> Snapshot | MercadoPagoUnavailable | MercadoPagoRefused:
     """`fetch`, with Mercado Pago's failure as a value: what `sync` turns into
     "unreachable, nothing changes" (and what a thread pool can hand back)."""
     if not sub.mp_preapproval_id:  # Mercado Pago refused to create it: nothing to ask
         return Snapshot(installments=[])
     try:
-        return fetch(mp, sub, today, billing_day)
+        return fetch(mp, sub, today, billing_day, known)
     except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
         return exc
 
@@ -167,20 +212,27 @@ def apply_preapproval(session: Session, sub: Subscription, pre_status: str | Non
 def _ledger(session: Session, sub: Subscription, inst: dict[str, Any], debit: date,
             status: str, currency: str, billing_day: int,
             known: dict[str, Charge] | None = None) -> None:
-    key = f"installment-{sub.mp_preapproval_id}-{inst['id']}"
+    # one installment per preapproval and debit date, whichever way it was read
+    # (the installments, or the payment feed); `mp_id` is its latest payment
+    key = f"installment-{sub.mp_preapproval_id}-{debit.isoformat()}"
+    payment_id = str(inst["payment"]["id"])
     charge = known.get(key) if known is not None else session.exec(
         select(Charge).where(Charge.idempotency_key == key)).first()
     if charge is None:
-        charge = Charge(subscription_id=sub.id, kind="installment",  # type: ignore[arg-type]
-                        amount=Decimal(str(inst["transaction_amount"])), currency=currency,
-                        idempotency_key=key, mp_id=str(inst["id"]), status=status,
-                        period_start=debit, period_end=next_billing_date(debit, billing_day))
-        session.add(charge)
+        now, amount = utcnow(), Decimal(str(inst["transaction_amount"]))
+        row = {"subscription_id": sub.id, "kind": "installment", "plan_id": None,
+               "amount": amount, "currency": currency, "idempotency_key": key,
+               "mp_id": payment_id, "status": status, "period_start": debit,
+               "period_end": next_billing_date(debit, billing_day),
+               "created_at": now, "updated_at": now}
+        if not staging.add(session, CHARGES, row):
+            session.add(Charge(**row))
         audit.record(session, actor=ACTOR, entity="charge", entity_id=key,
                      action=f"installment:{status}", cause="reported by Mercado Pago",
-                     subscription_id=sub.id, amount=charge.amount)
+                     subscription_id=sub.id, amount=amount)
     elif charge.status != status:
         before, charge.status, charge.updated_at = charge.status, status, utcnow()
+        charge.mp_id = payment_id
         session.add(charge)
         audit.record(session, actor=ACTOR, entity="charge", entity_id=key,
                      action=f"installment:{status}", cause="reported by Mercado Pago",

@@ -24,12 +24,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, or_
 from sqlmodel import Session, select
 
-from billing import audit
+from billing import audit, staging
 from billing.errors import Cam2DriveError
-from billing.mercadopago import MercadoPago
+from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
 from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.overdue import DriveStore, block, delete_drive, due_step
-from billing.payments import Snapshot, sync, try_fetch
+from billing.payments import Feed, Snapshot, feed, sync, try_fetch
 from billing.settings import Settings
 
 S = SubscriptionStatus
@@ -47,6 +47,8 @@ class RunReport:
     blocked: list[int] = field(default_factory=list)
     deleted: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Mercado Pago's payment search, read when many are due: payments read, or the error
+    feed: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,40 +78,51 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
                  now: datetime | None = None) -> RunReport:
     """`now` is when "recently polled" is judged from (tests travel in time with it).
 
-    Due subscriptions go in chunks: one query loads a chunk with its ledger
-    rows, Mercado Pago is asked about all of them at once from a few threads
-    (the calls are I/O; applying them is not), and the chunk's changes are
-    committed together. A crash loses at most the chunk in hand, which the
+    With many due (a billing day), Mercado Pago's payment search is read
+    first: a call per thousand payments tells most subscriptions' news, and
+    only those it leaves open are polled one by one. Due subscriptions go in
+    chunks: one query loads a chunk with its ledger rows, Mercado Pago is
+    asked about those the feed did not settle from a few threads (the calls
+    are I/O; applying them is not), and the chunk's changes are committed
+    together. A crash loses at most the chunk in hand, which the
     next pass redoes: applying Mercado Pago's answers is idempotent.
     """
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
     now = now or utcnow()
     with Session(engine, expire_on_commit=False) as session, \
             ThreadPoolExecutor(max_workers=settings.billing_concurrency) as pool:
+        staging.enable(session)  # the ledger and audit rows of a chunk: one insert each
         ids = due(session, today, now, timedelta(minutes=settings.billing_recheck_minutes))
         # held for the whole pass: the identity map is weak, and without a strong
         # reference each subscription's plan lookup would be a query (and a flush)
         plans = list(session.exec(select(Plan)))
         _finish(session, dry_run)
+        known: Feed | None = None
+        if len(ids) >= settings.billing_feed_min:
+            try:
+                known = feed(mp, today)
+                report.feed = {"subscriptions": len(known)}
+            except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+                report.feed = {"error": str(exc)}  # each one is polled instead
         for lo in range(0, len(ids), CHUNK):
             chunk = ids[lo:lo + CHUNK]
             subs = list(session.exec(select(Subscription).where(
                 Subscription.id.in_(chunk)).order_by(Subscription.id)))  # type: ignore[union-attr, arg-type]
-            known: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
+            ledger: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
             for charge in session.exec(select(Charge).where(
                     Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
-                known[charge.subscription_id][charge.idempotency_key] = charge
+                ledger[charge.subscription_id][charge.idempotency_key] = charge
             upgrading = set(session.exec(select(Charge.subscription_id).where(
                 Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
                 Charge.status == "pending")))
             snapshots = list(pool.map(
-                lambda sub: try_fetch(mp, sub, today, settings.billing_day), subs))
+                lambda sub: try_fetch(mp, sub, today, settings.billing_day, known), subs))
             # no autoflush: the chunk's inserts and updates go out together at commit,
             # in a few multi-row statements instead of several per subscription
             with session.no_autoflush:
                 for sub, snapshot in zip(subs, snapshots, strict=True):
                     _one(session, mp, store, settings, today, now, sub, snapshot,
-                         known[sub.id], sub.id in upgrading, report, dry_run)  # type: ignore[index]
+                         ledger[sub.id], sub.id in upgrading, report, dry_run)  # type: ignore[index]
             _finish(session, dry_run)
     del plans
     return report

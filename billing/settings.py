@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # a subscription that may change (renewal due, unpaid) is polled at most this often
     billing_recheck_minutes: int = Field(60, ge=0)
     billing_concurrency: int = Field(8, ge=1, le=64)  # Mercado Pago calls in flight in a pass
+    # a pass with at least this many subscriptions to check reads Mercado Pago's
+    # payment search first (a page per thousand) and polls only what it leaves open
+    billing_feed_min: int = Field(50, ge=1)
 
     node_name: str = Field(default_factory=lambda: os.uname().nodename)
 

@@ -147,6 +147,61 @@ def test_payment_on_retry_reactivates(stack: Stack, mp_emulator: MercadoPagoEmul
         assert s.get(Subscription, sub.id).paid_through == date(2027, 1, 5)  # type: ignore[union-attr]
 
 
+def test_billing_day_is_read_from_the_payment_feed(stack: Stack,
+                                                   mp_emulator: MercadoPagoEmulator) -> None:
+    """Many due at once: Mercado Pago's payment search settles them without a call
+    per subscription; what it leaves open (or all of it, when the search fails)
+    is polled one by one, with the same outcome and the same ledger."""
+    clock = Clock(stack, mp_emulator)
+    stack.settings.billing_feed_min = 1
+    subs = [subscribe(stack, clock, stack.device(capacity="1GB", grant=False))
+            for _ in range(8)]
+    pres = {sub.mp_preapproval_id for sub in subs}
+
+    def installment_calls(since: int) -> int:
+        return sum(1 for c in mp_emulator.state.calls[since:]
+                   if c["path"] == "/authorized_payments/search"
+                   and c["query"].get("preapproval_id") in pres)
+
+    for sub in subs:
+        control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    mark = len(mp_emulator.state.calls)
+    report = clock.run()
+    assert {s.id for s in subs} <= set(report.activated)
+    assert installment_calls(mark) == 0 and "subscriptions" in report.feed
+    late = subs[:3]
+    for sub in late:
+        set_outcome(mp_emulator, sub, "reject")
+    mark = len(mp_emulator.state.calls)
+    clock.until(date(2026, 12, 5))
+    assert [status(stack, s.id) for s in subs] == ["past_due"] * 3 + ["active"] * 5
+    assert installment_calls(mark) == 0  # paid and declined alike: read from the feed
+    with session_scope(stack.engine) as s:
+        for sub in subs:
+            assert s.get(Subscription, sub.id).paid_through == (  # type: ignore[union-attr]
+                date(2026, 12, 5) if sub in late else date(2027, 1, 5))
+            charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)
+                             .order_by(Charge.period_start)).all()
+            assert [(c.amount, c.status) for c in charges] == [
+                (Decimal("4.33"), "approved"),
+                (Decimal("10.00"), "rejected" if sub in late else "approved")]
+    # the search fails: every one of them is polled instead, and still settles
+    control(mp_emulator, "/__emulator/behaviour", {"failing_path": "/v1/payments/search",
+                                                   "outcome": "error"})
+    for sub in late:
+        set_outcome(mp_emulator, sub, "approve")
+    mark = len(mp_emulator.state.calls)
+    reports = clock.until(date(2026, 12, 7))  # Mercado Pago's second try goes through
+    assert "error" in reports[-1].feed  # type: ignore[attr-defined]
+    assert [status(stack, s.id) for s in subs] == ["active"] * 8
+    assert installment_calls(mark) >= 3
+    with session_scope(stack.engine) as s:
+        for sub in late:
+            charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
+            assert sorted((c.amount, c.status) for c in charges) == [
+                (Decimal("4.33"), "approved"), (Decimal("10.00"), "approved")]
+
+
 def test_unreachable_mercadopago_is_never_non_payment(stack: Stack,
                                                       mp_emulator: MercadoPagoEmulator) -> None:
     clock = Clock(stack, mp_emulator)
@@ -338,9 +393,12 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
     assert not any(not e.is_dir for e in stack.entries(dev).values())
 
 
-def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+@pytest.mark.parametrize("reading", ["polling", "feed"])
+def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, reading: str) -> None:
     """Failures, a recovery, an upgrade, a downgrade that does not fit, a cancellation
-    and the deletion, walked one day (one billing pass) at a time."""
+    and the deletion, walked one day (one billing pass) at a time; the same story
+    whether Mercado Pago is polled per subscription or read from its payment feed."""
+    stack.settings.billing_feed_min = 1 if reading == "feed" else 10**9
     from billing.changes import cancel, downgrade, upgrade
     from billing.errors import InvalidInput
 

@@ -72,6 +72,41 @@ def test_declined_installment_retries_then_cancels(emulator: MercadoPagoEmulator
     assert mp.get_preapproval(pre.id).status == "cancelled"  # after 3 rejected installments
 
 
+def test_payment_feed_pages_through_every_attempt_once(emulator: MercadoPagoEmulator) -> None:
+    """Mercado Pago's payment search, paged: every installment attempt of the window
+    exactly once, oldest first, naming its preapproval and billing date."""
+    from billing.payments import feed
+
+    mp = client(emulator)
+    control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
+    pres = [mp.create_preapproval(key=f"k-feed-{i}", payer_email=f"p{i}@x.mx", reason="r",
+                                  amount=Decimal("50.00"), currency="MXN",
+                                  start_date="2026-12-05", external_reference=f"feed-{i}")
+            for i in range(7)]
+    for pre in pres:
+        control(emulator, f"/__emulator/authorize/{pre.id}", {})
+    control(emulator, "/__emulator/behaviour", {"payer_email": "p0@x.mx", "outcome": "reject"})
+    control(emulator, "/__emulator/clock", {"date": "2026-12-07"})  # p0: tried Dec 5 and 7
+    pages = list(mp.payments_updated("2026-12-01T00:00:00.000Z", "2026-12-31T00:00:00.000Z",
+                                     page=3))
+    assert [len(p) for p in pages] == [3, 3, 2]  # 6 approved + 2 attempts for p0
+    ids = [p["id"] for page in pages for p in page]
+    assert len(set(ids)) == 8
+    stamps = [p["date_last_updated"] for page in pages for p in page]
+    assert stamps == sorted(stamps)
+    outside = list(mp.payments_updated("2026-11-01T00:00:00.000Z", "2026-12-04T00:00:00.000Z"))
+    assert outside == []
+    seen = feed(mp, date(2026, 12, 7))
+    assert set(seen) == {pre.id for pre in pres}
+    assert [i["status"] for i in seen[pres[0].id]] == ["rejected"]  # one per billing date
+    assert seen[pres[1].id] == [{"debit_date": "2026-12-05", "transaction_amount": 50.0,
+                                 "status": "processed",
+                                 "payment": {"id": seen[pres[1].id][0]["payment"]["id"],
+                                             "status": "approved"}}]
+    with pytest.raises(MercadoPagoRefused):  # bad filters: one clear refusal
+        list(mp.payments_updated("yesterday", "2026-12-31T00:00:00.000Z"))
+
+
 def test_payer_email_mismatch_is_a_clear_refusal(emulator: MercadoPagoEmulator) -> None:
     control(emulator, "/__emulator/behaviour", {"payer_email": "x@x.mx",
                                                 "outcome": "email_mismatch"})
