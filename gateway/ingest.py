@@ -37,6 +37,7 @@ from billing.errors import (
 from billing.models import OnFull
 from billing.quota import DriveLedger
 from billing.settings import Settings
+from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
 
 log = logging.getLogger("cam2drive.ingest")
@@ -65,6 +66,7 @@ class IngestPipeline:
         self.part_size = settings.s3_part_size
         self.parts_in_flight = settings.s3_parts_in_flight
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="s3-part")
+        self.budget = BufferBudget(settings.upload_buffer_budget, settings.upload_buffer_wait)
 
     def start(self, ent: Entitlement, path: str, expected_size: int | None = None) -> Upload:
         """Begin an upload of drive path `path`; nothing is reserved until bytes arrive."""
@@ -110,6 +112,7 @@ class Upload:
         self._buffered = 0
         self._part: bytearray | None = None  # large files: the part being filled
         self._fill = 0
+        self._charged = 0  # budget bytes held for `_part` (parts in flight carry their own)
         self._large = False
         self._rid: str | None = None
         self._reserved = 0
@@ -195,8 +198,9 @@ class Upload:
             size = self.p.part_size
             while view:
                 if self._part is None:  # allocated only once the last part was handed off
-                    self._part, self._fill = bytearray(self._buffer_size()), 0
+                    self._part, self._fill = self._allocate(self._buffer_size()), 0
                 if self._fill == len(self._part):  # more than ALLO said: grow to a part
+                    self._charge(size - len(self._part))
                     self._part.extend(bytes(size - len(self._part)))
                 take = min(len(view), len(self._part) - self._fill)
                 self._part[self._fill:self._fill + take] = view[:take]
@@ -204,8 +208,9 @@ class Upload:
                 view = view[take:]
                 if self._fill == size:
                     part, self._part, self._fill = self._part, None, 0
+                    charge, self._charged = self._charged, 0
                     self._handed += size
-                    self._send_part(part)
+                    self._send_part(part, charge)
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
@@ -217,8 +222,20 @@ class Upload:
             return size
         return max(1, min(size, self._hint - self._handed))
 
+    def _charge(self, n: int) -> None:
+        self.p.budget.take(n)  # may wait: see gateway/memory.py
+        self._charged += n
+
+    def _allocate(self, n: int) -> bytearray:
+        self._charge(n)
+        return bytearray(n)
+
+    def _release(self) -> None:
+        charged, self._charged = self._charged, 0
+        self.p.budget.give(charged)
+
     def _start_part(self) -> None:
-        self._part = bytearray(max(self._buffer_size(), self._buffered))
+        self._part = self._allocate(max(self._buffer_size(), self._buffered))
         self._large = True
         self._fill = 0
         for chunk in self._chunks:
@@ -245,8 +262,13 @@ class Upload:
             raise _db("renewing the upload's lease") from exc
         self._renewed = time.monotonic()
 
-    def _send_part(self, part: bytes | bytearray) -> None:
-        self._reserve(len(part))
+    def _send_part(self, part: bytes | bytearray, charge: int = 0) -> None:
+        """`charge`: budget bytes that go with the part and come back when it is sent."""
+        try:
+            self._reserve(len(part))
+        except BaseException:
+            self.p.budget.give(charge)
+            raise
         self._renewed = time.monotonic()
         if self._upload_id is None:
             self._upload_id = self.p.store.create_multipart(self.key)
@@ -257,17 +279,19 @@ class Upload:
         self._slots.acquire()  # back-pressure: wait while too many parts are pending
         if self._error is not None:
             self._slots.release()
+            self.p.budget.give(charge)
             raise self._wrap(self._error)
         number = len(self._futures) + 1
         future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
                                         number, part)
-        future.add_done_callback(self._part_done)
+        future.add_done_callback(lambda f: self._part_done(f, charge))
         self._futures.append(future)
 
-    def _part_done(self, future: Future[str]) -> None:
-        exc = future.exception()
-        if exc is not None and self._error is None:
-            self._error = exc
+    def _part_done(self, future: Future[str], charge: int) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if (exc is not None or future.cancelled()) and self._error is None:
+            self._error = exc or UploadAborted("part cancelled")
+        self.p.budget.give(charge)
         self._slots.release()
 
     @staticmethod
@@ -301,6 +325,7 @@ class Upload:
             if isinstance(exc, SQLAlchemyError):
                 raise _db("committing the upload") from exc
             raise self._wrap(exc) from exc
+        self._release()
         self.closed = self.committed = True
 
     def _record(self) -> None:
@@ -323,6 +348,7 @@ class Upload:
             return
         self.closed = True
         self._chunks, self._buffered, self._part = [], 0, None
+        self._release()
         for future in self._futures:
             future.cancel()
         for future in self._futures:

@@ -1,5 +1,8 @@
 """Keep a long-running gateway's memory flat under large, short-lived buffers.
 
+Two rules: a process-wide budget for upload buffers (`BufferBudget`), and an
+allocator that gives freed buffers back (`tune_allocator`).
+
 Upload parts are multi-megabyte buffers allocated and freed on many threads.
 glibc raises its mmap threshold after the first such free, after which parts
 come from per-thread arenas that are rarely given back, so RSS creeps up with
@@ -11,6 +14,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
+import threading
+import time
+
+log = logging.getLogger("cam2drive.memory")
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
@@ -28,3 +36,52 @@ def tune_allocator(mmap_threshold: int = 1 << 20, arena_max: int = 4) -> bool:
         return False
     ok = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
     return bool(mallopt(M_ARENA_MAX, arena_max) == 1 and ok)
+
+
+class BufferBudget:
+    """The upload buffer bytes one gateway process may hold at once.
+
+    Each large upload holds a part being filled plus parts on their way to S3;
+    with hundreds of recorders that multiplies into hundreds of megabytes. A
+    session that needs a new buffer while the budget is spent waits here, and
+    while it waits it does not read its socket: TCP slows that recorder down
+    (it keeps the rest on its own HDD) instead of the gateway growing. Bytes
+    come back when a part reaches S3 or an upload ends.
+
+    The wait is bounded (`wait` seconds, then the buffer is taken anyway and
+    counted as an overdraft): an SFTP session's next write runs on a shared
+    thread pool, so a strict budget could leave a half-filled buffer's owner
+    queued behind writers that wait for it. A single buffer larger than the
+    whole budget is granted when nothing else is held.
+    """
+
+    def __init__(self, limit: int, wait: float = 10.0) -> None:
+        self.limit = limit
+        self.wait = wait
+        self.used = 0
+        self.peak = 0
+        self.waits = 0  # buffers that had to wait
+        self.overdrafts = 0  # buffers granted past the limit after `wait`
+        self._cond = threading.Condition()
+
+    def take(self, n: int) -> None:
+        with self._cond:
+            if self.used and self.used + n > self.limit:
+                self.waits += 1
+                deadline = time.monotonic() + self.wait
+                while self.used and self.used + n > self.limit:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.overdrafts += 1
+                        log.warning("upload buffers over budget (%d + %d > %d bytes) after "
+                                    "%.0f s", self.used, n, self.limit, self.wait)
+                        break
+                    self._cond.wait(left)
+            self.used += n
+            self.peak = max(self.peak, self.used)
+
+    def give(self, n: int) -> None:
+        if n:
+            with self._cond:
+                self.used -= n
+                self._cond.notify_all()

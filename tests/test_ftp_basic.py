@@ -266,3 +266,41 @@ def test_buffers_sized_by_allo_still_take_any_length(stack: Stack, announced: in
     key = stack.entries(dev)["clip.dav"].key
     assert stack.store.open_range(key).read() == data
     stack.assert_consistent(dev)
+
+
+def test_concurrent_uploads_share_one_buffer_budget(stack: Stack) -> None:
+    """Sessions that need a buffer while the process's budget is spent wait for it
+    (their sockets go unread) instead of growing memory; every upload completes,
+    and an aborted one gives its bytes back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.memory import BufferBudget
+
+    part = stack.settings.s3_part_size
+    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
+    dev = stack.device(capacity="1GB")
+    files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(4)}
+
+    def send(name: str) -> str:
+        with stack.ftp(dev) as ftp:
+            return put(ftp, name, files[name])
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(r.startswith("226") for r in pool.map(send, files))
+    assert budget.waits > 0 and budget.overdrafts == 0
+    assert budget.peak <= budget.limit and budget.used == 0
+    with stack.ftp(dev) as ftp:
+        for name, data in files.items():
+            assert get(ftp, name) == data
+    # a recorder that stops short of what it announced: the upload is aborted
+    # and its buffers come back
+    with stack.ftp(dev) as ftp:
+        ftp.voidcmd("TYPE I")
+        ftp.voidcmd(f"ALLO {3 * part}")
+        conn = ftp.transfercmd("STOR gone.dav")
+        conn.sendall(os.urandom(part + part // 2))
+        conn.close()
+        with pytest.raises(ftplib.Error):
+            ftp.voidresp()
+    assert budget.used == 0 and "gone.dav" not in stack.entries(dev)
+    stack.assert_consistent(dev)
