@@ -1,9 +1,10 @@
 """Payment status from Mercado Pago into the ledger and the subscription's state.
 
-Polled by the billing pass; `apply_preapproval` takes what Mercado Pago says
-(from polling now, from a webhook later) and is idempotent: the same data
-applied twice changes nothing. Mercado Pago being unreachable is reported
-and changes nothing: never read as non-payment.
+Read by the billing pass, in bulk from the payment search (`feed`) when many
+are due, else per subscription (`fetch`); `apply_preapproval` takes what
+Mercado Pago says (from either, from a webhook later) and is idempotent: the
+same data applied twice changes nothing. Mercado Pago being unreachable is
+reported and changes nothing: never read as non-payment.
 """
 
 from __future__ import annotations
