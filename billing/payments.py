@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from billing import audit, staging
 from billing.accounts import drive_of
 from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
-from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
+from billing.models import Charge, Drive, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.proration import next_billing_date
 from billing.subscriptions import transition
 
@@ -129,11 +129,13 @@ def try_fetch(mp: MercadoPago, sub: Subscription, today: date, billing_day: int,
 
 def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
          billing_day: int, snapshot: Snapshot | BaseException | None = None,
-         known: dict[str, Charge] | None = None, upgrading: bool = True) -> bool:
+         known: dict[str, Charge] | None = None, upgrading: bool = True,
+         drive: Drive | None = None) -> bool:
     """Apply Mercado Pago's view of `sub`; False if it could not be reached (nothing changed).
 
     `snapshot` may be fetched beforehand (billing/run.py fetches a chunk at
-    once); `known` holds the subscription's ledger rows by idempotency key.
+    once); `known` holds the subscription's ledger rows by idempotency key,
+    `drive` its drive when the caller loaded it with others.
     """
     if sub.kind != "paid" or not sub.mp_preapproval_id:
         return True
@@ -146,7 +148,7 @@ def sync(session: Session, mp: MercadoPago, sub: Subscription, today: date,
                      action="poll_failed", cause=str(snapshot))
         return False
     apply_preapproval(session, sub, snapshot.pre_status, snapshot.installments, today,
-                      billing_day, known)
+                      billing_day, known, drive)
     return _poll_one_off(session, mp, sub) if upgrading else True
 
 
@@ -169,7 +171,8 @@ def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
 
 def apply_preapproval(session: Session, sub: Subscription, pre_status: str | None,
                       installments: list[dict[str, Any]], today: date,
-                      billing_day: int, known: dict[str, Charge] | None = None) -> None:
+                      billing_day: int, known: dict[str, Charge] | None = None,
+                      drive: Drive | None = None) -> None:
     """Idempotent. `pre_status` None: not read (an approved installment implies
     the payer authorised; only a lapsed period needs the preapproval's status)."""
     plan = session.get(Plan, sub.plan_id)
@@ -191,7 +194,7 @@ def apply_preapproval(session: Session, sub: Subscription, pre_status: str | Non
             _apply_downgrade(session, sub)
     covered = paid_through is not None and paid_through > today
     if sub.status == S.pending.value and pre_status in (None, "authorized") and covered:
-        drive = drive_of(session, sub.device_id)
+        drive = drive or drive_of(session, sub.device_id)
         drive.capacity_bytes = plan.capacity_bytes  # the plan's drive, from now on
         session.add(drive)
         transition(session, sub, S.active.value, actor=ACTOR,

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from billing import audit, staging
 from billing.errors import Cam2DriveError
 from billing.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
-from billing.models import Charge, Plan, Subscription, SubscriptionStatus, utcnow
+from billing.models import Charge, Drive, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.overdue import DriveStore, block, delete_drive, due_step
 from billing.payments import Feed, Snapshot, feed, sync, try_fetch
 from billing.settings import Settings
@@ -112,6 +112,10 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
             for charge in session.exec(select(Charge).where(
                     Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
                 ledger[charge.subscription_id][charge.idempotency_key] = charge
+            # pending ones activate: their drives in one query, not one each
+            drives = {d.device_id: d for d in session.exec(select(Drive).where(
+                Drive.device_id.in_([s.device_id for s in subs  # type: ignore[attr-defined]
+                                     if s.status == S.pending.value])))}
             upgrading = set(session.exec(select(Charge.subscription_id).where(
                 Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
                 Charge.status == "pending")))
@@ -122,7 +126,8 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
             with session.no_autoflush:
                 for sub, snapshot in zip(subs, snapshots, strict=True):
                     _one(session, mp, store, settings, today, now, sub, snapshot,
-                         ledger[sub.id], sub.id in upgrading, report, dry_run)  # type: ignore[index]
+                         ledger[sub.id], sub.id in upgrading, report, dry_run,  # type: ignore[index]
+                         drives.get(sub.device_id))
             _finish(session, dry_run)
     del plans
     return report
@@ -130,11 +135,13 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
 
 def _one(session: Session, mp: MercadoPago, store: DriveStore, settings: Settings,
          today: date, now: datetime, sub: Subscription, snapshot: Snapshot | BaseException,
-         known: dict[str, Charge], upgrading: bool, report: RunReport, dry_run: bool) -> None:
+         known: dict[str, Charge], upgrading: bool, report: RunReport, dry_run: bool,
+         drive: Drive | None = None) -> None:
     """One subscription of a chunk: what Mercado Pago said, then the ladder."""
     sub_id: int = sub.id  # type: ignore[assignment]
     before = sub.status
-    reached = sync(session, mp, sub, today, settings.billing_day, snapshot, known, upgrading)
+    reached = sync(session, mp, sub, today, settings.billing_day, snapshot, known, upgrading,
+                   drive)
     report.polled.append(sub_id)
     if not reached:
         # unknown is not unpaid: the ladder waits for a pass that can see

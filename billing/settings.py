@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     sftp_mac_algs: list[str] | None = None
     sftp_login_timeout: int = 60
     sftp_write_window: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    # SSH channel window: what a client may send before the gateway has taken it
+    # in; each session can hold this much in its buffers
+    sftp_channel_window: int = Field(2 * 1024 * 1024, ge=64 * 1024)
 
     # Address a recorder should be told to use (printed by `device add`).
     public_host: str | None = None

@@ -265,7 +265,7 @@ class SFTPSession(asyncssh.SFTPServer):
     async def _flush(self, handle: WriteHandle) -> None:
         if not handle.staged:
             return
-        batch, handle.staged = bytes(handle.staged), bytearray()
+        batch, handle.staged = handle.staged, bytearray()  # handed over, not copied
         try:
             await self.gw.run(handle.upload.write, batch)
         except asyncssh.SFTPError as err:
@@ -380,7 +380,7 @@ async def start_server(settings: Settings, pipeline: IngestPipeline,
         sftp_factory=lambda chan: SFTPSession(chan, gw),
         allow_scp=False, agent_forwarding=False, x11_forwarding=False, allow_pty=False,
         login_timeout=settings.sftp_login_timeout,
-        keepalive_interval=30, keepalive_count_max=4,
+        keepalive_interval=30, keepalive_count_max=4, window=settings.sftp_channel_window,
         **_algorithms(settings))
 
 
