@@ -16,6 +16,7 @@ is a single query, and a second pass the same hour does no work.
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -104,33 +105,48 @@ def billing_pass(engine: Engine, mp: MercadoPago, store: DriveStore, settings: S
                 report.feed = {"subscriptions": len(known)}
             except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
                 report.feed = {"error": str(exc)}  # each one is polled instead
-        for lo in range(0, len(ids), CHUNK):
-            chunk = ids[lo:lo + CHUNK]
-            subs = list(session.exec(select(Subscription).where(
-                Subscription.id.in_(chunk)).order_by(Subscription.id)))  # type: ignore[union-attr, arg-type]
-            ledger: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
-            for charge in session.exec(select(Charge).where(
-                    Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
-                ledger[charge.subscription_id][charge.idempotency_key] = charge
-            # pending ones activate: their drives in one query, not one each
-            drives = {d.device_id: d for d in session.exec(select(Drive).where(
-                Drive.device_id.in_([s.device_id for s in subs  # type: ignore[attr-defined]
-                                     if s.status == S.pending.value])))}
-            upgrading = set(session.exec(select(Charge.subscription_id).where(
-                Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
-                Charge.status == "pending")))
-            snapshots = list(pool.map(
-                lambda sub: try_fetch(mp, sub, today, settings.billing_day, known), subs))
-            # no autoflush: the chunk's inserts and updates go out together at commit,
-            # in a few multi-row statements instead of several per subscription
-            with session.no_autoflush:
-                for sub, snapshot in zip(subs, snapshots, strict=True):
-                    _one(session, mp, store, settings, today, now, sub, snapshot,
-                         ledger[sub.id], sub.id in upgrading, report, dry_run,  # type: ignore[index]
-                         drives.get(sub.device_id))
-            _finish(session, dry_run)
+        # The feed and the due ids live for the whole pass and hold no cycles:
+        # without this every full collection walks them again (on 100 000
+        # renewals, 7.7 of 33 s went to the collector).
+        gc.freeze()
+        try:
+            _chunks(session, pool, mp, store, settings, today, now, ids, known, report,
+                    dry_run)
+        finally:
+            gc.unfreeze()
     del plans
     return report
+
+
+def _chunks(session: Session, pool: ThreadPoolExecutor, mp: MercadoPago, store: DriveStore,
+            settings: Settings, today: date, now: datetime, ids: list[int],
+            known: Feed | None, report: RunReport, dry_run: bool) -> None:
+    """The pass proper, a chunk of due subscriptions at a time."""
+    for lo in range(0, len(ids), CHUNK):
+        chunk = ids[lo:lo + CHUNK]
+        subs = list(session.exec(select(Subscription).where(
+            Subscription.id.in_(chunk)).order_by(Subscription.id)))  # type: ignore[union-attr, arg-type]
+        ledger: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
+        for charge in session.exec(select(Charge).where(
+                Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
+            ledger[charge.subscription_id][charge.idempotency_key] = charge
+        # pending ones activate: their drives in one query, not one each
+        drives = {d.device_id: d for d in session.exec(select(Drive).where(
+            Drive.device_id.in_([s.device_id for s in subs  # type: ignore[attr-defined]
+                                 if s.status == S.pending.value])))}
+        upgrading = set(session.exec(select(Charge.subscription_id).where(
+            Charge.subscription_id.in_(chunk), Charge.kind == "upgrade",  # type: ignore[attr-defined]
+            Charge.status == "pending")))
+        snapshots = list(pool.map(
+            lambda sub: try_fetch(mp, sub, today, settings.billing_day, known), subs))
+        # no autoflush: the chunk's inserts and updates go out together at commit,
+        # in a few multi-row statements instead of several per subscription
+        with session.no_autoflush:
+            for sub, snapshot in zip(subs, snapshots, strict=True):
+                _one(session, mp, store, settings, today, now, sub, snapshot,
+                     ledger[sub.id], sub.id in upgrading, report, dry_run,  # type: ignore[index]
+                     drives.get(sub.device_id))
+        _finish(session, dry_run)
 
 
 def _one(session: Session, mp: MercadoPago, store: DriveStore, settings: Settings,
