@@ -58,6 +58,33 @@ def test_client_killed_mid_transfer(stack: Stack, sent: int) -> None:
     stack.assert_consistent(dev)
 
 
+@pytest.mark.parametrize("sent", [100_000, 7 * MiB])
+def test_data_connection_reset_mid_file_stores_nothing(stack: Stack, sent: int) -> None:
+    """A data connection reset (RST) rather than closed is not the end of a file,
+    even with the control connection alive and no ALLO to count against."""
+    import socket
+    import struct
+
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("STOR cut.dav")
+        conn.sendall(os.urandom(sent))
+        if sent > 5 * MiB:
+            wait_for(lambda: stack.drive(dev).reserved_bytes > 0, what="a reserved part")
+        else:
+            time.sleep(0.5)  # the gateway has read what was sent
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # linger 0: the kernel sends RST, not FIN
+        with pytest.raises(ftplib.error_temp, match="426.*reset"):
+            ftp.voidresp()
+        wait_for(lambda: stack.drive(dev).reserved_bytes == 0, what="reservation released")
+        assert ftp.nlst() == []
+        assert ftp.storbinary("STOR ok.jpg", io.BytesIO(b"fine")).startswith("226")
+    wait_for(lambda: stack.multipart_uploads(dev) == [], what="multipart aborted")
+    stack.assert_consistent(dev)
+
+
 def test_abor_mid_transfer(stack: Stack) -> None:
     dev = stack.device()
     with stack.ftp(dev) as ftp:

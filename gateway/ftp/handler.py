@@ -10,10 +10,12 @@ the pipeline only ever stall the session that made them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
 import socket
+import sys
 from typing import Any
 
 from pyftpdlib.handlers import DTPHandler, FTPHandler
@@ -31,6 +33,9 @@ from gateway.ftp.replies import reply_for
 from gateway.ingest import IngestPipeline, Upload
 
 log = logging.getLogger("cam2drive.ftp")
+
+# how a data connection ends when the peer did not close it: not an end of file
+_BROKEN = {errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT}
 
 
 class Authorizer:
@@ -63,6 +68,17 @@ class DurableDTPMixin:
     the commit's outcome; every other ending aborts the upload.
     """
 
+    _reset = False  # the peer reset the data connection instead of closing it
+
+    def handle_close(self) -> None:
+        # pyftpdlib calls this from inside its `except OSError` when the
+        # connection breaks, and outside any exception for a clean end of data:
+        # only the clean end may mark the end of a file
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in _BROKEN:
+            self._reset = True
+        super().handle_close()  # type: ignore[misc]
+
     def close(self) -> None:
         upload = self.file_obj  # type: ignore[attr-defined]
         if (not self._closed and self.receive  # type: ignore[attr-defined]
@@ -75,7 +91,8 @@ class DurableDTPMixin:
         super().close()  # type: ignore[misc]
 
     def _finish(self, upload: Upload) -> tuple[str, Any]:
-        problem = self.cmd_channel.incomplete_reason(upload)  # type: ignore[attr-defined]
+        problem = self.cmd_channel.incomplete_reason(  # type: ignore[attr-defined]
+            upload, reset=self._reset)
         if problem:
             upload.abort()
             log.info("upload of %s aborted: %s", upload.name, problem)
@@ -409,13 +426,14 @@ class GatewayMixin(PassiveRetryMixin):
 
     # --- "ack means durable" helpers ------------------------------------------
 
-    def incomplete_reason(self, upload: Upload) -> str | None:
+    def incomplete_reason(self, upload: Upload, reset: bool = False) -> str | None:
         """Why a data stream that ended must not be committed, or None.
 
         In FTP stream mode the end of a file is the client closing the data
         connection, which a killed client also does. If the client announced
         the size (ALLO, as Dahua firmwares do), the count decides. Otherwise
-        a control connection closed by the peer means the client died
+        a data connection reset (RST) instead of closed is a broken transfer,
+        and a control connection closed by the peer means the client died
         mid-transfer; the kernel of a killed client may close its data socket
         a moment before its control socket, so we watch the control
         connection for `eof_grace` seconds before trusting the end of data.
@@ -425,6 +443,8 @@ class GatewayMixin(PassiveRetryMixin):
             if upload.size != expected:
                 return f"received {upload.size} of the {expected} bytes announced by ALLO"
             return None
+        if reset:  # a reset, not a close: the client did not say the file was done
+            return "the data connection was reset before the end of the file"
         if not self._control_alive(self.eof_grace):
             return "the client closed the control connection before the transfer completed"
         return None
