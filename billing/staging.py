@@ -22,7 +22,7 @@ _KEY = "cam2drive.staged"
 
 
 def enable(session: Session) -> None:
-    """Stage this session's `add` rows until its commits (idempotent)."""
+    """Stage this session's `add` rows until it commits (idempotent)."""
     if _KEY in session.info:
         return
     session.info[_KEY] = []
