@@ -365,9 +365,13 @@ class MercadoPagoEmulator:
                "external_reference": body.get("external_reference"),
                "payer": {"email": payer}, "date_created": _now(), "date_last_updated": _now(),
                "date_approved": _now() if approved else None}
+        self._store_payment(pay)
+        return 201, pay
+
+    def _store_payment(self, pay: dict) -> None:
+        """Every new or changed payment goes through here: it invalidates `search_cache`."""
         self.state.payments[str(pay["id"])] = pay
         self.state.version += 1
-        return 201, pay
 
     def _get_payment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
         return _found(self.state.payments, id, "payment")
@@ -415,7 +419,9 @@ class MercadoPagoEmulator:
     def _set_behaviour(self, body: dict, query: dict) -> tuple[int, Any]:
         if "failing_path" in body:  # an endpoint that answers 500 (or again 200 with "")
             path = str(body["failing_path"])
-            self.state.failing.add(path) if body.get("outcome") == "error" else \
+            if body.get("outcome") == "error":
+                self.state.failing.add(path)
+            else:
                 self.state.failing.discard(path)
             return 200, {"ok": True, "failing": sorted(self.state.failing)}
         who = body.get("payer_email") or body.get("external_reference")
@@ -489,7 +495,7 @@ class MercadoPagoEmulator:
         pay["status"] = body["status"]
         pay["status_detail"] = "accredited" if body["status"] == "approved" else "cc_rejected_other_reason"
         pay["date_last_updated"] = _now()
-        self.state.version += 1
+        self._store_payment(pay)
         return 200, pay
 
     def _dump(self, body: dict, query: dict) -> tuple[int, Any]:
@@ -542,8 +548,7 @@ class MercadoPagoEmulator:
                "point_of_interaction": {"type": "SUBSCRIPTIONS", "transaction_data": {
                    "subscription_id": pre["id"], "billing_date": inst["debit_date"],
                    "subscription_sequence": {"number": None, "total": None}}}}
-        self.state.payments[str(pay["id"])] = pay
-        self.state.version += 1
+        self._store_payment(pay)
         inst["payment"] = {"id": pay["id"], "status": pay["status"],
                            "status_detail": pay["status_detail"]}
         inst["retry_attempt"] += 1

@@ -3,8 +3,9 @@
 Safe to run twice, or again after a crash: Mercado Pago charges the
 installments itself (cam2drive never initiates a recurring charge), polling
 is idempotent, and changes are committed a chunk of subscriptions at a time
-(and before any drive deletion), so a pass resumes where the last one stopped. `dry_run` reads everything,
-changes nothing, and reports what a real pass would do.
+(and before any drive deletion), so a pass resumes where the last one
+stopped. `dry_run` reads everything, changes nothing, and reports what a
+real pass would do.
 
 Only subscriptions that can change are polled (`due`): pending ones, unpaid
 ones, those whose paid period has ended (renewal due) and those with an

@@ -263,24 +263,24 @@ class Upload:
         self._renewed = time.monotonic()
 
     def _send_part(self, part: bytes | bytearray, charge: int = 0) -> None:
-        """`charge`: budget bytes that go with the part and come back when it is sent."""
+        """`charge`: budget bytes that go with the part and come back when it is
+        sent, or at once if it never leaves (refused reservation, S3 error)."""
         try:
             self._reserve(len(part))
+            self._renewed = time.monotonic()
+            if self._upload_id is None:
+                self._upload_id = self.p.store.create_multipart(self.key)
+                try:
+                    self.p.ledger.set_upload_id(self._rid, self._upload_id)  # type: ignore[arg-type]
+                except SQLAlchemyError as exc:
+                    raise _db("recording the multipart upload") from exc
+            self._slots.acquire()  # back-pressure: wait while too many parts are pending
+            if self._error is not None:
+                self._slots.release()
+                raise self._wrap(self._error)
         except BaseException:
             self.p.budget.give(charge)
             raise
-        self._renewed = time.monotonic()
-        if self._upload_id is None:
-            self._upload_id = self.p.store.create_multipart(self.key)
-            try:
-                self.p.ledger.set_upload_id(self._rid, self._upload_id)  # type: ignore[arg-type]
-            except SQLAlchemyError as exc:
-                raise _db("recording the multipart upload") from exc
-        self._slots.acquire()  # back-pressure: wait while too many parts are pending
-        if self._error is not None:
-            self._slots.release()
-            self.p.budget.give(charge)
-            raise self._wrap(self._error)
         number = len(self._futures) + 1
         future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
                                         number, part)
