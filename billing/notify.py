@@ -71,14 +71,16 @@ def _day(value: datetime | date | None) -> str:
                                       else value).isoformat()
 
 
-def _queue(session: Session, key: str, kind: str, customer_id: int, payload: dict[str, Any],
-           report: NotifyReport) -> None:
+def _queue(session: Session, now: datetime, key: str, kind: str, customer_id: int,
+           payload: dict[str, Any], report: NotifyReport) -> None:
+    """Queue once per key, due at the collector's `now`: one clock for collect and deliver."""
     if session.exec(select(Notification.id).where(Notification.dedupe_key == key)).first():
         return
     try:
         with session.begin_nested():
             session.add(Notification(dedupe_key=key, kind=kind, customer_id=customer_id,
-                                     payload=json.dumps(payload, default=str), status="pending"))
+                                     payload=json.dumps(payload, default=str), status="pending",
+                                     next_attempt_at=now))
     except IntegrityError:
         return  # queued by a concurrent collector
     report.queued.append(kind)
@@ -99,7 +101,7 @@ def collect(engine: Engine, settings: Settings, now: datetime | None = None) -> 
     with session_scope(engine) as s:
         _from_audit(s, settings, now, report)
     with session_scope(engine) as s:
-        _final_warnings(s, settings, now.date(), report)
+        _final_warnings(s, settings, now, report)
     with session_scope(engine) as s:
         _silent_recorders(s, settings, now, report)
     return report
@@ -116,9 +118,9 @@ def _from_audit(s: Session, settings: Settings, now: datetime, report: NotifyRep
     settled, gap = cursor.position, False
     for ev in events:
         if ev.entity == "invoice":
-            _invoice_ready(s, int(ev.entity_id), report)
+            _invoice_ready(s, int(ev.entity_id), now, report)
         else:
-            _transition(s, settings, ev, report)
+            _transition(s, settings, ev, now, report)
         gap = gap or ev.at > now - SETTLE
         if not gap:  # the cursor only passes events nothing can still precede
             settled = ev.id or settled
@@ -126,7 +128,8 @@ def _from_audit(s: Session, settings: Settings, now: datetime, report: NotifyRep
     s.add(cursor)
 
 
-def _transition(s: Session, settings: Settings, ev: AuditEvent, report: NotifyReport) -> None:
+def _transition(s: Session, settings: Settings, ev: AuditEvent, now: datetime,
+                report: NotifyReport) -> None:
     sub = s.get(Subscription, int(ev.entity_id))
     if sub is None:
         return
@@ -135,22 +138,22 @@ def _transition(s: Session, settings: Settings, ev: AuditEvent, report: NotifyRe
     key = f"{ev.action}:audit:{ev.id}"
     if ev.action == "status:active":
         if detail.get("status_before") == S.pending.value:
-            _queue(s, key, "activated", customer_id, payload, report)
+            _queue(s, now, key, "activated", customer_id, payload, report)
     elif ev.action == "status:past_due":
         since = ev.at.date() if sub.past_due_since is None else sub.past_due_since.date()
         block_on = since + timedelta(days=settings.grace_days)
         payload.update(block_on=block_on.isoformat(),
                        delete_on=(block_on + timedelta(days=settings.delete_after_days)).isoformat())
-        _queue(s, key, "payment_failed", customer_id, payload, report)
+        _queue(s, now, key, "payment_failed", customer_id, payload, report)
     elif ev.action == "status:blocked":
         since = ev.at.date() if sub.blocked_at is None else sub.blocked_at.date()
         payload.update(delete_on=(since + timedelta(days=settings.delete_after_days)).isoformat())
-        _queue(s, key, "blocked", customer_id, payload, report)
+        _queue(s, now, key, "blocked", customer_id, payload, report)
     elif ev.action == "status:deleted":
-        _queue(s, key, "deleted", customer_id, payload, report)
+        _queue(s, now, key, "deleted", customer_id, payload, report)
 
 
-def _invoice_ready(s: Session, invoice_id: int, report: NotifyReport) -> None:
+def _invoice_ready(s: Session, invoice_id: int, now: datetime, report: NotifyReport) -> None:
     from billing.invoices import concept_of
     from billing.models import Charge
 
@@ -159,14 +162,15 @@ def _invoice_ready(s: Session, invoice_id: int, report: NotifyReport) -> None:
         return
     charge = s.get(Charge, inv.charge_id)
     assert charge is not None
-    _queue(s, f"invoice_ready:{inv.id}", "invoice_ready", inv.customer_id, {
+    _queue(s, now, f"invoice_ready:{inv.id}", "invoice_ready", inv.customer_id, {
         "serie": inv.serie, "folio": inv.folio, "uuid": inv.uuid, "total": str(inv.total),
         "currency": inv.currency, "concept": concept_of(s, charge), "invoice_id": inv.id,
     }, report)
 
 
-def _final_warnings(s: Session, settings: Settings, today: date, report: NotifyReport) -> None:
+def _final_warnings(s: Session, settings: Settings, now: datetime, report: NotifyReport) -> None:
     """Blocked drives whose deletion is `final_warning_days` away or nearer."""
+    today = now.date()
     lead = settings.delete_after_days - settings.final_warning_days
     for sub in s.exec(select(Subscription).where(
             Subscription.status == S.blocked.value,
@@ -177,7 +181,7 @@ def _final_warnings(s: Session, settings: Settings, today: date, report: NotifyR
             continue
         customer_id, payload = _sub_payload(s, sub)
         payload["delete_on"] = (blocked_on + timedelta(days=settings.delete_after_days)).isoformat()
-        _queue(s, f"final_warning:sub:{sub.id}:{blocked_on}", "final_warning", customer_id,
+        _queue(s, now, f"final_warning:sub:{sub.id}:{blocked_on}", "final_warning", customer_id,
                payload, report)
 
 
@@ -196,7 +200,7 @@ def _silent_recorders(s: Session, settings: Settings, now: datetime,
             continue
         device.silent_since = now
         s.add(device)
-        _queue(s, f"silent:device:{device.id}:{now.isoformat()}", "recorder_silent",
+        _queue(s, now, f"silent:device:{device.id}:{now.isoformat()}", "recorder_silent",
                device.customer_id, {"device": device.name, "hours": hours,
                                     "last_upload": quiet_from.strftime("%Y-%m-%d %H:%M UTC")
                                     if last else "never"}, report)
@@ -205,7 +209,7 @@ def _silent_recorders(s: Session, settings: Settings, now: datetime,
                    Drive.last_upload_at > Device.silent_since))  # type: ignore[operator]
     for device, last in s.exec(back).all():
         assert device.silent_since is not None
-        _queue(s, f"recovered:device:{device.id}:{device.silent_since.isoformat()}",
+        _queue(s, now, f"recovered:device:{device.id}:{device.silent_since.isoformat()}",
                "recorder_recovered", device.customer_id,
                {"device": device.name, "recovered_at": last.strftime("%Y-%m-%d %H:%M UTC")},
                report)
