@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/fleet.py [--recorders 200] [--channels 4] [--seconds 60]
                                     [--sftp-share 0.25] [--clip-scale 0.25] [--workers 2]
+                                    [--load 0.5] [--one-process]
 
 Starts SeaweedFS, a fresh PostgreSQL database, one `cam2drive gateway ftp`
 and one `cam2drive gateway sftp` process, and N devices with a subscription.
@@ -13,9 +14,20 @@ clip-scale) and hourly segments (scaled down the same way), each under the
 `name_` then rename for video. Then direct boto3 with the same number of
 concurrent sessions, the same mix and sizes, for the same time.
 
+Two loads, each run on both paths:
+
+* saturated: every recorder uploads back to back, as one catching up on a
+  backlog from its HDD does. This gives the throughput ratio; commit times
+  here are mostly queueing for the machine's two cores, on both paths.
+* paced: every recorder uploads on its own open-loop schedule (exponential
+  gaps) so that the fleet offers `--load` x the MB/s direct boto3 reached
+  saturated, as recorders uploading what their cameras produce do. Commit
+  times at a load the machine can carry are what a recorder waits for.
+
 Prints aggregate MB/s and files/s for both and their ratio; p50/p99 of the
 time from the end of a file's data to its 226 / close-OK, snapshots and
 video apart; failed transfers; the gateways' peak RSS and mean CPU.
+`--one-process` serves both protocols from one `cam2drive gateway all`.
 """
 
 from __future__ import annotations
@@ -62,6 +74,26 @@ def workload(rng: random.Random, channels: int, clip_scale: float):  # type: ign
             yield "segment", channel, int(60 * MB * clip_scale)
 
 
+class Pacer:
+    """Open-loop start times for one recorder: a file is due when the schedule says,
+    whether or not the previous one has finished; a late recorder catches up
+    without pause, like one draining its HDD."""
+
+    def __init__(self, rate: float | None, rng: random.Random) -> None:
+        self.rate, self.rng = rate, rng
+        self.due = time.perf_counter() + (rng.uniform(0, 2.0) if rate else 0)
+
+    def wait(self, size: int, deadline: float) -> float | None:
+        """Seconds to sleep before starting a file of `size` bytes; None if that
+        is past the deadline (the session is over)."""
+        if not self.rate:
+            return 0.0
+        now = time.perf_counter()
+        delay = max(0.0, self.due - now)
+        self.due += self.rng.expovariate(1.0) * size / self.rate
+        return None if now + delay >= deadline else delay
+
+
 def _names(kind: str, n: int, channel: int) -> tuple[str, str]:
     hh, mm, ss = f"{n // 3600 % 24:02d}", f"{n // 60 % 60:02d}", f"{n % 60:02d}"
     if kind == "snapshot":
@@ -69,7 +101,21 @@ def _names(kind: str, n: int, channel: int) -> tuple[str, str]:
     return f"2026-11-22/{channel:03d}/dav/{hh}", f"{hh}.{mm}.{ss}-{hh}.{mm}.{ss}[M][0@0][{n}].mp4"
 
 
-def ftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list) -> None:  # type: ignore[type-arg]
+class Start:
+    """Everyone's setup (FTP logins, SSH handshakes, boto3 clients) happens before
+    the clock starts, so neither path pays its connection set-up inside the
+    measured window; `wait()` returns the session's deadline."""
+
+    def __init__(self, go, seconds: float) -> None:  # type: ignore[no-untyped-def]
+        self.go, self.seconds = go, seconds
+
+    def wait(self) -> float:
+        self.go.wait()
+        return time.perf_counter() + self.seconds
+
+
+def ftp_recorder(port: int, login: dict, args: dict, ready: threading.Barrier,  # type: ignore[type-arg]
+                 start: Start, out: list) -> None:  # type: ignore[type-arg]
     rng = random.Random(login["username"])
     rec = DahuaRecorder("127.0.0.1", port, login["username"], login["password"],
                         remote_dir="site", device_name=login["username"])
@@ -78,9 +124,15 @@ def ftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list)
     except Exception as exc:  # noqa: BLE001 - a failed session is a reported failure
         out.append(("connect", 0, None, repr(exc)))
         return
+    finally:
+        ready.wait()
+    deadline = start.wait()
+    pacer = Pacer(args["rate"], rng)
     for n, (kind, channel, size) in enumerate(workload(rng, args["channels"], args["clip_scale"])):
-        if time.perf_counter() >= deadline:
+        delay = pacer.wait(size, deadline)
+        if delay is None or time.perf_counter() + delay >= deadline:
             break
+        time.sleep(delay)
         directory, name = _names(kind, n, channel)
         try:
             reply = rec.upload(f"/site/{login['username']}/{directory}", name,
@@ -93,54 +145,74 @@ def ftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list)
     rec.drop()
 
 
-async def sftp_recorder(port: int, login: dict, args: dict, deadline: float, out: list) -> None:  # type: ignore[type-arg]
+async def sftp_recorder(port: int, login: dict, args: dict, ready: asyncio.Barrier,  # type: ignore[type-arg]
+                        start: asyncio.Future, out: list) -> None:  # type: ignore[type-arg]
     import asyncssh
 
     rng = random.Random(login["username"])
     helper = DahuaSftpRecorder(port, login["username"], login["password"])
     try:
-        async with asyncssh.connect("127.0.0.1", port, username=login["username"],
-                                    password=login["password"], known_hosts=None,
-                                    client_keys=None) as conn, conn.start_sftp_client() as sftp:
-            for n, (kind, channel, size) in enumerate(
-                    workload(rng, args["channels"], args["clip_scale"])):
-                if time.perf_counter() >= deadline:
-                    break
-                directory, name = _names(kind, n, channel)
-                path = f"/site/{login['username']}/{directory}/{name}"
-                temp = path + "_" if kind != "snapshot" else path
-                try:
-                    await helper._ensure_dirs(sftp, f"/site/{login['username']}/{directory}")
-                    f = await sftp.open(temp, "wb")
-                    await f.write(os.urandom(size))
-                    t0 = time.perf_counter()
-                    await f.close()
-                    commit = time.perf_counter() - t0
-                    if temp != path:
-                        await sftp.rename(temp, path)
-                    out.append((kind, size, commit, None))
-                except (asyncssh.Error, OSError) as exc:
-                    out.append((kind, size, None, repr(exc)))
+        conn = await asyncssh.connect("127.0.0.1", port, username=login["username"],
+                                      password=login["password"], known_hosts=None,
+                                      client_keys=None)
+        sftp = await conn.start_sftp_client()
     except (asyncssh.Error, OSError) as exc:
         out.append(("connect", 0, None, repr(exc)))
+        await ready.wait()
+        return
+    await ready.wait()
+    deadline = await start
+    pacer = Pacer(args["rate"], rng)
+    try:
+        for n, (kind, channel, size) in enumerate(
+                workload(rng, args["channels"], args["clip_scale"])):
+            delay = pacer.wait(size, deadline)
+            if delay is None or time.perf_counter() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+            directory, name = _names(kind, n, channel)
+            path = f"/site/{login['username']}/{directory}/{name}"
+            temp = path + "_" if kind != "snapshot" else path
+            try:
+                await helper._ensure_dirs(sftp, f"/site/{login['username']}/{directory}")
+                f = await sftp.open(temp, "wb")
+                await f.write(os.urandom(size))
+                t0 = time.perf_counter()
+                await f.close()
+                commit = time.perf_counter() - t0
+                if temp != path:
+                    await sftp.rename(temp, path)
+                out.append((kind, size, commit, None))
+            except (asyncssh.Error, OSError) as exc:
+                out.append((kind, size, None, repr(exc)))
+    finally:
+        sftp.exit()
+        conn.close()
 
 
-def boto3_session(endpoint: str, bucket: str, tag: str, args: dict, deadline: float,  # type: ignore[type-arg]
-                  out: list) -> None:  # type: ignore[type-arg]
+def boto3_session(endpoint: str, bucket: str, tag: str, args: dict,  # type: ignore[type-arg]
+                  ready: threading.Barrier, start: Start, out: list) -> None:  # type: ignore[type-arg]
+    import io
+
     import boto3
     from boto3.s3.transfer import TransferConfig
     from botocore.config import Config
 
-    s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(
-        s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-        response_checksum_validation="when_required"))
+    try:
+        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(
+            s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
+            response_checksum_validation="when_required"))
+    finally:
+        ready.wait()
     cfg = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
     rng = random.Random(tag)
-    import io
-
+    deadline = start.wait()
+    pacer = Pacer(args["rate"], rng)
     for n, (kind, channel, size) in enumerate(workload(rng, args["channels"], args["clip_scale"])):
-        if time.perf_counter() >= deadline:
+        delay = pacer.wait(size, deadline)
+        if delay is None or time.perf_counter() + delay >= deadline:
             break
+        time.sleep(delay)
         directory, name = _names(kind, n, channel)
         key = f"peer/{tag}/{directory}/{name}"
         t0 = time.perf_counter()
@@ -151,28 +223,40 @@ def boto3_session(endpoint: str, bucket: str, tag: str, args: dict, deadline: fl
             out.append((kind, size, None, repr(exc)))
 
 
-def worker(role: str, items: list, args: dict, start_at: float, queue) -> None:  # type: ignore[no-untyped-def, type-arg]
-    """One client process: threads for FTP and boto3, one asyncio loop for SFTP."""
-    while time.time() < start_at:
-        time.sleep(0.01)
-    deadline = time.perf_counter() + args["seconds"]
+def worker(role: str, items: list, args: dict, ready_q, go, queue) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """One client process: threads for FTP and boto3, one asyncio loop for SFTP.
+
+    Reports on `ready_q` once every session is set up, then all start on `go`.
+    """
     out: list = []  # type: ignore[type-arg]
     if role == "sftp":
         async def all_sessions() -> None:
-            await asyncio.gather(*(sftp_recorder(args["sftp_port"], login, args, deadline, out)
-                                   for login in items))
+            loop = asyncio.get_running_loop()
+            ready = asyncio.Barrier(len(items) + 1)
+            start: asyncio.Future = loop.create_future()  # type: ignore[type-arg]
+            tasks = [asyncio.create_task(sftp_recorder(args["sftp_port"], login, args, ready,
+                                                       start, out)) for login in items]
+            await ready.wait()
+            ready_q.put(role)
+            await loop.run_in_executor(None, go.wait)
+            start.set_result(time.perf_counter() + args["seconds"])
+            await asyncio.gather(*tasks)
         asyncio.run(all_sessions())
     else:
+        ready = threading.Barrier(len(items) + 1)
+        start = Start(go, args["seconds"])
         threads = []
         for item in items:
             if role == "ftp":
-                t = threading.Thread(target=ftp_recorder,
-                                     args=(args["ftp_port"], item, args, deadline, out))
+                t = threading.Thread(target=ftp_recorder, args=(
+                    args["ftp_port"], item, args, ready, start, out))
             else:
                 t = threading.Thread(target=boto3_session, args=(
-                    args["endpoint"], args["bucket"], item, args, deadline, out))
+                    args["endpoint"], args["bucket"], item, args, ready, start, out))
             threads.append(t)
             t.start()
+        ready.wait()
+        ready_q.put(role)
         for t in threads:
             t.join()
     queue.put(out)
@@ -180,12 +264,14 @@ def worker(role: str, items: list, args: dict, start_at: float, queue) -> None: 
 
 def run_phase(plan: list[tuple[str, list]], args: dict) -> tuple[list, float]:  # type: ignore[type-arg]
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    start_at = time.time() + 3
-    procs = [ctx.Process(target=worker, args=(role, items, args, start_at, queue))
+    queue, ready_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=worker, args=(role, items, args, ready_q, go, queue))
              for role, items in plan if items]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready_q.get()
+    go.set()
     results: list = []  # type: ignore[type-arg]
     for _ in procs:
         results += queue.get()
@@ -230,6 +316,9 @@ class Sampler(threading.Thread):
             self.cpu += sum(p.cpu_percent() for p in self.procs)
             self.samples += 1
 
+    def mean_cpu(self) -> float:
+        return round(self.cpu / max(self.samples, 1), 1)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -239,6 +328,11 @@ def main() -> None:
     ap.add_argument("--sftp-share", type=float, default=0.25)
     ap.add_argument("--clip-scale", type=float, default=0.25)
     ap.add_argument("--workers", type=int, default=2, help="client processes for FTP and boto3")
+    ap.add_argument("--load", type=float, default=0.5,
+                    help="paced phase: offered load as a fraction of boto3's saturated MB/s "
+                         "(0 skips it)")
+    ap.add_argument("--one-process", action="store_true",
+                    help="serve FTP and SFTP from one `cam2drive gateway all` process")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -277,7 +371,7 @@ def main() -> None:
                    "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
                    "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "keys"),
                    "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000"}
-            for kind in ("ftp", "sftp"):
+            for kind in (("all",) if a.one_process else ("ftp", "sftp")):
                 gateways.append(subprocess.Popen([BIN, "gateway", kind], env=env,
                                                  stdout=subprocess.DEVNULL,
                                                  stderr=open(tmp / f"{kind}.log", "w")))  # noqa: SIM115
@@ -298,22 +392,45 @@ def main() -> None:
                     "ftp_port": ftp_port, "sftp_port": sftp_port, "endpoint": weed.endpoint,
                     "bucket": "fleet"}
             os.environ.update(weed.env())
-            plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
-            plan.append(("sftp", sftp_logins))
-            sampler = Sampler([g.pid for g in gateways])
-            sampler.start()
-            gw, seconds = run_phase(plan, args)
-            sampler.stop = True
-            sampler.join()
+            gateway_plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
+            gateway_plan.append(("sftp", sftp_logins))
             tags = [f"r{i}" for i in range(a.recorders)]
-            peer, _ = run_phase([("boto3", tags[i::a.workers]) for i in range(a.workers)], args)
-            g, p = summarise("gateway (FTP+SFTP)", gw, seconds), summarise("boto3", peer, seconds)
+            peer_plan = [("boto3", tags[i::a.workers]) for i in range(a.workers)]
+            pids = [g.pid for g in gateways]
+
+            def gateway_phase(rate: float | None) -> tuple[dict, Sampler]:  # type: ignore[type-arg]
+                sampler = Sampler(pids)
+                sampler.start()
+                results, seconds = run_phase(gateway_plan, {**args, "rate": rate})
+                sampler.stop = True
+                sampler.join()
+                return summarise("gateway (FTP+SFTP)", results, seconds), sampler
+
+            def peer_phase(rate: float | None) -> dict:  # type: ignore[type-arg]
+                results, seconds = run_phase(peer_plan, {**args, "rate": rate})
+                return summarise("boto3", results, seconds)
+
+            g, g_sampler = gateway_phase(None)
+            p = peer_phase(None)
             report = {"recorders": a.recorders, "sftp_recorders": n_sftp, "seconds": a.seconds,
-                      "gateway": g, "boto3": p,
-                      "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2) if p["MB_per_s"] else None,
-                      "gateway_peak_rss_MB": round(sampler.peak_rss / 2**20, 1),
-                      "peak_rss_MB_ftp_sftp": [round(x / 2**20, 1) for x in sampler.peaks],
-                      "gateway_mean_cpu_percent": round(sampler.cpu / max(sampler.samples, 1), 1)}
+                      "one_process": a.one_process,
+                      "saturated": {
+                          "gateway": g, "boto3": p,
+                          "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
+                          if p["MB_per_s"] else None,
+                          "gateway_peak_rss_MB": round(g_sampler.peak_rss / 2**20, 1),
+                          "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in g_sampler.peaks],
+                          "gateway_mean_cpu_percent": g_sampler.mean_cpu()}}
+            if a.load > 0 and p["MB_per_s"]:
+                rate = a.load * p["MB_per_s"] * MB / a.recorders
+                pp = peer_phase(rate)
+                gp, gp_sampler = gateway_phase(rate)
+                report["paced"] = {
+                    "offered_MB_per_s": round(rate * a.recorders / MB, 2),
+                    "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
+                    "gateway": gp, "boto3": pp,
+                    "gateway_peak_rss_MB": round(gp_sampler.peak_rss / 2**20, 1),
+                    "gateway_mean_cpu_percent": gp_sampler.mean_cpu()}
             print(json.dumps(report, indent=1))
         finally:
             for gproc in gateways:

@@ -81,17 +81,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         event.listen(engine, "commit", _release)
         event.listen(engine, "rollback", _release)
         return engine
-    return create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=4 * pool_size,
-        pool_pre_ping=True,
-    )
+    # No pool_pre_ping: it costs a round trip per checkout, i.e. per
+    # transaction (~10 % of a loaded gateway's database time). After a server
+    # restart the first statement on a stale connection fails instead (one
+    # transient 451 / SFTP failure), and SQLAlchemy then drops the whole pool.
+    return create_engine(url, pool_size=pool_size, max_overflow=4 * pool_size)
 
 
 def reader(engine: Engine) -> Engine:
-    """The same engine for read-only work: on SQLite a plain BEGIN, so readers
-    (listings, logins, entitlement checks) never queue behind writers."""
+    """The same engine for single-statement reads (listings, stats, logins,
+    entitlement checks). SQLite: a plain BEGIN, so readers never queue behind
+    writers. PostgreSQL: autocommit, so a read is one round trip, not
+    BEGIN + SELECT + ROLLBACK."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(readonly=True, isolation_level="AUTOCOMMIT")
     return engine.execution_options(readonly=True)
 
 

@@ -17,6 +17,7 @@ from billing.errors import Cam2DriveError
 from billing.models import Drive
 from billing.settings import ConfigError
 from cli.context import STATE, App, app_state
+from cli.logs import setup_logging
 from cli.output import emit, fail, out, record
 
 app = typer.Typer(help="cam2drive: cloud drive for CCTV recorders (FTP/SFTP to S3).",
@@ -47,11 +48,7 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log more.")] = False,
 ) -> None:
     STATE["app"] = App(config)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    for noisy in ("weasyprint", "fontTools"):  # PDF rendering chatter, not operator news
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    setup_logging(verbose)
 
 
 # --- db -----------------------------------------------------------------------
@@ -570,15 +567,29 @@ def gateway_sftp() -> None:
     serve(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
 
 
+@gateway_app.command("all")
+def gateway_all() -> None:
+    """Serve FTP and SFTP from one process until stopped.
+
+    For a small host: one process's baseline memory (~100 MB, mostly boto3's
+    S3 model and SQLAlchemy) instead of two, and one upload buffer budget
+    for both protocols; the price is one core for all protocol work.
+    """
+    state = app_state()
+    start_sftp_thread(state)
+    serve_ftp(state)
+
+
 def start_sftp_thread(state: App) -> None:
-    """SFTP on its own asyncio loop beside the FTP server (`dev run`)."""
-    import threading
+    """SFTP on its own asyncio loop beside the FTP server; returns once it listens.
 
+    A port in use or an unreadable host key fails here, before FTP starts,
+    rather than leaving a process that silently serves one protocol.
+    """
     from gateway.auth import Authenticator
-    from gateway.sftp.server import serve
+    from gateway.sftp.server import serve_in_thread
 
-    threading.Thread(target=serve, name="sftp", daemon=True, args=(
-        state.settings, state.pipeline, Authenticator(state.settings, state.engine))).start()
+    serve_in_thread(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
 
 
 def serve_ftp(state: App) -> None:
@@ -632,6 +643,8 @@ def main() -> None:
         fail(f"database error: {first}{hint}")
     except SQLAlchemyError as exc:
         fail(f"database error: {str(exc).splitlines()[0]}")
+    except OSError as exc:  # a port in use, an unreadable key or certificate
+        fail(f"system error: {exc}")
     except KeyboardInterrupt:
         sys.exit(130)
 

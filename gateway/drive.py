@@ -30,6 +30,12 @@ from gateway.ingest import IngestPipeline, Upload
 
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
 ENTITLEMENT_TTL = 30.0  # seconds a session reuses its drive's rules (capacity, on_full)
+# Seconds a device session trusts a directory it has seen. A recorder walks
+# its whole CWD (or SFTP stat) chain before every file, seven levels deep;
+# remembering them takes ~8 database reads off each snapshot. A directory
+# removed meanwhile by another session is harmless: the commit recreates
+# missing parents, and an LIST of it is simply empty.
+DIR_CACHE_TTL = 30.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ class DriveView:
         self.ledger = pipeline.ledger
         self.cwd = ""
         self._ent: tuple[Entitlement, float] | None = None
+        self._dirs: dict[str, tuple[Entry, float]] = {}  # device logins: see DIR_CACHE_TTL
 
     # --- paths ----------------------------------------------------------
 
@@ -175,12 +182,25 @@ class DriveView:
         if inner == "":
             return _ROOT if not mount else Entry(name=mount, path=mount, is_dir=True, size=0,
                                                  mtime=_ROOT.mtime)
+        cached = self._dirs.get(inner) if not mount else None
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
             row = conn.execute(select(entries).where(
                 entries.c.drive_id == drive_id, entries.c.path == inner)).first()
         if row is None:
             raise NotFound(f"{paths.display(path)}: no such file or directory")
-        return _from_row(row, mount)
+        entry = _from_row(row, mount)
+        if entry.is_dir and not mount:
+            self._remember_dir(entry)
+        return entry
+
+    def _remember_dir(self, entry: Entry) -> None:
+        self._dirs[entry.path] = (entry, time.monotonic() + DIR_CACHE_TTL)
+
+    def _forget_dirs(self) -> None:
+        """After this session removes or moves anything: directories may have gone."""
+        self._dirs.clear()
 
     def chdir(self, raw: str) -> str:
         path = self.resolve(raw)
@@ -232,6 +252,7 @@ class DriveView:
         drive_id = self._require_write()
         if path == "":
             raise PermissionDenied("the drive's root cannot be removed")
+        self._forget_dirs()
         with database_errors():
             self.ledger.rmdir(drive_id, path)
         if self.cwd == path or self.cwd.startswith(path + "/"):
@@ -240,6 +261,7 @@ class DriveView:
     def remove(self, raw: str) -> None:
         path = self.resolve(raw)
         drive_id = self._require_write()
+        self._forget_dirs()
         with database_errors():
             key = self.ledger.remove(drive_id, path)
         self.pipeline.delete_keys([key])
@@ -250,6 +272,7 @@ class DriveView:
         drive_id = self._require_write()
         if src == "" or dst == "":
             raise PermissionDenied("the drive's root cannot be renamed or replaced")
+        self._forget_dirs()
         with database_errors():
             old_key = self.ledger.rename(drive_id, src, dst)
         if old_key:

@@ -180,3 +180,40 @@ def test_janitor_removes_unindexed_small_object_of_a_dead_node(stack: Stack) -> 
         seconds=stack.settings.reservation_lease_seconds + 1))
     stack.assert_consistent(dev)
     assert stack.s3_keys(dev) == {}
+
+
+def test_database_connections_dropped_cost_one_451_then_recover(pg_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL restarted or failed over: pooled connections are dead.
+
+    Connections are not pinged at checkout (a round trip per transaction),
+    so one STOR may meet a dead connection: it gets a transient 451 and
+    stores nothing; SQLAlchemy then drops the pool and the next STOR works.
+    """
+    import psycopg
+
+    stack = Stack(pg_url, seaweed, "c2d-pg-drop")
+    try:
+        dev = stack.device()
+        with stack.ftp(dev) as ftp:
+            for i in range(4):  # several pooled connections in use
+                ftp.storbinary(f"STOR warm{i}.jpg", io.BytesIO(b"warm"))
+            admin = pg_url.replace("postgresql+psycopg://", "postgresql://")
+            with psycopg.connect(admin, autocommit=True) as conn:
+                killed = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+            assert killed is not None and killed[0] >= 1
+            replies = []
+            for i in range(3):
+                try:
+                    replies.append(ftp.storbinary(f"STOR after{i}.jpg", io.BytesIO(b"after")))
+                except ftplib.error_temp as exc:
+                    replies.append(str(exc))
+            assert all(r.startswith(("226", "451")) for r in replies), replies
+            assert sum(r.startswith("451") for r in replies) <= 1, replies
+            assert replies[-1].startswith("226")
+            stored = {f"after{i}.jpg" for i, r in enumerate(replies) if r.startswith("226")}
+            assert set(ftp.nlst()) == {f"warm{i}.jpg" for i in range(4)} | stored
+        stack.assert_consistent(dev)
+    finally:
+        stack.close()

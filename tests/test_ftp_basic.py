@@ -61,6 +61,45 @@ def test_mkd_chain_cwd_pwd_and_existing_directory(stack: Stack) -> None:
         assert ftp.pwd() == "/"
 
 
+def test_directories_removed_under_a_recorder_never_break_its_chain(stack: Stack) -> None:
+    """A session remembers directories it has seen (gateway/drive.py DIR_CACHE_TTL).
+
+    Another session removing them must not break the recorder's next file:
+    its CWD-fails-then-MKD chain and STOR still land the file, with its
+    parents back in the index. The session's own removals are seen at once.
+    """
+    dev = stack.device()
+
+    def chain(ftp: ftplib.FTP, path: str) -> None:  # what the firmware does per file
+        ftp.cwd("/")
+        for level in path.split("/"):
+            try:
+                ftp.cwd(level)
+            except ftplib.error_perm:
+                ftp.mkd(level)
+                ftp.cwd(level)
+
+    with stack.ftp(dev) as a, stack.ftp(dev) as b:
+        chain(a, "day/001/jpg")
+        put(a, "1.jpg", b"one")
+        b.delete("/day/001/jpg/1.jpg")
+        for gone in ("/day/001/jpg", "/day/001", "/day"):
+            b.rmd(gone)
+        chain(a, "day/001/jpg")
+        assert put(a, "2.jpg", b"two").startswith("226")
+        assert b.nlst("/day/001/jpg") == ["2.jpg"]
+        entries = stack.entries(dev)
+        assert {p for p, e in entries.items() if e.is_dir} == {"day", "day/001", "day/001/jpg"}
+        # the session's own RMD is not remembered as a directory
+        a.delete("2.jpg")
+        a.cwd("/day/001/jpg")
+        a.cwd("/day/001")
+        a.rmd("jpg")
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            a.cwd("jpg")
+    stack.assert_consistent(dev)
+
+
 def test_listings_with_brackets_and_at(stack: Stack) -> None:
     dev = stack.device()
     name = "21.04.49-21.05.14[M][0@0][0].mp4"

@@ -139,6 +139,9 @@ class GatewayMixin(PassiveRetryMixin):
     authorizer = Authorizer()
     passive_dtp = PassiveListener
     proto_cmds = no_fs_perm(FTPHandler.proto_cmds)
+    # A recorder CWDs through seven levels before every file: logging each
+    # CWD is most of the log and none of the news. MKD, renames and deletes stay.
+    log_cmds_list = [c for c in FTPHandler.log_cmds_list if c not in ("CWD", "XCWD")]
     fs: DriveView
 
     # --- connection and decoding -------------------------------------------

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat as statmod
+import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import asyncssh
@@ -384,12 +385,15 @@ async def start_server(settings: Settings, pipeline: IngestPipeline,
         **_algorithms(settings))
 
 
-def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator) -> None:
-    """Serve SFTP until interrupted (`cam2drive gateway sftp`)."""
-
+def _quiet_asyncssh() -> None:
     # asyncssh logs every channel and packet event at INFO/DEBUG; at scale that
     # is both noise and measurable CPU. Connection-level events stay ours.
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
+
+
+def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator) -> None:
+    """Serve SFTP until interrupted (`cam2drive gateway sftp`)."""
+    _quiet_asyncssh()
 
     async def main() -> None:
         server = await start_server(settings, pipeline, authenticator)
@@ -404,3 +408,27 @@ def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authentic
     except KeyboardInterrupt:
         pass
 
+
+def serve_in_thread(settings: Settings, pipeline: IngestPipeline,
+                    authenticator: Authenticator) -> threading.Thread:
+    """Serve SFTP on a daemon thread's own loop; return once it listens, or raise why not."""
+    _quiet_asyncssh()
+    listening: Future[None] = Future()
+
+    async def main() -> None:
+        try:
+            server = await start_server(settings, pipeline, authenticator)
+        except BaseException as exc:  # handed to the caller's thread
+            listening.set_exception(exc)
+            return
+        listening.set_result(None)
+        log.info("SFTP gateway on %s:%s", settings.sftp_host, settings.sftp_port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="sftp", daemon=True)
+    thread.start()
+    listening.result()
+    return thread

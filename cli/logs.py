@@ -1,0 +1,36 @@
+"""Process logging: records are queued and written by one listener thread.
+
+A gateway runs a thread per FTP session. With a plain StreamHandler every
+thread that logs holds the handler's lock while it writes to stderr; under
+150 sessions that lock became a convoy (a quarter of the FTP gateway's
+sampled time in `bench/fleet.py`). Queuing a record takes microseconds.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+from logging.handlers import QueueHandler, QueueListener
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_listener: QueueListener | None = None
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Root logger -> queue -> one thread writing to stderr; idempotent."""
+    global _listener
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("weasyprint", "fontTools"):  # PDF rendering chatter, not operator news
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    if _listener is not None or root.handlers:  # as basicConfig: an embedder's handlers win
+        return
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter(FORMAT))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    root.addHandler(QueueHandler(records))
+    _listener = QueueListener(records, stream, respect_handler_level=True)
+    _listener.start()
+    atexit.register(_listener.stop)
