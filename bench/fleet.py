@@ -81,16 +81,19 @@ class Pacer:
 
     def __init__(self, rate: float | None, rng: random.Random) -> None:
         self.rate, self.rng = rate, rng
-        self.due = time.perf_counter() + (rng.uniform(0, 2.0) if rate else 0)
+        self.due = time.perf_counter()
 
     def wait(self, size: int, deadline: float) -> float | None:
         """Seconds to sleep before starting a file of `size` bytes; None if that
         is past the deadline (the session is over)."""
         if not self.rate:
             return 0.0
+        # the gap is charged before the file, not after: a 15 MB segment
+        # drawn first must not land in the window for free (that inflated the
+        # offered load by half over 60 s)
+        self.due += self.rng.expovariate(1.0) * size / self.rate
         now = time.perf_counter()
         delay = max(0.0, self.due - now)
-        self.due += self.rng.expovariate(1.0) * size / self.rate
         return None if now + delay >= deadline else delay
 
 

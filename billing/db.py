@@ -24,7 +24,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     """Create an engine tuned for short, concurrent write transactions.
 
     SQLite: WAL so readers never block the writer, a busy timeout so several
@@ -43,7 +43,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
             pool_size=pool_size,
-            max_overflow=4 * pool_size,
+            max_overflow=0,
         )
 
         @event.listens_for(engine, "connect")
@@ -85,7 +85,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     # transaction (~10 % of a loaded gateway's database time). After a server
     # restart the first statement on a stale connection fails instead (one
     # transient 451 / SFTP failure), and SQLAlchemy then drops the whole pool.
-    return create_engine(url, pool_size=pool_size, max_overflow=4 * pool_size)
+    # A fixed pool, no overflow: with 150 recorder sessions in one process,
+    # overflow connections were opened and closed around single transactions.
+    return create_engine(url, pool_size=pool_size, max_overflow=0)
 
 
 def reader(engine: Engine) -> Engine:

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
 
     # --- system of record
     database_url: str = "sqlite:///./var/cam2drive.db"
+    # Connections a process keeps open, and never more: beyond it a session
+    # waits for a free one. An overflow connection opened and closed per
+    # transaction (SQLAlchemy's default) cost a loaded gateway a PostgreSQL
+    # connection set-up per file (BENCHMARKS.md, fleet).
+    database_pool_size: int = Field(default=20, ge=1, le=1000)
 
     # --- S3 drive store
     s3_endpoint_url: str | None = None

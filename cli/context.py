@@ -23,7 +23,8 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        return make_engine(self.settings.database_url,
+                           pool_size=self.settings.database_pool_size)
 
     @cached_property
     def store(self):  # type: ignore[no-untyped-def]

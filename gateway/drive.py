@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from billing.db import database_errors, reader
 from billing.entitlement import Entitlement, upload_entitlement
@@ -24,7 +24,7 @@ from billing.errors import (
     PermissionDenied,
     StorageUnavailable,
 )
-from billing.models import Device, Drive, DriveEntry
+from billing.models import Device, Drive, DriveEntry, utcnow
 from gateway import paths
 from gateway.ingest import IngestPipeline, Upload
 
@@ -67,6 +67,11 @@ class Entry:
     mtime: datetime
     key: str | None = None
 
+
+# Built once: every CWD of a recorder's directory chain runs it, and building
+# a Core statement costs about what running it does (see billing/quota.py).
+_ENTRY = select(entries).where(entries.c.drive_id == bindparam("q_drive"),
+                               entries.c.path == bindparam("q_path"))
 
 _ROOT = Entry(name="/", path="", is_dir=True, size=0, mtime=datetime(1970, 1, 1))
 
@@ -163,9 +168,18 @@ class DriveView:
             raise NotFound(f"/{mount}: no such file or directory")
         return drive_id, inner, mount
 
-    def _require_write(self) -> int:
+    def _require_write(self, *, cached: bool = False) -> int:
+        """The drive a write may change, if the subscription allows writes.
+
+        `cached`: the session's entitlement read (see open_write) is good
+        enough; MKD takes it, since a directory holds no bytes and a
+        recorder makes one for every minute of snapshots. Deleting and
+        renaming read the subscription afresh.
+        """
         if not self.login.writable:
             raise PermissionDenied("read-only login: recordings can be viewed, not changed")
+        if cached:
+            return self._entitlement().drive_id
         with database_errors():
             upload_entitlement(self.pipeline.engine, self.login.device_id)  # type: ignore[arg-type]
         return self.login.drive_id  # type: ignore[return-value]
@@ -186,8 +200,7 @@ class DriveView:
         if cached is not None and time.monotonic() < cached[1]:
             return cached[0]
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
-            row = conn.execute(select(entries).where(
-                entries.c.drive_id == drive_id, entries.c.path == inner)).first()
+            row = conn.execute(_ENTRY, {"q_drive": drive_id, "q_path": inner}).first()
         if row is None:
             raise NotFound(f"{paths.display(path)}: no such file or directory")
         entry = _from_row(row, mount)
@@ -240,11 +253,14 @@ class DriveView:
     def mkdir(self, raw: str) -> tuple[str, bool]:
         """Create a directory; an existing one is fine (a recorder's MKD chain)."""
         path = self.resolve(raw)
-        drive_id = self._require_write()
+        drive_id = self._require_write(cached=True)
         if path == "":
             return "/", False
         with database_errors():
             created = self.ledger.mkdir(drive_id, path)
+        if created:  # the recorder's next command is CWD into it: answer that from memory
+            self._remember_dir(Entry(name=path.rsplit("/", 1)[-1], path=path, is_dir=True,
+                                     size=0, mtime=utcnow()))
         return paths.display(path), created
 
     def rmdir(self, raw: str) -> None:

@@ -180,6 +180,27 @@ def test_store_onto_a_directory_is_refused(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
+def test_mkd_creates_missing_parents_and_names_the_file_in_the_way(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        assert ftp.sendcmd("MKD /a/b/c").startswith('257 "/a/b/c" created')  # mkdir -p
+        for level in ("/a", "/a/b", "/a/b/c"):
+            ftp.cwd(level)
+        assert ftp.sendcmd("MKD /a/b/c/d").startswith('257 "/a/b/c/d" created')  # a new leaf
+        assert ftp.sendcmd("MKD /a/b").startswith('257 "/a/b" already exists')
+        assert put(ftp, "/a/f.jpg", b"jpeg").startswith("226")
+        with pytest.raises(ftplib.error_perm, match="^550 /a/f.jpg exists and is a file"):
+            ftp.mkd("/a/f.jpg")
+        with pytest.raises(ftplib.error_perm, match="^550 /a/f.jpg is a file, not a directory"):
+            ftp.mkd("/a/f.jpg/x/y")
+        with pytest.raises(ftplib.error_perm, match="^550 /a/f.jpg is a file, not a directory"):
+            put(ftp, "/a/f.jpg/x/snap.jpg", b"jpeg")
+        names = sorted(ftp.nlst("/a"))
+    assert [n.rsplit("/", 1)[-1] for n in names] == ["b", "f.jpg"]
+    assert stack.drive(dev).object_count == 1
+    stack.assert_consistent(dev)
+
+
 def test_overwrite_replaces_and_counts_once(stack: Stack) -> None:
     dev = stack.device()
     with stack.ftp(dev) as ftp:

@@ -156,3 +156,37 @@ def test_many_uploads_create_the_same_new_folder_at_once(stack: Stack) -> None:
     assert [p for p, e in entries.items() if e.is_dir] in (["NVR", "NVR/2026-12-01"],
                                                            ["NVR/2026-12-01", "NVR"])
     stack.assert_consistent(dev)
+
+
+def test_a_process_never_opens_more_connections_than_its_pool(stack: Stack) -> None:
+    """Twelve sessions writing at once through a pool of two: they queue for a
+    connection instead of each opening (and closing) one of their own."""
+    from sqlalchemy import event
+
+    engine = make_engine(stack.settings.database_url, pool_size=2)
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda conn, _rec: opened.append(conn))
+    pipeline = IngestPipeline(stack.settings, engine, stack.store)
+    dev = stack.device()
+    ent = upload_entitlement(engine, dev.device_id)
+    errors: list[BaseException] = []
+
+    def session(i: int) -> None:
+        try:
+            for n in range(5):
+                upload = pipeline.start(ent, f"s{i}/{n}.jpg")
+                upload.write(os.urandom(1000))
+                upload.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(opened) <= 2
+    assert stack.drive(dev).object_count == 60
+    stack.assert_consistent(dev)
+    engine.dispose()
