@@ -14,13 +14,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from satcfdi import render
 from satcfdi.models import Signer
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from billing import audit
+from billing import audit, invoice_pdf
 from billing.cfdi import build, load_signer, receiver_for
 from billing.db import session_scope
 from billing.errors import Cam2DriveError, InvoiceError, NotFound
@@ -144,7 +143,7 @@ def _issue_one(engine: Engine, store: DocumentStore, settings: Settings, signer:
     uuid = stamped["Complemento"]["TimbreFiscalDigital"]["UUID"]
     xml = stamped.xml_bytes(pretty_print=True)
     try:
-        pdf = render.pdf_bytes(stamped)
+        pdf = invoice_pdf.pdf_bytes(stamped)
     except Exception as exc:  # weasyprint/fonts missing: a config problem, reported
         raise InvoiceError(f"cannot render the invoice PDF: {exc}") from exc
     base = f"{settings.invoice_prefix}{customer_id}/{serie}-{folio}-{uuid}"

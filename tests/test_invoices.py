@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -114,6 +115,9 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
     for needle in ("EKU9003173C9", "URE180429TM6", "almacenamiento en la nube", "4.33",
                    inv.uuid):
         assert needle in text, needle
+    flat = re.sub(r"[\s\u200b]", "", text)  # the seals wrap at any character
+    for seal in (tfd.get("SelloCFD"), tfd.get("SelloSAT")):
+        assert seal in flat, "a seal is cut off in the PDF"
     again = issue_pending(istack.engine, istack.store, istack.settings)
     assert again.issued == [] and again.failed == []  # once per charge
 

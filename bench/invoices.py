@@ -1,0 +1,67 @@
+"""Invoice benchmark: build, seal, stamp and print CFDIs as the billing run does.
+
+    .venv/bin/python bench/invoices.py [--count 20]
+
+One run, the same stamped CFDIs (demo CSD, local test PAC) printed two ways:
+satcfdi's stock `render.pdf_bytes`, and `billing.invoice_pdf.pdf_bytes`
+(the same template with a definite width for the seal block). Prints
+invoices/s for building+sealing+stamping and for each printer, and their
+ratio. No S3 or database: this is the CPU each invoice costs. Figures go in
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from billing import invoice_pdf  # noqa: E402
+from billing.cfdi import build, load_signer, receiver_for  # noqa: E402
+from billing.democerts import demo_csd  # noqa: E402
+from billing.models import Customer  # noqa: E402
+from billing.pac import make_pac  # noqa: E402
+from billing.settings import Settings  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=20, help="invoices per printer")
+    args = ap.parse_args()
+    from satcfdi import render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cer, key, password = demo_csd(Path(tmp))
+        st = Settings(cfdi_csd_certificate=cer, cfdi_csd_key=key, cfdi_csd_password=password,
+                      cfdi_issuer_postal_code="42501", pac_local_dir=Path(tmp) / "pac")
+        signer, pac = load_signer(st), make_pac(st)
+        customer = Customer(distributor_id=1, email="bench@example.mx")
+        t0 = time.perf_counter()
+        stamped = [pac.stamp(build(signer, st, receiver_for(customer, st),
+                                   concept="Almacenamiento en la nube AC-ST-50",
+                                   amount=Decimal("199.00"), currency="MXN",
+                                   when=datetime(2026, 11, 22, 18, tzinfo=UTC), folio=str(i)))
+                   for i in range(args.count)]
+        stamp_s = time.perf_counter() - t0
+        invoice_pdf.pdf_bytes(stamped[0])  # fonts and stylesheets loaded outside the clock
+        rates = {}
+        for name, printer in (("satcfdi stock", render.pdf_bytes),
+                              ("cam2drive", invoice_pdf.pdf_bytes)):
+            t0 = time.perf_counter()
+            sizes = [len(printer(doc)) for doc in stamped]
+            rates[name] = args.count / (time.perf_counter() - t0)
+            print(f"print  {name:14} {rates[name]:7.2f} invoices/s  "
+                  f"({1000 / rates[name]:6.0f} ms each, {sum(sizes) // len(sizes)} B PDF)")
+        print(f"build+seal+stamp     {args.count / stamp_s:7.2f} invoices/s")
+        print(f"ratio cam2drive / stock printer: {rates['cam2drive'] / rates['satcfdi stock']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
