@@ -28,7 +28,6 @@ sysdeps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
-	  fc-cache -s >/dev/null 2>&1 || true; \
 	fi
 
 run: install sysdeps

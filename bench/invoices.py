@@ -7,7 +7,8 @@ satcfdi's stock `render.pdf_bytes`, and `billing.invoice_pdf.pdf_bytes`
 (the same template with a definite width for the seal block). Prints
 invoices/s for building+sealing, for the local test PAC's stamp (it
 validates against the SAT's XSD as a real PAC does; production pays
-Finkok's latency instead), and for each printer, and the printers' ratio. No S3 or database: this is the CPU each invoice costs. Figures go in
+Finkok's latency instead), and for each printer, and the printers' ratio.
+No S3 or database: this is the CPU each invoice costs. Figures go in
 BENCHMARKS.md.
 """
 

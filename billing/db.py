@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from billing.errors import StorageUnavailable
+from billing.settings import Settings
 
 
 def normalise_url(url: str) -> str:
@@ -24,7 +25,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, pool_size: int = 20) -> Engine:
+def make_engine(url: str, *,
+                pool_size: int = Settings.model_fields["database_pool_size"].default,
+                ) -> Engine:
     """Create an engine tuned for short, concurrent write transactions.
 
     SQLite: WAL so readers never block the writer, a busy timeout so several

@@ -4,11 +4,10 @@ satcfdi puts a zero-width space between every character of the seals and
 the cadena original so they can wrap. Their cell sits in an auto-layout
 table, so WeasyPrint first measures its min-content width by breaking at
 every one of those spaces and re-shaping the rest of the text each time:
-about 1 000 layouts of up to 1 000 characters, three seconds of CPU per
-invoice. Giving the seal block a definite width (what that cell gets on a
-letter page anyway) skips the measurement; the page looks the same and
-renders about eight times faster, which is what makes a monthly run over
-thousands of charges fit in a night.
+about 1 000 layouts of up to 1 000 characters, 3-5 s of CPU per invoice.
+Giving the seal block a definite width (what that cell gets on a letter
+page anyway) skips the measurement; the page looks the same and renders
+about 12 times faster (`bench/invoices.py`).
 
 Ligatures are off: an invoice is data people copy (RFC, UUID, seals), and
 with them on a seal's "ff" came out of the PDF as one glyph that text
@@ -25,16 +24,15 @@ STYLE = "body { font-variant-ligatures: none; } td > .ciii { width: 15cm; }"
 
 
 @cache
-def _stylesheets() -> list[Any]:
+def _printer() -> tuple[Any, Any, list[Any]]:
     """Imported on first use: a host without Pango can still bill, and says why it cannot print."""
     import weasyprint
     from satcfdi import render
-    return [render.PDF_CSS, weasyprint.CSS(string=STYLE)]
+    return weasyprint, render, [render.PDF_CSS, weasyprint.CSS(string=STYLE)]
 
 
 def pdf_bytes(stamped: Any) -> bytes:
     """The invoice PDF of a stamped CFDI (satcfdi's layout and page margins)."""
-    import weasyprint
-    from satcfdi import render
+    weasyprint, render, stylesheets = _printer()
     html = weasyprint.HTML(string=render.html_str(stamped))
-    return html.write_pdf(stylesheets=_stylesheets())  # type: ignore[no-any-return]
+    return html.write_pdf(stylesheets=stylesheets)  # type: ignore[no-any-return]

@@ -110,8 +110,12 @@ def _reserve_args(drive_id: int, nbytes: int, device_id: int | None) -> tuple[An
     return _RESERVE_ENTITLED, params
 
 
-def _file_in_way(path: str) -> str:
-    return f"/{path} is a file, not a directory"
+class _FileInWay(NotADirectory):
+    """A file where `path` needed a directory; mkdir tells `path` itself from a parent."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"/{path} is a file, not a directory")
+        self.path = path
 
 
 def split(path: str) -> tuple[str, str]:
@@ -242,7 +246,7 @@ class DriveLedger:
         row = conn.execute(_IS_DIR, {"q_drive": drive_id, "q_path": path}).first()
         if row is not None:
             if not row.is_dir:
-                raise NotADirectory(_file_in_way(path))
+                raise _FileInWay(path)
             return False  # the usual case: the recorder made the directory with MKD
         parent, name = split(path)
         DriveLedger._ensure_dirs(conn, drive_id, parent, now)
@@ -252,7 +256,7 @@ class DriveLedger:
         if not inserted:  # another session got there first: a directory, or a file?
             row = conn.execute(_IS_DIR, {"q_drive": drive_id, "q_path": path}).first()
             if row is None or not row.is_dir:
-                raise NotADirectory(_file_in_way(path))
+                raise _FileInWay(path)
         return inserted
 
     # --- namespace changes --------------------------------------------
@@ -262,8 +266,8 @@ class DriveLedger:
         try:
             with self.engine.begin() as conn:
                 return self._ensure_dirs(conn, drive_id, path, utcnow())
-        except NotADirectory as exc:
-            if exc.args == (_file_in_way(path),):  # the file is `path` itself, not a parent
+        except _FileInWay as exc:
+            if exc.path == path:  # the file is `path` itself, not a parent
                 raise AlreadyExists(f"/{path} exists and is a file") from None
             raise
 
