@@ -243,15 +243,16 @@ class Upload:
             self._fill += len(chunk)
         self._chunks, self._buffered = [], 0
 
-    def _take_rest(self) -> bytes | bytearray:
+    def _take_rest(self) -> bytearray:
         """Whatever is buffered and not yet sent, ending the buffering."""
         if self._large:
             part, fill = self._part, self._fill
             self._part, self._fill = None, 0
             if part is None or fill == 0:
-                return b""
+                return bytearray()
             return part if fill == len(part) else part[:fill]
-        body = b"".join(self._chunks)
+        # a bytearray, not bytes: see S3DriveStore.put
+        body = bytearray().join(self._chunks)
         self._chunks, self._buffered = [], 0
         return body
 

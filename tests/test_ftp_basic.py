@@ -5,6 +5,7 @@ from __future__ import annotations
 import ftplib
 import io
 import os
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,25 @@ def test_store_small_and_multipart_files(stack: Stack) -> None:
     assert drive.committed_bytes == len(small) + len(big)
     assert drive.object_count == 2
     stack.assert_consistent(dev)
+
+
+def test_snapshot_goes_out_in_one_request_without_expect_continue(stack: Stack) -> None:
+    """A snapshot's PutObject carries its body in one send, not after an
+    `Expect: 100-continue` round trip (what botocore does for a bytes body)."""
+    sent: list[tuple[str, Any, Any]] = []
+
+    def record(request: Any, **_: Any) -> None:
+        sent.append((request.method, request.headers.get("Expect"), type(request.body)))
+
+    events = stack.pipeline.store.client.meta.events
+    events.register("before-send.s3.PutObject", record)
+    try:
+        dev = stack.device()
+        with stack.ftp(dev) as ftp:
+            assert put(ftp, "snap.jpg", os.urandom(150_000)).startswith("226")
+    finally:
+        events.unregister("before-send.s3.PutObject", record)
+    assert sent == [("PUT", None, bytearray)]
 
 
 def test_empty_file(stack: Stack) -> None:
