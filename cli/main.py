@@ -558,12 +558,13 @@ def gateway_ftp() -> None:
 def gateway_sftp() -> None:
     """Serve SFTP until stopped (host keys are created on first start)."""
     from gateway.auth import Authenticator
-    from gateway.memory import tune_allocator
+    from gateway.memory import freeze_startup_heap, tune_allocator
     from gateway.sftp.server import serve
 
     state = app_state()
     tune_allocator()
     state.store.ensure_bucket()
+    freeze_startup_heap()
     serve(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
 
 
@@ -595,7 +596,7 @@ def start_sftp_thread(state: App) -> None:
 def serve_ftp(state: App) -> None:
     from gateway.auth import Authenticator
     from gateway.ftp.server import build_server
-    from gateway.memory import tune_allocator
+    from gateway.memory import freeze_startup_heap, tune_allocator
 
     tune_allocator()
     st = state.settings
@@ -605,6 +606,7 @@ def serve_ftp(state: App) -> None:
     logging.getLogger("cam2drive").info(
         "FTP gateway on %s:%s (passive %s%s)", st.ftp_host, st.ftp_port, st.ftp_passive_ports,
         ", TLS" if st.ftp_tls_certfile else "")
+    freeze_startup_heap()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -384,3 +384,20 @@ def test_concurrent_uploads_share_one_buffer_budget(stack: Stack) -> None:
             ftp.voidresp()
     assert budget.used == 0 and "gone.dav" not in stack.entries(dev)
     stack.assert_consistent(dev)
+
+
+def test_the_startup_heap_is_frozen_out_of_full_collections(stack: Stack) -> None:
+    """What a gateway built at start-up (boto3's model, SQLAlchemy, ...) is frozen, so
+    a full collection no longer walks it with the GIL held."""
+    import gc
+
+    from gateway.memory import freeze_startup_heap
+
+    gc.collect()
+    before = len(gc.get_objects(generation=2))
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen >= before > 10_000  # the S3 client alone is tens of thousands
+        assert len(gc.get_objects(generation=2)) < before // 10
+    finally:
+        gc.unfreeze()
