@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # SSH channel window: what a client may send before the gateway has taken it
     # in; each session can hold this much in its buffers
     sftp_channel_window: int = Field(2 * 1024 * 1024, ge=64 * 1024)
+    # Largest SSH data packet a client may send on a session channel: fewer,
+    # larger packets cost asyncssh less CPU per byte (BENCHMARKS.md, fleet)
+    sftp_max_packet: int = Field(256 * 1024, ge=32 * 1024, le=256 * 1024)
 
     # Address a recorder should be told to use (printed by `device add`).
     public_host: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -289,9 +290,11 @@ def test_openssh_sftp_batch(stack: Stack, sftp_port: int, tmp_path: Path) -> Non
                      f"get 2026/clip.mp4 {tmp_path / 'back.mp4'}\n")
     proc = subprocess.run(["sftp", "-b", str(batch), "-P", str(sftp_port), "-i", str(keyfile),
                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           "-o", "BatchMode=yes", f"{dev.username}@127.0.0.1"],
+                           "-o", "BatchMode=yes", "-vvv", f"{dev.username}@127.0.0.1"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    # the session channel lets the client send 256 KiB packets (sftp_max_packet)
+    assert re.search(r"open confirm rwindow \d+ rmax 262144\b", proc.stderr), proc.stderr[-2000:]
     assert "clip.mp4" in proc.stdout
     assert (tmp_path / "back.mp4").read_bytes() == src.read_bytes()
     stack.assert_consistent(dev)

@@ -388,7 +388,7 @@ async def start_server(settings: Settings, pipeline: IngestPipeline,
         allow_scp=False, agent_forwarding=False, x11_forwarding=False, allow_pty=False,
         login_timeout=settings.sftp_login_timeout,
         keepalive_interval=30, keepalive_count_max=4, window=settings.sftp_channel_window,
-        **_algorithms(settings))
+        max_pktsize=settings.sftp_max_packet, **_algorithms(settings))
 
 
 def _quiet_asyncssh() -> None:
