@@ -400,3 +400,28 @@ def test_the_startup_heap_is_frozen_out_of_full_collections(stack: Stack) -> Non
         assert len(gc.get_objects(generation=2)) < frozen // 10
     finally:
         gc.unfreeze()
+
+
+def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
+    """SFTP sends no size: a 3 MB clip written in one go must cost about 3 MB
+    of buffer, not a zero-filled whole part plus a trimmed copy of it."""
+    import tracemalloc
+
+    from billing.entitlement import upload_entitlement
+
+    part = stack.settings.s3_part_size
+    dev = stack.device()
+    data = os.urandom(3 * MiB)
+    ent = upload_entitlement(stack.engine, dev.device_id)
+    upload = stack.pipeline.start(ent, "clip.mp4")  # no size announced
+    tracemalloc.start()
+    try:
+        upload.write(data)
+        upload.commit()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(data) + MiB < part, peak
+    with stack.ftp(dev) as ftp:
+        assert get(ftp, "clip.mp4") == data
+    stack.assert_consistent(dev)
