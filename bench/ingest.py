@@ -95,6 +95,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8, help="parallel sessions/threads")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    ap.add_argument("--ftp-only", action="store_true",
+                    help="the core issue's bench alone: FTP uploads vs boto3 (no SFTP, rclone "
+                         "or viewer downloads), so the FTP gateway's peak RSS is ingest's")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="c2d-bench-"))
@@ -227,21 +230,22 @@ def main() -> None:
         for r in range(args.rounds):
             runs["boto3_big_MBps"].append(boto_big(r))
             runs["ftp_big_MBps"].append(ftp_big(r))
-            runs["sftp_big_MBps"].append(sftp_put(sftp_port, dev["username"], dev["password"],
-                                                  f"/sftp-big{r}.dav", big_file))
-            runs["rclone_sftp_big_MBps"].append(sftp_put(rclone_port, "peer", "peer-password",
-                                                         f"/rclone-big{r}.dav", big_file))
-            runs["boto3_get_MBps"].append(boto_get(r))
-            runs["ftp_viewer_get_MBps"].append(ftp_viewer_get(r))
-            runs["sftp_viewer_get_MBps"].append(sftp_get(
-                sftp_port, "c@example.com", "viewer-password", f"/bench/big{r}.dav", len(big)))
+            if not args.ftp_only:
+                runs["sftp_big_MBps"].append(sftp_put(sftp_port, dev["username"], dev["password"],
+                                                      f"/sftp-big{r}.dav", big_file))
+                runs["rclone_sftp_big_MBps"].append(sftp_put(rclone_port, "peer", "peer-password",
+                                                             f"/rclone-big{r}.dav", big_file))
+                runs["boto3_get_MBps"].append(boto_get(r))
+                runs["ftp_viewer_get_MBps"].append(ftp_viewer_get(r))
+                runs["sftp_viewer_get_MBps"].append(sftp_get(
+                    sftp_port, "c@example.com", "viewer-password", f"/bench/big{r}.dav", len(big)))
             runs["boto3_snap_fps"].append(spread(boto_snaps, 1, r))
             runs["ftp_snap_fps"].append(spread(ftp_snaps, 1, r))
             runs[f"boto3_snap_fps_x{n}"].append(spread(boto_snaps, n, 100 + r))
             runs[f"ftp_snap_fps_x{n}"].append(spread(ftp_snaps, n, 100 + r))
         rss.stop.set()
         rss.join()
-        results: dict[str, float] = {k: statistics.median(v) for k, v in runs.items()}
+        results: dict[str, float] = {k: statistics.median(v) for k, v in runs.items() if v}
         results[f"ratio_snap_x{n}"] = statistics.median(
             f / b for f, b in zip(runs[f"ftp_snap_fps_x{n}"], runs[f"boto3_snap_fps_x{n}"], strict=True))
         results["gateway_idle_rss_MB"] = idle_rss / 1e6
@@ -252,10 +256,11 @@ def main() -> None:
         def ratio(a: str, b: str) -> float:
             return statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))
 
-        results["ratio_sftp_vs_rclone"] = ratio("sftp_big_MBps", "rclone_sftp_big_MBps")
-        results["ratio_sftp_vs_boto3"] = ratio("sftp_big_MBps", "boto3_big_MBps")
-        results["ratio_ftp_viewer_get"] = ratio("ftp_viewer_get_MBps", "boto3_get_MBps")
-        results["ratio_sftp_viewer_get"] = ratio("sftp_viewer_get_MBps", "boto3_get_MBps")
+        if not args.ftp_only:
+            results["ratio_sftp_vs_rclone"] = ratio("sftp_big_MBps", "rclone_sftp_big_MBps")
+            results["ratio_sftp_vs_boto3"] = ratio("sftp_big_MBps", "boto3_big_MBps")
+            results["ratio_ftp_viewer_get"] = ratio("ftp_viewer_get_MBps", "boto3_get_MBps")
+            results["ratio_sftp_viewer_get"] = ratio("sftp_viewer_get_MBps", "boto3_get_MBps")
         results["ratio_big"] = statistics.median(
             f / b for f, b in zip(runs["ftp_big_MBps"], runs["boto3_big_MBps"], strict=True))
         results["ratio_snap"] = statistics.median(
@@ -271,15 +276,16 @@ def main() -> None:
         print(f"snapshots, {n} at once:      boto3 {results[f'boto3_snap_fps_x{n}']:7.1f} files/s  "
               f"FTP {results[f'ftp_snap_fps_x{n}']:7.1f} files/s  ratio "
               f"{results[f'ratio_snap_x{n}']:.2f}")
-        print(f"SFTP upload ({args.big_mb} MB):  gateway {results['sftp_big_MBps']:7.1f} MB/s   "
-              f"rclone serve sftp {results['rclone_sftp_big_MBps']:7.1f} MB/s   ratio "
-              f"{results['ratio_sftp_vs_rclone']:.2f} (target >= 1.2); vs boto3 "
-              f"{results['ratio_sftp_vs_boto3']:.2f} (target >= 0.8)")
-        print(f"viewer download:        boto3 GetObject {results['boto3_get_MBps']:7.1f} MB/s   "
-              f"FTP {results['ftp_viewer_get_MBps']:7.1f} ({results['ratio_ftp_viewer_get']:.2f})"
-              f"   SFTP {results['sftp_viewer_get_MBps']:7.1f} "
-              f"({results['ratio_sftp_viewer_get']:.2f}) (target >= 0.8)")
-        print(f"SFTP gateway peak RSS: {results['sftp_gateway_peak_rss_MB']:.0f} MB")
+        if not args.ftp_only:
+            print(f"SFTP upload ({args.big_mb} MB):  gateway {results['sftp_big_MBps']:7.1f} MB/s   "
+                  f"rclone serve sftp {results['rclone_sftp_big_MBps']:7.1f} MB/s   ratio "
+                  f"{results['ratio_sftp_vs_rclone']:.2f} (target >= 1.2); vs boto3 "
+                  f"{results['ratio_sftp_vs_boto3']:.2f} (target >= 0.8)")
+            print(f"viewer download:        boto3 GetObject {results['boto3_get_MBps']:7.1f} MB/s   "
+                  f"FTP {results['ftp_viewer_get_MBps']:7.1f} ({results['ratio_ftp_viewer_get']:.2f})"
+                  f"   SFTP {results['sftp_viewer_get_MBps']:7.1f} "
+                  f"({results['ratio_sftp_viewer_get']:.2f}) (target >= 0.8)")
+            print(f"SFTP gateway peak RSS: {results['sftp_gateway_peak_rss_MB']:.0f} MB")
         print(f"gateway peak RSS: {results['gateway_peak_rss_MB']:.0f} MB (idle "
               f"{results['gateway_idle_rss_MB']:.0f} MB; target < 150)")
         print(json.dumps({k: round(v, 3) for k, v in results.items()}))
