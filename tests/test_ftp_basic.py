@@ -425,3 +425,16 @@ def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
     with stack.ftp(dev) as ftp:
         assert get(ftp, "clip.mp4") == data
     stack.assert_consistent(dev)
+
+
+def test_a_plain_ftp_gateway_does_not_load_pyopenssl() -> None:
+    """pyOpenSSL (and cryptography under it) is ~18 MB of RSS a plain-FTP
+    gateway never uses; FTPS loads it when a certificate is configured."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cli.main, cli.context, gateway.ftp.server, gateway.store;"
+            "print('OpenSSL' in sys.modules, 'cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]

@@ -36,7 +36,9 @@ def handler_class(settings: Settings, pipeline: IngestPipeline,
     )
     if settings.ftp_tls_certfile is None:
         return type("CamFTPHandler", (GatewayFTPHandler,), attrs)
-    from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+    # from their modules, not pyftpdlib.handlers: see gateway/__init__.py
+    from pyftpdlib.handlers.ftps.control import TLS_FTPHandler
+    from pyftpdlib.handlers.ftps.data import TLS_DTPHandler
 
     cert = Path(settings.ftp_tls_certfile)
     key = Path(settings.ftp_tls_keyfile) if settings.ftp_tls_keyfile else cert
