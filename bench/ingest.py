@@ -121,27 +121,31 @@ def main() -> None:
         cli(env, "subscription", "grant", "--device", str(dev["id"]), "--plan", "BENCH")
         gw = subprocess.Popen([BIN, "gateway", "ftp"], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(work / "gateway.log", "wb"))
-        sgw = subprocess.Popen([BIN, "gateway", "sftp"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(work / "sftp.log", "wb"))
-        # the peer: Debian's rclone serving the same SeaweedFS bucket over SFTP
-        remote = (f":s3,provider=Other,env_auth=false,access_key_id={env['AWS_ACCESS_KEY_ID']},"
-                  f"secret_access_key={env['AWS_SECRET_ACCESS_KEY']},"
-                  f"endpoint='{weed.endpoint}':bench/rclone")
-        rclone = subprocess.Popen(["rclone", "serve", "sftp", remote, "--addr",
-                                   f"127.0.0.1:{rclone_port}", "--user", "peer", "--pass",
-                                   "peer-password"], stdout=subprocess.DEVNULL,
-                                  # a custom CA bundle breaks rclone's plain-HTTP S3 client
-                                  env={k: v for k, v in os.environ.items()
-                                       if k != "AWS_CA_BUNDLE"},
-                                  stderr=open(work / "rclone.log", "wb"))
-        for p in (port, sftp_port, rclone_port):
+        ports = [port]
+        if not args.ftp_only:  # the SFTP gateway and its peer, rclone serve sftp
+            sgw = subprocess.Popen([BIN, "gateway", "sftp"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=open(work / "sftp.log", "wb"))
+            remote = (f":s3,provider=Other,env_auth=false,"
+                      f"access_key_id={env['AWS_ACCESS_KEY_ID']},"
+                      f"secret_access_key={env['AWS_SECRET_ACCESS_KEY']},"
+                      f"endpoint='{weed.endpoint}':bench/rclone")
+            rclone = subprocess.Popen(["rclone", "serve", "sftp", remote, "--addr",
+                                       f"127.0.0.1:{rclone_port}", "--user", "peer", "--pass",
+                                       "peer-password"], stdout=subprocess.DEVNULL,
+                                      # a custom CA bundle breaks rclone's plain-HTTP S3 client
+                                      env={k: v for k, v in os.environ.items()
+                                           if k != "AWS_CA_BUNDLE"},
+                                      stderr=open(work / "rclone.log", "wb"))
+            ports += [sftp_port, rclone_port]
+        for p in ports:
             wait_port(p)
         subprocess.run([BIN, "customer", "set-password", "c@example.com", "--password-stdin"],
                        env=env, input="viewer-password\n", text=True, check=True,
                        capture_output=True)
         rss = RssSampler(gw.pid)
-        srss = RssSampler(sgw.pid)
-        srss.start()
+        srss = RssSampler(sgw.pid) if sgw is not None else None
+        if srss is not None:
+            srss.start()
         rss.start()
         time.sleep(0.3)
         idle_rss = rss.peak
@@ -249,9 +253,10 @@ def main() -> None:
         results[f"ratio_snap_x{n}"] = statistics.median(
             f / b for f, b in zip(runs[f"ftp_snap_fps_x{n}"], runs[f"boto3_snap_fps_x{n}"], strict=True))
         results["gateway_idle_rss_MB"] = idle_rss / 1e6
-        srss.stop.set()
-        srss.join()
-        results["sftp_gateway_peak_rss_MB"] = srss.peak / 1e6
+        if srss is not None:
+            srss.stop.set()
+            srss.join()
+            results["sftp_gateway_peak_rss_MB"] = srss.peak / 1e6
 
         def ratio(a: str, b: str) -> float:
             return statistics.median(x / y for x, y in zip(runs[a], runs[b], strict=True))

@@ -558,13 +558,10 @@ def gateway_ftp() -> None:
 def gateway_sftp() -> None:
     """Serve SFTP until stopped (host keys are created on first start)."""
     from gateway.auth import Authenticator
-    from gateway.memory import freeze_startup_heap, tune_allocator
     from gateway.sftp.server import serve
 
     state = app_state()
-    tune_allocator()
-    state.store.ensure_bucket()
-    freeze_startup_heap()
+    prepare_gateway(state)
     serve(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
 
 
@@ -593,20 +590,28 @@ def start_sftp_thread(state: App) -> None:
     serve_in_thread(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
 
 
-def serve_ftp(state: App) -> None:
-    from gateway.auth import Authenticator
-    from gateway.ftp.server import build_server
+def prepare_gateway(state: App) -> None:
+    """What every gateway process does before serving: an allocator that
+    gives buffers back, the bucket, and its start-up heap frozen out of the
+    collector's sight (gateway/memory.py)."""
     from gateway.memory import freeze_startup_heap, tune_allocator
 
     tune_allocator()
-    st = state.settings
     state.store.ensure_bucket()
+    freeze_startup_heap()
+
+
+def serve_ftp(state: App) -> None:
+    from gateway.auth import Authenticator
+    from gateway.ftp.server import build_server
+
+    prepare_gateway(state)
+    st = state.settings
     server = build_server(st, state.pipeline, Authenticator(st, state.engine))
     signal.signal(signal.SIGTERM, lambda *_: server.close_all())
     logging.getLogger("cam2drive").info(
         "FTP gateway on %s:%s (passive %s%s)", st.ftp_host, st.ftp_port, st.ftp_passive_ports,
         ", TLS" if st.ftp_tls_certfile else "")
-    freeze_startup_heap()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

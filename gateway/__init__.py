@@ -4,7 +4,7 @@ pyOpenSSL is installed for FTPS, yet two libraries load it on import
 whether FTPS is used or not: `pyftpdlib.handlers` (to define its TLS
 classes) and `botocore.httpsession` (through `urllib3.contrib.pyopenssl`,
 only to name urllib3's standard-library `SSLContext`, the class it falls
-back to without it). Loaded, pyOpenSSL and cryptography add ~18 MB to a
+back to without it). Loaded, pyOpenSSL and cryptography add ~11 MB to a
 plain-FTP gateway's RSS (BENCHMARKS.md, ingest). Both are imported here
 with pyOpenSSL hidden; FTPS takes its classes from `pyftpdlib.handlers.ftps`,
 which imports pyOpenSSL itself once a certificate is configured.

@@ -259,9 +259,10 @@ class Upload:
         and wait for the rest), but only what has arrived is allocated."""
         charge = max(self._buffer_size(), self._buffered)
         self._charge(charge)
+        size = charge
         if self._hint is None:
-            charge = min(charge, max(2 * _SMALL, self._buffered + incoming))
-        self._part = bytearray(charge)
+            size = min(charge, max(2 * _SMALL, self._buffered + incoming))
+        self._part = bytearray(size)
         self._large = True
         self._fill = 0
         for chunk in self._chunks:
