@@ -428,7 +428,7 @@ def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
 
 
 def test_a_plain_ftp_gateway_does_not_load_pyopenssl() -> None:
-    """pyOpenSSL (and cryptography under it) is ~18 MB of RSS a plain-FTP
+    """pyOpenSSL (and cryptography under it) is ~11 MB of RSS a plain-FTP
     gateway never uses; FTPS loads it when a certificate is configured."""
     import subprocess
     import sys
