@@ -64,6 +64,31 @@ def test_upload_download_list_rename_remove(stack: Stack, sftp_port: int) -> Non
     stack.assert_consistent(dev)
 
 
+def test_requests_limited_to_one_packet_and_larger_still_served(stack: Stack,
+                                                                sftp_port: int) -> None:
+    """The gateway advertises 255 KiB reads and writes (limits@openssh.com), not
+    asyncssh's 4 MiB, so a client that follows it sends no request a session
+    must gather whole; a client that ignores it is still served, byte-exact."""
+    dev = stack.device()
+    data = os.urandom(9 * MiB + 11)
+
+    async def flow(sftp: asyncssh.SFTPClient) -> None:
+        assert sftp.limits.max_write_len == 255 * 1024
+        assert sftp.limits.max_read_len == 255 * 1024
+        async with sftp.open("follows.dav", "wb") as f:  # block size from the limits
+            await f.write(data)
+            assert (await f.stat()).size == len(data)
+        async with sftp.open("ignores.dav", "wb", block_size=4 * MiB) as f:
+            await f.write(data)
+        for name in ("follows.dav", "ignores.dav"):
+            async with sftp.open(name, "rb", block_size=4 * MiB) as f:
+                assert await f.read() == data
+
+    sftp_run(sftp_port, dev.username, dev.password, flow)
+    assert stack.drive(dev).committed_bytes == 2 * len(data)
+    stack.assert_consistent(dev)
+
+
 def test_out_of_order_writes_within_window_and_holes(stack: Stack, sftp_port: int) -> None:
     dev = stack.device()
     data = os.urandom(3 * MiB)
