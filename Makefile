@@ -36,9 +36,12 @@ run: install sysdeps
 test: install sysdeps
 	$(BIN)/pytest -q
 
-# The benchmark's peer: Debian's rclone (`rclone serve sftp`).
+# The benchmark's peers: Debian's rclone (`rclone serve sftp`) and OpenSSH's
+# sshd (sftp-server, the SSH ceiling on this machine).
 bench: install sysdeps
-	@command -v rclone >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone >/dev/null)
+	@missing=""; command -v rclone >/dev/null || missing="rclone"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	if [ -n "$$missing" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null); fi
 	$(BIN)/python bench/ingest.py
 
 clean:

@@ -3,7 +3,11 @@
     .venv/bin/python bench/ingest.py [--big-mb 200] [--snapshots 500] [--snap-kb 200]
 
 Prints MB/s for one large file and files/s for snapshots through each path,
-their ratios, and the gateway process's peak RSS. Figures go in BENCHMARKS.md.
+their ratios, and the gateway process's peak RSS. Unless --ftp-only: SFTP
+uploads against Debian's `rclone serve sftp` on the same SeaweedFS, viewer
+downloads (FTP, SFTP) against boto3 GetObject, and, where sshd is installed,
+OpenSSH's own sftp-server on local files with the same client (curl) as the
+SSH ceiling. Figures go in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import ftplib
 import io
 import json
 import os
+import pwd
 import socket
 import statistics
 import subprocess
@@ -62,23 +67,84 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
-def sftp_put(port: int, user: str, password: str, path: str, src: Path) -> float:
-    """MB/s of one SFTP upload by curl (libssh2, C): the same client for both servers,
-    fast enough that the server is what is measured."""
-    t0 = time.perf_counter()
-    subprocess.run(["curl", "-sS", "-k", "-T", str(src),
-                    f"sftp://{quote(user)}:{quote(password)}@127.0.0.1:{port}{path}"],
-                   check=True, capture_output=True)
-    return src.stat().st_size / 1e6 / (time.perf_counter() - t0)
+def _curl_transfer(args: list[str]) -> tuple[float, int]:
+    """Seconds of data transfer and bytes moved, by curl's own clock.
 
-
-def sftp_get(port: int, user: str, password: str, path: str, size: int) -> float:
-    t0 = time.perf_counter()
-    out = subprocess.run(["curl", "-sS", "-k", "-o", "/dev/null", "-w", "%{size_download}",
-                          f"sftp://{quote(user)}:{quote(password)}@127.0.0.1:{port}{path}"],
+    From `time_pretransfer` (SSH handshake, login and SFTP start-up done) to
+    the end, so an SFTP figure is the transfer alone, as boto3's and FTP's
+    are (their clients and logins are made before the clock starts). The
+    handshake (~0.1-0.2 s here, argon2 for viewers) is not a throughput.
+    """
+    out = subprocess.run(["curl", "-sS", "-k", "-w", "%{time_pretransfer} %{time_total} "
+                          "%{size_upload} %{size_download}", *args],
                          check=True, capture_output=True, text=True).stdout
-    assert int(out) == size, out
-    return size / 1e6 / (time.perf_counter() - t0)
+    pre, total, up, down = out.split()
+    return float(total) - float(pre), int(float(up)) + int(float(down))
+
+
+def sftp_put(url: str, src: Path, *extra: str) -> float:
+    """MB/s of one SFTP upload by curl (libssh2, C): the same client for every
+    server, fast enough that the server is what is measured."""
+    seconds, moved = _curl_transfer([*extra, "-T", str(src), url])
+    assert moved == src.stat().st_size, moved
+    return moved / 1e6 / seconds
+
+
+def sftp_get(url: str, size: int, *extra: str) -> float:
+    seconds, moved = _curl_transfer([*extra, "-o", "/dev/null", url])
+    assert moved == size, moved
+    return size / 1e6 / seconds
+
+
+def sftp_url(port: int, user: str, password: str | None, path: str) -> str:
+    auth = quote(user) + (f":{quote(password)}" if password is not None else "")
+    return f"sftp://{auth}@127.0.0.1:{port}{path}"
+
+
+class OpenSSHServer:
+    """OpenSSH's own sshd + sftp-server (C) on local files: what SSH itself
+    costs on this machine with the same client, the ceiling any SFTP
+    server's figures should be read against. Optional: skipped without sshd."""
+
+    SSHD = "/usr/sbin/sshd"
+
+    def __init__(self, work: Path) -> None:
+        self.dir = work / "openssh"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OpenSSHServer | None:
+        if not os.path.exists(self.SSHD):
+            return None
+        self.dir.mkdir()
+        for name in ("host", "client"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                            str(self.dir / name)], check=True)
+        (self.dir / "authorized_keys").write_bytes((self.dir / "client.pub").read_bytes())
+        config = self.dir / "sshd_config"
+        config.write_text(f"Port {self.port}\nListenAddress 127.0.0.1\n"
+                          f"HostKey {self.dir / 'host'}\nPidFile {self.dir / 'pid'}\n"
+                          f"AuthorizedKeysFile {self.dir / 'authorized_keys'}\n"
+                          "StrictModes no\nPermitRootLogin yes\nUsePAM no\n"
+                          "PasswordAuthentication no\n"
+                          "Subsystem sftp /usr/lib/openssh/sftp-server\n")
+        os.makedirs("/run/sshd", exist_ok=True)
+        self.proc = subprocess.Popen([self.SSHD, "-D", "-e", "-f", str(config)],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "sshd.log", "wb"))
+        wait_port(self.port)
+        return self
+
+    def curl_args(self) -> list[str]:
+        return ["--key", str(self.dir / "client"), "--pubkey", str(self.dir / "client.pub")]
+
+    def url(self, path: Path) -> str:
+        return sftp_url(self.port, pwd.getpwuid(os.getuid()).pw_name, None, str(path))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
 
 
 def cli(env: dict[str, str], *args: str) -> dict:  # type: ignore[type-arg]
@@ -109,7 +175,7 @@ def main() -> None:
            "CAM2DRIVE_FTP_PORT": str(port), "CAM2DRIVE_FTP_PASSIVE_PORTS": "47000-47199",
            "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
            "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(work / "hostkeys")}
-    gw = sgw = rclone = None
+    gw = sgw = rclone = openssh = None
     try:
         subprocess.run([BIN, "db", "upgrade"], env=env, check=True, capture_output=True)
         dist = cli(env, "distributor", "add", "--name", "Bench", "--email", "b@example.com")
@@ -137,6 +203,7 @@ def main() -> None:
                                            if k != "AWS_CA_BUNDLE"},
                                       stderr=open(work / "rclone.log", "wb"))
             ports += [sftp_port, rclone_port]
+            openssh = OpenSSHServer(work).start()
         for p in ports:
             wait_port(p)
         subprocess.run([BIN, "customer", "set-password", "c@example.com", "--password-stdin"],
@@ -230,19 +297,24 @@ def main() -> None:
         runs: dict[str, list[float]] = {k: [] for k in (
             "boto3_big_MBps", "ftp_big_MBps", "sftp_big_MBps", "rclone_sftp_big_MBps",
             "boto3_get_MBps", "ftp_viewer_get_MBps", "sftp_viewer_get_MBps",
-            "boto3_snap_fps", "ftp_snap_fps", f"boto3_snap_fps_x{n}", f"ftp_snap_fps_x{n}")}
+            "openssh_put_MBps", "openssh_get_MBps", "boto3_snap_fps", "ftp_snap_fps", f"boto3_snap_fps_x{n}", f"ftp_snap_fps_x{n}")}
         for r in range(args.rounds):
             runs["boto3_big_MBps"].append(boto_big(r))
             runs["ftp_big_MBps"].append(ftp_big(r))
             if not args.ftp_only:
-                runs["sftp_big_MBps"].append(sftp_put(sftp_port, dev["username"], dev["password"],
-                                                      f"/sftp-big{r}.dav", big_file))
-                runs["rclone_sftp_big_MBps"].append(sftp_put(rclone_port, "peer", "peer-password",
-                                                             f"/rclone-big{r}.dav", big_file))
+                runs["sftp_big_MBps"].append(sftp_put(sftp_url(
+                    sftp_port, dev["username"], dev["password"], f"/sftp-big{r}.dav"), big_file))
+                runs["rclone_sftp_big_MBps"].append(sftp_put(sftp_url(
+                    rclone_port, "peer", "peer-password", f"/rclone-big{r}.dav"), big_file))
+                if openssh is not None:
+                    runs["openssh_put_MBps"].append(sftp_put(
+                        openssh.url(work / f"openssh/up{r}.bin"), big_file, *openssh.curl_args()))
+                    runs["openssh_get_MBps"].append(sftp_get(
+                        openssh.url(big_file), len(big), *openssh.curl_args()))
                 runs["boto3_get_MBps"].append(boto_get(r))
                 runs["ftp_viewer_get_MBps"].append(ftp_viewer_get(r))
-                runs["sftp_viewer_get_MBps"].append(sftp_get(
-                    sftp_port, "c@example.com", "viewer-password", f"/bench/big{r}.dav", len(big)))
+                runs["sftp_viewer_get_MBps"].append(sftp_get(sftp_url(
+                    sftp_port, "c@example.com", "viewer-password", f"/bench/big{r}.dav"), len(big)))
             runs["boto3_snap_fps"].append(spread(boto_snaps, 1, r))
             runs["ftp_snap_fps"].append(spread(ftp_snaps, 1, r))
             runs[f"boto3_snap_fps_x{n}"].append(spread(boto_snaps, n, 100 + r))
@@ -266,6 +338,12 @@ def main() -> None:
             results["ratio_sftp_vs_boto3"] = ratio("sftp_big_MBps", "boto3_big_MBps")
             results["ratio_ftp_viewer_get"] = ratio("ftp_viewer_get_MBps", "boto3_get_MBps")
             results["ratio_sftp_viewer_get"] = ratio("sftp_viewer_get_MBps", "boto3_get_MBps")
+            if runs["openssh_get_MBps"]:
+                results["ratio_sftp_vs_openssh_put"] = ratio("sftp_big_MBps", "openssh_put_MBps")
+                results["ratio_sftp_vs_openssh_get"] = ratio("sftp_viewer_get_MBps",
+                                                             "openssh_get_MBps")
+                results["ratio_openssh_get_vs_boto3"] = ratio("openssh_get_MBps",
+                                                              "boto3_get_MBps")
         results["ratio_big"] = statistics.median(
             f / b for f, b in zip(runs["ftp_big_MBps"], runs["boto3_big_MBps"], strict=True))
         results["ratio_snap"] = statistics.median(
@@ -290,11 +368,20 @@ def main() -> None:
                   f"FTP {results['ftp_viewer_get_MBps']:7.1f} ({results['ratio_ftp_viewer_get']:.2f})"
                   f"   SFTP {results['sftp_viewer_get_MBps']:7.1f} "
                   f"({results['ratio_sftp_viewer_get']:.2f}) (target >= 0.8)")
+            if runs["openssh_get_MBps"]:
+                print(f"OpenSSH sftp-server (C, local files; the SSH ceiling): put "
+                      f"{results['openssh_put_MBps']:7.1f} MB/s (gateway "
+                      f"{results['ratio_sftp_vs_openssh_put']:.2f} of it)   get "
+                      f"{results['openssh_get_MBps']:7.1f} MB/s (gateway "
+                      f"{results['ratio_sftp_vs_openssh_get']:.2f} of it; itself "
+                      f"{results['ratio_openssh_get_vs_boto3']:.2f} x boto3 GetObject)")
             print(f"SFTP gateway peak RSS: {results['sftp_gateway_peak_rss_MB']:.0f} MB")
         print(f"gateway peak RSS: {results['gateway_peak_rss_MB']:.0f} MB (idle "
               f"{results['gateway_idle_rss_MB']:.0f} MB; target < 150)")
         print(json.dumps({k: round(v, 3) for k, v in results.items()}))
     finally:
+        if openssh is not None:
+            openssh.stop()
         for proc in (gw, sgw, rclone):
             if proc is not None:
                 proc.terminate()
