@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     # flight); a session needing more waits up to upload_buffer_wait seconds
     upload_buffer_budget: int = Field(48 * 1024 * 1024, ge=1024 * 1024)
     upload_buffer_wait: float = Field(10.0, ge=0)
+    # seconds between returns of free heap pages to the OS in a gateway (0: never)
+    heap_trim_interval: float = Field(5.0, ge=0)
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
     s3_max_attempts: int = 3
