@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fleet.py [--recorders 200] [--channels 4] [--seconds 60]
                                     [--sftp-share 0.25] [--clip-scale 0.25] [--workers 2]
-                                    [--load 0.5] [--one-process]
+                                    [--load 0.5] [--one-process] [--paced-only MB_PER_S]
 
 Starts SeaweedFS, a fresh PostgreSQL database, one `cam2drive gateway ftp`
 and one `cam2drive gateway sftp` process, and N devices with a subscription.
@@ -199,12 +199,13 @@ def boto3_session(endpoint: str, bucket: str, tag: str, args: dict,  # type: ign
 
     import boto3
     from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
+
+    from billing.settings import Settings
+    from gateway.store import client_config
 
     try:
-        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=Config(
-            s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-            response_checksum_validation="when_required"))
+        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=client_config(
+            Settings(s3_endpoint_url=endpoint), max_pool_connections=10))
     finally:
         ready.wait()
     cfg = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
@@ -334,6 +335,9 @@ def main() -> None:
     ap.add_argument("--load", type=float, default=0.5,
                     help="paced phase: offered load as a fraction of boto3's saturated MB/s "
                          "(0 skips it)")
+    ap.add_argument("--paced-only", type=float, default=0, metavar="MB_PER_S",
+                    help="skip the saturated phase and pace the fleet at this many MB/s in all "
+                         "(quick A/B runs of commit times)")
     ap.add_argument("--one-process", action="store_true",
                     help="serve FTP and SFTP from one `cam2drive gateway all` process")
     a = ap.parse_args()
@@ -413,19 +417,22 @@ def main() -> None:
                 results, seconds = run_phase(peer_plan, {**args, "rate": rate})
                 return summarise("boto3", results, seconds)
 
-            g, g_sampler = gateway_phase(None)
-            p = peer_phase(None)
-            report = {"recorders": a.recorders, "sftp_recorders": n_sftp, "seconds": a.seconds,
-                      "one_process": a.one_process,
-                      "saturated": {
-                          "gateway": g, "boto3": p,
-                          "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
-                          if p["MB_per_s"] else None,
-                          "gateway_peak_rss_MB": round(g_sampler.peak_rss / 2**20, 1),
-                          "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in g_sampler.peaks],
-                          "gateway_mean_cpu_percent": g_sampler.mean_cpu()}}
-            if a.load > 0 and p["MB_per_s"]:
-                rate = a.load * p["MB_per_s"] * MB / a.recorders
+            report: dict = {"recorders": a.recorders, "sftp_recorders": n_sftp,  # type: ignore[type-arg]
+                            "seconds": a.seconds, "one_process": a.one_process}
+            paced_mbps = a.paced_only
+            if not a.paced_only:
+                g, g_sampler = gateway_phase(None)
+                p = peer_phase(None)
+                paced_mbps = a.load * p["MB_per_s"]
+                report["saturated"] = {
+                    "gateway": g, "boto3": p,
+                    "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
+                    if p["MB_per_s"] else None,
+                    "gateway_peak_rss_MB": round(g_sampler.peak_rss / 2**20, 1),
+                    "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in g_sampler.peaks],
+                    "gateway_mean_cpu_percent": g_sampler.mean_cpu()}
+            if paced_mbps > 0:
+                rate = paced_mbps * MB / a.recorders
                 pp = peer_phase(rate)
                 gp, gp_sampler = gateway_phase(rate)
                 report["paced"] = {

@@ -30,12 +30,13 @@ from urllib.parse import quote
 
 import boto3
 import psutil
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from billing.settings import Settings  # noqa: E402
 from cli.seaweed import SeaweedServer, free_port  # noqa: E402
+from gateway.store import client_config  # noqa: E402
 
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
@@ -220,7 +221,9 @@ def main() -> None:
         s3 = boto3.client("s3", endpoint_url=weed.endpoint, region_name="us-east-1",
                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                          config=Config(s3={"addressing_style": "path"}))
+                          # the gateway's own client settings: the reference does
+                          # the same S3 work per byte (payload signing, checksums)
+                          config=client_config(Settings(s3_endpoint_url=weed.endpoint)))
         big = os.urandom(args.big_mb * 1_000_000)
         big_file = work / "big.bin"
         big_file.write_bytes(big)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
     s3_max_attempts: int = 3
+    # SigV4 payload signing hashes every byte sent (SHA-256: 7 % of an SFTP
+    # gateway's CPU per uploaded byte, BENCHMARKS.md). "auto" signs only over
+    # plain HTTP to another host: TLS already protects the bytes, and
+    # loopback has no wire to protect.
+    s3_payload_signing: Literal["auto", "on", "off"] = "auto"
 
     # --- FTP frontend
     ftp_host: str = "0.0.0.0"

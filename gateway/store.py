@@ -8,9 +8,11 @@ answer as a transient error (FTP 451) so recorders retry later.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -42,6 +44,39 @@ def _check_document_prefix(prefix: str) -> str:
     return prefix
 
 
+def sign_payload(settings: Settings) -> bool:
+    """Whether request bodies are hashed into their signatures.
+
+    Only worth its cost where nothing else protects the bytes: plain HTTP
+    to another machine. AWS itself (no endpoint) is HTTPS.
+    """
+    if settings.s3_payload_signing != "auto":
+        return settings.s3_payload_signing == "on"
+    url = urlsplit(settings.s3_endpoint_url or "https://s3.amazonaws.com")
+    if url.scheme == "https":
+        return False
+    host = url.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        return True
+
+
+def client_config(settings: Settings, max_pool_connections: int = 10) -> Config:
+    """The botocore settings of every S3 client cam2drive makes (and its benches)."""
+    return Config(
+        s3={"addressing_style": "path", "payload_signing_enabled": sign_payload(settings)},
+        connect_timeout=settings.s3_connect_timeout,
+        read_timeout=settings.s3_read_timeout,
+        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        max_pool_connections=max_pool_connections,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
 class S3DriveStore:
     """Thin, typed wrapper over one boto3 client and one bucket."""
 
@@ -52,15 +87,7 @@ class S3DriveStore:
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region or None,
-            config=Config(
-                s3={"addressing_style": "path"},
-                connect_timeout=settings.s3_connect_timeout,
-                read_timeout=settings.s3_read_timeout,
-                retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
-                max_pool_connections=max_pool_connections,
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
+            config=client_config(settings, max_pool_connections),
         )
 
     def _call(self, op: str, **kwargs: Any) -> Any:
@@ -77,10 +104,19 @@ class S3DriveStore:
     # --- setup ----------------------------------------------------------
 
     def ensure_bucket(self) -> None:
+        """Create the bucket if missing. Several nodes starting at once all
+        see it missing and all create it: the losers' "already yours" is fine."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
-            self._call("create_bucket")
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                    raise StorageUnavailable(f"cannot create bucket {self.bucket}: "
+                                             f"{exc.response.get('Error', {}).get('Code')}") from exc
+            except BotoCoreError as exc:
+                raise StorageUnavailable(f"storage is unreachable: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"storage is unreachable: {exc}") from exc
 
