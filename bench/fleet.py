@@ -263,7 +263,7 @@ def worker(role: str, items: list, args: dict, ready_q, go, queue) -> None:  # t
         ready_q.put(role)
         for t in threads:
             t.join()
-    queue.put(out)
+    queue.put([(*r, role) for r in out])
 
 
 def run_phase(plan: list[tuple[str, list]], args: dict) -> tuple[list, float]:  # type: ignore[type-arg]
@@ -288,8 +288,8 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
     done = [r for r in results if r[3] is None]
     failed = [r for r in results if r[3] is not None]
 
-    def pct(kind_set: set[str], q: float) -> float | None:
-        xs = sorted(r[2] for r in done if r[0] in kind_set)
+    def pct(kind_set: set[str], q: float, role: str | None = None) -> float | None:
+        xs = sorted(r[2] for r in done if r[0] in kind_set and role in (None, r[4]))
         return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1) if xs else None
 
     return {"path": name, "files": len(done), "failed": len(failed),
@@ -297,6 +297,8 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
             "files_per_s": round(len(done) / seconds, 1),
             "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
             "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
+            "snapshot_commit_ms_p99_by_protocol": {
+                role: pct({"snapshot"}, 0.99, role) for role in sorted({r[4] for r in done})},
             "video_commit_ms_p50": pct({"clip", "segment"}, 0.5),
             "video_commit_ms_p99": pct({"clip", "segment"}, 0.99),
             "first_failures": [r[3] for r in failed[:3]]}
