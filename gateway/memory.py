@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import threading
@@ -35,7 +36,10 @@ def tune_allocator(mmap_threshold: int = 1 << 20, arena_max: int = 4) -> bool:
     return bool(mallopt(M_ARENA_MAX, arena_max) == 1 and ok)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
+    """Looked up once: `find_library` runs `ldconfig -p` in a subprocess, which
+    the heap trimmer would otherwise fork from a large gateway every 5 s."""
     name = ctypes.util.find_library("c")
     if not name:
         return None

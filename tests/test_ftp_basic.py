@@ -428,6 +428,24 @@ print(before, rss())
     assert before - after > 100_000_000, (before, after)
 
 
+def test_heap_trim_spawns_nothing_after_the_first_call() -> None:
+    """The trimmer runs every few seconds inside a large gateway: looking glibc
+    up (`find_library` runs `ldconfig -p`) must happen once, not each time."""
+    import ctypes.util
+
+    from gateway.memory import trim_heap
+
+    assert trim_heap()
+    real = ctypes.util.find_library
+    calls: list[str] = []
+    ctypes.util.find_library = lambda name: calls.append(name) or real(name)  # type: ignore[assignment]
+    try:
+        assert trim_heap() and trim_heap()
+    finally:
+        ctypes.util.find_library = real
+    assert calls == []
+
+
 def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
     """SFTP sends no size: a 3 MB clip written in one go must cost about 3 MB
     of buffer, not a zero-filled whole part plus a trimmed copy of it."""
