@@ -225,13 +225,24 @@ class Upload:
                 self._fill += take
                 view = view[take:]
                 if self._fill == size:
-                    part, self._part, self._fill = self._part, None, 0
-                    charge, self._charged = self._charged, 0
-                    self._handed += size
-                    self._send_part(part, charge)
+                    self._hand_off()
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
+
+    def _hand_off(self) -> None:
+        """Send the full part, its budget bytes with it.
+
+        Only the S3 call may reference the part afterwards: the next buffer
+        can wait for budget, and a reference left in write()'s frame kept
+        the sent part alive through that wait, after S3 had acknowledged it
+        and its bytes had gone back to the budget (100 MB the budget did not
+        see in the saturated fleet; BENCHMARKS.md, session 8).
+        """
+        part, self._part, self._fill = self._part, None, 0
+        charge, self._charged = self._charged, 0
+        self._handed += len(part)  # type: ignore[arg-type]
+        self._send_part(part, charge)  # type: ignore[arg-type]
 
     def _buffer_size(self) -> int:
         """A whole part, or what ALLO says is left when that is less."""
