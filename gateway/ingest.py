@@ -113,6 +113,7 @@ class Upload:
         # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
         # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
         self._hint = size_hint
+        self._announced_large = size_hint is not None and size_hint >= _SMALL
         self._handed = 0  # bytes already handed to S3 as parts
         self.ent = ent
         self.path = path
@@ -196,6 +197,9 @@ class Upload:
         Without ALLO (SFTP) the buffer starts at what has arrived and
         doubles up to a part: a 3 MB clip no longer zero-fills a whole 8 MiB
         part (3.4 % of an SFTP fleet's gateway samples went to that fill).
+        A file whose ALLO says it is large skips the chunk list: its session
+        waits for budget at its first bytes, holding nothing uncharged,
+        instead of at its first MiB (150 waiting clips held 150 MB).
         """
         if self.closed:
             raise ValueError("write to a closed upload")
@@ -203,7 +207,7 @@ class Upload:
             raise self._wrap(self._error)
         n = len(data)
         self.size += n
-        if not self._large and self._buffered + n < _SMALL:
+        if not self._large and self._buffered + n < _SMALL and not self._announced_large:
             self._chunks.append(bytes(data))
             self._buffered += n
         else:

@@ -443,6 +443,35 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
     assert peak[0] <= budget.limit + part // 4, (peak[0], budget.limit)
 
 
+def test_an_announced_large_file_waits_for_budget_before_buffering(stack: Stack) -> None:
+    """A clip whose ALLO says 3 MiB waits for its buffer at its first bytes: had it
+    gathered its first MiB as small-file chunks first, every clip session
+    waiting on a spent budget would hold a MiB the budget does not count."""
+    import threading
+
+    from billing.entitlement import upload_entitlement
+    from gateway.memory import BufferBudget
+
+    budget = stack.pipeline.budget = BufferBudget(4 * MiB, wait=120)
+    dev = stack.device()
+    ent = upload_entitlement(stack.engine, dev.device_id)
+    budget.take(4 * MiB)  # another session holds it all
+    upload = stack.pipeline.start(ent, "clip.dav", expected_size=3 * MiB)
+    data = os.urandom(3 * MiB)
+    writer = threading.Thread(target=lambda: [upload.write(data[i:i + 65536])
+                                              for i in range(0, len(data), 65536)])
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and upload.size == 65536  # waiting, one chunk in
+    assert upload._buffered == 0  # and holding nothing outside the budget
+    budget.give(4 * MiB)
+    writer.join()
+    upload.commit()
+    assert stack.store.open_range(stack.entries(dev)["clip.dav"].key).read() == data
+    assert budget.used == 0
+    stack.assert_consistent(dev)
+
+
 def test_the_startup_heap_is_frozen_out_of_full_collections(stack: Stack) -> None:
     """What a gateway built at start-up (boto3's model, SQLAlchemy, ...) is frozen, so
     a full collection no longer walks it with the GIL held."""
