@@ -107,16 +107,16 @@ class S3DriveStore:
         """Create the bucket if missing. Several nodes starting at once all
         see it missing and all create it: the losers' "already yours" is fine."""
         try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError:
             try:
-                self.client.create_bucket(Bucket=self.bucket)
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                    raise StorageUnavailable(f"cannot create bucket {self.bucket}: "
-                                             f"{exc.response.get('Error', {}).get('Code')}") from exc
-            except BotoCoreError as exc:
-                raise StorageUnavailable(f"storage is unreachable: {exc}") from exc
+                self.client.head_bucket(Bucket=self.bucket)
+                return
+            except ClientError:
+                pass  # missing: create it
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code != "BucketAlreadyOwnedByYou":
+                raise StorageUnavailable(f"cannot create bucket {self.bucket}: {code}") from exc
         except BotoCoreError as exc:
             raise StorageUnavailable(f"storage is unreachable: {exc}") from exc
 
