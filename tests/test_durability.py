@@ -217,3 +217,33 @@ def test_database_connections_dropped_cost_one_451_then_recover(pg_url: str, sea
         stack.assert_consistent(dev)
     finally:
         stack.close()
+
+
+def test_a_commit_whose_reservation_is_gone_changes_nothing(stack: Stack) -> None:
+    """The janitor released a slow upload's reservation; its commit must then
+    neither index the file nor touch the file it would have replaced (on
+    PostgreSQL one statement settles the reservation, the old file and the
+    counters: all of it must come undone)."""
+    dev = stack.device()
+    ledger = stack.pipeline.ledger
+    old_key, new_key = f"{dev.prefix}old", f"{dev.prefix}new"
+    stack.store.put(old_key, bytearray(b"older"))
+    rid = ledger.open_reservation(dev.drive_id, old_key, 5)
+    assert rid is not None
+    assert ledger.commit(rid, dev.drive_id, "cam/clip.dav", old_key, 5) is None
+    rid = ledger.open_reservation(dev.drive_id, new_key, 7)
+    assert rid is not None and stack.drive(dev).reserved_bytes == 7
+    ledger.release(rid)
+    with pytest.raises(NotFound, match="reservation expired"):
+        ledger.commit(rid, dev.drive_id, "cam/clip.dav", new_key, 7)
+    assert {p: e.key for p, e in stack.entries(dev).items() if not e.is_dir} == {
+        "cam/clip.dav": old_key}
+    stack.assert_consistent(dev)
+    # and a commit that does replace it counts the drive once, returning the old key
+    stack.store.put(new_key, bytearray(b"newer!!"))
+    rid = ledger.open_reservation(dev.drive_id, new_key, 7)
+    assert ledger.commit(rid, dev.drive_id, "cam/clip.dav", new_key, 7) == old_key  # type: ignore[arg-type]
+    stack.store.delete([old_key])
+    drive = stack.drive(dev)
+    assert (drive.committed_bytes, drive.object_count) == (7, 1)
+    stack.assert_consistent(dev)

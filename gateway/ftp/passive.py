@@ -23,11 +23,39 @@ _BIND_LOCK = threading.Lock()
 
 
 class PassiveListener(PassiveDTP):
-    """`PassiveDTP` whose bind and listen are one step within the process."""
+    """`PassiveDTP` whose bind and listen are one step within the process.
+
+    The lock is taken at the first bind() and given back at listen(), not
+    held around the whole constructor: that also sends the 227 reply, and
+    under load a thread waiting for the GIL after that send held every
+    other session's PASV (9 % of a saturated gateway's thread samples
+    waited on this lock; BENCHMARKS.md, session 9).
+    """
+
+    _holding = False
 
     def __init__(self, cmd_channel: Any, extmode: bool = False) -> None:
-        with _BIND_LOCK:
+        try:
             super().__init__(cmd_channel, extmode)
+        finally:
+            self._let_go()
+
+    def bind(self, addr: Any) -> None:
+        if not self._holding:
+            _BIND_LOCK.acquire()
+            self._holding = True
+        super().bind(addr)
+
+    def listen(self, num: int) -> None:
+        try:
+            super().listen(num)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self._holding:
+            self._holding = False
+            _BIND_LOCK.release()
 
 
 class PassiveRetryMixin:
