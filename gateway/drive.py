@@ -211,9 +211,16 @@ class DriveView:
     def _remember_dir(self, entry: Entry) -> None:
         self._dirs[entry.path] = (entry, time.monotonic() + DIR_CACHE_TTL)
 
-    def _forget_dirs(self) -> None:
-        """After this session removes or moves anything: directories may have gone."""
-        self._dirs.clear()
+    def _forget_dirs(self, *paths_: str) -> None:
+        """After this session removes or moves `paths_`: directories at or under
+        them may have gone. Only those are forgotten: a recorder renames every
+        clip from `name_` to `name`, and clearing the whole cache made the
+        next file walk its seven-level CWD chain in the database again
+        (BENCHMARKS.md, session 9)."""
+        for path in paths_:
+            under = path + "/"
+            for cached in [p for p in self._dirs if p == path or p.startswith(under)]:
+                del self._dirs[cached]
 
     def chdir(self, raw: str) -> str:
         path = self.resolve(raw)
@@ -268,7 +275,7 @@ class DriveView:
         drive_id = self._require_write()
         if path == "":
             raise PermissionDenied("the drive's root cannot be removed")
-        self._forget_dirs()
+        self._forget_dirs(path)
         with database_errors():
             self.ledger.rmdir(drive_id, path)
         if self.cwd == path or self.cwd.startswith(path + "/"):
@@ -277,7 +284,7 @@ class DriveView:
     def remove(self, raw: str) -> None:
         path = self.resolve(raw)
         drive_id = self._require_write()
-        self._forget_dirs()
+        self._forget_dirs(path)
         with database_errors():
             key = self.ledger.remove(drive_id, path)
         self.pipeline.delete_keys([key])
@@ -288,7 +295,7 @@ class DriveView:
         drive_id = self._require_write()
         if src == "" or dst == "":
             raise PermissionDenied("the drive's root cannot be renamed or replaced")
-        self._forget_dirs()
+        self._forget_dirs(src, dst)
         with database_errors():
             old_key = self.ledger.rename(drive_id, src, dst)
         if old_key:

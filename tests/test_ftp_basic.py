@@ -124,6 +124,40 @@ def test_directories_removed_under_a_recorder_never_break_its_chain(stack: Stack
     stack.assert_consistent(dev)
 
 
+def test_a_clip_rename_keeps_the_sessions_directories(stack: Stack) -> None:
+    """Renaming a file (every clip: `name_` -> `name`) removes no directory, so
+    the session's next CWD chain is answered from memory, without a database
+    read; renaming a directory is seen by the same session at once."""
+    from sqlalchemy import event
+
+    dev = stack.device()
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with stack.ftp(dev) as ftp:
+        for level in ("day", "001", "dav"):
+            ftp.mkd(level)
+            ftp.cwd(level)
+        put(ftp, "c.mp4_", b"clip")
+        ftp.rename("c.mp4_", "c.mp4")
+        event.listen(stack.engine, "before_cursor_execute", count)
+        try:
+            for level in ("/", "day", "001", "dav"):
+                ftp.cwd(level)
+        finally:
+            event.remove(stack.engine, "before_cursor_execute", count)
+        assert statements == []
+        ftp.cwd("/")
+        ftp.rename("day/001", "day/002")
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.cwd("/day/001/dav")
+        ftp.cwd("/day/002/dav")
+        assert ftp.nlst() == ["c.mp4"]
+    stack.assert_consistent(dev)
+
+
 def test_listings_with_brackets_and_at(stack: Stack) -> None:
     dev = stack.device()
     name = "21.04.49-21.05.14[M][0@0][0].mp4"
