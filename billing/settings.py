@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     upload_buffer_wait: float = Field(10.0, ge=0)
     # seconds between returns of free heap pages to the OS in a gateway (0: never)
     heap_trim_interval: float = Field(5.0, ge=0)
+    # how long a gateway thread may keep the GIL while others wait for it
+    # (sys.setswitchinterval); longer means fewer forced hand-overs between
+    # the ~200 session threads (BENCHMARKS.md, fleet, session 9)
+    gil_switch_interval_ms: float = Field(20.0, ge=0.1, le=1000)
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
     s3_max_attempts: int = 3

@@ -592,10 +592,12 @@ def start_sftp_thread(state: App) -> None:
 
 def prepare_gateway(state: App) -> None:
     """What every gateway process does before serving: an allocator that
-    gives buffers back, a heap trimmed every few seconds, the bucket, and its
-    start-up heap frozen out of the collector's sight (gateway/memory.py)."""
+    gives buffers back, a heap trimmed every few seconds, the bucket, its
+    start-up heap frozen out of the collector's sight (gateway/memory.py),
+    and the GIL's switch interval (`gil_switch_interval_ms`)."""
     from gateway.memory import freeze_startup_heap, start_heap_trimmer, tune_allocator
 
+    sys.setswitchinterval(state.settings.gil_switch_interval_ms / 1000)
     tune_allocator()
     start_heap_trimmer(state.settings.heap_trim_interval)
     state.store.ensure_bucket()

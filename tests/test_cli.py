@@ -193,3 +193,30 @@ def test_paid_subscription_commands(db_url: str) -> None:
         finally:
             for key in env_extra:
                 os.environ.pop(key, None)
+
+
+def test_a_gateway_sets_the_gil_switch_interval(stack) -> None:  # type: ignore[no-untyped-def]
+    """`gil_switch_interval_ms` reaches sys.setswitchinterval in every gateway
+    process (cli.main.prepare_gateway); a value out of range is one clear error."""
+    import gc
+    import sys
+
+    from cli.context import App
+    from cli.main import prepare_gateway
+
+    app = App()
+    app.__dict__["settings"] = stack.settings.model_copy(
+        update={"gil_switch_interval_ms": 12.5, "heap_trim_interval": 0})
+    app.__dict__["store"] = stack.store
+    before = sys.getswitchinterval()
+    try:
+        prepare_gateway(app)
+        assert sys.getswitchinterval() == pytest.approx(0.0125)
+    finally:
+        sys.setswitchinterval(before)
+        gc.unfreeze()
+    env = {**os.environ, "CAM2DRIVE_DATABASE_URL": stack.db_url,
+           "CAM2DRIVE_GIL_SWITCH_INTERVAL_MS": "0"}
+    proc = subprocess.run([BIN, "gateway", "ftp"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert_one_line_error(proc, "gil_switch_interval_ms")
