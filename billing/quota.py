@@ -136,9 +136,10 @@ _SETTLE = (update(drives).where(drives.c.id == bindparam("q_drive"), drives.c.id
                    + case((select(_o.c.size).exists(), 0), else_=1),
                    last_upload_at=bindparam("q_now", type_=drives.c.last_upload_at.type))
            .returning(_r.c.bytes, select(_o.c.key).scalar_subquery().label("old_key")))
-# ...and the new file's row, in the same transaction, when its parent is a
+# The new file's row, in the commit's transaction, when its parent is a
 # directory (a recorder made it with MKD: the usual case); otherwise nothing
 # is inserted and the commit falls back to mkdir -p and a plain insert.
+# Both databases: one statement instead of a look at the parent and an insert.
 _e = entries.alias("e")
 _NEW_ENTRY_UNDER = (insert(entries).from_select(
     ["drive_id", "path", "parent", "name", "is_dir", "size", "key", "committed_at"],
@@ -293,49 +294,48 @@ class DriveLedger:
         expired by the janitor in the meantime: the caller then aborts.
         """
         now = utcnow()
-        parent, name = split(path)
-        if self._pg:
-            return self._commit_pg(rid, drive_id, path, key, size, now)
         try:
             with self.engine.begin() as conn:
-                res = conn.execute(_TAKE_RES, {"q_rid": rid}).first()
-                if res is None:
-                    raise NotFound("the upload's reservation expired before it completed")
-                self._ensure_dirs(conn, drive_id, parent, now)
-                old = conn.execute(_DROP_FILE, {"q_drive": drive_id, "q_path": path}).first()
-                conn.execute(_NEW_ENTRY, {"drive_id": drive_id, "path": path, "parent": parent,
-                                          "name": name, "is_dir": False, "size": size,
-                                          "key": key, "committed_at": now})
-                conn.execute(_COMMIT_DRIVE, {
-                    "q_drive": drive_id, "q_res": res.bytes,
-                    "q_delta": size - (old.size if old else 0),
-                    "q_count": 0 if old else 1, "q_now": now})
+                old_key = self._settle(conn, rid, drive_id, path, size, now)
+                self._index_file(conn, drive_id, path, key, size, now)
         except IntegrityError:  # a directory holds that path (unique drive_id, path)
             raise IsADirectory(f"/{path} is a directory") from None
+        return old_key
+
+    def _settle(self, conn: Connection, rid: str, drive_id: int, path: str, size: int,
+                now: datetime) -> str | None:
+        """Take the reservation, drop the file `path` held, move the drive's
+        counters; the dropped file's key. One statement on PostgreSQL (see
+        _SETTLE: a commit is four round trips there, not seven)."""
+        if self._pg:
+            row = conn.execute(_SETTLE, {"q_rid": rid, "q_drive": drive_id, "q_path": path,
+                                         "q_size": size, "q_now": now}).first()
+            if row is None:
+                raise NotFound("the upload's reservation expired before it completed")
+            return row.old_key  # type: ignore[no-any-return]
+        res = conn.execute(_TAKE_RES, {"q_rid": rid}).first()
+        if res is None:
+            raise NotFound("the upload's reservation expired before it completed")
+        old = conn.execute(_DROP_FILE, {"q_drive": drive_id, "q_path": path}).first()
+        conn.execute(_COMMIT_DRIVE, {
+            "q_drive": drive_id, "q_res": res.bytes, "q_delta": size - (old.size if old else 0),
+            "q_count": 0 if old else 1, "q_now": now})
         return old.key if old else None
 
-    def _commit_pg(self, rid: str, drive_id: int, path: str, key: str, size: int,
-                   now: datetime) -> str | None:
-        """commit() in two statements on PostgreSQL (BEGIN, settle, insert, COMMIT:
-        four round trips, not seven); the same rules, see _SETTLE."""
+    @staticmethod
+    def _index_file(conn: Connection, drive_id: int, path: str, key: str, size: int,
+                    now: datetime) -> None:
+        """The file's row: one statement when its parent directory exists (the
+        recorder made it with MKD), else mkdir -p first."""
         parent, name = split(path)
-        row = {"q_drive": drive_id, "q_path": path, "q_parent": parent, "q_name": name,
-               "q_size": size, "q_key": key, "q_now": now}
-        try:
-            with self.engine.begin() as conn:
-                settled = conn.execute(_SETTLE, {"q_rid": rid, "q_drive": drive_id,
-                                                 "q_path": path, "q_size": size,
-                                                 "q_now": now}).first()
-                if settled is None:
-                    raise NotFound("the upload's reservation expired before it completed")
-                if conn.execute(_NEW_ENTRY_UNDER, row).first() is None:
-                    self._ensure_dirs(conn, drive_id, parent, now)
-                    conn.execute(_NEW_ENTRY, {"drive_id": drive_id, "path": path,
-                                              "parent": parent, "name": name, "is_dir": False,
-                                              "size": size, "key": key, "committed_at": now})
-        except IntegrityError:  # a directory holds that path (unique drive_id, path)
-            raise IsADirectory(f"/{path} is a directory") from None
-        return settled.old_key  # type: ignore[no-any-return]
+        if conn.execute(_NEW_ENTRY_UNDER, {
+                "q_drive": drive_id, "q_path": path, "q_parent": parent, "q_name": name,
+                "q_size": size, "q_key": key, "q_now": now}).first() is not None:
+            return
+        DriveLedger._ensure_dirs(conn, drive_id, parent, now)
+        conn.execute(_NEW_ENTRY, {"drive_id": drive_id, "path": path, "parent": parent,
+                                  "name": name, "is_dir": False, "size": size, "key": key,
+                                  "committed_at": now})
 
     @staticmethod
     def _ensure_dirs(conn: Connection, drive_id: int, path: str, now: datetime) -> bool:
