@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # loopback has no wire to protect.
     s3_payload_signing: Literal["auto", "on", "off"] = "auto"
 
+    # gateway processes per node, sharing its ports (gateway/workers.py); 0: one
+    # per core on PostgreSQL, one on SQLite
+    gateway_workers: int = Field(0, ge=0, le=64)
+
     # --- FTP frontend
     ftp_host: str = "0.0.0.0"
     ftp_port: int = 2121

@@ -60,7 +60,7 @@ def dev_run(
     """Start SeaweedFS, migrate SQLite, create demo data and serve FTP + SFTP until Ctrl-C."""
     from billing.schema import upgrade
     from cli.context import STATE, App
-    from cli.main import serve_ftp, start_sftp_thread
+    from cli.main import serve_protocols
     from cli.seaweed import SeaweedServer
 
     weed = SeaweedServer(var / "seaweed", s3_port=int(os.environ.get("CAM2DRIVE_DEV_S3_PORT",
@@ -114,8 +114,7 @@ def dev_run(
             "CAM2DRIVE_DATABASE_URL", "CAM2DRIVE_S3_ENDPOINT_URL", "CAM2DRIVE_MP_API_BASE",
             "CAM2DRIVE_MP_ACCESS_TOKEN", *weed.env(), *dev_env)))
         out.print(f"  other shells: export {exports}\n")
-        start_sftp_thread(state)
-        serve_ftp(state)
+        serve_protocols(state, ("ftp", "sftp"))  # one process: this one runs threads already
     finally:
         mail.controller.stop()
         emulator.stop()

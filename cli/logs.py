@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 from logging.handlers import QueueHandler, QueueListener
 
@@ -33,4 +34,28 @@ def setup_logging(verbose: bool = False) -> None:
     root.addHandler(QueueHandler(records))
     _listener = QueueListener(records, stream, respect_handler_level=True)
     _listener.start()
-    atexit.register(_listener.stop)
+    atexit.register(stop_logging)
+
+
+def stop_logging() -> None:
+    """Write what is queued and stop the writer (at exit, also `os._exit` paths)."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
+def _restart_in_child() -> None:
+    # A forked gateway worker inherits the queue but not the thread that
+    # empties it: give the child its own queue and writer.
+    global _listener
+    if _listener is None:
+        return
+    _listener = None
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, QueueHandler)]:
+        root.removeHandler(handler)
+    setup_logging(root.level == logging.DEBUG)
+
+
+os.register_at_fork(after_in_child=_restart_in_child)

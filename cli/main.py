@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -551,34 +553,88 @@ def janitor(json_: JsonOpt = False) -> None:
 @gateway_app.command("ftp")
 def gateway_ftp() -> None:
     """Serve FTP (and explicit FTPS when a certificate is configured) until stopped."""
-    serve_ftp(app_state())
+    serve_node(app_state(), ("ftp",))
 
 
 @gateway_app.command("sftp")
 def gateway_sftp() -> None:
     """Serve SFTP until stopped (host keys are created on first start)."""
-    from gateway.auth import Authenticator
-    from gateway.sftp.server import serve
-
-    state = app_state()
-    prepare_gateway(state)
-    serve(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
+    serve_node(app_state(), ("sftp",))
 
 
 @gateway_app.command("all")
 def gateway_all() -> None:
-    """Serve FTP and SFTP from one process until stopped.
+    """Serve FTP and SFTP from one node until stopped.
 
-    For a small host: one process's baseline memory (~100 MB, mostly boto3's
-    S3 model and SQLAlchemy) instead of two, and one upload buffer budget
-    for both protocols; the price is one core for all protocol work.
+    `gateway_workers` processes share the node's ports (default: one per
+    core on PostgreSQL, one on SQLite); each serves both protocols with its
+    share of the upload buffer budget, database pool and passive ports.
     """
-    state = app_state()
-    start_sftp_thread(state)
-    serve_ftp(state)
+    serve_node(app_state(), ("ftp", "sftp"))
 
 
-def start_sftp_thread(state: App) -> None:
+def serve_node(state: App, protocols: tuple[str, ...]) -> None:
+    """One gateway process, or a supervisor of `gateway_workers` forked
+    workers on listening sockets bound here (gateway/workers.py)."""
+    from gateway.workers import Supervisor, listen, share, worker_count
+
+    st = state.settings
+    count = worker_count(st)
+    if count == 1:
+        serve_protocols(state, protocols)
+        return
+    shares = [share(st, i, count) for i in range(count)]  # a bad split fails before binding
+    sockets = {}
+    if "sftp" in protocols:  # made once here, not raced for by every worker
+        from gateway.sftp.hostkeys import ensure_host_keys
+
+        ensure_host_keys(st.sftp_host_key_dir)
+        sockets["sftp"] = listen(st.sftp_host, st.sftp_port, count)
+    if "ftp" in protocols:
+        sockets["ftp"] = listen(st.ftp_host, st.ftp_port, count)
+
+    def worker(index: int, ready: Callable[[], None]) -> int:
+        from cli.logs import stop_logging
+
+        mine = App(state.config_path)
+        mine.settings = shares[index]  # type: ignore[misc]  # fills the cached property
+        STATE["app"] = mine
+        for group in sockets.values():
+            for other in group[:index] + group[index + 1:]:
+                other.close()
+        try:
+            serve_protocols(mine, protocols, {k: v[index] for k, v in sockets.items()}, ready)
+            return 0
+        except BaseException as exc:
+            return exit_status(exc)
+        finally:
+            stop_logging()
+
+    if Supervisor(count, worker).run():
+        fail("a gateway worker failed to start (its error is above); the node stopped")
+
+
+def serve_protocols(state: App, protocols: tuple[str, ...],
+                    sockets: dict[str, socket.socket] | None = None,
+                    ready: Callable[[], None] = lambda: None) -> None:
+    """Serve `protocols` in this process until stopped; SFTP beside FTP on its own
+    thread. `ready` is called once every protocol serves."""
+    from gateway.auth import Authenticator
+
+    sockets = sockets or {}
+    prepare_gateway(state)
+    if protocols == ("sftp",):
+        from gateway.sftp.server import serve
+
+        serve(state.settings, state.pipeline, Authenticator(state.settings, state.engine),
+              sock=sockets.get("sftp"), ready=ready)
+        return
+    if "sftp" in protocols:
+        start_sftp_thread(state, sockets.get("sftp"))
+    serve_ftp(state, sockets.get("ftp"), ready)
+
+
+def start_sftp_thread(state: App, sock: socket.socket | None = None) -> None:
     """SFTP on its own asyncio loop beside the FTP server; returns once it listens.
 
     A port in use or an unreadable host key fails here, before FTP starts,
@@ -587,7 +643,8 @@ def start_sftp_thread(state: App) -> None:
     from gateway.auth import Authenticator
     from gateway.sftp.server import serve_in_thread
 
-    serve_in_thread(state.settings, state.pipeline, Authenticator(state.settings, state.engine))
+    serve_in_thread(state.settings, state.pipeline, Authenticator(state.settings, state.engine),
+                    sock=sock)
 
 
 def prepare_gateway(state: App) -> None:
@@ -604,17 +661,19 @@ def prepare_gateway(state: App) -> None:
     freeze_startup_heap()
 
 
-def serve_ftp(state: App) -> None:
+def serve_ftp(state: App, sock: socket.socket | None = None,
+              ready: Callable[[], None] = lambda: None) -> None:
+    """Serve FTP on this thread until SIGTERM (`prepare_gateway` done by the caller)."""
     from gateway.auth import Authenticator
     from gateway.ftp.server import build_server
 
-    prepare_gateway(state)
     st = state.settings
-    server = build_server(st, state.pipeline, Authenticator(st, state.engine))
+    server = build_server(st, state.pipeline, Authenticator(st, state.engine), sock=sock)
     signal.signal(signal.SIGTERM, lambda *_: server.close_all())
     logging.getLogger("cam2drive").info(
         "FTP gateway on %s:%s (passive %s%s)", st.ftp_host, st.ftp_port, st.ftp_passive_ports,
         ", TLS" if st.ftp_tls_certfile else "")
+    ready()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -640,24 +699,38 @@ def main() -> None:
     """Console entry point: every expected failure is one line and exit 1."""
     try:
         app()
-    except Cam2DriveError as exc:
-        fail(str(exc))
-    except ConfigError as exc:
-        fail(str(exc), 2)
-    except IntegrityError as exc:
-        fail(f"conflicts with an existing record: {exc.orig}".splitlines()[0])
-    except OperationalError as exc:
-        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    except BaseException as exc:
+        sys.exit(exit_status(exc))
+
+
+def exit_status(exc: BaseException) -> int:
+    """Report an expected failure as one line and give the exit status; re-raise the rest."""
+    try:
+        raise exc
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except Cam2DriveError as err:
+        return _say(str(err))
+    except ConfigError as err:
+        return _say(str(err), 2)
+    except IntegrityError as err:
+        return _say(f"conflicts with an existing record: {err.orig}".splitlines()[0])
+    except OperationalError as err:
+        first = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
         hint = " (run `cam2drive db upgrade`?)" if "no such table" in first or \
             "does not exist" in first else ""
-        fail(f"database error: {first}{hint}")
-    except SQLAlchemyError as exc:
-        fail(f"database error: {str(exc).splitlines()[0]}")
-    except OSError as exc:  # a port in use, an unreadable key or certificate
-        fail(f"system error: {exc}")
+        return _say(f"database error: {first}{hint}")
+    except SQLAlchemyError as err:
+        return _say(f"database error: {str(err).splitlines()[0]}")
+    except OSError as err:  # a port in use, an unreadable key or certificate
+        return _say(f"system error: {err}")
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
 
 
-if __name__ == "__main__":
-    main()
+def _say(message: str, code: int = 1) -> int:
+    try:
+        fail(message, code)
+    except SystemExit:
+        pass
+    return code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import stat as statmod
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -429,15 +430,16 @@ def _limit_requests(settings: Settings) -> None:
 
 
 async def start_server(settings: Settings, pipeline: IngestPipeline,
-                       authenticator: Authenticator,
-                       port: int | None = None) -> asyncssh.SSHAcceptor:
-    """Listen for SFTP; returns the acceptor (close() it to stop)."""
+                       authenticator: Authenticator, port: int | None = None,
+                       sock: socket.socket | None = None) -> asyncssh.SSHAcceptor:
+    """Listen for SFTP, or serve `sock` (a gateway worker's inherited
+    listener); returns the acceptor (close() it to stop)."""
     gw = Gateway(settings, pipeline, authenticator)
     _limit_requests(settings)
     keys = ensure_host_keys(settings.sftp_host_key_dir)
     return await asyncssh.create_server(
         lambda: SSHServer(gw), settings.sftp_host,
-        settings.sftp_port if port is None else port,
+        settings.sftp_port if port is None else port, sock=sock,
         server_host_keys=keys,
         sftp_factory=lambda chan: SFTPSession(chan, gw),
         allow_scp=False, agent_forwarding=False, x11_forwarding=False, allow_pty=False,
@@ -452,13 +454,15 @@ def _quiet_asyncssh() -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
-def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator) -> None:
-    """Serve SFTP until interrupted (`cam2drive gateway sftp`)."""
+def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator,
+          sock: socket.socket | None = None, ready: Callable[[], None] = lambda: None) -> None:
+    """Serve SFTP until interrupted (`cam2drive gateway sftp`); `ready()` once it listens."""
     _quiet_asyncssh()
 
     async def main() -> None:
-        server = await start_server(settings, pipeline, authenticator)
+        server = await start_server(settings, pipeline, authenticator, sock=sock)
         log.info("SFTP gateway on %s:%s", settings.sftp_host, settings.sftp_port)
+        ready()
         try:
             await asyncio.Event().wait()
         finally:
@@ -470,15 +474,15 @@ def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authentic
         pass
 
 
-def serve_in_thread(settings: Settings, pipeline: IngestPipeline,
-                    authenticator: Authenticator) -> threading.Thread:
+def serve_in_thread(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator,
+                    sock: socket.socket | None = None) -> threading.Thread:
     """Serve SFTP on a daemon thread's own loop; return once it listens, or raise why not."""
     _quiet_asyncssh()
     listening: Future[None] = Future()
 
     async def main() -> None:
         try:
-            server = await start_server(settings, pipeline, authenticator)
+            server = await start_server(settings, pipeline, authenticator, sock=sock)
         except BaseException as exc:  # handed to the caller's thread
             listening.set_exception(exc)
             return
