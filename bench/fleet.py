@@ -27,7 +27,10 @@ Two loads, each run on both paths:
 Prints aggregate MB/s and files/s for both and their ratio; p50/p99 of the
 time from the end of a file's data to its 226 / close-OK, snapshots and
 video apart; failed transfers; the gateways' peak RSS and mean CPU.
-`--one-process` serves both protocols from one `cam2drive gateway all`.
+`--one-process` serves both protocols from one `cam2drive gateway all` node,
+`--gateway-workers N` forks N processes per node (gateway/workers.py);
+memory is reported as the peak sum of RSS and of PSS over every gateway
+process (PSS counts a page shared by forked workers once).
 """
 
 from __future__ import annotations
@@ -305,25 +308,71 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
 
 
 class Sampler(threading.Thread):
+    """Peak memory and mean CPU of the gateway processes and their workers.
+
+    RSS counts the pages forked workers still share with their supervisor
+    once per process; PSS splits each shared page among its sharers, so
+    its sum is what the node takes from the machine."""
+
     def __init__(self, pids: list[int]) -> None:
         super().__init__(daemon=True)
-        self.procs = [psutil.Process(p) for p in pids]
-        self.peak_rss, self.cpu, self.samples, self.stop = 0, 0.0, 0, False
-        self.peaks = [0 for _ in pids]
-        for p in self.procs:
-            p.cpu_percent()
+        self.roots = [psutil.Process(p) for p in pids]
+        self.procs: dict[int, psutil.Process] = {}
+        self.peak_rss, self.peak_pss, self.cpu, self.samples, self.stop = 0, 0, 0.0, 0, False
+        self.peaks: dict[int, int] = {}
+        self._refresh()
+
+    def _refresh(self) -> list[psutil.Process]:
+        live = []
+        for root in self.roots:
+            try:
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for p in family:
+                if p.pid not in self.procs:
+                    self.procs[p.pid] = p
+                    p.cpu_percent()
+                live.append(self.procs[p.pid])
+        return live
 
     def run(self) -> None:
         while not self.stop:
             time.sleep(0.5)
-            rss = [p.memory_info().rss for p in self.procs]
-            self.peak_rss = max(self.peak_rss, sum(rss))
-            self.peaks = [max(a, b) for a, b in zip(self.peaks, rss, strict=True)]
-            self.cpu += sum(p.cpu_percent() for p in self.procs)
+            rss = pss = 0
+            cpu = 0.0
+            for p in self._refresh():
+                try:
+                    r = p.memory_info().rss
+                    pss += _pss(p.pid)
+                    cpu += p.cpu_percent()
+                except psutil.NoSuchProcess:
+                    continue
+                rss += r
+                self.peaks[p.pid] = max(self.peaks.get(p.pid, 0), r)
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self.cpu += cpu
             self.samples += 1
 
     def mean_cpu(self) -> float:
         return round(self.cpu / max(self.samples, 1), 1)
+
+    def report(self) -> dict:  # type: ignore[type-arg]
+        return {"gateway_peak_rss_MB": round(self.peak_rss / 2**20, 1),
+                "gateway_peak_pss_MB": round(self.peak_pss / 2**20, 1),
+                "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in self.peaks.values()],
+                "gateway_mean_cpu_percent": self.mean_cpu()}
+
+
+def _pss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -341,7 +390,9 @@ def main() -> None:
                     help="skip the saturated phase and pace the fleet at this many MB/s in all "
                          "(quick A/B runs of commit times)")
     ap.add_argument("--one-process", action="store_true",
-                    help="serve FTP and SFTP from one `cam2drive gateway all` process")
+                    help="serve FTP and SFTP from one `cam2drive gateway all` node")
+    ap.add_argument("--gateway-workers", type=int, default=1,
+                    help="processes per gateway node (CAM2DRIVE_GATEWAY_WORKERS; 0: one per core)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -379,7 +430,8 @@ def main() -> None:
                    "CAM2DRIVE_FTP_PORT": str(ftp_port), "CAM2DRIVE_FTP_PASSIVE_PORTS": "41000-41999",
                    "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
                    "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "keys"),
-                   "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000"}
+                   "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000",
+                   "CAM2DRIVE_GATEWAY_WORKERS": str(a.gateway_workers)}
             for kind in (("all",) if a.one_process else ("ftp", "sftp")):
                 gateways.append(subprocess.Popen([BIN, "gateway", kind], env=env,
                                                  stdout=subprocess.DEVNULL,
@@ -420,7 +472,8 @@ def main() -> None:
                 return summarise("boto3", results, seconds)
 
             report: dict = {"recorders": a.recorders, "sftp_recorders": n_sftp,  # type: ignore[type-arg]
-                            "seconds": a.seconds, "one_process": a.one_process}
+                            "seconds": a.seconds, "one_process": a.one_process,
+                            "gateway_workers": a.gateway_workers}
             paced_mbps = a.paced_only
             if not a.paced_only:
                 g, g_sampler = gateway_phase(None)
@@ -430,9 +483,7 @@ def main() -> None:
                     "gateway": g, "boto3": p,
                     "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
                     if p["MB_per_s"] else None,
-                    "gateway_peak_rss_MB": round(g_sampler.peak_rss / 2**20, 1),
-                    "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in g_sampler.peaks],
-                    "gateway_mean_cpu_percent": g_sampler.mean_cpu()}
+                    **g_sampler.report()}
             if paced_mbps > 0:
                 rate = paced_mbps * MB / a.recorders
                 pp = peer_phase(rate)
@@ -441,8 +492,7 @@ def main() -> None:
                     "offered_MB_per_s": round(rate * a.recorders / MB, 2),
                     "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
                     "gateway": gp, "boto3": pp,
-                    "gateway_peak_rss_MB": round(gp_sampler.peak_rss / 2**20, 1),
-                    "gateway_mean_cpu_percent": gp_sampler.mean_cpu()}
+                    **gp_sampler.report()}
             print(json.dumps(report, indent=1))
         finally:
             for gproc in gateways:

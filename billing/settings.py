@@ -116,8 +116,9 @@ class Settings(BaseSettings):
     s3_payload_signing: Literal["auto", "on", "off"] = "auto"
 
     # gateway processes per node, sharing its ports (gateway/workers.py); 0: one
-    # per core on PostgreSQL, one on SQLite
-    gateway_workers: int = Field(0, ge=0, le=64)
+    # per core on PostgreSQL, one on SQLite. More use more cores and cost memory
+    # (BENCHMARKS.md, fleet, session 10)
+    gateway_workers: int = Field(1, ge=0, le=64)
 
     # --- FTP frontend
     ftp_host: str = "0.0.0.0"

@@ -46,7 +46,7 @@ PR_SET_PDEATHSIG = 1
 def worker_count(settings: Settings) -> int:
     """`gateway_workers`, where 0 means one per core on PostgreSQL and one on
     SQLite (a single file has one writer at a time, so a second process only
-    adds lock waits)."""
+    adds lock waits; an explicit count is honoured on either)."""
     if settings.gateway_workers:
         return settings.gateway_workers
     if settings.database_url.startswith("sqlite"):

@@ -187,12 +187,13 @@ def test_each_worker_gets_a_disjoint_share_of_the_node() -> None:
         share(st.model_copy(update={"ftp_passive_ports": "30000-30001"}), 0, 3)
 
 
-def test_workers_default_to_one_per_core_on_postgresql_and_one_on_sqlite() -> None:
-    pg = Settings(database_url="postgresql://x/y")
-    lite = Settings(database_url="sqlite:///x.db")
+def test_zero_workers_means_one_per_core_on_postgresql_and_one_on_sqlite() -> None:
+    pg = Settings(database_url="postgresql://x/y", gateway_workers=0)
+    lite = Settings(database_url="sqlite:///x.db", gateway_workers=0)
     assert worker_count(pg) == len(os.sched_getaffinity(0))
     assert worker_count(lite) == 1
     assert worker_count(lite.model_copy(update={"gateway_workers": 3})) == 3
+    assert worker_count(Settings(database_url="postgresql://x/y")) == 1  # the default
 
 
 def test_a_worker_count_out_of_range_is_one_line() -> None:
