@@ -669,17 +669,20 @@ def serve_ftp(state: App, sock: socket.socket | None = None,
 
     st = state.settings
     server = build_server(st, state.pipeline, Authenticator(st, state.engine), sock=sock)
-    signal.signal(signal.SIGTERM, lambda *_: server.close_all())
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     logging.getLogger("cam2drive").info(
         "FTP gateway on %s:%s (passive %s%s)", st.ftp_host, st.ftp_port, st.ftp_passive_ports,
         ", TLS" if st.ftp_tls_certfile else "")
     ready()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close_all()
+    server.serve_forever()  # returns, sessions closed, on SIGTERM or Ctrl-C
+
+
+def _exit_cleanly(*_: object) -> None:
+    # Raised in the main thread inside pyftpdlib's loop, which catches it and
+    # closes every session. Closing the server from the handler instead
+    # pulled the loop's descriptors from under its poll(): every stop ended
+    # in "Bad file descriptor" and exit status 1.
+    raise SystemExit(0)
 
 
 def _register_more() -> None:

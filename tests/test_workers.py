@@ -53,8 +53,11 @@ class WorkerNode:
 
     def serving(self, count: int) -> None:
         """Wait until `count` workers have logged that they serve FTP."""
-        wait_for(lambda: self.log.read_text().count("FTP gateway on") >= count
-                 and self.proc.poll() is None, timeout=60, what=f"{count} workers serving")
+        try:
+            wait_for(lambda: self.log.read_text().count("cam2drive: FTP gateway on") >= count
+                     and self.proc.poll() is None, timeout=60, what=f"{count} workers serving")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the node's log:\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -141,11 +144,21 @@ def test_a_killed_supervisor_takes_its_workers_with_it(node: WorkerNode) -> None
         socket.create_connection(("127.0.0.1", node.ftp_port), timeout=2).close()
 
 
-def test_sigterm_stops_every_worker(node: WorkerNode) -> None:
-    workers = node.workers()
-    node.proc.terminate()
-    assert node.proc.wait(15) == 0
-    assert psutil.wait_procs(workers, timeout=5)[1] == []
+@pytest.mark.parametrize("count", [1, 2])
+def test_sigterm_stops_every_worker_cleanly(stack: Stack, tmp_path: Path, count: int) -> None:
+    n = WorkerNode(stack, tmp_path, workers=count)
+    try:
+        n.serving(count)
+        workers = n.workers()
+        assert len(workers) == (count if count > 1 else 0)
+        dev = stack.device()
+        assert ftp_put_many(n.ftp_port, dev.username, dev.password, ["a.jpg"], b"x") == ["226"]
+        n.proc.terminate()
+        assert n.proc.wait(15) == 0
+        assert psutil.wait_procs(workers, timeout=5)[1] == []
+    finally:
+        n.stop()
+    assert "error" not in n.log.read_text().lower()
 
 
 def test_a_worker_that_cannot_start_stops_the_node_with_clear_lines(stack: Stack,
