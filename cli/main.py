@@ -576,7 +576,7 @@ def gateway_all() -> None:
 def serve_node(state: App, protocols: tuple[str, ...]) -> None:
     """One gateway process, or a supervisor of `gateway_workers` forked
     workers on listening sockets bound here (gateway/workers.py)."""
-    from gateway.workers import Supervisor, listen, share, worker_count
+    from gateway.workers import Supervisor, listen, preload, share, worker_count
 
     st = state.settings
     count = worker_count(st)
@@ -610,6 +610,7 @@ def serve_node(state: App, protocols: tuple[str, ...]) -> None:
         finally:
             stop_logging()
 
+    preload(st)
     if Supervisor(count, worker).run():
         fail("a gateway worker failed to start (its error is above); the node stopped")
 

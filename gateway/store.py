@@ -8,6 +8,7 @@ answer as a transient error (FTP 451) so recorders retry later.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -77,13 +79,29 @@ def client_config(settings: Settings, max_pool_connections: int = 10) -> Config:
     )
 
 
+@functools.cache
+def _model_loader() -> Any:
+    return botocore.session.get_session().get_component("data_loader")
+
+
+def _session() -> boto3.session.Session:
+    """A session of its own (credentials are resolved per session, so a
+    store made after they change sees them) over one process-wide model
+    loader: the loader keeps the parsed S3 model (~12 MB), so a second store
+    costs nothing more, and gateway workers forked after a first store share
+    it with their supervisor (gateway/workers.py)."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _model_loader())
+    return boto3.session.Session(botocore_session=core)
+
+
 class S3DriveStore:
     """Thin, typed wrapper over one boto3 client and one bucket."""
 
     def __init__(self, settings: Settings, *, max_pool_connections: int = 64) -> None:
         self.bucket = settings.s3_bucket
         self.document_prefix = _check_document_prefix(settings.invoice_prefix)
-        self.client = boto3.session.Session().client(
+        self.client = _session().client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region or None,
