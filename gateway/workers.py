@@ -52,7 +52,10 @@ def worker_count(settings: Settings) -> int:
         return settings.gateway_workers
     if settings.database_url.startswith("sqlite"):
         return 1
-    return len(os.sched_getaffinity(0)) or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1  # the cores this process may use
+    except OSError:  # a seccomp filter that refuses the call
+        return os.cpu_count() or 1
 
 
 def share(settings: Settings, index: int, count: int) -> Settings:
