@@ -566,9 +566,9 @@ def gateway_sftp() -> None:
 def gateway_all() -> None:
     """Serve FTP and SFTP from one node until stopped.
 
-    `gateway_workers` processes share the node's ports (default: one per
-    core on PostgreSQL, one on SQLite); each serves both protocols with its
-    share of the upload buffer budget, database pool and passive ports.
+    `gateway_workers` processes share the node's ports (default 1; 0: one
+    per core on PostgreSQL); each serves both protocols with its share of
+    the upload buffer budget, database pool and passive ports.
     """
     serve_node(app_state(), ("ftp", "sftp"))
 
