@@ -92,3 +92,19 @@ def test_nodes_starting_together_both_get_the_bucket(seaweed: Any) -> None:
     first.ensure_bucket()
     assert first.client.head_bucket(Bucket=settings.s3_bucket)["ResponseMetadata"][
         "HTTPStatusCode"] == 200
+
+
+def test_stores_share_the_s3_model_but_each_resolves_its_own_credentials(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One parsed S3 model per process (what gateway workers inherit), yet a
+    store made after the credentials change signs with the new ones."""
+    from gateway.store import S3DriveStore
+
+    first = S3DriveStore(stack.settings)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+    second = S3DriveStore(stack.settings)
+    assert first.client.meta.service_model is not None
+    assert first.client._loader is second.client._loader  # noqa: SLF001
+    assert first.client._request_signer._credentials.access_key != "someone-else"  # noqa: SLF001
+    assert second.client._request_signer._credentials.access_key == "someone-else"  # noqa: SLF001
+    first.ensure_bucket()  # the first still works against the real SeaweedFS
