@@ -459,13 +459,22 @@ def main() -> None:
             peer_plan = [("boto3", tags[i::a.workers]) for i in range(a.workers)]
             pids = [g.pid for g in gateways]
 
+            logs = sorted(tmp.glob("*.log"))
+
+            def overdrafts() -> int:
+                """Sessions served past the buffer budget so far (gateway/memory.py)."""
+                return sum(f.read_text(errors="replace").count("over budget") for f in logs)
+
             def gateway_phase(rate: float | None) -> tuple[dict, Sampler]:  # type: ignore[type-arg]
                 sampler = Sampler(pids)
+                before = overdrafts()
                 sampler.start()
                 results, seconds = run_phase(gateway_plan, {**args, "rate": rate})
                 sampler.stop = True
                 sampler.join()
-                return summarise("gateway (FTP+SFTP)", results, seconds), sampler
+                summary = summarise("gateway (FTP+SFTP)", results, seconds)
+                summary["budget_overdrafts"] = overdrafts() - before
+                return summary, sampler
 
             def peer_phase(rate: float | None) -> dict:  # type: ignore[type-arg]
                 results, seconds = run_phase(peer_plan, {**args, "rate": rate})
