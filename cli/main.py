@@ -20,7 +20,7 @@ from billing.models import Drive
 from billing.settings import ConfigError
 from cli.context import STATE, App, app_state
 from cli.logs import setup_logging
-from cli.output import emit, fail, out, record
+from cli.output import emit, error_line, fail, out, record
 
 app = typer.Typer(help="cam2drive: cloud drive for CCTV recorders (FTP/SFTP to S3).",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -703,6 +703,8 @@ def main() -> None:
     """Console entry point: every expected failure is one line and exit 1."""
     try:
         app()
+    except SystemExit:
+        raise
     except BaseException as exc:
         sys.exit(exit_status(exc))
 
@@ -711,8 +713,10 @@ def exit_status(exc: BaseException) -> int:
     """Report an expected failure as one line and give the exit status; re-raise the rest."""
     try:
         raise exc
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except SystemExit as stop:  # a forked gateway worker exits with os._exit, not this
+        if isinstance(stop.code, str):
+            return _say(stop.code)
+        return 0 if stop.code is None else stop.code
     except Cam2DriveError as err:
         return _say(str(err))
     except ConfigError as err:
@@ -733,8 +737,5 @@ def exit_status(exc: BaseException) -> int:
 
 
 def _say(message: str, code: int = 1) -> int:
-    try:
-        fail(message, code)
-    except SystemExit:
-        pass
+    error_line(message)
     return code

@@ -54,6 +54,10 @@ def emit(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, *,
     out.print(table)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def error_line(message: str) -> None:
     err.print(f"error: {message}", markup=False)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    error_line(message)
     sys.exit(code)

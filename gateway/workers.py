@@ -34,6 +34,7 @@ import os
 import signal
 import socket
 import sys
+import traceback
 from collections.abc import Callable
 
 from billing.errors import InvalidInput
@@ -176,7 +177,8 @@ class Supervisor:
             code = self.target(index, lambda: _say_ready(write))
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # never unwind into a copy of the supervisor's loop
+        except BaseException:  # a bug: say where, never unwind into a copy of the supervisor's loop
+            traceback.print_exc()
             code = 1
         finally:
             sys.stdout.flush()

@@ -31,18 +31,34 @@ BIN = str(Path(sys.executable).parent / "cam2drive")
 LEASE = 3  # seconds: how long a dead node's reservations outlive it
 
 
+def gateway_env(stack: Stack, tmp: Path, ftp_port: int, sftp_port: int,
+                **extra: str) -> dict[str, str]:
+    """The environment of a `cam2drive gateway` process on the test stack."""
+    return {**os.environ, **stack.seaweed.env(),
+            "CAM2DRIVE_DATABASE_URL": stack.db_url, "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
+            "CAM2DRIVE_S3_PART_SIZE": str(5 * MiB),
+            "CAM2DRIVE_FTP_HOST": "127.0.0.1", "CAM2DRIVE_FTP_PORT": str(ftp_port),
+            "CAM2DRIVE_FTP_PASSIVE_PORTS": passive_range(),
+            "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
+            "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "hostkeys"), **extra}
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:  # type: ignore[type-arg]
+    """SIGTERM, then SIGKILL if it has not gone within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 class Node:
     def __init__(self, kind: str, stack: Stack, tmp: Path, name: str) -> None:
         self.kind, self.port = kind, free_port()
-        env = {**os.environ, **stack.seaweed.env(),
-               "CAM2DRIVE_DATABASE_URL": stack.db_url, "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
-               "CAM2DRIVE_S3_PART_SIZE": str(5 * MiB), "CAM2DRIVE_NODE_NAME": name,
-               "CAM2DRIVE_RESERVATION_LEASE_SECONDS": str(LEASE),
-               "CAM2DRIVE_AUTH_FAILED_DELAY": "0", "CAM2DRIVE_BAN_MAX_FAILURES": "3",
-               "CAM2DRIVE_FTP_HOST": "127.0.0.1", "CAM2DRIVE_FTP_PORT": str(self.port),
-               "CAM2DRIVE_FTP_PASSIVE_PORTS": passive_range(),
-               "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(self.port),
-               "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "hostkeys")}
+        env = gateway_env(stack, tmp, self.port, self.port, CAM2DRIVE_NODE_NAME=name,
+                          CAM2DRIVE_RESERVATION_LEASE_SECONDS=str(LEASE),
+                          CAM2DRIVE_AUTH_FAILED_DELAY="0", CAM2DRIVE_BAN_MAX_FAILURES="3")
         self.proc = subprocess.Popen([BIN, "gateway", kind], env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(tmp / f"{name}.log", "w"))  # noqa: SIM115
         wait_for(self._listening, timeout=30, what=f"{name} listening")
@@ -56,12 +72,7 @@ class Node:
             return False
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from billing.errors import InvalidInput
 from billing.settings import Settings
 from cli.seaweed import SeaweedServer, free_port
 from gateway.workers import share, worker_count
-from tests.conftest import MiB, Stack, passive_range
+from tests.conftest import MiB, Stack
 from tests.test_cli import assert_one_line_error
 from tests.test_durability import wait_for
-from tests.test_nodes import BIN, ftp_put_many, sftp_put_many
+from tests.test_nodes import BIN, ftp_put_many, gateway_env, sftp_put_many, stop_process
 
 
 class WorkerNode:
@@ -36,14 +36,8 @@ class WorkerNode:
         self.log = tmp / "node.log"
         self.proc = subprocess.Popen(
             [BIN, "gateway", "all"], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),  # noqa: SIM115
-            env={**os.environ, **stack.seaweed.env(),
-                 "CAM2DRIVE_DATABASE_URL": stack.db_url,
-                 "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
-                 "CAM2DRIVE_S3_PART_SIZE": str(5 * MiB), "CAM2DRIVE_GATEWAY_WORKERS": str(workers),
-                 "CAM2DRIVE_FTP_HOST": "127.0.0.1", "CAM2DRIVE_FTP_PORT": str(self.ftp_port),
-                 "CAM2DRIVE_FTP_PASSIVE_PORTS": passive_range(),
-                 "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(self.sftp_port),
-                 "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "hostkeys"), **env})
+            env=gateway_env(stack, tmp, self.ftp_port, self.sftp_port,
+                            CAM2DRIVE_GATEWAY_WORKERS=str(workers), **env))
 
     def workers(self) -> list[psutil.Process]:
         try:
@@ -60,12 +54,7 @@ class WorkerNode:
             raise AssertionError(f"{exc}; the node's log:\n{self.log.read_text()}") from None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, 15)
 
 
 @pytest.fixture
