@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -174,6 +175,67 @@ def _dialect_insert(dialect: str):  # type: ignore[no-untyped-def]
 # INSERT ... ON CONFLICT (drive_id, path) DO NOTHING, one per dialect, built once
 _NEW_DIR = {name: _dialect_insert(name) for name in ("postgresql", "sqlite")}
 
+# PostgreSQL: the usual commit and MKD, each one statement run outside a
+# transaction block. Each was a transaction (BEGIN, 1-3 statements, COMMIT:
+# three to five round trips), and under load every round trip holds a pooled
+# connection while its thread waits for the GIL again: in the paced fleet
+# the 20-connection pool was then the tail of a snapshot's commit (pool
+# checkout p99 612 ms; BENCHMARKS.md, session 11). `p` says whether the
+# parent is a directory (or the root); when it is not, the statement changes
+# nothing and the caller takes the transactional mkdir -p path.
+_PARENT_OK = """p AS (SELECT CAST(:q_parent AS varchar) = '' OR EXISTS (
+        SELECT 1 FROM drive_entries
+        WHERE drive_id = :q_drive AND path = :q_parent AND is_dir) AS ok)"""
+
+# `o` drops the file the commit replaces before `n` inserts its successor
+# under the same unique path: `n` reads `o`, so `o` runs first, and a row
+# deleted by the same statement no longer counts for the unique index. A
+# directory at the path is not dropped, so `n` fails on the unique index and
+# the statement, being one, changes nothing (IsADirectory). `r` takes the
+# reservation only if it is still this drive's: gone (the janitor released
+# it), the statement changes nothing and returns no `reserved`.
+_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
+    r AS (DELETE FROM reservations
+          WHERE id = :q_rid AND drive_id = :q_drive AND (SELECT ok FROM p)
+          RETURNING bytes),
+    o AS (DELETE FROM drive_entries
+          WHERE drive_id = :q_drive AND path = :q_path AND NOT is_dir
+            AND EXISTS (SELECT 1 FROM r)
+          RETURNING size, key),
+    n AS (INSERT INTO drive_entries
+              (drive_id, path, parent, name, is_dir, size, key, committed_at)
+          SELECT :q_drive, :q_path, :q_parent, :q_name, false, :q_size, :q_key, :q_now
+          WHERE EXISTS (SELECT 1 FROM r) AND (SELECT count(*) FROM o) >= 0
+          RETURNING id),
+    u AS (UPDATE drives SET
+              reserved_bytes = reserved_bytes - r.bytes,
+              committed_bytes = committed_bytes + :q_size
+                                - coalesce((SELECT size FROM o), 0),
+              object_count = object_count
+                             + CASE WHEN EXISTS (SELECT 1 FROM o) THEN 0 ELSE 1 END,
+              last_upload_at = :q_now
+          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n)
+          RETURNING drives.id)
+SELECT (SELECT ok FROM p) AS parent_ok, (SELECT bytes FROM r) AS reserved,
+       (SELECT key FROM o) AS old_key, (SELECT count(*) FROM u) AS settled""").bindparams(
+    bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type))
+
+# MKD: the directory's row if its parent is one; what the path held before
+# comes from the statement's snapshot, so `was_dir` is NULL when the row was
+# just inserted, or committed by another session after the statement began
+# (then the caller's fallback looks again).
+_MKDIR_ONE = text(f"""WITH {_PARENT_OK},
+    n AS (INSERT INTO drive_entries
+              (drive_id, path, parent, name, is_dir, size, key, committed_at)
+          SELECT :q_drive, :q_path, :q_parent, :q_name, true, 0, NULL, :q_now
+          WHERE (SELECT ok FROM p)
+          ON CONFLICT (drive_id, path) DO NOTHING
+          RETURNING id)
+SELECT (SELECT ok FROM p) AS parent_ok, (SELECT count(*) FROM n) AS created,
+       (SELECT is_dir FROM drive_entries
+        WHERE drive_id = :q_drive AND path = :q_path) AS was_dir""").bindparams(
+    bindparam("q_now", type_=entries.c.committed_at.type))
+
 
 def _reserve_args(drive_id: int, nbytes: int, device_id: int | None) -> tuple[Any, dict[str, Any]]:
     params: dict[str, Any] = {"q_drive": drive_id, "q_n": nbytes}
@@ -294,7 +356,17 @@ class DriveLedger:
         expired by the janitor in the meantime: the caller then aborts.
         """
         now = utcnow()
+        parent, name = split(path)
         try:
+            if self._pg:
+                with self._autocommit.connect() as conn:
+                    row = conn.execute(_COMMIT_ONE, {
+                        "q_rid": rid, "q_drive": drive_id, "q_path": path, "q_parent": parent,
+                        "q_name": name, "q_size": size, "q_key": key, "q_now": now}).one()
+                if row.parent_ok:
+                    if row.reserved is None or not row.settled:
+                        raise NotFound("the upload's reservation expired before it completed")
+                    return row.old_key  # type: ignore[no-any-return]
             with self.engine.begin() as conn:
                 old_key = self._settle(conn, rid, drive_id, path, size, now)
                 self._index_file(conn, drive_id, path, key, size, now)
@@ -371,9 +443,22 @@ class DriveLedger:
 
     def mkdir(self, drive_id: int, path: str) -> bool:
         """Create directory `path` (and parents); False if it already existed."""
+        now = utcnow()
+        if self._pg:
+            parent, name = split(path)
+            with self._autocommit.connect() as conn:
+                row = conn.execute(_MKDIR_ONE, {"q_drive": drive_id, "q_path": path,
+                                                "q_parent": parent, "q_name": name,
+                                                "q_now": now}).one()
+            if row.created:
+                return True
+            if row.was_dir is not None:
+                if not row.was_dir:
+                    raise AlreadyExists(f"/{path} exists and is a file")
+                return False
         try:
             with self.engine.begin() as conn:
-                return self._ensure_dirs(conn, drive_id, path, utcnow())
+                return self._ensure_dirs(conn, drive_id, path, now)
         except _FileInWay as exc:
             if exc.path == path:  # the file is `path` itself, not a parent
                 raise AlreadyExists(f"/{path} exists and is a file") from None

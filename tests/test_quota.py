@@ -190,3 +190,58 @@ def test_a_process_never_opens_more_connections_than_its_pool(stack: Stack) -> N
     assert stack.drive(dev).object_count == 60
     stack.assert_consistent(dev)
     engine.dispose()
+
+
+def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) -> None:
+    """A new minute folder, the same folder again and a file committed into it:
+    on PostgreSQL each is one statement outside a transaction block (no
+    BEGIN / COMMIT round trips holding a pooled connection), with the same
+    outcomes as the transactional path SQLite and missing parents take."""
+    from sqlalchemy import event
+
+    from billing.errors import AlreadyExists, IsADirectory
+
+    dev = stack.device()
+    ledger = stack.pipeline.ledger
+    assert ledger.mkdir(dev.drive_id, "day/001") is True  # mkdir -p: the transactional path
+    sent: list[bool] = []  # per statement: was the connection in autocommit?
+
+    def statement(conn, cursor, stmt, *args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(bool(getattr(conn.connection.driver_connection, "autocommit", False)))
+
+    def trips(step):  # type: ignore[no-untyped-def]
+        sent.clear()
+        result = step()
+        return result, list(sent)
+
+    event.listen(stack.engine, "before_cursor_execute", statement)
+    try:
+        new = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
+        again = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
+        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}a", 5, dev.device_id)
+        first = trips(lambda: ledger.commit(rid, dev.drive_id, "day/001/jpg/a.jpg",  # type: ignore[arg-type]
+                                            f"{dev.prefix}a", 5))
+        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}b", 7, dev.device_id)
+        replace = trips(lambda: ledger.commit(rid, dev.drive_id, "day/001/jpg/a.jpg",  # type: ignore[arg-type]
+                                              f"{dev.prefix}b", 7))
+    finally:
+        event.remove(stack.engine, "before_cursor_execute", statement)
+    assert (new[0], again[0], first[0], replace[0]) == (True, False, None, f"{dev.prefix}a")
+    if stack.engine.dialect.name == "postgresql":
+        assert [new[1], again[1], first[1], replace[1]] == [[True]] * 4
+    drive = stack.drive(dev)
+    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (7, 0, 1)
+    # a file where a folder is asked for, a folder where a file is committed:
+    # refused, and nothing changes (the reservation stays for the caller's abort)
+    with pytest.raises(AlreadyExists, match="exists and is a file"):
+        ledger.mkdir(dev.drive_id, "day/001/jpg/a.jpg")
+    rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}c", 3, dev.device_id)
+    with pytest.raises(IsADirectory):
+        ledger.commit(rid, dev.drive_id, "day/001/jpg", f"{dev.prefix}c", 3)  # type: ignore[arg-type]
+    drive = stack.drive(dev)
+    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (7, 3, 1)
+    ledger.release(rid)  # type: ignore[arg-type]
+    assert {p: e.is_dir for p, e in stack.entries(dev).items()} == {
+        "day": True, "day/001": True, "day/001/jpg": True, "day/001/jpg/a.jpg": False}
+    stack.store.put(f"{dev.prefix}b", bytearray(7))  # the ledger alone stores no bytes
+    stack.assert_consistent(dev)
