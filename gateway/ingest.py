@@ -45,19 +45,6 @@ log = logging.getLogger("cam2drive.ingest")
 _SMALL = 1 << 20  # below this a file is buffered as a list of chunks
 
 
-def _copy_into(buf: bytearray, at: int, data: bytes | bytearray | memoryview) -> None:
-    """One memcpy of `data` into `buf[at:]`.
-
-    `buf[a:b] = data` with anything but a bytearray first copies `data` into
-    a temporary bytearray (CPython's bytearray_ass_subscript), so every byte
-    of a large upload was copied twice; a memoryview slice assignment copies
-    once. The view is released at once: a bytearray with a live export
-    cannot be resized (grown or trimmed) later.
-    """
-    with memoryview(buf) as target:
-        target[at:at + len(data)] = data
-
-
 def human(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -125,7 +112,6 @@ class Upload:
         self._chunks: list[bytes] = []  # small files: joined once at commit
         self._buffered = 0
         self._part: bytearray | None = None  # large files: the part being filled
-        self._fill = 0
         self._charged = 0  # budget bytes held for `_part` (parts in flight carry their own)
         self._large = False
         self._rid: str | None = None
@@ -192,11 +178,14 @@ class Upload:
         """Buffer `data`; each full part goes to S3 while the next one fills.
 
         Small files (snapshots) stay a list of chunks joined once at commit.
-        Past `_SMALL` bytes the upload switches to a part buffer filled in
-        place and handed to S3 as is, sized by ALLO when the client sent it.
-        Without ALLO (SFTP) the buffer starts at what has arrived and
-        doubles up to a part: a 3 MB clip no longer zero-fills a whole 8 MiB
-        part (3.4 % of an SFTP fleet's gateway samples went to that fill).
+        Past `_SMALL` bytes the upload switches to a part buffer that grows
+        as bytes arrive and is handed to S3 as is. The budget is charged
+        for the whole buffer up front (a part, or what ALLO says is left),
+        but memory is taken only as data arrives: appending to a bytearray
+        grows it with realloc (mremap above the 1 MiB mmap threshold), never
+        zero-filling. A pre-sized buffer made a clip's whole ALLO size
+        resident at its first byte, while a saturated recorder's clip takes
+        seconds to arrive (BENCHMARKS.md, session 11).
         A file whose ALLO says it is large skips the chunk list: its session
         waits for budget at its first bytes, holding nothing uncharged,
         instead of at its first MiB (150 waiting clips held 150 MB).
@@ -212,23 +201,21 @@ class Upload:
             self._buffered += n
         else:
             if not self._large:
-                self._start_part(n)
+                self._start_part()
             view = memoryview(data)
             size = self.p.part_size
             while view:
-                if self._part is None:  # allocated only once the last part was handed off
-                    self._part, self._fill = self._allocate(self._buffer_size()), 0
-                if self._fill == len(self._part):  # no ALLO, or more than it said: grow
-                    have = len(self._part)
-                    new = size if self._hint is not None else min(size, 2 * have)
-                    if new > self._charged:
-                        self._charge(new - self._charged)
-                    self._part.extend(bytes(new - have))
-                take = min(len(view), len(self._part) - self._fill)
-                _copy_into(self._part, self._fill, view[:take])
-                self._fill += take
+                if self._part is None:  # a new buffer only once the last part was handed off
+                    self._charge(self._buffer_size())
+                    self._part = bytearray()
+                # no local name for the part: it would pin a sent part
+                # through the next buffer's wait for budget (see _hand_off)
+                take = min(len(view), size - len(self._part))
+                if len(self._part) + take > self._charged:  # more than ALLO said: up to a part
+                    self._charge(size - self._charged)
+                self._part += view[:take]
                 view = view[take:]
-                if self._fill == size:
+                if len(self._part) == size:
                     self._hand_off()
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
@@ -243,7 +230,7 @@ class Upload:
         and its bytes had gone back to the budget (100 MB the budget did not
         see in the saturated fleet; BENCHMARKS.md, session 8).
         """
-        part, self._part, self._fill = self._part, None, 0
+        part, self._part = self._part, None
         charge, self._charged = self._charged, 0
         self._handed += len(part)  # type: ignore[arg-type]
         self._send_part(part, charge)  # type: ignore[arg-type]
@@ -259,42 +246,24 @@ class Upload:
         self.p.budget.take(n)  # may wait: see gateway/memory.py
         self._charged += n
 
-    def _allocate(self, n: int) -> bytearray:
-        self._charge(n)
-        return bytearray(n)
-
     def _release(self) -> None:
         charged, self._charged = self._charged, 0
         self.p.budget.give(charged)
 
-    def _start_part(self, incoming: int) -> None:
-        """The first part buffer. Without ALLO the budget is charged a whole
-        part at once, as before (a session never waits for budget while
-        holding some: four growing uploads could otherwise each hold a share
-        and wait for the rest), but only what has arrived is allocated."""
-        charge = max(self._buffer_size(), self._buffered)
-        self._charge(charge)
-        size = charge
-        if self._hint is None:
-            size = min(charge, max(2 * _SMALL, self._buffered + incoming))
-        self._part = bytearray(size)
+    def _start_part(self) -> None:
+        """The first part buffer, charged whole at once (a session never
+        waits for budget while holding some: four growing uploads could
+        otherwise each hold a share and wait for the rest)."""
+        self._charge(max(self._buffer_size(), self._buffered))
+        self._part = bytearray().join(self._chunks)
         self._large = True
-        self._fill = 0
-        for chunk in self._chunks:
-            _copy_into(self._part, self._fill, chunk)
-            self._fill += len(chunk)
         self._chunks, self._buffered = [], 0
 
     def _take_rest(self) -> bytearray:
         """Whatever is buffered and not yet sent, ending the buffering."""
         if self._large:
-            part, fill = self._part, self._fill
-            self._part, self._fill = None, 0
-            if part is None or fill == 0:
-                return bytearray()
-            if fill < len(part):
-                del part[fill:]  # shrunk in place (realloc), not copied
-            return part
+            part, self._part = self._part, None
+            return part if part is not None else bytearray()
         # a bytearray, not bytes: see S3DriveStore.put
         body = bytearray().join(self._chunks)
         self._chunks, self._buffered = [], 0

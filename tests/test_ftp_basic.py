@@ -588,6 +588,37 @@ def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
+def test_an_announced_clip_takes_memory_as_it_arrives(stack: Stack) -> None:
+    """ALLO says 3 MB: the budget is charged 3 MB at the first bytes, but the
+    buffer holds only what has arrived (a recorder's clip trickles in over
+    seconds when the gateway is busy), and the file is stored whole."""
+    import tracemalloc
+
+    from billing.entitlement import upload_entitlement
+
+    dev = stack.device()
+    data = os.urandom(3 * MiB)
+    ent = upload_entitlement(stack.engine, dev.device_id)
+    upload = stack.pipeline.start(ent, "clip.mp4", expected_size=len(data))
+    budget = stack.pipeline.budget
+    held = budget.used
+    tracemalloc.start()
+    try:
+        upload.write(data[:64 * 1024])
+        first = tracemalloc.get_traced_memory()[0]
+        assert budget.used - held == len(data)
+        for at in range(64 * 1024, len(data), 64 * 1024):
+            upload.write(data[at:at + 64 * 1024])
+        upload.commit()
+    finally:
+        tracemalloc.stop()
+    assert first < 512 * 1024, first
+    assert budget.used == held
+    with stack.ftp(dev) as ftp:
+        assert get(ftp, "clip.mp4") == data
+    stack.assert_consistent(dev)
+
+
 def test_a_plain_ftp_gateway_does_not_load_pyopenssl() -> None:
     """pyOpenSSL (and cryptography under it) is ~11 MB of RSS a plain-FTP
     gateway never uses; FTPS loads it when a certificate is configured."""
