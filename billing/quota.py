@@ -220,6 +220,18 @@ SELECT (SELECT ok FROM p) AS parent_ok, (SELECT bytes FROM r) AS reserved,
        (SELECT key FROM o) AS old_key, (SELECT count(*) FROM u) AS settled""").bindparams(
     bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type))
 
+# A clip's rename (`name_` -> `name`, every video a recorder sends): a file
+# moved to a free name in a directory. Anything else (a directory, a file
+# to replace, a missing parent, a missing source) moves nothing here and
+# takes the transactional path, which also names the error.
+_RENAME_FILE_ONE = text(f"""WITH {_PARENT_OK},
+    u AS (UPDATE drive_entries SET path = :q_dst, parent = :q_parent, name = :q_name
+          WHERE drive_id = :q_drive AND path = :q_src AND NOT is_dir AND (SELECT ok FROM p)
+            AND NOT EXISTS (SELECT 1 FROM drive_entries
+                            WHERE drive_id = :q_drive AND path = :q_dst)
+          RETURNING id)
+SELECT count(*) AS moved FROM u""")
+
 # MKD: the directory's row if its parent is one; what the path held before
 # comes from the statement's snapshot, so `was_dir` is NULL when the row was
 # just inserted, or committed by another session after the statement began
@@ -510,6 +522,16 @@ class DriveLedger:
         if dst.startswith(src + "/"):
             raise AlreadyExists(f"cannot move /{src} into itself")
         new_parent, new_name = split(dst)
+        if self._pg:
+            try:
+                with self._autocommit.connect() as conn:
+                    moved = conn.execute(_RENAME_FILE_ONE, {
+                        "q_drive": drive_id, "q_src": src, "q_dst": dst,
+                        "q_parent": new_parent, "q_name": new_name}).scalar_one()
+                if moved:
+                    return None
+            except IntegrityError:  # `dst` appeared since the statement began: look again
+                pass
         with self.engine.begin() as conn:
             row = conn.execute(select(entries).where(
                 entries.c.drive_id == drive_id, entries.c.path == src)).first()

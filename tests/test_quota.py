@@ -224,24 +224,31 @@ def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) 
         rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}b", 7, dev.device_id)
         replace = trips(lambda: ledger.commit(rid, dev.drive_id, "day/001/jpg/a.jpg",  # type: ignore[arg-type]
                                               f"{dev.prefix}b", 7))
+        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}c", 2, dev.device_id)
+        ledger.commit(rid, dev.drive_id, "day/001/jpg/c.mp4_", f"{dev.prefix}c", 2)  # type: ignore[arg-type]
+        rename = trips(lambda: ledger.rename(dev.drive_id, "day/001/jpg/c.mp4_",
+                                             "day/001/jpg/c.mp4"))
     finally:
         event.remove(stack.engine, "before_cursor_execute", statement)
-    assert (new[0], again[0], first[0], replace[0]) == (True, False, None, f"{dev.prefix}a")
+    assert (new[0], again[0], first[0], replace[0], rename[0]) == (
+        True, False, None, f"{dev.prefix}a", None)
     if stack.engine.dialect.name == "postgresql":
-        assert [new[1], again[1], first[1], replace[1]] == [[True]] * 4
+        assert [new[1], again[1], first[1], replace[1], rename[1]] == [[True]] * 5
     drive = stack.drive(dev)
-    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (7, 0, 1)
+    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (9, 0, 2)
     # a file where a folder is asked for, a folder where a file is committed:
     # refused, and nothing changes (the reservation stays for the caller's abort)
     with pytest.raises(AlreadyExists, match="exists and is a file"):
         ledger.mkdir(dev.drive_id, "day/001/jpg/a.jpg")
-    rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}c", 3, dev.device_id)
+    rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}d", 3, dev.device_id)
     with pytest.raises(IsADirectory):
-        ledger.commit(rid, dev.drive_id, "day/001/jpg", f"{dev.prefix}c", 3)  # type: ignore[arg-type]
+        ledger.commit(rid, dev.drive_id, "day/001/jpg", f"{dev.prefix}d", 3)  # type: ignore[arg-type]
     drive = stack.drive(dev)
-    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (7, 3, 1)
+    assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (9, 3, 2)
     ledger.release(rid)  # type: ignore[arg-type]
     assert {p: e.is_dir for p, e in stack.entries(dev).items()} == {
-        "day": True, "day/001": True, "day/001/jpg": True, "day/001/jpg/a.jpg": False}
+        "day": True, "day/001": True, "day/001/jpg": True, "day/001/jpg/a.jpg": False,
+        "day/001/jpg/c.mp4": False}
     stack.store.put(f"{dev.prefix}b", bytearray(7))  # the ledger alone stores no bytes
+    stack.store.put(f"{dev.prefix}c", bytearray(2))
     stack.assert_consistent(dev)
