@@ -1,7 +1,9 @@
 """Exact drive accounting: reservations, commits, rotation, releases.
 
 Every change to a drive's counters is one conditional UPDATE inside a short
-transaction, e.g. `reserved += n WHERE committed + reserved + n <= capacity`.
+transaction, e.g. `reserved += n WHERE committed + reserved + n <= capacity`;
+on PostgreSQL a recorder's usual operations are each a single statement,
+i.e. a transaction of their own, with their index changes in CTEs.
 On PostgreSQL the row lock that UPDATE takes serialises concurrent gateways on
 the same drive, and the WHERE clause is re-checked against the latest row, so
 no interleaving of nodes can overshoot; on SQLite `BEGIN IMMEDIATE` does the
