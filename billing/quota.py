@@ -177,14 +177,14 @@ def _dialect_insert(dialect: str):  # type: ignore[no-untyped-def]
 # INSERT ... ON CONFLICT (drive_id, path) DO NOTHING, one per dialect, built once
 _NEW_DIR = {name: _dialect_insert(name) for name in ("postgresql", "sqlite")}
 
-# PostgreSQL: the usual commit and MKD, each one statement run outside a
-# transaction block. Each was a transaction (BEGIN, 1-3 statements, COMMIT:
-# three to five round trips), and under load every round trip holds a pooled
+# PostgreSQL: the usual commit, MKD and rename, each one statement run outside
+# a transaction block. Each was a transaction (BEGIN, 1-4 statements, COMMIT:
+# three to six round trips), and under load every round trip holds a pooled
 # connection while its thread waits for the GIL again: in the paced fleet
 # the 20-connection pool was then the tail of a snapshot's commit (pool
 # checkout p99 612 ms; BENCHMARKS.md, session 11). `p` says whether the
 # parent is a directory (or the root); when it is not, the statement changes
-# nothing and the caller takes the transactional mkdir -p path.
+# nothing and the caller takes the transactional path.
 _PARENT_OK = """p AS (SELECT CAST(:q_parent AS varchar) = '' OR EXISTS (
         SELECT 1 FROM drive_entries
         WHERE drive_id = :q_drive AND path = :q_parent AND is_dir) AS ok)"""
@@ -216,10 +216,9 @@ _COMMIT_ONE = text(f"""WITH {_PARENT_OK},
               object_count = object_count
                              + CASE WHEN EXISTS (SELECT 1 FROM o) THEN 0 ELSE 1 END,
               last_upload_at = :q_now
-          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n)
-          RETURNING drives.id)
+          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n))
 SELECT (SELECT ok FROM p) AS parent_ok, (SELECT bytes FROM r) AS reserved,
-       (SELECT key FROM o) AS old_key, (SELECT count(*) FROM u) AS settled""").bindparams(
+       (SELECT key FROM o) AS old_key""").bindparams(
     bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type))
 
 # A clip's rename (`name_` -> `name`, every video a recorder sends): a file
@@ -245,7 +244,7 @@ _MKDIR_ONE = text(f"""WITH {_PARENT_OK},
           WHERE (SELECT ok FROM p)
           ON CONFLICT (drive_id, path) DO NOTHING
           RETURNING id)
-SELECT (SELECT ok FROM p) AS parent_ok, (SELECT count(*) FROM n) AS created,
+SELECT (SELECT count(*) FROM n) AS created,
        (SELECT is_dir FROM drive_entries
         WHERE drive_id = :q_drive AND path = :q_path) AS was_dir""").bindparams(
     bindparam("q_now", type_=entries.c.committed_at.type))
@@ -284,6 +283,12 @@ class DriveLedger:
         # one statement, its own transaction: no BEGIN and COMMIT round trips
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
+    def _single(self, statement: Any, params: dict[str, Any]) -> Any:
+        """The first row of one statement run as its own transaction (no BEGIN
+        and COMMIT round trips: see _PARENT_OK), or None."""
+        with self._autocommit.connect() as conn:
+            return conn.execute(statement, params).first()
+
     # --- reservations -------------------------------------------------
 
     def open_reservation(self, drive_id: int, key: str, nbytes: int = 0,
@@ -302,8 +307,7 @@ class DriveLedger:
                       "r_node": self.node, "r_lease": now + self.lease, "r_now": now}
             if device_id is not None:
                 params["q_device"] = device_id
-            with self._autocommit.connect() as conn:
-                row = conn.execute(_OPEN_RESERVED[device_id is not None], params).first()
+            row = self._single(_OPEN_RESERVED[device_id is not None], params)
             return rid if row is not None else None
         with self.engine.begin() as conn:
             if nbytes and conn.execute(*_reserve_args(drive_id, nbytes, device_id)).rowcount != 1:
@@ -373,12 +377,11 @@ class DriveLedger:
         parent, name = split(path)
         try:
             if self._pg:
-                with self._autocommit.connect() as conn:
-                    row = conn.execute(_COMMIT_ONE, {
-                        "q_rid": rid, "q_drive": drive_id, "q_path": path, "q_parent": parent,
-                        "q_name": name, "q_size": size, "q_key": key, "q_now": now}).one()
+                row = self._single(_COMMIT_ONE, {
+                    "q_rid": rid, "q_drive": drive_id, "q_path": path, "q_parent": parent,
+                    "q_name": name, "q_size": size, "q_key": key, "q_now": now})
                 if row.parent_ok:
-                    if row.reserved is None or not row.settled:
+                    if row.reserved is None:
                         raise NotFound("the upload's reservation expired before it completed")
                     return row.old_key  # type: ignore[no-any-return]
             with self.engine.begin() as conn:
@@ -460,10 +463,8 @@ class DriveLedger:
         now = utcnow()
         if self._pg:
             parent, name = split(path)
-            with self._autocommit.connect() as conn:
-                row = conn.execute(_MKDIR_ONE, {"q_drive": drive_id, "q_path": path,
-                                                "q_parent": parent, "q_name": name,
-                                                "q_now": now}).one()
+            row = self._single(_MKDIR_ONE, {"q_drive": drive_id, "q_path": path,
+                                            "q_parent": parent, "q_name": name, "q_now": now})
             if row.created:
                 return True
             if row.was_dir is not None:
@@ -526,11 +527,9 @@ class DriveLedger:
         new_parent, new_name = split(dst)
         if self._pg:
             try:
-                with self._autocommit.connect() as conn:
-                    moved = conn.execute(_RENAME_FILE_ONE, {
+                if self._single(_RENAME_FILE_ONE, {
                         "q_drive": drive_id, "q_src": src, "q_dst": dst,
-                        "q_parent": new_parent, "q_name": new_name}).scalar_one()
-                if moved:
+                        "q_parent": new_parent, "q_name": new_name}).moved:
                     return None
             except IntegrityError:  # `dst` appeared since the statement began: look again
                 pass
