@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # plain HTTP to another host: TLS already protects the bytes, and
     # loopback has no wire to protect.
     s3_payload_signing: Literal["auto", "on", "off"] = "auto"
+    # an upload whose size is announced (FTP ALLO) of 1 MiB or more is one
+    # PutObject sent as its bytes arrive, with no part buffers; needs unsigned
+    # payloads (gateway/stream.py). Off: buffered multipart, as for SFTP.
+    s3_stream_announced: bool = True
 
     # gateway processes per node, sharing its ports (gateway/workers.py); 0: one
     # per core on PostgreSQL, one on SQLite. More use more cores and cost memory

@@ -6,7 +6,9 @@ recordings out if the plan says so), and the part goes to S3 on a worker
 thread while the next one fills; at most `parts_in_flight` parts are pending,
 so memory per upload stays near part_size x (parts_in_flight + 1) and a slow
 S3 slows the client down instead of growing buffers. Small files (under one
-part) are sent with a single PutObject at commit.
+part) are sent with a single PutObject at commit. A file whose size was
+announced (FTP's ALLO, as recorders send before every clip) is one
+PutObject streamed as its bytes arrive instead (gateway/stream.py).
 
 `commit()` returns only when S3 holds the complete object and the index
 says so: that is the moment a frontend may acknowledge (FTP 226, SFTP OK).
@@ -39,10 +41,12 @@ from billing.quota import DriveLedger
 from billing.settings import Settings
 from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
+from gateway.stream import StreamedPut
 
 log = logging.getLogger("cam2drive.ingest")
 
 _SMALL = 1 << 20  # below this a file is buffered as a list of chunks
+_MAX_PUT = 5 * 1024**3  # S3's limit for one PutObject: larger files go multipart
 
 
 def human(n: int) -> str:
@@ -67,6 +71,10 @@ class IngestPipeline:
         self.parts_in_flight = settings.s3_parts_in_flight
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="s3-part")
         self.budget = BufferBudget(settings.upload_buffer_budget, settings.upload_buffer_wait)
+        # announced uploads are streamed (gateway/stream.py) where payloads
+        # need no signature; tests of the buffered path turn it off
+        self.streaming = settings.s3_stream_announced and store.can_stream
+        self.stream_stall = settings.ftp_idle_timeout
 
     def start(self, ent: Entitlement, path: str, expected_size: int | None = None) -> Upload:
         """Begin an upload of drive path `path`; nothing is reserved until bytes arrive."""
@@ -101,6 +109,10 @@ class Upload:
         # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
         self._hint = size_hint
         self._announced_large = size_hint is not None and size_hint >= _SMALL
+        # announced and large: one PutObject streamed as bytes arrive, no buffers
+        self._streamed = (self._announced_large and size_hint <= _MAX_PUT  # type: ignore[operator]
+                          and pipeline.streaming)
+        self._stream: StreamedPut | None = None
         self._handed = 0  # bytes already handed to S3 as parts
         self.ent = ent
         self.path = path
@@ -196,7 +208,9 @@ class Upload:
             raise self._wrap(self._error)
         n = len(data)
         self.size += n
-        if not self._large and self._buffered + n < _SMALL and not self._announced_large:
+        if self._streamed:
+            self._feed(data)
+        elif not self._large and self._buffered + n < _SMALL and not self._announced_large:
             self._chunks.append(bytes(data))
             self._buffered += n
         else:
@@ -220,6 +234,22 @@ class Upload:
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
+
+    def _feed(self, data: bytes) -> None:
+        """Pass bytes on to the streamed PutObject, reserving the announced size
+        at the first ones. Bytes past the announced size are counted but not
+        sent (the object is exactly what was announced); the size check at
+        commit then refuses the file."""
+        if self._stream is None:
+            self._reserve(self._hint)  # type: ignore[arg-type]
+            self._renewed = time.monotonic()
+            self._stream = StreamedPut(self.p.store, self.key, self._hint,  # type: ignore[arg-type]
+                                       self.p.stream_stall)
+        room = self._hint - self._handed  # type: ignore[operator]
+        if room > 0:
+            chunk = bytes(data) if len(data) <= room else bytes(data[:room])
+            self._stream.feed(chunk)
+            self._handed += len(chunk)
 
     def _hand_off(self) -> None:
         """Send the full part, its budget bytes with it.
@@ -321,6 +351,15 @@ class Upload:
         if self.closed:
             raise ValueError("upload already closed")
         try:
+            if self._streamed:
+                if self.size != self._hint:
+                    raise UploadAborted(f"received {self.size} of the {self._hint} bytes "
+                                        "announced; file not stored")
+                self._stream.finish()  # type: ignore[union-attr]
+                self._record()
+                self._release()
+                self.closed = self.committed = True
+                return
             body = self._take_rest()
             if self._upload_id is None:
                 self._reserve(len(body))
@@ -363,6 +402,10 @@ class Upload:
         self.closed = True
         self._chunks, self._buffered, self._part = [], 0, None
         self._release()
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            if stream.cancel():  # it had landed: the index never will know it
+                self.p.delete_keys([self.key])
         for future in self._futures:
             future.cancel()
         for future in self._futures:

@@ -101,16 +101,27 @@ class S3DriveStore:
     def __init__(self, settings: Settings, *, max_pool_connections: int = 64) -> None:
         self.bucket = settings.s3_bucket
         self.document_prefix = _check_document_prefix(settings.invoice_prefix)
-        self.client = _session().client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region or None,
-            config=client_config(settings, max_pool_connections),
-        )
+        self._settings, self._pool = settings, max_pool_connections
+        self.client = self._client(settings.s3_max_attempts)
+        # a streamed body can be read once: retrying it only fails later
+        self.can_stream = not sign_payload(settings)  # a signature needs the body first
 
-    def _call(self, op: str, **kwargs: Any) -> Any:
+    def _client(self, attempts: int) -> Any:
+        s = self._settings
+        config = client_config(s, self._pool).merge(
+            Config(retries={"max_attempts": attempts, "mode": "standard"}))
+        return _session().client("s3", endpoint_url=s.s3_endpoint_url,
+                                 region_name=s.s3_region or None, config=config)
+
+    @functools.cached_property
+    def _stream_client(self) -> Any:
+        """Made on the first streamed upload: a client that never retries, since
+        a streamed body is read once (a retry could only fail, after a backoff)."""
+        return self._client(1)
+
+    def _call(self, op: str, client: Any = None, **kwargs: Any) -> Any:
         try:
-            return getattr(self.client, op)(Bucket=self.bucket, **kwargs)
+            return getattr(client or self.client, op)(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -147,6 +158,15 @@ class S3DriveStore:
         is sent in 8 KiB reads. A bytearray goes out in one send: a 200 KB
         snapshot costs 2.3 instead of 2.8 ms (BENCHMARKS.md, ingest)."""
         self._call("put_object", Key=_check_key(key), Body=body)
+
+    def put_stream(self, key: str, body: Any, length: int) -> None:
+        """One PutObject of `length` bytes read from `body` as they arrive
+        (gateway/stream.py). Only where payloads are not signed
+        (`can_stream`): a signature would need the whole body first."""
+        if not self.can_stream:
+            raise ValueError("streamed uploads need unsigned payloads")
+        self._call("put_object", client=self._stream_client, Key=_check_key(key), Body=body,
+                   ContentLength=length)
 
     def create_multipart(self, key: str) -> str:
         return str(self._call("create_multipart_upload", Key=_check_key(key))["UploadId"])

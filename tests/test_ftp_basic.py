@@ -371,9 +371,12 @@ def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # typ
                                                  (2 * MiB, 12 * MiB)])
 def test_buffers_sized_by_allo_still_take_any_length(stack: Stack, announced: int,
                                                      sent: int) -> None:
-    """ALLO sizes the first buffer; a client that sends more still gets every byte stored."""
+    """Buffered (streaming off: signed payloads or s3_stream_announced=false):
+    ALLO sizes the first buffer; a client that sends more still gets every
+    byte stored."""
     from billing.entitlement import upload_entitlement
 
+    stack.pipeline.streaming = False
     dev = stack.device()
     data = os.urandom(sent)
     up = stack.pipeline.start(upload_entitlement(stack.engine, dev.device_id), "clip.dav",
@@ -448,6 +451,7 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
 
     part = stack.settings.s3_part_size
     budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
+    stack.pipeline.streaming = False  # the buffered path, where ALLO sizes buffers
     dev = stack.device(capacity="1GB")
     files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(6)}
     base = libc.mallinfo2().hblkhd
@@ -487,6 +491,7 @@ def test_an_announced_large_file_waits_for_budget_before_buffering(stack: Stack)
     from gateway.memory import BufferBudget
 
     budget = stack.pipeline.budget = BufferBudget(4 * MiB, wait=120)
+    stack.pipeline.streaming = False  # buffered, as where payloads are signed
     dev = stack.device()
     ent = upload_entitlement(stack.engine, dev.device_id)
     budget.take(4 * MiB)  # another session holds it all
@@ -589,13 +594,15 @@ def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
 
 
 def test_an_announced_clip_takes_memory_as_it_arrives(stack: Stack) -> None:
-    """ALLO says 3 MB: the budget is charged 3 MB at the first bytes, but the
-    buffer holds only what has arrived (a recorder's clip trickles in over
-    seconds when the gateway is busy), and the file is stored whole."""
+    """Buffered: ALLO says 3 MB, the budget is charged 3 MB at the first
+    bytes, but the buffer holds only what has arrived (a recorder's clip
+    trickles in over seconds when the gateway is busy), and the file is
+    stored whole."""
     import tracemalloc
 
     from billing.entitlement import upload_entitlement
 
+    stack.pipeline.streaming = False
     dev = stack.device()
     data = os.urandom(3 * MiB)
     ent = upload_entitlement(stack.engine, dev.device_id)

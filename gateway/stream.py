@@ -1,0 +1,126 @@
+"""A PutObject whose body is sent while it arrives: uploads of announced size.
+
+A recorder announces each clip's size with ALLO before sending it. With the
+size known, the object can be one PutObject with that Content-Length whose
+body is read from the recorder's data connection as it arrives: no part
+buffers (a few network chunks per upload instead of up to a part), no
+multipart calls, and the object is in S3 when its last byte is. Buffered
+multipart uploads (gateway/ingest.py) remain for uploads of unknown size
+(SFTP, FTP without ALLO).
+
+The session thread `feed()`s chunks into a short pipe; the PUT runs on a
+daemon thread of its own and `read()`s them (a thread per upload in flight,
+as the FTP server has one per session). A full pipe blocks the session, which
+stops reading its socket: TCP slows the recorder, as the buffer budget does
+for buffered uploads. S3 stores the object only if it receives exactly
+Content-Length bytes, so an upload that ends any other way is cancelled by
+making the body's next read fail: the request breaks and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from concurrent.futures import Future
+
+from billing.errors import StorageUnavailable, UploadAborted
+
+# Chunks a pipe holds: FTP reads 64 KiB at a time, so an upload in flight
+# holds at most ~256 KiB here (plus socket buffers).
+PIPE_DEPTH = 4
+
+
+class StreamedPut:
+    """One streamed PutObject: the session feeds it, a worker thread sends it."""
+
+    def __init__(self, store: object, key: str, length: int, stall: float,
+                 depth: int = PIPE_DEPTH) -> None:
+        """`stall`: seconds the request may wait for the recorder's next bytes
+        before it is broken (an upload whose session vanished without an
+        abort must not hold its thread and S3 connection for ever)."""
+        self.length = length
+        self._stall = stall
+        self._depth = depth
+        self._chunks: deque[bytes] = deque()
+        self._view = memoryview(b"")
+        self._left = length  # bytes the request body has still to read
+        self._cond = threading.Condition()
+        self._cancelled: BaseException | None = None
+        self._ended = False  # the PUT returned or raised
+        self._future: Future[None] = Future()
+        threading.Thread(target=self._run, args=(store, key), name="s3-stream",
+                         daemon=True).start()
+
+    def _run(self, store: object, key: str) -> None:
+        self._future.set_running_or_notify_cancel()
+        try:
+            store.put_stream(key, self, self.length)  # type: ignore[attr-defined]
+        except BaseException as exc:  # noqa: BLE001  (handed to the session)
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result(None)
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    # --- the session's side -------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Queue `data` (kept, not copied); waits while the pipe is full.
+
+        Raises StorageUnavailable if the PUT ended before taking it (S3 failed).
+        """
+        with self._cond:
+            while len(self._chunks) >= self._depth and not self._ended:
+                self._cond.wait()
+            if not self._ended:
+                self._chunks.append(data)
+                self._cond.notify_all()
+                return
+        self.finish()  # raises the PUT's error
+        raise StorageUnavailable("storage ended the upload early")
+
+    def finish(self) -> None:
+        """Wait for S3's answer once every byte was fed; raise what it said."""
+        try:
+            self._future.result()
+        except StorageUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001  (boto3 and network errors)
+            raise StorageUnavailable(f"storage failed: {exc}") from exc
+
+    def cancel(self) -> bool:
+        """Break the request so S3 keeps nothing; True if it had already landed.
+
+        Waits for the PUT thread: after this returns nothing can land.
+        """
+        with self._cond:
+            self._cancelled = UploadAborted("upload cancelled")
+            self._cond.notify_all()
+        try:
+            self._future.result()
+        except BaseException:  # noqa: BLE001  (the broken request: what cancel wants)
+            return False
+        return True
+
+    # --- the request body (read by the PUT's thread) ------------------------
+
+    def read(self, n: int = -1) -> memoryview | bytes:
+        """Up to `n` bytes of the next chunk; b"" only after all `length` bytes."""
+        if not self._view:
+            with self._cond:
+                while not self._chunks and self._left and self._cancelled is None:
+                    if not self._cond.wait(self._stall):
+                        self._cancelled = UploadAborted(
+                            f"no data from the recorder for {self._stall:.0f} s")
+                if self._cancelled is not None:
+                    raise self._cancelled
+                if not self._left:
+                    return b""
+                self._view = memoryview(self._chunks.popleft())
+                self._cond.notify_all()
+        k = len(self._view) if n is None or n < 0 else min(n, len(self._view))
+        out, self._view = self._view[:k], self._view[k:]
+        self._left -= k
+        return out

@@ -1,0 +1,169 @@
+"""Uploads of announced size (FTP ALLO) are one PutObject streamed as bytes arrive."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import os
+import threading
+import time
+import tracemalloc
+from datetime import timedelta
+
+import pytest
+
+from billing.entitlement import upload_entitlement
+from billing.errors import Cam2DriveError
+from billing.models import utcnow
+from cli.seaweed import SeaweedServer, free_port
+from gateway.janitor import run_janitor
+from tests.conftest import Stack
+from tests.test_durability import wait_for
+
+MiB = 1024 * 1024
+
+
+def stor_announced(ftp: ftplib.FTP, name: str, data: bytes, announced: int) -> str:
+    """ALLO, STOR and the data, as a Dahua recorder sends a clip; the final reply."""
+    ftp.voidcmd("TYPE I")
+    ftp.voidcmd(f"ALLO {announced}")
+    conn = ftp.transfercmd(f"STOR {name}")
+    conn.sendall(data)
+    conn.close()
+    try:
+        return ftp.voidresp()
+    except ftplib.Error as err:
+        return str(err)
+
+
+def test_an_announced_clip_is_one_put_sent_as_it_arrives(stack: Stack) -> None:
+    """No part buffer and no budget: memory is a few network chunks, and the
+    clip is stored whole, by one PutObject (no multipart upload ever opens)."""
+    dev = stack.device()
+    data = os.urandom(3 * MiB)
+    ent = upload_entitlement(stack.engine, dev.device_id)
+    warm = stack.pipeline.start(ent, "warm.mp4", expected_size=MiB)  # makes the S3 client
+    warm.write(data[:MiB])
+    warm.commit()
+    upload = stack.pipeline.start(ent, "clip.mp4", expected_size=len(data))
+    budget = stack.pipeline.budget
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        for at in range(0, len(data), 64 * 1024):
+            upload.write(data[at:at + 64 * 1024])
+        peak = tracemalloc.get_traced_memory()[1] - start
+        upload.commit()
+    finally:
+        tracemalloc.stop()
+    assert upload._stream is not None and upload._part is None and upload._upload_id is None
+    assert upload._futures == []  # no part was sent: no multipart upload was opened
+    assert peak < MiB // 2, peak  # the buffered path holds the whole 3 MB
+    assert budget.used == 0 and budget.waits == 0
+    entry = stack.entries(dev)["clip.mp4"]
+    assert entry.size == len(data)
+    assert stack.store.open_range(entry.key).read() == data
+    stack.assert_consistent(dev)
+
+
+def test_over_ftp_a_clip_is_stored_only_when_its_size_is_what_alloc_said(stack: Stack) -> None:
+    dev = stack.device()
+    data = os.urandom(3 * MiB)
+    with stack.ftp(dev) as ftp:
+        assert stor_announced(ftp, "ok.dav", data, len(data)).startswith("226")
+        # short: the recorder died mid-clip
+        reply = stor_announced(ftp, "short.dav", data[:MiB + 5000], len(data))
+        assert reply.startswith("426") and f"of the {len(data)} bytes announced" in reply
+        # long: more than announced is not cut to fit
+        reply = stor_announced(ftp, "long.dav", data, 2 * MiB)
+        assert reply.startswith("426"), reply
+        assert ftp.nlst() == ["ok.dav"]
+        ftp.voidcmd("TYPE I")  # nlst() left it ASCII
+        with ftp.transfercmd("RETR ok.dav") as conn:
+            back = b"".join(iter(lambda: conn.recv(65536), b""))
+        ftp.voidresp()
+    assert back == data
+    wait_for(lambda: stack.drive(dev).reserved_bytes == 0, what="reservations released")
+    stack.assert_consistent(dev)  # S3 holds exactly the one clip
+
+
+def test_a_quota_refusal_comes_before_the_stream_starts(stack: Stack) -> None:
+    dev = stack.device(capacity=f"{2 * MiB}B", on_full="reject")
+    with stack.ftp(dev) as ftp:
+        ftp.voidcmd("TYPE I")
+        ftp.voidcmd(f"ALLO {int(1.5 * MiB)}")
+        ftp.storbinary("STOR a.dav", io.BytesIO(os.urandom(int(1.5 * MiB))))
+        reply = stor_announced(ftp, "b.dav", os.urandom(int(1.5 * MiB)), int(1.5 * MiB))
+        assert reply.startswith("552"), reply
+        assert ftp.nlst() == ["a.dav"]
+    stack.assert_consistent(dev)
+
+
+def test_a_stalled_stream_is_broken_and_stores_nothing(stack: Stack) -> None:
+    """A session that stops feeding its stream (and is never aborted) does not
+    hold a thread and an S3 request for ever: after the stall limit the
+    request breaks, the next write fails, and an abort leaves nothing."""
+    stack.pipeline.stream_stall = 1.0
+    dev = stack.device()
+    ent = upload_entitlement(stack.engine, dev.device_id)
+    upload = stack.pipeline.start(ent, "stalled.dav", expected_size=2 * MiB)
+    upload.write(os.urandom(64 * 1024))
+    assert stack.drive(dev).reserved_bytes == 2 * MiB  # announced size, reserved up front
+    time.sleep(1.5)
+    with pytest.raises(Cam2DriveError):
+        for _ in range(8):  # the pipe takes a few chunks before noticing
+            upload.write(os.urandom(64 * 1024))
+    upload.abort()
+    assert stack.entries(dev) == {} and stack.s3_keys(dev) == {}
+    stack.assert_consistent(dev)
+
+
+def test_s3_down_mid_stream_gives_451_and_stores_nothing(db_url: str, seaweed,  # type: ignore[no-untyped-def]
+                                                          tmp_path) -> None:
+    weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
+    bucket = "c2d-stream-pg" if db_url.startswith("postgresql") else "c2d-stream-sqlite"
+    stack = Stack(db_url, weed, bucket)
+    try:
+        dev = stack.device()
+        with stack.ftp(dev) as ftp:
+            ftp.voidcmd("TYPE I")
+            ftp.voidcmd(f"ALLO {20 * MiB}")
+            conn = ftp.transfercmd("STOR clip.dav")
+            conn.sendall(os.urandom(2 * MiB))
+            wait_for(lambda: stack.drive(dev).reserved_bytes == 20 * MiB, what="reservation")
+            weed.stop()
+            with pytest.raises(ftplib.error_temp, match="^451"):
+                try:
+                    for _ in range(18):
+                        conn.sendall(os.urandom(MiB))
+                except OSError:
+                    pass
+                conn.close()
+                ftp.voidresp()
+        weed.start()
+        wait_for(lambda: stack.drive(dev).reserved_bytes == 0, what="reservation released")
+        assert stack.entries(dev) == {}
+        assert run_janitor(stack.pipeline, now=utcnow() + timedelta(hours=1)).errors == 0
+        stack.assert_consistent(dev)
+    finally:
+        stack.close()
+        weed.stop()
+
+
+def test_a_session_killed_mid_stream_leaves_no_object(stack: Stack) -> None:
+    """The client's connections vanish mid-clip: the upload is aborted, the
+    broken request stores nothing, the reservation goes back."""
+    dev = stack.device()
+    ftp = stack.ftp(dev)
+    ftp.voidcmd("TYPE I")
+    ftp.voidcmd(f"ALLO {8 * MiB}")
+    conn = ftp.transfercmd("STOR clip.dav")
+    conn.sendall(os.urandom(3 * MiB))
+    wait_for(lambda: stack.drive(dev).reserved_bytes == 8 * MiB, what="reservation")
+    conn.close()
+    ftp.sock.close()
+    wait_for(lambda: stack.drive(dev).reserved_bytes == 0, what="reservation released")
+    assert stack.entries(dev) == {}
+    stack.assert_consistent(dev)
+    assert not [t for t in threading.enumerate() if t.name == "s3-stream" and t.is_alive()]
