@@ -103,8 +103,8 @@ class S3DriveStore:
         self.document_prefix = _check_document_prefix(settings.invoice_prefix)
         self._settings, self._pool = settings, max_pool_connections
         self.client = self._client(settings.s3_max_attempts)
-        # a streamed body can be read once: retrying it only fails later
-        self.can_stream = not sign_payload(settings)  # a signature needs the body first
+        # a signature hashes the whole body before the first byte is sent
+        self.can_stream = not sign_payload(settings)
 
     def _client(self, attempts: int) -> Any:
         s = self._settings
