@@ -106,9 +106,9 @@ class S3DriveStore:
         # a signature hashes the whole body before the first byte is sent
         self.can_stream = not sign_payload(settings)
 
-    def _client(self, attempts: int) -> Any:
+    def _client(self, attempts: int, pool: int | None = None) -> Any:
         s = self._settings
-        config = client_config(s, self._pool).merge(
+        config = client_config(s, pool or self._pool).merge(
             Config(retries={"max_attempts": attempts, "mode": "standard"}))
         return _session().client("s3", endpoint_url=s.s3_endpoint_url,
                                  region_name=s.s3_region or None, config=config)
@@ -116,8 +116,11 @@ class S3DriveStore:
     @functools.cached_property
     def _stream_client(self) -> Any:
         """Made on the first streamed upload: a client that never retries, since
-        a streamed body is read once (a retry could only fail, after a backoff)."""
-        return self._client(1)
+        a streamed body is read once (a retry could only fail, after a backoff).
+        Each stream holds a connection for as long as its recorder takes, so
+        the pool keeps as many as a node has sessions: a smaller pool opens
+        the rest anyway and drops them after one use, logging each drop."""
+        return self._client(1, max(self._pool, self._settings.ftp_max_connections))
 
     def _call(self, op: str, client: Any = None, **kwargs: Any) -> Any:
         try:
