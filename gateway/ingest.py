@@ -113,7 +113,7 @@ class Upload:
         self._streamed = (self._announced_large and size_hint <= _MAX_PUT  # type: ignore[operator]
                           and pipeline.streaming)
         self._stream: StreamedPut | None = None
-        self._handed = 0  # bytes already handed to S3 as parts
+        self._handed = 0  # bytes already handed to S3 (as parts, or to the stream)
         self.ent = ent
         self.path = path
         self.name = "/" + path  # pyftpdlib logs file_obj.name
@@ -356,20 +356,8 @@ class Upload:
                     raise UploadAborted(f"received {self.size} of the {self._hint} bytes "
                                         "announced; file not stored")
                 self._stream.finish()  # type: ignore[union-attr]
-                self._record()
-                self._release()
-                self.closed = self.committed = True
-                return
-            body = self._take_rest()
-            if self._upload_id is None:
-                self._reserve(len(body))
-                self.p.store.put(self.key, body)
             else:
-                if body:
-                    self._send_part(body)
-                etags = [f.result() for f in self._futures]
-                self.p.store.complete_multipart(self.key, self._upload_id, etags)
-                self._upload_id = None  # completed: nothing left to abort
+                self._send_rest()
             self._record()
         except BaseException as exc:
             self.abort()
@@ -380,6 +368,19 @@ class Upload:
             raise self._wrap(exc) from exc
         self._release()
         self.closed = self.committed = True
+
+    def _send_rest(self) -> None:
+        """A buffered upload's end: one PutObject, or the last part and completion."""
+        body = self._take_rest()
+        if self._upload_id is None:
+            self._reserve(len(body))
+            self.p.store.put(self.key, body)
+            return
+        if body:
+            self._send_part(body)
+        etags = [f.result() for f in self._futures]
+        self.p.store.complete_multipart(self.key, self._upload_id, etags)
+        self._upload_id = None  # completed: nothing left to abort
 
     def _record(self) -> None:
         """Index the object; if that fails, S3 must not keep a copy nobody can see."""

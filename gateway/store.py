@@ -66,13 +66,14 @@ def sign_payload(settings: Settings) -> bool:
         return True
 
 
-def client_config(settings: Settings, max_pool_connections: int = 10) -> Config:
+def client_config(settings: Settings, max_pool_connections: int = 10,
+                  attempts: int | None = None) -> Config:
     """The botocore settings of every S3 client cam2drive makes (and its benches)."""
     return Config(
         s3={"addressing_style": "path", "payload_signing_enabled": sign_payload(settings)},
         connect_timeout=settings.s3_connect_timeout,
         read_timeout=settings.s3_read_timeout,
-        retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+        retries={"max_attempts": attempts or settings.s3_max_attempts, "mode": "standard"},
         max_pool_connections=max_pool_connections,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -102,16 +103,15 @@ class S3DriveStore:
         self.bucket = settings.s3_bucket
         self.document_prefix = _check_document_prefix(settings.invoice_prefix)
         self._settings, self._pool = settings, max_pool_connections
-        self.client = self._client(settings.s3_max_attempts)
+        self.client = self._client()
         # a signature hashes the whole body before the first byte is sent
         self.can_stream = not sign_payload(settings)
 
-    def _client(self, attempts: int, pool: int | None = None) -> Any:
+    def _client(self, attempts: int | None = None, pool: int | None = None) -> Any:
         s = self._settings
-        config = client_config(s, pool or self._pool).merge(
-            Config(retries={"max_attempts": attempts, "mode": "standard"}))
         return _session().client("s3", endpoint_url=s.s3_endpoint_url,
-                                 region_name=s.s3_region or None, config=config)
+                                 region_name=s.s3_region or None,
+                                 config=client_config(s, pool or self._pool, attempts))
 
     @functools.cached_property
     def _stream_client(self) -> Any:

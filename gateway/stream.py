@@ -45,7 +45,6 @@ class StreamedPut:
         self._left = length  # bytes the request body has still to read
         self._cond = threading.Condition()
         self._cancelled: BaseException | None = None
-        self._ended = False  # the PUT returned or raised
         self._future: Future[None] = Future()
         threading.Thread(target=self._run, args=(store, key), name="s3-stream",
                          daemon=True).start()
@@ -59,8 +58,7 @@ class StreamedPut:
         else:
             self._future.set_result(None)
         finally:
-            with self._cond:
-                self._ended = True
+            with self._cond:  # a session waiting in feed() learns the PUT ended
                 self._cond.notify_all()
 
     # --- the session's side -------------------------------------------------
@@ -71,9 +69,9 @@ class StreamedPut:
         Raises StorageUnavailable if the PUT ended before taking it (S3 failed).
         """
         with self._cond:
-            while len(self._chunks) >= self._depth and not self._ended:
+            while len(self._chunks) >= self._depth and not self._future.done():
                 self._cond.wait()
-            if not self._ended:
+            if not self._future.done():
                 self._chunks.append(data)
                 self._cond.notify_all()
                 return

@@ -13,6 +13,7 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -208,6 +209,26 @@ class Stack:
         if dev is not None:
             client.login(dev.username, dev.password)
         return client
+
+
+@contextmanager
+def stack_on_own_s3(db_url: str, tmp_path: Path, name: str) -> Iterator[tuple[Stack, SeaweedServer]]:
+    """A stack on a SeaweedFS of its own, for tests that stop and restart S3."""
+    weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
+    bucket = f"c2d-{name}-{'pg' if db_url.startswith('postgresql') else 'sqlite'}"
+    stack = Stack(db_url, weed, bucket)
+    try:
+        yield stack, weed
+    finally:
+        stack.close()
+        weed.stop()
+
+
+def announce(ftp: ftplib.FTP, name: str, size: int) -> Any:
+    """TYPE I, ALLO and STOR as a Dahua recorder starts a clip; the data socket."""
+    ftp.voidcmd("TYPE I")
+    ftp.voidcmd(f"ALLO {size}")
+    return ftp.transfercmd(f"STOR {name}")
 
 
 @pytest.fixture(scope="session")

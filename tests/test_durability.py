@@ -15,9 +15,8 @@ import pytest
 
 from billing.errors import NotFound
 from billing.models import utcnow
-from cli.seaweed import SeaweedServer, free_port
 from gateway.janitor import run_janitor
-from tests.conftest import MiB, Stack
+from tests.conftest import MiB, Stack, stack_on_own_s3
 
 
 def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -107,10 +106,7 @@ def test_abor_mid_transfer(stack: Stack) -> None:
 def test_s3_down_gives_451_and_recovers_without_restart(db_url: str, seaweed,  # type: ignore[no-untyped-def]
                                                         tmp_path) -> None:
     # `seaweed` puts the dev credentials in the environment; this test runs its own server
-    weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
-    bucket = "c2d-down-pg" if db_url.startswith("postgresql") else "c2d-down-sqlite"
-    stack = Stack(db_url, weed, bucket)
-    try:
+    with stack_on_own_s3(db_url, tmp_path, "down") as (stack, weed):
         dev = stack.device()
         with stack.ftp(dev) as ftp:
             ftp.storbinary("STOR before.jpg", io.BytesIO(b"before"))
@@ -141,9 +137,6 @@ def test_s3_down_gives_451_and_recovers_without_restart(db_url: str, seaweed,  #
         assert report.errors == 0
         stack.assert_consistent(dev)
         assert stack.drive(dev).committed_bytes == len(b"before") + len(b"after")
-    finally:
-        stack.close()
-        weed.stop()
 
 
 def test_janitor_releases_crashed_node_reservations(stack: Stack) -> None:

@@ -15,9 +15,8 @@ import pytest
 from billing.entitlement import upload_entitlement
 from billing.errors import Cam2DriveError
 from billing.models import utcnow
-from cli.seaweed import SeaweedServer, free_port
 from gateway.janitor import run_janitor
-from tests.conftest import Stack
+from tests.conftest import Stack, announce, stack_on_own_s3
 from tests.test_durability import wait_for
 
 MiB = 1024 * 1024
@@ -25,9 +24,7 @@ MiB = 1024 * 1024
 
 def stor_announced(ftp: ftplib.FTP, name: str, data: bytes, announced: int) -> str:
     """ALLO, STOR and the data, as a Dahua recorder sends a clip; the final reply."""
-    ftp.voidcmd("TYPE I")
-    ftp.voidcmd(f"ALLO {announced}")
-    conn = ftp.transfercmd(f"STOR {name}")
+    conn = announce(ftp, name, announced)
     conn.sendall(data)
     conn.close()
     try:
@@ -121,15 +118,10 @@ def test_a_stalled_stream_is_broken_and_stores_nothing(stack: Stack) -> None:
 
 def test_s3_down_mid_stream_gives_451_and_stores_nothing(db_url: str, seaweed,  # type: ignore[no-untyped-def]
                                                           tmp_path) -> None:
-    weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
-    bucket = "c2d-stream-pg" if db_url.startswith("postgresql") else "c2d-stream-sqlite"
-    stack = Stack(db_url, weed, bucket)
-    try:
+    with stack_on_own_s3(db_url, tmp_path, "stream") as (stack, weed):
         dev = stack.device()
         with stack.ftp(dev) as ftp:
-            ftp.voidcmd("TYPE I")
-            ftp.voidcmd(f"ALLO {20 * MiB}")
-            conn = ftp.transfercmd("STOR clip.dav")
+            conn = announce(ftp, "clip.dav", 20 * MiB)
             conn.sendall(os.urandom(2 * MiB))
             wait_for(lambda: stack.drive(dev).reserved_bytes == 20 * MiB, what="reservation")
             weed.stop()
@@ -146,9 +138,6 @@ def test_s3_down_mid_stream_gives_451_and_stores_nothing(db_url: str, seaweed,  
         assert stack.entries(dev) == {}
         assert run_janitor(stack.pipeline, now=utcnow() + timedelta(hours=1)).errors == 0
         stack.assert_consistent(dev)
-    finally:
-        stack.close()
-        weed.stop()
 
 
 def test_a_session_killed_mid_stream_leaves_no_object(stack: Stack) -> None:
@@ -156,9 +145,7 @@ def test_a_session_killed_mid_stream_leaves_no_object(stack: Stack) -> None:
     broken request stores nothing, the reservation goes back."""
     dev = stack.device()
     ftp = stack.ftp(dev)
-    ftp.voidcmd("TYPE I")
-    ftp.voidcmd(f"ALLO {8 * MiB}")
-    conn = ftp.transfercmd("STOR clip.dav")
+    conn = announce(ftp, "clip.dav", 8 * MiB)
     conn.sendall(os.urandom(3 * MiB))
     wait_for(lambda: stack.drive(dev).reserved_bytes == 8 * MiB, what="reservation")
     conn.close()
