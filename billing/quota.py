@@ -14,6 +14,7 @@ same transaction, so `committed_bytes` equals the sum of the index.
 from __future__ import annotations
 
 import posixpath
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,10 +31,12 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -250,6 +253,79 @@ SELECT (SELECT count(*) FROM n) AS created,
     bindparam("q_now", type_=entries.c.committed_at.type))
 
 
+# PostgreSQL: a small file committed in one statement *after* its PutObject,
+# instead of a reservation before it and a commit after. What makes that
+# safe is the upload's intent: a 0-byte reservation naming the object's key,
+# made by the same session's previous commit (`x`), so a node that dies
+# between the PutObject and this statement leaves the janitor a row that
+# names the object to delete, as a reservation always did. `g` locks the
+# drive and re-checks room and subscription as the reservation would have
+# (without crediting a file this one replaces: that rare case, like a
+# missing parent, a full drive or a blocked device, takes the two-step path,
+# which rotates, makes parents and names the error). `r` takes the intent;
+# gone (the janitor released it), nothing changes and the object must go.
+_ENTITLED_SQL = str(entitled(literal_column(":q_device")).compile(
+    dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+_PUT_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
+    g AS (SELECT id FROM drives
+          WHERE id = :q_drive AND (SELECT ok FROM p)
+            AND committed_bytes + reserved_bytes + :q_size <= capacity_bytes
+            AND {_ENTITLED_SQL}
+          FOR UPDATE),
+    r AS (DELETE FROM reservations
+          WHERE id = :q_rid AND drive_id = :q_drive AND EXISTS (SELECT 1 FROM g)
+          RETURNING bytes),
+    o AS (DELETE FROM drive_entries
+          WHERE drive_id = :q_drive AND path = :q_path AND NOT is_dir
+            AND EXISTS (SELECT 1 FROM r)
+          RETURNING size, key),
+    n AS (INSERT INTO drive_entries
+              (drive_id, path, parent, name, is_dir, size, key, committed_at)
+          SELECT :q_drive, :q_path, :q_parent, :q_name, false, :q_size, :q_key, :q_now
+          WHERE EXISTS (SELECT 1 FROM r) AND (SELECT count(*) FROM o) >= 0
+          RETURNING id),
+    u AS (UPDATE drives SET
+              reserved_bytes = reserved_bytes - r.bytes,
+              committed_bytes = committed_bytes + :q_size
+                                - coalesce((SELECT size FROM o), 0),
+              object_count = object_count
+                             + CASE WHEN EXISTS (SELECT 1 FROM o) THEN 0 ELSE 1 END,
+              last_upload_at = :q_now
+          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n)),
+    x AS (INSERT INTO reservations
+              (id, drive_id, bytes, key, upload_id, node, lease_expires_at, created_at)
+          SELECT :x_id, :q_drive, 0, :x_key, NULL, :x_node, :x_lease, :q_now
+          WHERE EXISTS (SELECT 1 FROM n))
+SELECT (SELECT count(*) FROM g) AS fits, (SELECT bytes FROM r) AS reserved,
+       (SELECT key FROM o) AS old_key""").bindparams(
+    bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type),
+    bindparam("x_lease", type_=reservations.c.lease_expires_at.type))
+_RENEW_ONE = (update(reservations).where(reservations.c.id == bindparam("q_rid"))
+              .values(lease_expires_at=bindparam("q_lease",
+                                                 type_=reservations.c.lease_expires_at.type))
+              .returning(reservations.c.id))
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A 0-byte reservation naming the key of a session's next small file."""
+
+    rid: str
+    key: str
+    made: float  # time.monotonic() when its lease was last set
+
+
+@dataclass(frozen=True)
+class PutCommit:
+    """What `commit_after_put` did: `committed` (and the key of the file it
+    replaced), or not, and then whether the intent is still there (`lost`
+    if not: the janitor may have removed the object)."""
+
+    committed: bool
+    lost: bool = False
+    old_key: str | None = None
+
+
 def _reserve_args(drive_id: int, nbytes: int, device_id: int | None) -> tuple[Any, dict[str, Any]]:
     params: dict[str, Any] = {"q_drive": drive_id, "q_n": nbytes}
     if device_id is None:
@@ -316,6 +392,54 @@ class DriveLedger:
                                     "node": self.node, "lease_expires_at": now + self.lease,
                                     "created_at": now, "upload_id": None})
         return rid
+
+    @property
+    def commits_after_put(self) -> bool:
+        """Whether small files may be committed in one statement after their
+        PutObject (PostgreSQL; SQLite keeps reserve, put, commit)."""
+        return self._pg
+
+    def open_intent(self, drive_id: int, key: str) -> Intent:
+        """A session's first intent (later ones come with each commit)."""
+        return Intent(self.open_reservation(drive_id, key), key,  # type: ignore[arg-type]
+                      time.monotonic())
+
+    def renew_intent(self, intent: Intent) -> Intent | None:
+        """The intent with a fresh lease, or None if the janitor released it."""
+        made = time.monotonic()
+        row = self._single(_RENEW_ONE, {"q_rid": intent.rid, "q_lease": utcnow() + self.lease})
+        return Intent(intent.rid, intent.key, made) if row is not None else None
+
+    def drop_intents(self, rids: list[str]) -> None:
+        """Intents a session no longer needs (they hold no bytes)."""
+        if rids:
+            with self._autocommit.connect() as conn:
+                conn.execute(delete(reservations).where(reservations.c.id.in_(rids),
+                                                        reservations.c.bytes == 0,
+                                                        reservations.c.upload_id.is_(None)))
+
+    def commit_after_put(self, intent: Intent, drive_id: int, device_id: int, path: str,
+                         size: int, next_key: str) -> tuple[PutCommit, Intent | None]:
+        """Index the object `intent.key` (already in S3) as `path`, charging its
+        `size` to the drive, in one statement (_PUT_COMMIT_ONE); with it, the
+        intent for the session's next small file (`next_key`)."""
+        now = utcnow()
+        parent, name = split(path)
+        next_rid = uuid.uuid4().hex
+        made = time.monotonic()
+        try:
+            row = self._single(_PUT_COMMIT_ONE, {
+                "q_rid": intent.rid, "q_drive": drive_id, "q_device": device_id, "q_path": path,
+                "q_parent": parent, "q_name": name, "q_size": size, "q_key": intent.key,
+                "q_now": now, "x_id": next_rid, "x_key": next_key, "x_node": self.node,
+                "x_lease": now + self.lease})
+        except IntegrityError:  # a directory holds that path (unique drive_id, path)
+            raise IsADirectory(f"/{path} is a directory") from None
+        if not row.fits:
+            return PutCommit(committed=False), None
+        if row.reserved is None:
+            return PutCommit(committed=False, lost=True), None
+        return PutCommit(committed=True, old_key=row.old_key), Intent(next_rid, next_key, made)
 
     def set_upload_id(self, rid: str, upload_id: str) -> None:
         with self.engine.begin() as conn:

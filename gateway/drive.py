@@ -26,7 +26,7 @@ from billing.errors import (
 )
 from billing.models import Device, Drive, DriveEntry, utcnow
 from gateway import paths
-from gateway.ingest import IngestPipeline, Upload
+from gateway.ingest import IngestPipeline, SessionIntents, Upload
 
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
 ENTITLEMENT_TTL = 30.0  # seconds a session reuses its drive's rules (capacity, on_full)
@@ -132,6 +132,12 @@ class DriveView:
         self.cwd = ""
         self._ent: tuple[Entitlement, float] | None = None
         self._dirs: dict[str, tuple[Entry, float]] = {}  # device logins: see DIR_CACHE_TTL
+        self.intents = SessionIntents(self.ledger) if login.writable else None
+
+    def close(self) -> None:
+        """The session has ended: give back what it held for its next files."""
+        if self.intents is not None:
+            self.intents.close()
 
     # --- paths ----------------------------------------------------------
 
@@ -172,9 +178,9 @@ class DriveView:
         """The drive a write may change, if the subscription allows writes.
 
         `cached`: the session's entitlement read (see open_write) is good
-        enough; MKD takes it, since a directory holds no bytes and a
-        recorder makes one for every minute of snapshots. Deleting and
-        renaming read the subscription afresh.
+        enough; MKD and renames take it, since neither moves a byte and a
+        recorder makes a folder for every minute of snapshots and renames
+        every clip (`name_` -> `name`). Deleting reads the subscription afresh.
         """
         if not self.login.writable:
             raise PermissionDenied("read-only login: recordings can be viewed, not changed")
@@ -188,6 +194,20 @@ class DriveView:
 
     def stat(self, raw: str) -> Entry:
         return self.stat_path(self.resolve(raw))
+
+    def known(self, raw: str) -> Entry | None:
+        """What `stat` would answer, if it can be answered without the
+        database (a device's root or a folder it has seen); else None.
+        An asyncio frontend then answers without a hop to a worker thread."""
+        if self.login.kind != "device":
+            return None
+        path = self.resolve(raw)
+        if path == "":
+            return _ROOT
+        cached = self._dirs.get(path)
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        return None
 
     def stat_path(self, path: str) -> Entry:
         return self._stat(path, *self.locate(path))
@@ -292,7 +312,7 @@ class DriveView:
     def rename(self, src_raw: str, dst_raw: str) -> str:
         """Server-side rename: only the index row moves, never the bytes."""
         src, dst = self.resolve(src_raw), self.resolve(dst_raw)
-        drive_id = self._require_write()
+        drive_id = self._require_write(cached=True)
         if src == "" or dst == "":
             raise PermissionDenied("the drive's root cannot be renamed or replaced")
         self._forget_dirs(src, dst)
@@ -316,7 +336,7 @@ class DriveView:
             raise PermissionDenied("read-only login: recordings can be viewed, not changed")
         if path == "":
             raise IsADirectory("/ is a directory")
-        return self.pipeline.start(self._entitlement(), path, expected_size)
+        return self.pipeline.start(self._entitlement(), path, expected_size, self.intents)
 
     def _entitlement(self) -> Entitlement:
         cached = self._ent

@@ -6,7 +6,10 @@ recordings out if the plan says so), and the part goes to S3 on a worker
 thread while the next one fills; at most `parts_in_flight` parts are pending,
 so memory per upload stays near part_size x (parts_in_flight + 1) and a slow
 S3 slows the client down instead of growing buffers. Small files (under one
-part) are sent with a single PutObject at commit. A file whose size was
+part) are sent with a single PutObject at commit; on PostgreSQL a small
+file under 1 MiB is reserved and indexed by one statement after that
+PutObject, under a key its session recorded beforehand (SessionIntents).
+A file whose size was
 announced (FTP's ALLO, as recorders send before every clip) is one
 PutObject streamed as its bytes arrive instead (gateway/stream.py).
 
@@ -37,7 +40,7 @@ from billing.errors import (
     UploadAborted,
 )
 from billing.models import OnFull
-from billing.quota import DriveLedger
+from billing.quota import DriveLedger, Intent
 from billing.settings import Settings
 from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
@@ -76,12 +79,13 @@ class IngestPipeline:
         self.streaming = settings.s3_stream_announced and store.can_stream
         self.stream_stall = settings.ftp_idle_timeout
 
-    def start(self, ent: Entitlement, path: str, expected_size: int | None = None) -> Upload:
+    def start(self, ent: Entitlement, path: str, expected_size: int | None = None,
+              intents: SessionIntents | None = None) -> Upload:
         """Begin an upload of drive path `path`; nothing is reserved until bytes arrive."""
         if expected_size is not None and expected_size > ent.capacity_bytes:
             raise QuotaExceeded(f"file of {human(expected_size)} is larger than the whole drive "
                                 f"({human(ent.capacity_bytes)})")
-        return Upload(self, ent, path, expected_size)
+        return Upload(self, ent, path, expected_size, intents)
 
     def delete_keys(self, keys: list[str]) -> None:
         """Best-effort delete of objects already dropped from the index."""
@@ -95,6 +99,50 @@ class IngestPipeline:
             log.warning("could not delete %d replaced/rotated objects: %s", len(keys), exc)
 
 
+class SessionIntents:
+    """The intents (billing.quota.Intent) of one session's next small files.
+
+    Each small-file commit on PostgreSQL records the key the session's next
+    small file will take, so that file's PutObject needs no statement before
+    it and its commit is the only one: a snapshot costs one database round
+    trip instead of two. An SFTP session may upload several files at once,
+    so there may be a few; a session that ends gives them back, and the
+    janitor releases those of a session that died.
+    """
+
+    KEEP = 4  # more than this many files at once in one session is rare
+
+    def __init__(self, ledger: DriveLedger) -> None:
+        self.ledger = ledger
+        self._free: list[Intent] = []
+
+    def take(self) -> Intent | None:
+        """An intent whose lease outlasts a slow PutObject, or None."""
+        try:
+            intent = self._free.pop()  # list.pop is atomic: SFTP uploads run on several threads
+        except IndexError:
+            return None
+        if time.monotonic() - intent.made > self.ledger.lease.total_seconds() / 3:
+            return self.ledger.renew_intent(intent)
+        return intent
+
+    def give(self, intent: Intent) -> None:
+        if len(self._free) < self.KEEP:
+            self._free.append(intent)
+        else:
+            self._drop([intent])
+
+    def close(self) -> None:
+        free, self._free = self._free, []
+        self._drop(free)
+
+    def _drop(self, intents: list[Intent]) -> None:
+        try:
+            self.ledger.drop_intents([i.rid for i in intents])
+        except SQLAlchemyError as exc:  # they hold no bytes; the janitor releases them
+            log.warning("could not release %d upload intents: %s", len(intents), exc)
+
+
 def _db(what: str) -> StorageUnavailable:
     return StorageUnavailable(f"database unavailable while {what}; retry later")
 
@@ -103,8 +151,9 @@ class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
     def __init__(self, pipeline: IngestPipeline, ent: Entitlement, path: str,
-                 size_hint: int | None = None) -> None:
+                 size_hint: int | None = None, intents: SessionIntents | None = None) -> None:
         self.p = pipeline
+        self._intents = intents if pipeline.ledger.commits_after_put else None
         # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
         # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
         self._hint = size_hint
@@ -356,9 +405,12 @@ class Upload:
                     raise UploadAborted(f"received {self.size} of the {self._hint} bytes "
                                         "announced; file not stored")
                 self._stream.finish()  # type: ignore[union-attr]
+                self._record()
+            elif self._intents is not None and not self._large:
+                self._put_then_commit()
             else:
                 self._send_rest()
-            self._record()
+                self._record()
         except BaseException as exc:
             self.abort()
             if isinstance(exc, Cam2DriveError):
@@ -381,6 +433,39 @@ class Upload:
         etags = [f.result() for f in self._futures]
         self.p.store.complete_multipart(self.key, self._upload_id, etags)
         self._upload_id = None  # completed: nothing left to abort
+
+    def _put_then_commit(self) -> None:
+        """A small file on PostgreSQL: its PutObject under one of the session's
+        intents, then one statement that charges and indexes it (see
+        SessionIntents). A refusal there (full drive, blocked device, missing
+        parent folder) falls back on the two steps, which rotate, make
+        parents and name the error; the object goes if the file is not kept."""
+        ledger, ent = self.p.ledger, self.ent
+        body = self._take_rest()
+        try:
+            intent = self._intents.take()  # type: ignore[union-attr]
+            if intent is None:
+                intent = ledger.open_intent(ent.drive_id, self.key)
+        except SQLAlchemyError as exc:
+            raise _db("reserving space") from exc
+        self.key, self._rid = intent.key, intent.rid  # an abort releases the intent
+        self.p.store.put(self.key, body)
+        try:
+            done, after = ledger.commit_after_put(intent, ent.drive_id, ent.device_id, self.path,
+                                                  self.size, f"{ent.prefix}{uuid.uuid4().hex}")
+            if done.lost:
+                raise StorageUnavailable("the upload outlived its reservation; retry later")
+            if not done.committed:
+                self._reserve(self.size)
+                self._record()
+                return
+        except BaseException:
+            self.p.delete_keys([self.key])
+            raise
+        self._rid = None
+        self._intents.give(after)  # type: ignore[union-attr, arg-type]
+        if done.old_key:
+            self.p.delete_keys([done.old_key])
 
     def _record(self) -> None:
         """Index the object; if that fails, S3 must not keep a copy nobody can see."""

@@ -1,7 +1,8 @@
 """Clean up after crashed gateway nodes.
 
 A node killed mid-upload leaves a reservation whose lease stops being
-renewed and, for large files, a multipart upload in S3. Once the lease has
+renewed (for a small file, the intent naming its key) and, for large
+files, a multipart upload in S3. Once the lease has
 expired the janitor aborts the multipart upload and releases the bytes; it
 also aborts multipart uploads under drive prefixes that no live reservation
 knows (a crash between CreateMultipartUpload and recording its id).
@@ -33,15 +34,23 @@ class JanitorReport:
 def run_janitor(pipeline: IngestPipeline, now: datetime | None = None) -> JanitorReport:
     report = JanitorReport()
     ledger, store = pipeline.ledger, pipeline.store
-    for res in ledger.expired(now):
+    expired = ledger.expired(now)
+    # A small file's single PutObject may have landed just before its node
+    # died: the key was never indexed, so remove it. Most of these keys are
+    # intents (gateway/ingest.py SessionIntents) of sessions that died or
+    # idled past their lease, never written: one batched request for all.
+    singles = [res.key for res in expired if not res.upload_id]
+    try:
+        store.delete(singles)
+    except Cam2DriveError as exc:
+        log.warning("cannot delete %d unindexed objects yet: %s", len(singles), exc)
+        report.errors += 1
+        expired = [res for res in expired if res.upload_id]
+    for res in expired:
         try:
             if res.upload_id:
                 store.abort_multipart(res.key, res.upload_id)
                 report.aborted_uploads += 1
-            else:
-                # a small file's single PutObject may have landed just before
-                # the node died: the key was never indexed, so remove it
-                store.delete([res.key])
         except Cam2DriveError as exc:
             log.warning("cannot clean up %s yet: %s", res.key, exc)
             report.errors += 1

@@ -163,6 +163,13 @@ class GatewayMixin(PassiveRetryMixin):
             return
         super().handle()  # type: ignore[misc]
 
+    def close(self) -> None:
+        """As pyftpdlib's (which aborts an unfinished upload), then the view's end."""
+        view = getattr(self, "fs", None)
+        super().close()  # type: ignore[misc]
+        if isinstance(view, DriveView):
+            view.close()
+
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         if self._refusal:
             self.respond(self._refusal)  # type: ignore[attr-defined]

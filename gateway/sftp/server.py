@@ -190,7 +190,12 @@ class SFTPSession(asyncssh.SFTPServer):
         return self._path(path).encode("utf-8")
 
     async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
-        entry = await self.gw.run(self.view.stat, self._path(path))
+        """A recorder stats each level of its folder chain before every file:
+        folders it has seen are answered here, without a worker thread."""
+        target = self._path(path)
+        entry = self.view.known(target)
+        if entry is None:
+            entry = await self.gw.run(self.view.stat, target)
         return _attrs(entry, self.view.login.writable)
 
     lstat = stat
@@ -373,8 +378,9 @@ class SFTPSession(asyncssh.SFTPServer):
     def statvfs(self, path: bytes) -> asyncssh.SFTPVFSAttrs:
         raise asyncssh.SFTPOpUnsupported("statvfs is not supported")
 
-    def exit(self) -> None:
-        pass
+    async def exit(self) -> None:
+        """The session has ended (asyncssh has aborted what was left open)."""
+        await asyncio.get_running_loop().run_in_executor(self.gw.executor, self.view.close)
 
 
 def _algorithms(settings: Settings) -> dict[str, Any]:
