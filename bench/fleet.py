@@ -308,19 +308,38 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
 
 
 class Sampler(threading.Thread):
-    """Peak memory and mean CPU of the gateway processes and their workers.
+    """Peak memory and mean CPU of the gateway processes and their workers,
+    and the CPU of the PostgreSQL backends serving the fleet's database.
 
     RSS counts the pages forked workers still share with their supervisor
     once per process; PSS splits each shared page among its sharers, so
-    its sum is what the node takes from the machine."""
+    its sum is what the node takes from the machine. CPU is summed as
+    process CPU time over the phase, so it divides into CPU per file."""
 
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], db: str) -> None:
         super().__init__(daemon=True)
         self.roots = [psutil.Process(p) for p in pids]
+        self.db = db
         self.procs: dict[int, psutil.Process] = {}
+        self.backends: dict[int, psutil.Process] = {}
         self.peak_rss, self.peak_pss, self.cpu, self.samples, self.stop = 0, 0, 0.0, 0, False
         self.peaks: dict[int, int] = {}
+        self.cpu_start: dict[int, float] = {}
+        self.cpu_last: dict[int, float] = {}
         self._refresh()
+        self._refresh_backends()
+        self.started = time.perf_counter()
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system
+
+    def _track(self, p: psutil.Process) -> None:
+        try:
+            self.cpu_start.setdefault(p.pid, self._cpu(p))
+        except psutil.Error:
+            pass
 
     def _refresh(self) -> list[psutil.Process]:
         live = []
@@ -333,10 +352,38 @@ class Sampler(threading.Thread):
                 if p.pid not in self.procs:
                     self.procs[p.pid] = p
                     p.cpu_percent()
+                    self._track(p)
                 live.append(self.procs[p.pid])
         return live
 
+    def _refresh_backends(self) -> None:
+        """The database's backends (a gateway's pool may open more during the phase)."""
+        try:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                pids = [r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.db,))]
+        except psycopg.Error:
+            return
+        for pid in pids:
+            if pid not in self.backends:
+                try:
+                    self.backends[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    continue
+                self._track(self.backends[pid])
+
+    def _cpu_seconds(self, procs: dict[int, psutil.Process]) -> float:
+        total = 0.0
+        for pid, p in procs.items():
+            try:
+                self.cpu_last[pid] = self._cpu(p)
+            except psutil.Error:
+                pass  # ended: its last reading stands
+            total += self.cpu_last.get(pid, self.cpu_start.get(pid, 0.0)) - self.cpu_start.get(pid, 0.0)
+        return total
+
     def run(self) -> None:
+        n = 0
         while not self.stop:
             time.sleep(0.5)
             rss = pss = 0
@@ -353,15 +400,24 @@ class Sampler(threading.Thread):
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
             self.cpu += cpu
             self.samples += 1
+            n += 1
+            if n % 4 == 0:
+                self._refresh_backends()
+                self._cpu_seconds(self.backends)  # read them while they live
 
     def mean_cpu(self) -> float:
         return round(self.cpu / max(self.samples, 1), 1)
 
-    def report(self) -> dict:  # type: ignore[type-arg]
-        return {"gateway_peak_rss_MB": round(self.peak_rss / 2**20, 1),
-                "gateway_peak_pss_MB": round(self.peak_pss / 2**20, 1),
-                "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in self.peaks.values()],
-                "gateway_mean_cpu_percent": self.mean_cpu()}
+    def report(self, files: int = 0) -> dict:  # type: ignore[type-arg]
+        out = {"gateway_peak_rss_MB": round(self.peak_rss / 2**20, 1),
+               "gateway_peak_pss_MB": round(self.peak_pss / 2**20, 1),
+               "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in self.peaks.values()],
+               "gateway_mean_cpu_percent": self.mean_cpu()}
+        if files:
+            gw, db = self._cpu_seconds(self.procs), self._cpu_seconds(self.backends)
+            out["gateway_cpu_ms_per_file"] = round(gw * 1000 / files, 2)
+            out["database_cpu_ms_per_file"] = round(db * 1000 / files, 2)
+        return out
 
 
 def _pss(pid: int) -> int:
@@ -466,7 +522,7 @@ def main() -> None:
                 return sum(f.read_text(errors="replace").count("over budget") for f in logs)
 
             def gateway_phase(rate: float | None) -> tuple[dict, Sampler]:  # type: ignore[type-arg]
-                sampler = Sampler(pids)
+                sampler = Sampler(pids, name)
                 before = overdrafts()
                 sampler.start()
                 results, seconds = run_phase(gateway_plan, {**args, "rate": rate})
@@ -492,7 +548,7 @@ def main() -> None:
                     "gateway": g, "boto3": p,
                     "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
                     if p["MB_per_s"] else None,
-                    **g_sampler.report()}
+                    **g_sampler.report(g["files"])}
             if paced_mbps > 0:
                 rate = paced_mbps * MB / a.recorders
                 pp = peer_phase(rate)
@@ -501,7 +557,7 @@ def main() -> None:
                     "offered_MB_per_s": round(rate * a.recorders / MB, 2),
                     "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
                     "gateway": gp, "boto3": pp,
-                    **gp_sampler.report()}
+                    **gp_sampler.report(gp["files"])}
             print(json.dumps(report, indent=1))
         finally:
             for gproc in gateways:
