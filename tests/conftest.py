@@ -112,10 +112,18 @@ class Stack:
         st = settings or self.settings
         server = build_server(st, self.pipeline if settings is None else IngestPipeline(
             st, make_engine(st.database_url), self.store), Authenticator(st, self.engine))
-        thread = threading.Thread(target=server.serve_forever,
-                                  kwargs={"handle_exit": False}, daemon=True)
+        stop = threading.Event()
+
+        def serve() -> None:
+            # close_all on the serving thread: called from the test's thread it
+            # closed the loop under a running poll (EBADF logged by the thread)
+            while not stop.is_set():
+                server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+            server.close_all()
+
+        thread = threading.Thread(target=serve, daemon=True)
         thread.start()
-        self.servers.append(server)
+        self.servers.append((stop, thread))
         return int(server.address[1])
 
     def start_sftp(self) -> int:
@@ -133,8 +141,9 @@ class Stack:
         return int(acceptor.sockets[0].getsockname()[1])
 
     def close(self) -> None:
-        for server in self.servers:
-            server.close_all()
+        for stop, thread in self.servers:
+            stop.set()
+            thread.join(30)
         if getattr(self, "_sftp", None):
             loop, acceptor = self._sftp
             loop.call_soon_threadsafe(acceptor.close)
