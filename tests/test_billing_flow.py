@@ -457,8 +457,10 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
         assert len(approved) == 11
         assert sum(c.amount for c in approved) == (
             Decimal("4.33") + Decimal("10.00") * 3 + Decimal("7.67") + Decimal("20.00") * 6)
+        # in the order they happened: without ORDER BY, PostgreSQL may return any
         trail = s.exec(select(AuditEvent).where(AuditEvent.entity == "subscription",
-                                                AuditEvent.entity_id == str(sub.id))).all()
+                                                AuditEvent.entity_id == str(sub.id))
+                       .order_by(AuditEvent.id)).all()  # type: ignore[arg-type]
         actions = [a.action for a in trail]
         assert actions.count("status:past_due") == 3 and "upgraded" in actions
         assert actions[-1] == "status:deleted"
