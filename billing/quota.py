@@ -192,18 +192,14 @@ _PARENT_OK = """p AS (SELECT CAST(:q_parent AS varchar) = '' OR EXISTS (
         SELECT 1 FROM drive_entries
         WHERE drive_id = :q_drive AND path = :q_parent AND is_dir) AS ok)"""
 
-# `o` drops the file the commit replaces before `n` inserts its successor
-# under the same unique path: `n` reads `o`, so `o` runs first, and a row
-# deleted by the same statement no longer counts for the unique index. A
-# directory at the path is not dropped, so `n` fails on the unique index and
-# the statement, being one, changes nothing (IsADirectory). `r` takes the
-# reservation only if it is still this drive's: gone (the janitor released
-# it), the statement changes nothing and returns no `reserved`.
-_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
-    r AS (DELETE FROM reservations
-          WHERE id = :q_rid AND drive_id = :q_drive AND (SELECT ok FROM p)
-          RETURNING bytes),
-    o AS (DELETE FROM drive_entries
+# A commit once `r` holds the reservation it settles (both one-statement
+# commits below): `o` drops the file the commit replaces before `n` inserts
+# its successor under the same unique path: `n` reads `o`, so `o` runs
+# first, and a row deleted by the same statement no longer counts for the
+# unique index. A directory at the path is not dropped, so `n` fails on the
+# unique index and the statement, being one, changes nothing
+# (IsADirectory). `u` moves the drive's counters.
+_SETTLE_CTES = """o AS (DELETE FROM drive_entries
           WHERE drive_id = :q_drive AND path = :q_path AND NOT is_dir
             AND EXISTS (SELECT 1 FROM r)
           RETURNING size, key),
@@ -219,10 +215,19 @@ _COMMIT_ONE = text(f"""WITH {_PARENT_OK},
               object_count = object_count
                              + CASE WHEN EXISTS (SELECT 1 FROM o) THEN 0 ELSE 1 END,
               last_upload_at = :q_now
-          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n))
+          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n))"""
+_SETTLE_PARAMS = (bindparam("q_size", type_=BigInteger),
+                  bindparam("q_now", type_=entries.c.committed_at.type))
+
+# `r` takes the reservation only if it is still this drive's: gone (the
+# janitor released it), the statement changes nothing and returns no `reserved`.
+_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
+    r AS (DELETE FROM reservations
+          WHERE id = :q_rid AND drive_id = :q_drive AND (SELECT ok FROM p)
+          RETURNING bytes),
+    {_SETTLE_CTES}
 SELECT (SELECT ok FROM p) AS parent_ok, (SELECT bytes FROM r) AS reserved,
-       (SELECT key FROM o) AS old_key""").bindparams(
-    bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type))
+       (SELECT key FROM o) AS old_key""").bindparams(*_SETTLE_PARAMS)
 
 # A clip's rename (`name_` -> `name`, every video a recorder sends): a file
 # moved to a free name in a directory. Anything else (a directory, a file
@@ -275,31 +280,14 @@ _PUT_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
     r AS (DELETE FROM reservations
           WHERE id = :q_rid AND drive_id = :q_drive AND EXISTS (SELECT 1 FROM g)
           RETURNING bytes),
-    o AS (DELETE FROM drive_entries
-          WHERE drive_id = :q_drive AND path = :q_path AND NOT is_dir
-            AND EXISTS (SELECT 1 FROM r)
-          RETURNING size, key),
-    n AS (INSERT INTO drive_entries
-              (drive_id, path, parent, name, is_dir, size, key, committed_at)
-          SELECT :q_drive, :q_path, :q_parent, :q_name, false, :q_size, :q_key, :q_now
-          WHERE EXISTS (SELECT 1 FROM r) AND (SELECT count(*) FROM o) >= 0
-          RETURNING id),
-    u AS (UPDATE drives SET
-              reserved_bytes = reserved_bytes - r.bytes,
-              committed_bytes = committed_bytes + :q_size
-                                - coalesce((SELECT size FROM o), 0),
-              object_count = object_count
-                             + CASE WHEN EXISTS (SELECT 1 FROM o) THEN 0 ELSE 1 END,
-              last_upload_at = :q_now
-          FROM r WHERE drives.id = :q_drive AND EXISTS (SELECT 1 FROM n)),
+    {_SETTLE_CTES},
     x AS (INSERT INTO reservations
               (id, drive_id, bytes, key, upload_id, node, lease_expires_at, created_at)
           SELECT :x_id, :q_drive, 0, :x_key, NULL, :x_node, :x_lease, :q_now
           WHERE EXISTS (SELECT 1 FROM n))
 SELECT (SELECT count(*) FROM g) AS fits, (SELECT bytes FROM r) AS reserved,
        (SELECT key FROM o) AS old_key""").bindparams(
-    bindparam("q_size", type_=BigInteger), bindparam("q_now", type_=entries.c.committed_at.type),
-    bindparam("x_lease", type_=reservations.c.lease_expires_at.type))
+    *_SETTLE_PARAMS, bindparam("x_lease", type_=reservations.c.lease_expires_at.type))
 _RENEW_ONE = (update(reservations).where(reservations.c.id == bindparam("q_rid"))
               .values(lease_expires_at=bindparam("q_lease",
                                                  type_=reservations.c.lease_expires_at.type))
@@ -317,13 +305,17 @@ class Intent:
 
 @dataclass(frozen=True)
 class PutCommit:
-    """What `commit_after_put` did: `committed` (and the key of the file it
-    replaced), or not, and then whether the intent is still there (`lost`
-    if not: the janitor may have removed the object)."""
+    """What `commit_after_put` did: committed (the session's `next` intent,
+    and the key of the file it replaced), or not, and then whether the
+    intent was gone (`lost`: the janitor may have removed the object)."""
 
-    committed: bool
+    next: Intent | None = None
     lost: bool = False
     old_key: str | None = None
+
+    @property
+    def committed(self) -> bool:
+        return self.next is not None
 
 
 def _reserve_args(drive_id: int, nbytes: int, device_id: int | None) -> tuple[Any, dict[str, Any]]:
@@ -385,7 +377,10 @@ class DriveLedger:
                 params["q_device"] = device_id
             row = self._single(_OPEN_RESERVED[device_id is not None], params)
             return rid if row is not None else None
-        with self.engine.begin() as conn:
+        # PostgreSQL, nothing to reserve (an intent, an empty file): the insert
+        # alone, outside a transaction block
+        single = self._pg and not nbytes
+        with self._autocommit.connect() if single else self.engine.begin() as conn:
             if nbytes and conn.execute(*_reserve_args(drive_id, nbytes, device_id)).rowcount != 1:
                 return None
             conn.execute(_NEW_RES, {"id": rid, "drive_id": drive_id, "bytes": nbytes, "key": key,
@@ -419,7 +414,7 @@ class DriveLedger:
                                                         reservations.c.upload_id.is_(None)))
 
     def commit_after_put(self, intent: Intent, drive_id: int, device_id: int, path: str,
-                         size: int, next_key: str) -> tuple[PutCommit, Intent | None]:
+                         size: int, next_key: str) -> PutCommit:
         """Index the object `intent.key` (already in S3) as `path`, charging its
         `size` to the drive, in one statement (_PUT_COMMIT_ONE); with it, the
         intent for the session's next small file (`next_key`)."""
@@ -436,10 +431,10 @@ class DriveLedger:
         except IntegrityError:  # a directory holds that path (unique drive_id, path)
             raise IsADirectory(f"/{path} is a directory") from None
         if not row.fits:
-            return PutCommit(committed=False), None
+            return PutCommit()
         if row.reserved is None:
-            return PutCommit(committed=False, lost=True), None
-        return PutCommit(committed=True, old_key=row.old_key), Intent(next_rid, next_key, made)
+            return PutCommit(lost=True)
+        return PutCommit(Intent(next_rid, next_key, made), old_key=row.old_key)
 
     def set_upload_id(self, rid: str, upload_id: str) -> None:
         with self.engine.begin() as conn:

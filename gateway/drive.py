@@ -202,12 +202,11 @@ class DriveView:
         if self.login.kind != "device":
             return None
         path = self.resolve(raw)
-        if path == "":
-            return _ROOT
+        return _ROOT if path == "" else self._cached_dir(path)
+
+    def _cached_dir(self, path: str) -> Entry | None:
         cached = self._dirs.get(path)
-        if cached is not None and time.monotonic() < cached[1]:
-            return cached[0]
-        return None
+        return cached[0] if cached is not None and time.monotonic() < cached[1] else None
 
     def stat_path(self, path: str) -> Entry:
         return self._stat(path, *self.locate(path))
@@ -216,9 +215,9 @@ class DriveView:
         if inner == "":
             return _ROOT if not mount else Entry(name=mount, path=mount, is_dir=True, size=0,
                                                  mtime=_ROOT.mtime)
-        cached = self._dirs.get(inner) if not mount else None
-        if cached is not None and time.monotonic() < cached[1]:
-            return cached[0]
+        cached = None if mount else self._cached_dir(inner)
+        if cached is not None:
+            return cached
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
             row = conn.execute(_ENTRY, {"q_drive": drive_id, "q_path": inner}).first()
         if row is None:

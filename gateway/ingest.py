@@ -451,8 +451,8 @@ class Upload:
         self.key, self._rid = intent.key, intent.rid  # an abort releases the intent
         self.p.store.put(self.key, body)
         try:
-            done, after = ledger.commit_after_put(intent, ent.drive_id, ent.device_id, self.path,
-                                                  self.size, f"{ent.prefix}{uuid.uuid4().hex}")
+            done = ledger.commit_after_put(intent, ent.drive_id, ent.device_id, self.path,
+                                           self.size, f"{ent.prefix}{uuid.uuid4().hex}")
             if done.lost:
                 raise StorageUnavailable("the upload outlived its reservation; retry later")
             if not done.committed:
@@ -463,7 +463,7 @@ class Upload:
             self.p.delete_keys([self.key])
             raise
         self._rid = None
-        self._intents.give(after)  # type: ignore[union-attr, arg-type]
+        self._intents.give(done.next)  # type: ignore[union-attr, arg-type]
         if done.old_key:
             self.p.delete_keys([done.old_key])
 

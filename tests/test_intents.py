@@ -26,6 +26,7 @@ from billing.models import Reservation, utcnow
 from gateway.ingest import SessionIntents
 from gateway.janitor import run_janitor
 from tests.conftest import Stack, put
+from tests.test_durability import wait_for
 
 
 @contextmanager
@@ -156,10 +157,7 @@ def test_sessions_give_their_intents_back(stack: Stack) -> None:
             put(ftp, f"{i}.jpg", b"snapshot")
         held = reservations(stack, dev.drive_id)
         assert held == (1 if stack.pipeline.ledger.commits_after_put else 0)
-    deadline = time.monotonic() + 10
-    while reservations(stack, dev.drive_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert reservations(stack, dev.drive_id) == 0
+    wait_for(lambda: reservations(stack, dev.drive_id) == 0, what="intents given back")
     stack.assert_consistent(dev)
 
 
@@ -182,10 +180,7 @@ def test_sftp_sessions_give_their_intents_back(stack: Stack) -> None:
 
     held = asyncio.run(session())
     assert held == (1 if stack.pipeline.ledger.commits_after_put else 0)
-    deadline = time.monotonic() + 10
-    while reservations(stack, dev.drive_id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert reservations(stack, dev.drive_id) == 0
+    wait_for(lambda: reservations(stack, dev.drive_id) == 0, what="intents given back")
     assert len(stack.entries(dev)) == 3
     stack.assert_consistent(dev)
 
