@@ -13,6 +13,7 @@ keeps every part in its own mapping, returned to the OS when freed.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import functools
@@ -103,50 +104,156 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
+class Holding:
+    """One upload's share of a BufferBudget: the bytes of the buffer it is
+    filling (and any it prepaid), not the parts it has sent."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0
+
+
 class BufferBudget:
     """The upload buffer bytes one gateway process may hold at once.
 
-    Each large upload holds a part being filled plus parts on their way to S3;
-    with hundreds of recorders that multiplies into hundreds of megabytes. A
-    session that needs a new buffer while the budget is spent waits here, and
-    while it waits it does not read its socket: TCP slows that recorder down
-    (it keeps the rest on its own HDD) instead of the gateway growing. Bytes
-    come back when a part reaches S3 or an upload ends.
+    Each buffered upload holds a part being filled plus parts on their way
+    to S3; with hundreds of recorders that multiplies into hundreds of
+    megabytes. A session that needs more while the budget is spent waits
+    here, and while it waits it does not read its socket: TCP slows that
+    recorder down (it keeps the rest on its own HDD) instead of the gateway
+    growing. Bytes come back when a part reaches S3 or an upload ends.
 
-    The wait is bounded (`wait` seconds, then the buffer is taken anyway and
-    counted as an overdraft): an SFTP session's next write runs on a shared
-    thread pool, so a strict budget could leave a half-filled buffer's owner
-    queued behind writers that wait for it. A single buffer larger than the
-    whole budget is granted when nothing else is held.
+    Buffers are charged as they fill, a `step` at a time, so the budget
+    counts what sessions hold: an SFTP clip (whose size nobody announces)
+    charged a whole part at its first MiB while it held 1-5 MB, so a 48 MiB
+    budget admitted six clips and the rest waited, each holding its unread
+    window outside the budget (BENCHMARKS.md, session 14). Growing in steps
+    can deadlock: sessions that each hold part of a buffer and wait for
+    more, none able to finish a part and send it. So the oldest holding
+    may always grow to a whole part: the others share what is left after
+    its remaining need, and when it leaves, what the others hold is at most
+    the budget less a part, so the next oldest can finish too.
+
+    The wait is bounded (`wait` seconds, then the bytes are granted anyway
+    and counted as an overdraft): a stalled recorder must not hold the
+    others for ever. A buffer larger than the whole budget is granted when
+    nothing else is held. Waiters are threads (`take`, FTP sessions) or
+    coroutines (`take_async`, SFTP, which must not park a shared worker
+    thread: the oldest holding's next write could queue behind it).
     """
 
-    def __init__(self, limit: int, wait: float = 10.0) -> None:
+    def __init__(self, limit: int, wait: float = 10.0, part: int | None = None) -> None:
         self.limit = limit
         self.wait = wait
+        self.part = min(part or limit, limit)  # what the oldest holding may need
         self.used = 0
         self.peak = 0
-        self.waits = 0  # buffers that had to wait
-        self.overdrafts = 0  # buffers granted past the limit after `wait`
+        self.waits = 0  # requests that had to wait
+        self.overdrafts = 0  # requests granted past the limit after `wait`
         self._cond = threading.Condition()
+        self._holders: dict[Holding, None] = {}  # insertion order: the oldest first
+        self._sleepers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
-    def take(self, n: int) -> None:
+    # --- granting (all under self._cond) ----------------------------------
+
+    def _fits(self, h: Holding | None, n: int) -> bool:
+        if h is not None and self.used == h.held:  # nothing else is held
+            return True
+        if self.used == 0:
+            return True
+        oldest = next(iter(self._holders), None)
+        reserve = 0 if oldest is None or oldest is h else max(0, self.part - oldest.held)
+        return self.used + n + reserve <= self.limit
+
+    def _grant(self, h: Holding | None, n: int) -> None:
+        if h is not None:
+            if h not in self._holders:
+                self._holders[h] = None
+            h.held += n
+        self.used += n
+        self.peak = max(self.peak, self.used)
+
+    def _overdraft(self, n: int) -> None:
+        self.overdrafts += 1
+        log.warning("upload buffers over budget (%d + %d > %d bytes) after %.0f s",
+                    self.used, n, self.limit, self.wait)
+
+    def _wake(self) -> None:
+        self._cond.notify_all()
+        sleepers, self._sleepers = self._sleepers, []
+        for loop, fut in sleepers:
+            try:
+                loop.call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:  # its loop has closed: nobody waits there any more
+                pass
+
+    # --- the API ---------------------------------------------------------
+
+    def take(self, n: int, h: Holding | None = None) -> None:
+        """Charge `n` bytes to holding `h` (None: an anonymous charge), waiting
+        while they do not fit."""
         with self._cond:
-            if self.used and self.used + n > self.limit:
+            if not self._fits(h, n):
                 self.waits += 1
                 deadline = time.monotonic() + self.wait
-                while self.used and self.used + n > self.limit:
+                while not self._fits(h, n):
                     left = deadline - time.monotonic()
                     if left <= 0:
-                        self.overdrafts += 1
-                        log.warning("upload buffers over budget (%d + %d > %d bytes) after "
-                                    "%.0f s", self.used, n, self.limit, self.wait)
+                        self._overdraft(n)
                         break
                     self._cond.wait(left)
-            self.used += n
-            self.peak = max(self.peak, self.used)
+            self._grant(h, n)
+
+    async def take_async(self, n: int, h: Holding) -> None:
+        """`take` for a coroutine: waits on its loop, not on a thread."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        waited = False
+        while True:
+            with self._cond:
+                if self._fits(h, n):
+                    self._grant(h, n)
+                    return
+                left = deadline - loop.time()
+                if left <= 0:
+                    self._overdraft(n)
+                    self._grant(h, n)
+                    return
+                if not waited:
+                    self.waits += 1
+                    waited = True
+                fut: asyncio.Future[None] = loop.create_future()
+                self._sleepers.append((loop, fut))
+            try:
+                await asyncio.wait_for(fut, left)
+            except TimeoutError:
+                pass
+
+    def send(self, n: int, h: Holding) -> None:
+        """`n` of `h`'s bytes leave its buffer as a part on its way to S3:
+        still charged (given back when it lands), no longer the holding's."""
+        with self._cond:
+            h.held -= n
 
     def give(self, n: int) -> None:
+        """An anonymous charge, or a sent part's bytes, come back."""
         if n:
             with self._cond:
                 self.used -= n
-                self._cond.notify_all()
+                self._wake()
+
+    def release(self, h: Holding) -> None:
+        """The upload ended: what its holding has comes back, and it is no
+        longer anybody's elder."""
+        with self._cond:
+            held, h.held = h.held, 0
+            self.used -= held
+            # (a snapshot's upload never held anything: no waiter to wake)
+            if self._holders.pop(h, False) is None or held:
+                self._wake()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

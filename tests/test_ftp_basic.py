@@ -398,7 +398,7 @@ def test_concurrent_uploads_share_one_buffer_budget(stack: Stack) -> None:
     from gateway.memory import BufferBudget
 
     part = stack.settings.s3_part_size
-    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
+    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120, part=part)
     dev = stack.device(capacity="1GB")
     files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(4)}
 
@@ -450,7 +450,7 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
     assert tune_allocator()  # every buffer of 1 MiB or more is its own mapping, as in a gateway
 
     part = stack.settings.s3_part_size
-    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
+    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120, part=part)
     stack.pipeline.streaming = False  # the buffered path, where ALLO sizes buffers
     dev = stack.device(capacity="1GB")
     files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(6)}
@@ -501,7 +501,7 @@ def test_an_announced_large_file_waits_for_budget_before_buffering(stack: Stack)
                                               for i in range(0, len(data), 65536)])
     writer.start()
     writer.join(0.5)
-    assert writer.is_alive() and upload.size == 65536  # waiting, one chunk in
+    assert writer.is_alive() and upload.size == 0  # waiting at its first chunk
     assert upload._buffered == 0  # and holding nothing outside the budget
     budget.give(4 * MiB)
     writer.join()
@@ -594,32 +594,37 @@ def test_an_upload_without_allo_allocates_what_arrives(stack: Stack) -> None:
 
 
 def test_an_announced_clip_takes_memory_as_it_arrives(stack: Stack) -> None:
-    """Buffered: ALLO says 3 MB, the budget is charged 3 MB at the first
-    bytes, but the buffer holds only what has arrived (a recorder's clip
-    trickles in over seconds when the gateway is busy), and the file is
-    stored whole."""
+    """Buffered: the budget is charged a MiB at a time as the clip's bytes
+    arrive, never a whole part or the whole ALLO size at once (a recorder's
+    clip trickles in over seconds when the gateway is busy), the buffer
+    holds only what has arrived, and the file is stored whole."""
     import tracemalloc
 
     from billing.entitlement import upload_entitlement
 
     stack.pipeline.streaming = False
     dev = stack.device()
-    data = os.urandom(3 * MiB)
+    data = os.urandom(3 * MiB + 12345)
     ent = upload_entitlement(stack.engine, dev.device_id)
     upload = stack.pipeline.start(ent, "clip.mp4", expected_size=len(data))
     budget = stack.pipeline.budget
     held = budget.used
+    charged = []
     tracemalloc.start()
     try:
         upload.write(data[:64 * 1024])
         first = tracemalloc.get_traced_memory()[0]
-        assert budget.used - held == len(data)
+        charged.append(budget.used - held)
         for at in range(64 * 1024, len(data), 64 * 1024):
             upload.write(data[at:at + 64 * 1024])
+            charged.append(budget.used - held)
         upload.commit()
     finally:
         tracemalloc.stop()
     assert first < 512 * 1024, first
+    # what has arrived, rounded up to the next MiB
+    assert charged == [-(-min(len(data), at + 64 * 1024) // MiB) * MiB
+                       for at in range(0, len(data), 64 * 1024)]
     assert budget.used == held
     with stack.ftp(dev) as ftp:
         assert get(ftp, "clip.mp4") == data
