@@ -298,6 +298,9 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
     return {"path": name, "files": len(done), "failed": len(failed),
             "MB_per_s": round(sum(r[1] for r in done) / MB / seconds, 2),
             "files_per_s": round(len(done) / seconds, 1),
+            "MB_per_s_by_protocol": {
+                role: round(sum(r[1] for r in done if r[4] == role) / MB / seconds, 2)
+                for role in sorted({r[4] for r in done})},
             "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
             "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
             "snapshot_commit_ms_p99_by_protocol": {

@@ -151,6 +151,7 @@ class BufferBudget:
         self.peak = 0
         self.waits = 0  # requests that had to wait
         self.overdrafts = 0  # requests granted past the limit after `wait`
+        self.most_holders = 0  # uploads holding buffers at once, at most
         self._cond = threading.Condition()
         self._holders: dict[Holding, None] = {}  # insertion order: the oldest first
         self._sleepers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
@@ -158,18 +159,18 @@ class BufferBudget:
     # --- granting (all under self._cond) ----------------------------------
 
     def _fits(self, h: Holding | None, n: int) -> bool:
-        if h is not None and self.used == h.held:  # nothing else is held
-            return True
-        if self.used == 0:
-            return True
         oldest = next(iter(self._holders), None)
-        reserve = 0 if oldest is None or oldest is h else max(0, self.part - oldest.held)
-        return self.used + n + reserve <= self.limit
+        if oldest is None or oldest is h:
+            # no elder's claim: up to the limit, or past it when nothing else
+            # is held (a buffer larger than the whole budget)
+            return self.used + n <= self.limit or self.used == (h.held if h else 0)
+        return self.used + n + max(0, self.part - oldest.held) <= self.limit
 
     def _grant(self, h: Holding | None, n: int) -> None:
         if h is not None:
             if h not in self._holders:
                 self._holders[h] = None
+                self.most_holders = max(self.most_holders, len(self._holders))
             h.held += n
         self.used += n
         self.peak = max(self.peak, self.used)

@@ -38,12 +38,15 @@ LOGIN_KEY = "cam2drive_login"
 class Gateway:
     """Process-wide state shared by every SSH connection."""
 
+    IO_THREADS = 32  # the drive-view calls of all SFTP sessions share these
+
     def __init__(self, settings: Settings, pipeline: IngestPipeline,
                  authenticator: Authenticator) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.auth = authenticator
-        self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-io")
+        self.executor = ThreadPoolExecutor(max_workers=self.IO_THREADS,
+                                           thread_name_prefix="sftp-io")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking drive-view call off the loop; map its errors to SFTP status."""
