@@ -83,8 +83,7 @@ class IngestPipeline:
         self.part_size = settings.s3_part_size
         self.parts_in_flight = settings.s3_parts_in_flight
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="s3-part")
-        self.budget = BufferBudget(settings.upload_buffer_budget, settings.upload_buffer_wait,
-                                   part=settings.s3_part_size)
+        self.budget = BufferBudget(settings.upload_buffer_budget, settings.upload_buffer_wait)
         # announced uploads are streamed (gateway/stream.py) where payloads
         # need no signature; tests of the buffered path turn it off
         self.streaming = settings.s3_stream_announced and store.can_stream
@@ -165,8 +164,8 @@ class Upload:
                  size_hint: int | None = None, intents: SessionIntents | None = None) -> None:
         self.p = pipeline
         self._intents = intents if pipeline.ledger.commits_after_put else None
-        # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
-        # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
+        # FTP's ALLO announces the size: such a clip is streamed, or, where it
+        # cannot be, buffered from its first byte (see write)
         self._hint = size_hint
         self._announced_large = size_hint is not None and size_hint >= _SMALL
         # announced and large: one PutObject streamed as bytes arrive, no buffers
@@ -285,9 +284,9 @@ class Upload:
     def _buffer(self, view: memoryview) -> None:
         """Append to the part buffer up to a part at a time, each piece's
         budget taken before it is appended: the next part's first bytes
-        are charged only once this part is handed off, so a holding never
-        asks for more than finishes its part (the budget's promise to the
-        oldest one, gateway/memory.py)."""
+        are charged only once this part is handed off, so an upload holds
+        at most one part's charge besides its parts in flight (what a
+        standstill lets the oldest one finish, gateway/memory.py)."""
         size = self.p.part_size
         while view:
             take = min(len(view), self.part_room())
@@ -346,7 +345,7 @@ class Upload:
         small file (snapshots are not charged) or a streamed one, else a
         step each time the part buffer grows past one. Charging what is
         held instead of a whole part at once lets a 48 MiB budget carry
-        dozens of 1-5 MB SFTP clips instead of six (gateway/memory.py)."""
+        a dozen or more 1-5 MB SFTP clips instead of six (gateway/memory.py)."""
         if self._streamed or not n:
             return 0
         large = self._large or self._announced_large
@@ -360,7 +359,7 @@ class Upload:
         """Take the budget for the next `n` bytes on the caller's event loop,
         before they go to `write` on a worker thread (SFTP): a wait for
         budget then parks a coroutine, not one of the few shared threads
-        that the oldest holder's next write may need."""
+        that the write ending that wait may need."""
         need = self.budget_need(n) - self._credit
         if need > 0:
             await self.p.budget.take_async(need, self._holding)
@@ -420,7 +419,7 @@ class Upload:
                 self._slots.release()
                 raise self._wrap(self._error)
         except BaseException:
-            self.p.budget.give(charge)
+            self.p.budget.landed(charge)
             raise
         number = len(self._futures) + 1
         future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
@@ -432,7 +431,7 @@ class Upload:
         exc = None if future.cancelled() else future.exception()
         if (exc is not None or future.cancelled()) and self._error is None:
             self._error = exc or UploadAborted("part cancelled")
-        self.p.budget.give(charge)
+        self.p.budget.landed(charge)
         self._slots.release()
 
     @staticmethod

@@ -124,47 +124,60 @@ class BufferBudget:
     recorder down (it keeps the rest on its own HDD) instead of the gateway
     growing. Bytes come back when a part reaches S3 or an upload ends.
 
-    Buffers are charged as they fill, a `step` at a time, so the budget
-    counts what sessions hold: an SFTP clip (whose size nobody announces)
-    charged a whole part at its first MiB while it held 1-5 MB, so a 48 MiB
-    budget admitted six clips and the rest waited, each holding its unread
-    window outside the budget (BENCHMARKS.md, session 14). Growing in steps
-    can deadlock: sessions that each hold part of a buffer and wait for
-    more, none able to finish a part and send it. So the oldest holding
-    may always grow to a whole part: the others share what is left after
-    its remaining need, and when it leaves, what the others hold is at most
-    the budget less a part, so the next oldest can finish too.
+    Buffers are charged as they fill, a MiB at a time, so the budget counts
+    what sessions hold: an SFTP clip (whose size nobody announces) charged
+    a whole part at its first MiB while it held 1-5 MB, so a 48 MiB budget
+    admitted six clips and the rest waited, each holding its unread window
+    outside the budget (BENCHMARKS.md, session 14). Growing in steps can
+    stand still: every session holds part of a buffer and waits for more,
+    none can finish a part and send it, and nothing is on its way back.
+    Then the oldest holding goes past the limit, until its part is sent or
+    its file ends: memory stays under the limit plus one part, and the
+    standstill ends at once instead of after `wait`. (Keeping a part free
+    for the oldest instead let only it grow whenever the others had filled
+    the rest: 134 waits past the bound in a minute.)
 
     The wait is bounded (`wait` seconds, then the bytes are granted anyway
-    and counted as an overdraft): a stalled recorder must not hold the
-    others for ever. A buffer larger than the whole budget is granted when
-    nothing else is held. Waiters are threads (`take`, FTP sessions) or
-    coroutines (`take_async`, SFTP, which must not park a shared worker
-    thread: the oldest holding's next write could queue behind it).
+    and counted as an overdraft): a recorder that stops sending mid-part
+    must not hold the others for ever. Waiters are threads (`take`, FTP
+    sessions) or coroutines (`take_async`, SFTP, which must not park a
+    shared worker thread: the write that would end a wait could queue
+    behind it).
     """
 
-    def __init__(self, limit: int, wait: float = 10.0, part: int | None = None) -> None:
+    def __init__(self, limit: int, wait: float = 10.0) -> None:
         self.limit = limit
         self.wait = wait
-        self.part = min(part or limit, limit)  # what the oldest holding may need
-        self.used = 0
+        self.used = 0  # bytes charged: buffers filling, and parts in flight
+        self.inflight = 0  # of which parts on their way to S3
         self.peak = 0
         self.waits = 0  # requests that had to wait
         self.overdrafts = 0  # requests granted past the limit after `wait`
+        self.stretches = 0  # requests granted past the limit to end a standstill
         self.most_holders = 0  # uploads holding buffers at once, at most
         self._cond = threading.Condition()
         self._holders: dict[Holding, None] = {}  # insertion order: the oldest first
+        self._waiting: dict[Holding, None] = {}  # holdings waiting in take/take_async
         self._sleepers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
     # --- granting (all under self._cond) ----------------------------------
 
+    def _standstill(self) -> bool:
+        """Every holding waits for more, and no part is on its way back."""
+        return (self.inflight == 0 and bool(self._holders)
+                and all(h in self._waiting for h in self._holders))
+
     def _fits(self, h: Holding | None, n: int) -> bool:
-        oldest = next(iter(self._holders), None)
-        if oldest is None or oldest is h:
-            # no elder's claim: up to the limit, or past it when nothing else
-            # is held (a buffer larger than the whole budget)
-            return self.used + n <= self.limit or self.used == (h.held if h else 0)
-        return self.used + n + max(0, self.part - oldest.held) <= self.limit
+        if self.used + n <= self.limit:
+            return True
+        if h is None:
+            return self.used == 0
+        if self.used == h.held:  # nothing else is held: a buffer larger than the budget
+            return True
+        if self._standstill() and h is next(iter(self._holders)):
+            self.stretches += 1
+            return True
+        return False
 
     def _grant(self, h: Holding | None, n: int) -> None:
         if h is not None:
@@ -174,6 +187,13 @@ class BufferBudget:
             h.held += n
         self.used += n
         self.peak = max(self.peak, self.used)
+
+    def _start_waiting(self, h: Holding | None) -> None:
+        self.waits += 1
+        if h is not None:
+            self._waiting[h] = None
+            if self._standstill():  # this wait completes one: the oldest may go
+                self._wake()
 
     def _overdraft(self, n: int) -> None:
         self.overdrafts += 1
@@ -196,14 +216,17 @@ class BufferBudget:
         while they do not fit."""
         with self._cond:
             if not self._fits(h, n):
-                self.waits += 1
+                self._start_waiting(h)
                 deadline = time.monotonic() + self.wait
-                while not self._fits(h, n):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self._overdraft(n)
-                        break
-                    self._cond.wait(left)
+                try:
+                    while not self._fits(h, n):
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            self._overdraft(n)
+                            break
+                        self._cond.wait(left)
+                finally:
+                    self._waiting.pop(h, None)  # type: ignore[arg-type]
             self._grant(h, n)
 
     async def take_async(self, n: int, h: Holding) -> None:
@@ -211,42 +234,56 @@ class BufferBudget:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
         waited = False
-        while True:
-            with self._cond:
-                if self._fits(h, n):
-                    self._grant(h, n)
-                    return
-                left = deadline - loop.time()
-                if left <= 0:
-                    self._overdraft(n)
-                    self._grant(h, n)
-                    return
-                if not waited:
-                    self.waits += 1
-                    waited = True
-                fut: asyncio.Future[None] = loop.create_future()
-                self._sleepers.append((loop, fut))
-            try:
-                await asyncio.wait_for(fut, left)
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                with self._cond:
+                    if self._fits(h, n):
+                        self._grant(h, n)
+                        return
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        self._overdraft(n)
+                        self._grant(h, n)
+                        return
+                    if not waited:
+                        self._start_waiting(h)
+                        waited = True
+                        continue  # waiting may have made a standstill this one ends
+                    fut: asyncio.Future[None] = loop.create_future()
+                    self._sleepers.append((loop, fut))
+                try:
+                    await asyncio.wait_for(fut, left)
+                except TimeoutError:
+                    pass
+        finally:
+            if waited:
+                with self._cond:
+                    self._waiting.pop(h, None)
 
     def send(self, n: int, h: Holding) -> None:
         """`n` of `h`'s bytes leave its buffer as a part on its way to S3:
-        still charged (given back when it lands), no longer the holding's."""
+        still charged until `landed`, no longer the holding's."""
         with self._cond:
             h.held -= n
+            self.inflight += n
+
+    def landed(self, n: int) -> None:
+        """A sent part's bytes come back: it reached S3, or never left."""
+        if n:
+            with self._cond:
+                self.used -= n
+                self.inflight -= n
+                self._wake()
 
     def give(self, n: int) -> None:
-        """An anonymous charge, or a sent part's bytes, come back."""
+        """An anonymous charge comes back."""
         if n:
             with self._cond:
                 self.used -= n
                 self._wake()
 
     def release(self, h: Holding) -> None:
-        """The upload ended: what its holding has comes back, and it is no
-        longer anybody's elder."""
+        """The upload ended: what its holding has comes back."""
         with self._cond:
             held, h.held = h.held, 0
             self.used -= held

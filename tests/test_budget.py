@@ -1,5 +1,5 @@
-"""The upload buffer budget (gateway/memory.py): charged as buffers fill, the
-oldest holding may always finish its part, waits on threads and on loops."""
+"""The upload buffer budget (gateway/memory.py): charged as buffers fill; in a
+standstill the oldest holding finishes its part; waits on threads and on loops."""
 
 from __future__ import annotations
 
@@ -25,47 +25,46 @@ def blocked(fn: Callable[[], None]) -> threading.Thread:
     return t
 
 
-def test_the_oldest_holding_can_always_finish_its_part() -> None:
-    budget = BufferBudget(2 * PART, wait=60, part=PART)
+def test_a_standstill_lets_the_oldest_finish_its_part() -> None:
+    """Two half-filled buffers fill the budget and both wait for more: the
+    oldest goes past the limit (not after the bound: at once), sends its
+    part, and its bytes coming back let the other go on."""
+    budget = BufferBudget(4 * MiB, wait=60)
     a, b = Holding(), Holding()
-    budget.take(MiB, a)  # a is the oldest: PART - 1 MiB stays free for it
-    for _ in range(4):  # the others share the rest: 8 - 1 - 3 = 4 MiB
-        budget.take(MiB, b)
-    waiter = blocked(lambda: budget.take(MiB, b))
-    for _ in range(3):
-        budget.take(MiB, a)  # never waits: its part can always fill
-    assert a.held == PART and budget.used == 2 * PART and budget.waits == 1
-    budget.send(PART, a)  # a's full part goes to S3 ...
-    budget.give(PART)  # ... and lands; a's next part is still kept for it
+    budget.take(2 * MiB, a)
+    budget.take(2 * MiB, b)
+    waiter = blocked(lambda: budget.take(MiB, b))  # a still receives: b waits
+    assert budget.stretches == 0
+    budget.take(MiB, a)  # now both wait, nothing in flight: a goes over
+    budget.take(MiB, a)
+    assert budget.used == 6 * MiB and budget.stretches == 2 and waiter.is_alive()
+    budget.send(4 * MiB, a)  # a's part is full and goes to S3 ...
     time.sleep(0.2)
-    assert waiter.is_alive() and budget.used == PART
-    budget.release(a)  # a's file ended: b is the oldest, its MiB fits
+    assert waiter.is_alive()
+    budget.landed(4 * MiB)  # ... and lands
     waiter.join(5)
-    assert not waiter.is_alive() and b.held == 5 * MiB == budget.used
-    assert budget.overdrafts == 0
+    assert not waiter.is_alive() and b.held == 3 * MiB and budget.used == 3 * MiB
+    assert budget.overdrafts == 0 and budget.peak == 6 * MiB
 
 
-def test_when_the_oldest_leaves_the_next_one_is_kept_for() -> None:
-    budget = BufferBudget(2 * PART, wait=60, part=PART)
-    a, b, c = Holding(), Holding(), Holding()
-    for h in (a, b, c):
-        budget.take(2 * MiB, h)  # b and c have what a's claim leaves them
-    waiter = blocked(lambda: budget.take(MiB, c))
-    budget.release(a)  # b is the oldest now: 2 MiB kept for it, c's MiB fits
-    waiter.join(5)
-    assert not waiter.is_alive() and c.held == 3 * MiB
-    budget.take(MiB, c)
-    waiter = blocked(lambda: budget.take(MiB, c))  # 2 + 4 + the 2 kept for b
-    budget.take(2 * MiB, b)  # the oldest finishes its part without waiting
-    assert budget.used == 2 * PART and waiter.is_alive()
-    budget.release(b)
-    waiter.join(5)
-    assert not waiter.is_alive() and c.held == 5 * MiB == budget.used
-    assert budget.waits == 2 and budget.overdrafts == 0
+def test_no_standstill_while_a_part_is_on_its_way() -> None:
+    budget = BufferBudget(4 * MiB, wait=60)
+    a, b = Holding(), Holding()
+    budget.take(2 * MiB, a)
+    budget.take(2 * MiB, b)
+    budget.send(2 * MiB, a)  # a sent a part: it will come back
+    wa = blocked(lambda: budget.take(MiB, a))
+    wb = blocked(lambda: budget.take(MiB, b))
+    assert budget.stretches == 0 and budget.used == 4 * MiB
+    budget.landed(2 * MiB)
+    wa.join(5)
+    wb.join(5)
+    assert not wa.is_alive() and not wb.is_alive() and budget.used == 4 * MiB
+    assert budget.stretches == 0 and budget.overdrafts == 0 and budget.peak == 4 * MiB
 
 
 def test_a_buffer_larger_than_the_budget_is_granted_when_nothing_else_is_held() -> None:
-    budget = BufferBudget(2 * MiB, wait=60, part=PART)
+    budget = BufferBudget(2 * MiB, wait=60)
     a = Holding()
     for _ in range(5):
         budget.take(MiB, a)
@@ -75,7 +74,7 @@ def test_a_buffer_larger_than_the_budget_is_granted_when_nothing_else_is_held() 
 
 
 def test_a_coroutine_waits_on_its_loop_and_wakes_when_bytes_come_back() -> None:
-    budget = BufferBudget(2 * MiB, wait=60, part=PART)
+    budget = BufferBudget(2 * MiB, wait=60)
     other, mine = Holding(), Holding()
     budget.take(2 * MiB, other)
     ticks = []
@@ -99,7 +98,7 @@ def test_a_coroutine_waits_on_its_loop_and_wakes_when_bytes_come_back() -> None:
 
 
 def test_a_wait_is_bounded_then_counted_as_an_overdraft() -> None:
-    budget = BufferBudget(MiB, wait=0.2, part=PART)
+    budget = BufferBudget(MiB, wait=0.2)
     stuck, late = Holding(), Holding()
     budget.take(MiB, stuck)  # a recorder that stopped sending mid-part
     budget.take(MiB, late)
@@ -111,15 +110,16 @@ def test_growing_buffers_never_deadlock() -> None:
     """Twelve uploads of random sizes, each charging a MiB per MiB that arrives
     and sending a part when it fills (landing a little later, on another
     thread), through a budget of two parts: none waits past its bound, and
-    memory never goes over the budget."""
-    budget = BufferBudget(2 * PART, wait=30, part=PART)
+    memory never goes over the budget by more than the part the oldest
+    finishes in a standstill."""
+    budget = BufferBudget(2 * PART, wait=30)
     rng = random.Random(6)
     sizes = [rng.randrange(MiB, 5 * PART) for _ in range(12)]
     errors: list[BaseException] = []
 
     def land(n: int) -> None:
         time.sleep(rng.random() / 100)
-        budget.give(n)
+        budget.landed(n)
 
     def upload(size: int) -> None:
         h = Holding()
@@ -145,5 +145,20 @@ def test_growing_buffers_never_deadlock() -> None:
         t.join(60)
     assert errors == [] and not any(t.is_alive() for t in threads)
     wait_for(lambda: budget.used == 0, 5)
-    assert budget.overdrafts == 0 and budget.waits > 0 and budget.peak <= budget.limit
+    assert budget.overdrafts == 0 and budget.waits > 0 and budget.peak <= budget.limit + PART
     assert budget.most_holders > 2  # dozens of partial buffers, not one part each
+
+
+def test_a_coroutine_whose_wait_completes_a_standstill_goes_on() -> None:
+    """The oldest holding is the last to start waiting (an SFTP session, on its
+    loop): its own wait makes the standstill, so it must not sleep through it."""
+    budget = BufferBudget(4 * MiB, wait=60)
+    a, b = Holding(), Holding()
+    budget.take(2 * MiB, a)
+    budget.take(2 * MiB, b)
+    waiter = blocked(lambda: budget.take(MiB, b))
+    asyncio.run(asyncio.wait_for(budget.take_async(MiB, a), 5))
+    assert a.held == 3 * MiB and budget.stretches == 1 and budget.overdrafts == 0
+    budget.release(a)
+    waiter.join(5)
+    assert not waiter.is_alive() and b.held == 3 * MiB == budget.used

@@ -398,7 +398,7 @@ def test_concurrent_uploads_share_one_buffer_budget(stack: Stack) -> None:
     from gateway.memory import BufferBudget
 
     part = stack.settings.s3_part_size
-    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120, part=part)
+    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
     dev = stack.device(capacity="1GB")
     files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(4)}
 
@@ -409,7 +409,8 @@ def test_concurrent_uploads_share_one_buffer_budget(stack: Stack) -> None:
     with ThreadPoolExecutor(4) as pool:
         assert all(r.startswith("226") for r in pool.map(send, files))
     assert budget.waits > 0 and budget.overdrafts == 0
-    assert budget.peak <= budget.limit and budget.used == 0
+    # over the limit only by the part the oldest finishes in a standstill
+    assert budget.peak <= budget.limit + part and budget.used == 0
     with stack.ftp(dev) as ftp:
         for name, data in files.items():
             assert get(ftp, name) == data
@@ -450,7 +451,7 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
     assert tune_allocator()  # every buffer of 1 MiB or more is its own mapping, as in a gateway
 
     part = stack.settings.s3_part_size
-    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120, part=part)
+    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=120)
     stack.pipeline.streaming = False  # the buffered path, where ALLO sizes buffers
     dev = stack.device(capacity="1GB")
     files = {f"cam{i}.dav": os.urandom(3 * part + 1000 * i) for i in range(6)}
@@ -477,8 +478,8 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
         done.set()
         sampler.join()
     assert budget.waits > 0 and budget.overdrafts == 0 and budget.used == 0
-    # the budget plus page rounding, never a whole part more
-    assert peak[0] <= budget.limit + part // 4, (peak[0], budget.limit)
+    # what the budget counted, plus page rounding, never a whole part more
+    assert peak[0] <= budget.peak + part // 4, (peak[0], budget.peak)
 
 
 def test_an_announced_large_file_waits_for_budget_before_buffering(stack: Stack) -> None:

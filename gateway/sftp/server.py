@@ -151,8 +151,8 @@ class WriteHandle:
         """The staged chunks (at least one batch, maybe empty), cut where a
         part buffer fills, each batch's buffer budget taken on the loop
         first (Upload.prepay): a session waiting for budget must not hold
-        one of the pool's threads, and a batch must not ask for the next
-        part's bytes before this part is handed off (gateway/memory.py)."""
+        one of the pool's threads, and a batch does not take the next part's
+        bytes before this part is handed off (see Upload._buffer)."""
         while True:
             room = self.upload.part_room()
             if self.staged_bytes <= room:
