@@ -96,9 +96,8 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
     s3_parts_in_flight: int = Field(3, ge=1, le=64)
-    # upload buffers one gateway process may hold at once (parts filling, charged
-    # a MiB at a time as they fill, and parts in flight); a session needing more
-    # waits up to upload_buffer_wait seconds (gateway/memory.py)
+    # upload buffers one gateway process may hold at once (parts filling and in
+    # flight); a session needing more waits up to upload_buffer_wait seconds
     upload_buffer_budget: int = Field(48 * 1024 * 1024, ge=1024 * 1024)
     upload_buffer_wait: float = Field(10.0, ge=0)
     # seconds between returns of free heap pages to the OS in a gateway (0: never)

@@ -42,7 +42,7 @@ from billing.errors import (
 from billing.models import OnFull
 from billing.quota import DriveLedger, Intent
 from billing.settings import Settings
-from gateway.memory import BufferBudget, Holding
+from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
 from gateway.stream import StreamedPut
 
@@ -50,16 +50,6 @@ log = logging.getLogger("cam2drive.ingest")
 
 _SMALL = 1 << 20  # below this a file is buffered as a list of chunks
 _MAX_PUT = 5 * 1024**3  # S3's limit for one PutObject: larger files go multipart
-_STEP = 1 << 20  # part buffers are charged to the budget this much at a time
-
-
-def _charged_through(x: int, part: int) -> int:
-    """Budget bytes a buffered upload has taken once `x` bytes have arrived:
-    every part so far, the one being filled rounded up to a step. A function
-    of `x` alone, so what a batch of writes will take is known before it is
-    written (Upload.prepay)."""
-    whole, fill = divmod(x, part)
-    return whole * part + min(part, -(-fill // _STEP) * _STEP)
 
 
 def human(n: int) -> str:
@@ -164,8 +154,8 @@ class Upload:
                  size_hint: int | None = None, intents: SessionIntents | None = None) -> None:
         self.p = pipeline
         self._intents = intents if pipeline.ledger.commits_after_put else None
-        # FTP's ALLO announces the size: such a clip is streamed, or, where it
-        # cannot be, buffered from its first byte (see write)
+        # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
+        # not a whole part (RSS with 150 recorders: BENCHMARKS.md, fleet)
         self._hint = size_hint
         self._announced_large = size_hint is not None and size_hint >= _SMALL
         # announced and large: one PutObject streamed as bytes arrive, no buffers
@@ -183,9 +173,7 @@ class Upload:
         self._chunks: list[bytes] = []  # small files: joined once at commit
         self._buffered = 0
         self._part: bytearray | None = None  # large files: the part being filled
-        self._holding = Holding()  # this upload's share of the budget
         self._charged = 0  # budget bytes held for `_part` (parts in flight carry their own)
-        self._credit = 0  # budget bytes prepaid for bytes not yet written (prepay)
         self._large = False
         self._rid: str | None = None
         self._reserved = 0
@@ -252,13 +240,13 @@ class Upload:
 
         Small files (snapshots) stay a list of chunks joined once at commit.
         Past `_SMALL` bytes the upload switches to a part buffer that grows
-        as bytes arrive and is handed to S3 as is. The budget is charged a
-        step at a time as the buffer grows (see `budget_need`), before the
-        bytes are appended; appending to a bytearray grows it with realloc
-        (mremap above the 1 MiB mmap threshold), never zero-filling. A
-        pre-sized buffer made a clip's whole ALLO size resident at its first
-        byte, while a saturated recorder's clip takes seconds to arrive
-        (BENCHMARKS.md, session 11).
+        as bytes arrive and is handed to S3 as is. The budget is charged
+        for the whole buffer up front (a part, or what ALLO says is left),
+        but memory is taken only as data arrives: appending to a bytearray
+        grows it with realloc (mremap above the 1 MiB mmap threshold), never
+        zero-filling. A pre-sized buffer made a clip's whole ALLO size
+        resident at its first byte, while a saturated recorder's clip takes
+        seconds to arrive (BENCHMARKS.md, session 11).
         A file whose ALLO says it is large skips the chunk list: its session
         waits for budget at its first bytes, holding nothing uncharged,
         instead of at its first MiB (150 waiting clips held 150 MB).
@@ -268,45 +256,33 @@ class Upload:
         if self._error is not None:
             raise self._wrap(self._error)
         n = len(data)
+        self.size += n
         if self._streamed:
-            self.size += n
             self._feed(data)
         elif not self._large and self._buffered + n < _SMALL and not self._announced_large:
-            self.size += n
             self._chunks.append(bytes(data))
             self._buffered += n
         else:
-            self._buffer(memoryview(data))
+            if not self._large:
+                self._start_part()
+            view = memoryview(data)
+            size = self.p.part_size
+            while view:
+                if self._part is None:  # a new buffer only once the last part was handed off
+                    self._charge(self._buffer_size())
+                    self._part = bytearray()
+                # no local name for the part: it would pin a sent part
+                # through the next buffer's wait for budget (see _hand_off)
+                take = min(len(view), size - len(self._part))
+                if len(self._part) + take > self._charged:  # more than ALLO said: up to a part
+                    self._charge(size - self._charged)
+                self._part += view[:take]
+                view = view[take:]
+                if len(self._part) == size:
+                    self._hand_off()
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
-
-    def _buffer(self, view: memoryview) -> None:
-        """Append to the part buffer up to a part at a time, each piece's
-        budget taken before it is appended: the next part's first bytes
-        are charged only once this part is handed off, so an upload holds
-        at most one part's charge besides its parts in flight (what a
-        standstill lets the oldest one finish, gateway/memory.py)."""
-        size = self.p.part_size
-        while view:
-            take = min(len(view), self.part_room())
-            self._charge(self.budget_need(take))  # may wait: see gateway/memory.py
-            self.size += take
-            if not self._large:
-                self._start_part()
-            elif self._part is None:  # a new buffer only once the last part was handed off
-                self._part = bytearray()
-            # no local name for the part: it would pin a sent part
-            # through the next buffer's wait for budget (see _hand_off)
-            self._part += view[:take]
-            view = view[take:]
-            if len(self._part) == size:
-                self._hand_off()
-
-    def part_room(self) -> int:
-        """Bytes until the part being filled is full (parts start at
-        multiples of the part size: the first holds the small-file chunks)."""
-        return self.p.part_size - self.size % self.p.part_size
 
     def _feed(self, data: bytes) -> None:
         """Pass bytes on to the streamed PutObject, reserving the announced size
@@ -334,53 +310,30 @@ class Upload:
         see in the saturated fleet; BENCHMARKS.md, session 8).
         """
         part, self._part = self._part, None
-        charge = min(self._charged, len(part))  # type: ignore[arg-type]
-        self._charged -= charge  # what is left was taken for the next part's first bytes
-        self.p.budget.send(charge, self._holding)
+        charge, self._charged = self._charged, 0
         self._handed += len(part)  # type: ignore[arg-type]
         self._send_part(part, charge)  # type: ignore[arg-type]
 
-    def budget_need(self, n: int) -> int:
-        """Budget bytes that writing `n` more bytes will take: none for a
-        small file (snapshots are not charged) or a streamed one, else a
-        step each time the part buffer grows past one. Charging what is
-        held instead of a whole part at once lets a 48 MiB budget carry
-        a dozen or more 1-5 MB SFTP clips instead of six (gateway/memory.py)."""
-        if self._streamed or not n:
-            return 0
-        large = self._large or self._announced_large
-        if not large and self.size + n < _SMALL:
-            return 0
-        part = self.p.part_size
-        before = _charged_through(self.size, part) if large else 0
-        return _charged_through(self.size + n, part) - before
-
-    async def prepay(self, n: int) -> None:
-        """Take the budget for the next `n` bytes on the caller's event loop,
-        before they go to `write` on a worker thread (SFTP): a wait for
-        budget then parks a coroutine, not one of the few shared threads
-        that the write ending that wait may need."""
-        need = self.budget_need(n) - self._credit
-        if need > 0:
-            await self.p.budget.take_async(need, self._holding)
-            self._credit += need
+    def _buffer_size(self) -> int:
+        """A whole part, or what ALLO says is left when that is less."""
+        size = self.p.part_size
+        if self._hint is None:
+            return size
+        return max(1, min(size, self._hint - self._handed))
 
     def _charge(self, n: int) -> None:
-        if n <= 0:
-            return
-        paid = min(n, self._credit)
-        self._credit -= paid
-        if n > paid:
-            self.p.budget.take(n - paid, self._holding)  # may wait: see gateway/memory.py
+        self.p.budget.take(n)  # may wait: see gateway/memory.py
         self._charged += n
 
     def _release(self) -> None:
-        self._charged = self._credit = 0
-        self.p.budget.release(self._holding)
+        charged, self._charged = self._charged, 0
+        self.p.budget.give(charged)
 
     def _start_part(self) -> None:
-        """The first part buffer: the chunks so far, already charged by the
-        write that crossed `_SMALL`."""
+        """The first part buffer, charged whole at once (a session never
+        waits for budget while holding some: four growing uploads could
+        otherwise each hold a share and wait for the rest)."""
+        self._charge(max(self._buffer_size(), self._buffered))
         self._part = bytearray().join(self._chunks)
         self._large = True
         self._chunks, self._buffered = [], 0
@@ -419,7 +372,7 @@ class Upload:
                 self._slots.release()
                 raise self._wrap(self._error)
         except BaseException:
-            self.p.budget.landed(charge)
+            self.p.budget.give(charge)
             raise
         number = len(self._futures) + 1
         future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
@@ -431,7 +384,7 @@ class Upload:
         exc = None if future.cancelled() else future.exception()
         if (exc is not None or future.cancelled()) and self._error is None:
             self._error = exc or UploadAborted("part cancelled")
-        self.p.budget.landed(charge)
+        self.p.budget.give(charge)
         self._slots.release()
 
     @staticmethod

@@ -13,7 +13,6 @@ keeps every part in its own mapping, returned to the OS when freed.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import functools
@@ -104,194 +103,50 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
-class Holding:
-    """One upload's share of a BufferBudget: the bytes of the buffer it is
-    filling (and any it prepaid), not the parts it has sent."""
-
-    __slots__ = ("held",)
-
-    def __init__(self) -> None:
-        self.held = 0
-
-
 class BufferBudget:
     """The upload buffer bytes one gateway process may hold at once.
 
-    Each buffered upload holds a part being filled plus parts on their way
-    to S3; with hundreds of recorders that multiplies into hundreds of
-    megabytes. A session that needs more while the budget is spent waits
-    here, and while it waits it does not read its socket: TCP slows that
-    recorder down (it keeps the rest on its own HDD) instead of the gateway
-    growing. Bytes come back when a part reaches S3 or an upload ends.
+    Each large upload holds a part being filled plus parts on their way to S3;
+    with hundreds of recorders that multiplies into hundreds of megabytes. A
+    session that needs a new buffer while the budget is spent waits here, and
+    while it waits it does not read its socket: TCP slows that recorder down
+    (it keeps the rest on its own HDD) instead of the gateway growing. Bytes
+    come back when a part reaches S3 or an upload ends.
 
-    Buffers are charged as they fill, a MiB at a time, so the budget counts
-    what sessions hold: an SFTP clip (whose size nobody announces) charged
-    a whole part at its first MiB while it held 1-5 MB, so a 48 MiB budget
-    admitted six clips and the rest waited, each holding its unread window
-    outside the budget (BENCHMARKS.md, session 14). Growing in steps can
-    stand still: every session holds part of a buffer and waits for more,
-    none can finish a part and send it, and nothing is on its way back.
-    Then the oldest holding goes past the limit, until its part is sent or
-    its file ends: memory stays under the limit plus one part, and the
-    standstill ends at once instead of after `wait`. (Keeping a part free
-    for the oldest instead let only it grow whenever the others had filled
-    the rest: 134 waits past the bound in a minute.)
-
-    The wait is bounded (`wait` seconds, then the bytes are granted anyway
-    and counted as an overdraft): a recorder that stops sending mid-part
-    must not hold the others for ever. Waiters are threads (`take`, FTP
-    sessions) or coroutines (`take_async`, SFTP, which must not park a
-    shared worker thread: the write that would end a wait could queue
-    behind it).
+    The wait is bounded (`wait` seconds, then the buffer is taken anyway and
+    counted as an overdraft): an SFTP session's next write runs on a shared
+    thread pool, so a strict budget could leave a half-filled buffer's owner
+    queued behind writers that wait for it. A single buffer larger than the
+    whole budget is granted when nothing else is held.
     """
 
     def __init__(self, limit: int, wait: float = 10.0) -> None:
         self.limit = limit
         self.wait = wait
-        self.used = 0  # bytes charged: buffers filling, and parts in flight
-        self.inflight = 0  # of which parts on their way to S3
+        self.used = 0
         self.peak = 0
-        self.waits = 0  # requests that had to wait
-        self.overdrafts = 0  # requests granted past the limit after `wait`
-        self.stretches = 0  # requests granted past the limit to end a standstill
-        self.most_holders = 0  # uploads holding buffers at once, at most
+        self.waits = 0  # buffers that had to wait
+        self.overdrafts = 0  # buffers granted past the limit after `wait`
         self._cond = threading.Condition()
-        self._holders: dict[Holding, None] = {}  # insertion order: the oldest first
-        self._waiting: dict[Holding, None] = {}  # holdings waiting in take/take_async
-        self._sleepers: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
 
-    # --- granting (all under self._cond) ----------------------------------
-
-    def _standstill(self) -> bool:
-        """Every holding waits for more, and no part is on its way back."""
-        return (self.inflight == 0 and bool(self._holders)
-                and all(h in self._waiting for h in self._holders))
-
-    def _fits(self, h: Holding | None, n: int) -> bool:
-        if self.used + n <= self.limit:
-            return True
-        if h is None:
-            return self.used == 0
-        if self.used == h.held:  # nothing else is held: a buffer larger than the budget
-            return True
-        if self._standstill() and h is next(iter(self._holders)):
-            self.stretches += 1
-            return True
-        return False
-
-    def _grant(self, h: Holding | None, n: int) -> None:
-        if h is not None:
-            if h not in self._holders:
-                self._holders[h] = None
-                self.most_holders = max(self.most_holders, len(self._holders))
-            h.held += n
-        self.used += n
-        self.peak = max(self.peak, self.used)
-
-    def _start_waiting(self, h: Holding | None) -> None:
-        self.waits += 1
-        if h is not None:
-            self._waiting[h] = None
-            if self._standstill():  # this wait completes one: the oldest may go
-                self._wake()
-
-    def _overdraft(self, n: int) -> None:
-        self.overdrafts += 1
-        log.warning("upload buffers over budget (%d + %d > %d bytes) after %.0f s",
-                    self.used, n, self.limit, self.wait)
-
-    def _wake(self) -> None:
-        self._cond.notify_all()
-        sleepers, self._sleepers = self._sleepers, []
-        for loop, fut in sleepers:
-            try:
-                loop.call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:  # its loop has closed: nobody waits there any more
-                pass
-
-    # --- the API ---------------------------------------------------------
-
-    def take(self, n: int, h: Holding | None = None) -> None:
-        """Charge `n` bytes to holding `h` (None: an anonymous charge), waiting
-        while they do not fit."""
+    def take(self, n: int) -> None:
         with self._cond:
-            if not self._fits(h, n):
-                self._start_waiting(h)
+            if self.used and self.used + n > self.limit:
+                self.waits += 1
                 deadline = time.monotonic() + self.wait
-                try:
-                    while not self._fits(h, n):
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            self._overdraft(n)
-                            break
-                        self._cond.wait(left)
-                finally:
-                    self._waiting.pop(h, None)  # type: ignore[arg-type]
-            self._grant(h, n)
-
-    async def take_async(self, n: int, h: Holding) -> None:
-        """`take` for a coroutine: waits on its loop, not on a thread."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait
-        waited = False
-        try:
-            while True:
-                with self._cond:
-                    if self._fits(h, n):
-                        self._grant(h, n)
-                        return
-                    left = deadline - loop.time()
+                while self.used and self.used + n > self.limit:
+                    left = deadline - time.monotonic()
                     if left <= 0:
-                        self._overdraft(n)
-                        self._grant(h, n)
-                        return
-                    if not waited:
-                        self._start_waiting(h)
-                        waited = True
-                        continue  # waiting may have made a standstill this one ends
-                    fut: asyncio.Future[None] = loop.create_future()
-                    self._sleepers.append((loop, fut))
-                try:
-                    await asyncio.wait_for(fut, left)
-                except TimeoutError:
-                    pass
-        finally:
-            if waited:
-                with self._cond:
-                    self._waiting.pop(h, None)
-
-    def send(self, n: int, h: Holding) -> None:
-        """`n` of `h`'s bytes leave its buffer as a part on its way to S3:
-        still charged until `landed`, no longer the holding's."""
-        with self._cond:
-            h.held -= n
-            self.inflight += n
-
-    def landed(self, n: int) -> None:
-        """A sent part's bytes come back: it reached S3, or never left."""
-        if n:
-            with self._cond:
-                self.used -= n
-                self.inflight -= n
-                self._wake()
+                        self.overdrafts += 1
+                        log.warning("upload buffers over budget (%d + %d > %d bytes) after "
+                                    "%.0f s", self.used, n, self.limit, self.wait)
+                        break
+                    self._cond.wait(left)
+            self.used += n
+            self.peak = max(self.peak, self.used)
 
     def give(self, n: int) -> None:
-        """An anonymous charge comes back."""
         if n:
             with self._cond:
                 self.used -= n
-                self._wake()
-
-    def release(self, h: Holding) -> None:
-        """The upload ended: what its holding has comes back."""
-        with self._cond:
-            held, h.held = h.held, 0
-            self.used -= held
-            # (a snapshot's upload never held anything: no waiter to wake)
-            if self._holders.pop(h, False) is None or held:
-                self._wake()
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
+                self._cond.notify_all()

@@ -116,51 +116,6 @@ def test_out_of_order_writes_within_window_and_holes(stack: Stack, sftp_port: in
     stack.assert_consistent(dev)
 
 
-def test_uploads_of_unknown_size_share_the_budget_without_holding_threads(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SFTP never announces a size. Twelve sessions upload clips of 2-11 MiB at
-    once through a budget of two parts and an SFTP pool of three threads:
-    buffers are charged as they fill, so more clips hold buffers at once
-    than two whole parts would allow, a session waiting for budget waits on
-    the loop and not on one of the three threads (the write that would end
-    its wait needs one), nothing waits past its bound, and every file is
-    whole."""
-    from gateway.memory import BufferBudget
-    from gateway.sftp.server import Gateway
-
-    monkeypatch.setattr(Gateway, "IO_THREADS", 3)
-    sftp_port = stack.start_sftp()
-    part = stack.settings.s3_part_size
-    # a wait here lasts until another clip ends or sends a part: well under a
-    # second; a session stuck behind threads that wait for it lasts the bound
-    budget = stack.pipeline.budget = BufferBudget(2 * part, wait=15)
-    dev = stack.device()
-    files = {f"cam{i}.dav": os.urandom(2 * MiB + i * 777_777) for i in range(12)}
-
-    async def one(name: str) -> None:
-        async with asyncssh.connect("127.0.0.1", sftp_port, username=dev.username,
-                                    password=dev.password, known_hosts=None,
-                                    client_keys=None) as conn:
-            async with conn.start_sftp_client() as sftp:
-                async with sftp.open(name, "wb") as f:
-                    await f.write(files[name])
-
-    async def all_at_once() -> None:
-        await asyncio.gather(*(one(name) for name in files))
-
-    asyncio.run(all_at_once())
-    assert budget.overdrafts == 0 and budget.waits > 0 and budget.used == 0
-    assert budget.peak <= budget.limit + part and budget.most_holders > 2
-
-    async def check(sftp: asyncssh.SFTPClient) -> None:
-        for name, data in files.items():
-            async with sftp.open(name, "rb") as f:
-                assert await f.read() == data
-
-    sftp_run(sftp_port, dev.username, dev.password, check)
-    stack.assert_consistent(dev)
-
-
 def test_quota_entitlement_and_bad_paths(stack: Stack, sftp_port: int) -> None:
     dev = stack.device(capacity="1000B", on_full="reject")
 

@@ -38,15 +38,12 @@ LOGIN_KEY = "cam2drive_login"
 class Gateway:
     """Process-wide state shared by every SSH connection."""
 
-    IO_THREADS = 32  # the drive-view calls of all SFTP sessions share these
-
     def __init__(self, settings: Settings, pipeline: IngestPipeline,
                  authenticator: Authenticator) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.auth = authenticator
-        self.executor = ThreadPoolExecutor(max_workers=self.IO_THREADS,
-                                           thread_name_prefix="sftp-io")
+        self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-io")
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking drive-view call off the loop; map its errors to SFTP status."""
@@ -145,39 +142,6 @@ class WriteHandle:
 
     def take_batch(self) -> list[bytes]:
         batch, self.staged, self.staged_bytes = self.staged, [], 0
-        return batch
-
-    async def paid_batches(self) -> AsyncIterator[list[bytes]]:
-        """The staged chunks (at least one batch, maybe empty), cut where a
-        part buffer fills, each batch's buffer budget taken on the loop
-        first (Upload.prepay): a session waiting for budget must not hold
-        one of the pool's threads, and a batch does not take the next part's
-        bytes before this part is handed off (see Upload._buffer)."""
-        while True:
-            room = self.upload.part_room()
-            if self.staged_bytes <= room:
-                n, batch = self.staged_bytes, self.take_batch()
-            else:
-                n, batch = room, self._take(room)
-            await self.upload.prepay(n)
-            yield batch
-            if not self.staged:
-                return
-
-    def _take(self, n: int) -> list[bytes]:
-        """The first `n` staged bytes (a chunk cut in two if need be)."""
-        batch: list[bytes] = []
-        left = n
-        while left:
-            chunk = self.staged[0]
-            if len(chunk) <= left:
-                batch.append(self.staged.pop(0))
-                left -= len(chunk)
-            else:
-                batch.append(chunk[:left])
-                self.staged[0] = chunk[left:]
-                left = 0
-        self.staged_bytes -= n
         return batch
 
     def write_batch(self, batch: list[bytes]) -> None:
@@ -331,8 +295,7 @@ class SFTPSession(asyncssh.SFTPServer):
         if not handle.staged:
             return
         try:
-            async for batch in handle.paid_batches():
-                await self.gw.run(handle.write_batch, batch)
+            await self.gw.run(handle.write_batch, handle.take_batch())
         except asyncssh.SFTPError as err:
             handle.failed = err
             await self._abort(handle)
@@ -400,8 +363,7 @@ class SFTPSession(asyncssh.SFTPServer):
             hole = h.order.finish()
             if hole:
                 raise sftp_error(hole)
-            async for batch in h.paid_batches():
-                await self.gw.run(h.finish if not h.staged else h.write_batch, batch)
+            await self.gw.run(h.finish, h.take_batch())
         except asyncssh.SFTPError:
             await self._abort(h)
             raise
