@@ -59,5 +59,11 @@ def error_line(message: str) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
+    """The command's last line, then exit. Log records still queued for the
+    writer thread (cli/logs.py) are written first: a supervisor's "worker
+    failed" record came out after this line once."""
+    from cli.logs import stop_logging
+
+    stop_logging()
     error_line(message)
     sys.exit(code)
