@@ -295,16 +295,17 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
         xs = sorted(r[2] for r in done if r[0] in kind_set and role in (None, r[4]))
         return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1) if xs else None
 
+    roles = sorted({r[4] for r in done})
     return {"path": name, "files": len(done), "failed": len(failed),
             "MB_per_s": round(sum(r[1] for r in done) / MB / seconds, 2),
             "files_per_s": round(len(done) / seconds, 1),
             "MB_per_s_by_protocol": {
                 role: round(sum(r[1] for r in done if r[4] == role) / MB / seconds, 2)
-                for role in sorted({r[4] for r in done})},
+                for role in roles},
             "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
             "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
             "snapshot_commit_ms_p99_by_protocol": {
-                role: pct({"snapshot"}, 0.99, role) for role in sorted({r[4] for r in done})},
+                role: pct({"snapshot"}, 0.99, role) for role in roles},
             "video_commit_ms_p50": pct({"clip", "segment"}, 0.5),
             "video_commit_ms_p99": pct({"clip", "segment"}, 0.99),
             "first_failures": [r[3] for r in failed[:3]]}

@@ -55,15 +55,15 @@ def emit(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, *,
 
 
 def error_line(message: str) -> None:
+    """A command's last line (fail, and cli.main's error mapping). Log records
+    still queued for the writer thread (cli/logs.py) are written first: a
+    supervisor's "worker failed" record came out after this line once."""
+    from cli.logs import stop_logging
+
+    stop_logging()
     err.print(f"error: {message}", markup=False)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """The command's last line, then exit. Log records still queued for the
-    writer thread (cli/logs.py) are written first: a supervisor's "worker
-    failed" record came out after this line once."""
-    from cli.logs import stop_logging
-
-    stop_logging()
     error_line(message)
     sys.exit(code)
