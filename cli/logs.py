@@ -1,9 +1,11 @@
 """Process logging: records are queued and written by one listener thread.
 
-A gateway runs a thread per FTP session. With a plain StreamHandler every
-thread that logs holds the handler's lock while it writes to stderr; under
-150 sessions that lock became a convoy (a quarter of the FTP gateway's
-sampled time in `bench/fleet.py`). Queuing a record takes microseconds.
+A gateway runs dozens of threads (the FTP loop, its pool, SFTP's workers,
+S3 uploads). With a plain StreamHandler every thread that logs holds the
+handler's lock while it writes to stderr; when the FTP server still ran a
+thread per session, under 150 sessions that lock became a convoy (a quarter
+of the FTP gateway's sampled time in `bench/fleet.py`). Queuing a record
+takes microseconds.
 """
 
 from __future__ import annotations

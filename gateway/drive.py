@@ -337,6 +337,14 @@ class DriveView:
             raise IsADirectory("/ is a directory")
         return self.pipeline.start(self._entitlement(), path, expected_size, self.intents)
 
+    def writes_known(self) -> bool:
+        """True if `open_write` can answer without the database (the session's
+        entitlement read is fresh, or the login may not write at all)."""
+        if not self.login.writable:
+            return True
+        cached = self._ent
+        return cached is not None and time.monotonic() < cached[1]
+
     def _entitlement(self) -> Entitlement:
         cached = self._ent
         if cached is not None and time.monotonic() < cached[1]:

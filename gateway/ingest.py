@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy import Engine
@@ -283,6 +284,39 @@ class Upload:
         if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
             self._renew()
         return n
+
+    def write_waits(self, n: int) -> str | None:
+        """Whether `write()` of `n` bytes would wait, for an event-loop frontend:
+        None if it returns at once, "room" if it would wait for the stream's
+        pipe (see `when_room`), "io" if it may wait on the database, S3 or
+        the buffer budget (so it belongs on a worker thread).
+
+        Only the common cases return None: a snapshot's chunk list, a part
+        with room and budget for the bytes, a stream with room in its pipe.
+        """
+        if self.closed or self._error is not None:
+            return None  # write() raises at once
+        if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
+            return "io"
+        if self._streamed:
+            if self._stream is None:
+                return "io"  # the first bytes reserve the announced size
+            return None if self._stream.has_room() else "room"
+        if not self._large:
+            if self._buffered + n < _SMALL and not self._announced_large:
+                return None
+            return "io"  # the first part buffer is charged to the budget
+        part = self._part
+        if part is None or len(part) + n >= self.p.part_size or len(part) + n > self._charged:
+            return "io"  # a new buffer, a part handed off, or more budget
+        return None
+
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (perhaps on another thread) once the stream's pipe has room."""
+        if self._stream is None:
+            callback()
+        else:
+            self._stream.when_room(callback)
 
     def _feed(self, data: bytes) -> None:
         """Pass bytes on to the streamed PutObject, reserving the announced size

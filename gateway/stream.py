@@ -8,11 +8,12 @@ multipart calls, and the object is in S3 when its last byte is. Buffered
 multipart uploads (gateway/ingest.py) remain for uploads of unknown size
 (SFTP, FTP without ALLO).
 
-The session thread `feed()`s chunks into a short pipe; the PUT runs on a
-daemon thread of its own and `read()`s them (a thread per upload in flight,
-as the FTP server has one per session). A full pipe blocks the session, which
-stops reading its socket: TCP slows the recorder, as the buffer budget does
-for buffered uploads. S3 stores the object only if it receives exactly
+The session `feed()`s chunks into a short pipe; the PUT runs on a daemon
+thread of its own and `read()`s them (a thread per upload in flight). A full
+pipe stops the session reading its socket: TCP slows the recorder, as the
+buffer budget does for buffered uploads. A threaded frontend simply waits in
+`feed()`; the FTP event loop asks `when_room()` to be called back instead,
+so no thread waits for a recorder's next bytes. S3 stores the object only if it receives exactly
 Content-Length bytes, so an upload that ends any other way is cancelled by
 making the body's next read fail: the request breaks and nothing is stored.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from billing.errors import StorageUnavailable, UploadAborted
@@ -46,6 +48,7 @@ class StreamedPut:
         self._cond = threading.Condition()
         self._cancelled: BaseException | None = None
         self._future: Future[None] = Future()
+        self._on_room: Callable[[], None] | None = None
         threading.Thread(target=self._run, args=(store, key), name="s3-stream",
                          daemon=True).start()
 
@@ -60,6 +63,7 @@ class StreamedPut:
         finally:
             with self._cond:  # a session waiting in feed() learns the PUT ended
                 self._cond.notify_all()
+            self._call_on_room()
 
     # --- the session's side -------------------------------------------------
 
@@ -77,6 +81,26 @@ class StreamedPut:
                 return
         self.finish()  # raises the PUT's error
         raise StorageUnavailable("storage ended the upload early")
+
+    def has_room(self) -> bool:
+        """True if `feed()` would not wait (the pipe has room, or the PUT ended)."""
+        return len(self._chunks) < self._depth or self._future.done()
+
+    def when_room(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once `feed()` would not wait: at once if it would
+        not now, else from the PUT's thread when it takes the pipe's chunks
+        or ends. One callback at a time (a session feeds one chunk at a time)."""
+        with self._cond:
+            if not self.has_room():
+                self._on_room = callback
+                return
+        callback()
+
+    def _call_on_room(self) -> None:
+        with self._cond:
+            callback, self._on_room = self._on_room, None
+        if callback is not None:
+            callback()
 
     def finish(self) -> None:
         """Wait for S3's answer once every byte was fed; raise what it said."""
@@ -129,4 +153,5 @@ class StreamedPut:
                 self._chunks.clear()
             self._cond.notify_all()
         self._left -= len(chunk)
+        self._call_on_room()
         return chunk

@@ -3,9 +3,11 @@
 pyftpdlib gives us the protocol engine (command parsing, PASV/EPSV/PORT,
 TLS, the data channel); every filesystem command is re-implemented here
 over `DriveView` so that its reply is precise and the rule behind it lives
-in one place for FTP and SFTP alike. Runs under pyftpdlib's threaded server:
-each session has its own thread, so the blocking S3 and database calls of
-the pipeline only ever stall the session that made them.
+in one place for FTP and SFTP alike. Runs on pyftpdlib's event loop, one
+thread for every session (gateway/ftp/loop.py says why): a command answered
+from the session's own state replies at once, and one that waits on the
+database or S3 runs on the pool while its session reads nothing more (`_step`),
+so a slow step only ever stalls the session that made it.
 """
 
 from __future__ import annotations
@@ -16,19 +18,22 @@ import os
 import select
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pyftpdlib.handlers import DTPHandler, FTPHandler
-from pyftpdlib.handlers.ftp.producers import BufferedIteratorProducer, FileProducer
+from pyftpdlib.handlers.ftp.producers import BufferedIteratorProducer
 from pyftpdlib.log import logger as ftplog
 
 from billing.entitlement import upload_entitlement
 from billing.errors import Cam2DriveError, InvalidPath, NotEntitled, StorageUnavailable
 from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
-from gateway.drive import DriveView, Login
+from gateway.drive import Download, DriveView, Entry, Login
 from gateway.ftp.listing import list_lines, mlsd_lines, mlsx_facts
+from gateway.ftp.loop import Offload
 from gateway.ftp.passive import PassiveListener, PassiveRetryMixin
+from gateway.ftp.readahead import ReadAhead
 from gateway.ftp.replies import reply_for
 from gateway.ingest import IngestPipeline, Upload
 
@@ -60,15 +65,104 @@ class Authorizer:
         pass
 
 
+class _LoopWrites:
+    """A receiving data channel's file object: pyftpdlib writes each chunk it
+    reads here (plain and TLS alike), and the channel decides whether the
+    Upload takes it on the loop or off it."""
+
+    def __init__(self, channel: DurableDTPMixin, upload: Upload) -> None:
+        self.channel = channel
+        self.upload = upload
+        self.name = upload.name
+
+    @property
+    def closed(self) -> bool:
+        return self.upload.closed
+
+    def write(self, chunk: bytes) -> None:
+        self.channel._write(self.upload, chunk)
+
+    def close(self) -> None:
+        self.upload.close()
+
+
 class DurableDTPMixin:
     """Data channel that acknowledges an upload only once it is durable.
 
     pyftpdlib closes the file object and then sends 226. Here a finished
-    upload is first committed (S3 complete + index) and the reply becomes
-    the commit's outcome; every other ending aborts the upload.
+    upload is first committed (S3 complete + index) on the pool, and the
+    reply becomes the commit's outcome; every other ending aborts the
+    upload. A chunk whose write would wait (`Upload.write_waits`: the
+    first bytes of a clip reserve its size, a full stream pipe, a part for
+    S3) stops the channel reading until it is taken, so TCP slows the
+    recorder and the loop serves everyone else meanwhile.
     """
 
     _reset = False  # the peer reset the data connection instead of closing it
+    _upload: Upload | None = None
+    _busy = False  # a write or the commit is off the loop
+    _close_pending = False  # close() came while busy: done when it ends
+
+    def enable_receiving(self, type: str, cmd: str) -> None:
+        super().enable_receiving(type, cmd)  # type: ignore[misc]
+        upload = self.file_obj  # type: ignore[has-type]
+        if isinstance(upload, Upload):
+            self._upload = upload
+            self.file_obj = _LoopWrites(self, upload)
+
+    def _write(self, upload: Upload, chunk: bytes) -> None:
+        wait = upload.write_waits(len(chunk))
+        if wait is None:
+            upload.write(chunk)
+            return
+        self._busy = True
+        self.del_channel()  # type: ignore[attr-defined]
+        offload: Offload = self.cmd_channel.offload  # type: ignore[attr-defined]
+        if wait == "room":
+            upload.when_room(lambda: offload.calls.call_soon(self._room, upload, chunk))
+        else:
+            offload.run(lambda: upload.write(chunk), self._written)
+
+    def _room(self, upload: Upload, chunk: bytes) -> None:
+        """The stream's pipe has room: write the chunk that waited for it."""
+        if self._unbusy():
+            return
+        try:
+            self._write(upload, chunk)
+        except Exception:
+            self.handle_error()
+            return
+        if not self._busy:
+            self._read_on()
+
+    def _written(self, ok: bool, value: Any) -> None:
+        if self._unbusy():
+            return
+        if not ok:
+            try:
+                raise value
+            except Exception:
+                self.handle_error()
+            return
+        self._read_on()
+
+    def _unbusy(self) -> bool:
+        """The step off the loop ended; True if a close() that waited for it ran."""
+        self._busy = False
+        if self._close_pending:
+            self._close_pending = False
+            self.close()
+            return True
+        return self._closed  # type: ignore[attr-defined, no-any-return]
+
+    def _read_on(self) -> None:
+        if self._closed:  # type: ignore[attr-defined]
+            return
+        self.add_channel(events=self.ioloop.READ)  # type: ignore[attr-defined]
+        pending = getattr(self.socket, "pending", None)  # type: ignore[attr-defined]
+        if pending is not None and pending():  # TLS bytes already decrypted: no poll event
+            self.ioloop.call_later(0, self.handle_read_event,  # type: ignore[attr-defined]
+                                   _errback=self.handle_error)
 
     def handle_close(self) -> None:
         # pyftpdlib calls this from inside its `except OSError` when the
@@ -80,15 +174,39 @@ class DurableDTPMixin:
         super().handle_close()  # type: ignore[misc]
 
     def close(self) -> None:
-        upload = self.file_obj  # type: ignore[attr-defined]
+        if self._busy:
+            self._close_pending = True
+            return
+        upload = self._upload
         if (not self._closed and self.receive  # type: ignore[attr-defined]
-                and isinstance(upload, Upload) and not upload.closed):
+                and upload is not None and not upload.closed):
             resp = self._resp  # type: ignore[attr-defined]
             if self.transfer_finished and resp and resp[0].startswith("226"):  # type: ignore[attr-defined]
-                self._resp = self._finish(upload)
-            else:
-                upload.abort()
+                self._commit(upload)
+                return
+            upload.closed = True  # aborted off the loop: abort() may wait on S3
+            self.cmd_channel.offload.fire(upload.abort, f"abort of {upload.name}")  # type: ignore[attr-defined]
         super().close()  # type: ignore[misc]
+
+    def _commit(self, upload: Upload) -> None:
+        """Commit on the pool, the session quiet meanwhile; then close with its reply."""
+        self._busy = True
+        self.del_channel()  # type: ignore[attr-defined]
+        if self._idler is not None and not self._idler.cancelled:  # type: ignore[has-type]
+            self._idler.cancel()  # type: ignore[has-type]
+        control = self.cmd_channel  # type: ignore[attr-defined]
+        control._pause()
+
+        def then(ok: bool, resp: Any) -> None:
+            self._busy = self._close_pending = False
+            if not ok:  # _finish answers every failure itself
+                log.error("commit of %s failed", upload.name, exc_info=resp)
+                resp = ("451 Internal error; file not stored, retry later.", ftplog.error)
+            self._resp = resp if not control._closed else None
+            control._resume()
+            super(DurableDTPMixin, self).close()  # type: ignore[misc]
+
+        control.offload.run(lambda: self._finish(upload), then)
 
     def _finish(self, upload: Upload) -> tuple[str, Any]:
         problem = self.cmd_channel.incomplete_reason(  # type: ignore[attr-defined]
@@ -132,6 +250,7 @@ class GatewayMixin(PassiveRetryMixin):
     # set per server by gateway/ftp/server.py
     pipeline: IngestPipeline
     authenticator: Authenticator
+    offload: Offload
     fallback_encoding: str | None = "gb18030"
     eof_grace: float = 0.03
 
@@ -146,29 +265,105 @@ class GatewayMixin(PassiveRetryMixin):
 
     # --- connection and decoding -------------------------------------------
 
-    def handle(self) -> None:
-        """Greet, or refuse a banned address with 421.
-
-        The refused session is closed by the client or at its first command:
-        closing here, before pyftpdlib registers the socket in the session's
-        thread, would race with that registration.
-        """
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._queued: list[bytes] = []  # commands held while a step is off the loop
         self._allo: int | None = None
         self._refusal: str | None = None
-        try:
-            self.authenticator.check_ban(self.remote_ip)  # type: ignore[attr-defined]
-        except Cam2DriveError as err:
-            self._refusal = reply_for(err, "421")
+        super().__init__(*args, **kwargs)
+
+    def handle(self) -> None:
+        """Greet, or refuse a banned address with 421 (the ban is read off the loop)."""
+        ip = self.remote_ip  # type: ignore[attr-defined]
+
+        def check() -> Cam2DriveError | None:
+            try:
+                self.authenticator.check_ban(ip)
+            except Cam2DriveError as err:
+                return err
+            return None
+
+        def then(refusal: Cam2DriveError | None) -> None:
+            if refusal is None:
+                super(GatewayMixin, self).handle()  # type: ignore[misc]
+                return
+            self._refusal = reply_for(refusal, "421")
             self.respond(self._refusal)  # type: ignore[attr-defined]
-            return
-        super().handle()  # type: ignore[misc]
+            self.close_when_done()  # type: ignore[attr-defined]
+
+        self._step("", "", check, then)
 
     def close(self) -> None:
         """As pyftpdlib's (which aborts an unfinished upload), then the view's end."""
         view = getattr(self, "fs", None)
         super().close()  # type: ignore[misc]
         if isinstance(view, DriveView):
-            view.close()
+            self.offload.fire(view.close, "closing an FTP session's drive view")
+
+    # --- steps that wait, off the loop -------------------------------------
+
+    _paused = False
+
+    def _step(self, cmd: str, arg: str, work: Callable[[], Any],
+              done: Callable[[Any], None], *, now: bool = False,
+              discard: Callable[[Any], None] | None = None) -> None:
+        """Run a command's `work()`, then reply with `done(result)`.
+
+        `now`: `work` is answered from the session's own state (its folder
+        cache, its entitlement) and runs on the loop. Otherwise it runs on
+        the pool while the session reads no further command; a
+        Cam2DriveError becomes its reply. `discard` gets the result of work
+        that finished after the session closed (an upload to abort).
+        """
+        if now:
+            try:
+                result = work()
+            except Cam2DriveError as err:
+                return self.reply_error(err)
+            return done(result)
+        self._pause()
+
+        def then(ok: bool, value: Any) -> None:
+            if self._closed:  # type: ignore[attr-defined]
+                if ok and discard is not None and value is not None:
+                    discard(value)
+                return
+            self._resume()
+            self._last_response = ""
+            try:
+                if ok:
+                    done(value)
+                elif isinstance(value, Cam2DriveError):
+                    self.reply_error(value)
+                else:
+                    raise value
+            except Exception:
+                self.handle_error()  # type: ignore[attr-defined]  (logged; session closed)
+                return
+            if cmd and self._last_response:
+                resp = self._last_response
+                self.log_cmd(cmd, arg, int(resp[:3]), resp[4:])  # type: ignore[attr-defined]
+
+        self.offload.run(work, then)
+
+    def _pause(self) -> None:
+        """Read no more from the client until `_resume` (a step is off the loop)."""
+        if not self._paused:
+            self._paused = True
+            self.del_channel()  # type: ignore[attr-defined]
+
+    def _resume(self) -> None:
+        if not self._paused or self._closed:  # type: ignore[attr-defined]
+            return
+        self._paused = False
+        loop = self.ioloop  # type: ignore[attr-defined]
+        self.add_channel(events=loop.READ | (loop.WRITE if self.writable() else 0))  # type: ignore[attr-defined]
+        if self._queued:  # after this step's reply, which the caller sends now
+            loop.call_later(0, self._run_queued, _errback=self.handle_error)  # type: ignore[attr-defined]
+
+    def _run_queued(self) -> None:
+        """Commands a client sent without waiting for the previous reply."""
+        while self._queued and not self._paused and not self._closed:  # type: ignore[attr-defined]
+            self._command(self._queued.pop(0))
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         if self._refusal:
@@ -178,12 +373,19 @@ class GatewayMixin(PassiveRetryMixin):
         super().pre_process_command(line, cmd, arg)  # type: ignore[misc]
 
     def found_terminator(self) -> None:
-        """As pyftpdlib's, but decoding with our fallback and a clear 501."""
+        """As pyftpdlib's, but decoding with our fallback and a clear 501, and
+        holding commands that arrive while a step of the session is off the loop."""
         if self._idler is not None and not self._idler.cancelled:  # type: ignore[attr-defined]
             self._idler.reset()  # type: ignore[attr-defined]
         raw = b"".join(self._in_buffer)  # type: ignore[attr-defined]
         self._in_buffer = []
         self._in_buffer_len = 0
+        if self._paused or self._queued:
+            self._queued.append(raw)
+            return
+        self._command(raw)
+
+    def _command(self, raw: bytes) -> None:
         try:
             line = paths.decode_client_bytes(raw, self.fallback_encoding)
         except InvalidPath as err:
@@ -204,30 +406,35 @@ class GatewayMixin(PassiveRetryMixin):
         if not self.username:  # type: ignore[attr-defined]
             self.respond("503 Login with USER first.")  # type: ignore[attr-defined]
             return
-        try:
-            login = self.authenticator.authenticate(self.username, line, self.remote_ip)  # type: ignore[attr-defined]
-        except Banned as err:
-            self.respond(reply_for(err, "421"))  # type: ignore[attr-defined]
-            self.close_when_done()  # type: ignore[attr-defined]
-            return
-        except AuthFailed as err:
-            self.handle_auth_failed(str(err), line)  # type: ignore[attr-defined]
-            return
-        except StorageUnavailable as err:
-            self.respond(reply_for(err, "421"))  # type: ignore[attr-defined]
-            self.close_when_done()  # type: ignore[attr-defined]
-            return
-        msg = "Login successful."
-        if login.kind == "viewer":
-            msg = "Login successful (read-only: one folder per device)."
-        else:
+        user, ip = self.username, self.remote_ip  # type: ignore[attr-defined]
+
+        def check() -> tuple[Login | None, str | Cam2DriveError]:
+            """The login and its greeting, or the refusal (never raised: each
+            kind of refusal has its own reply below)."""
+            try:
+                login = self.authenticator.authenticate(user, line, ip)
+            except (Banned, AuthFailed, StorageUnavailable) as err:
+                return None, err
+            if login.kind == "viewer":
+                return login, "Login successful (read-only: one folder per device)."
             try:
                 upload_entitlement(self.pipeline.engine, login.device_id)  # type: ignore[arg-type]
             except NotEntitled as err:
-                msg = f"Login successful, but {err}."
+                return login, f"Login successful, but {err}."
             except Cam2DriveError:
                 pass
-        self._login_ok(login, line, msg)
+            return login, "Login successful."
+
+        def then(outcome: tuple[Login | None, str | Cam2DriveError]) -> None:
+            login, msg = outcome
+            if login is not None:
+                return self._login_ok(login, line, str(msg))
+            if isinstance(msg, AuthFailed):
+                return self.handle_auth_failed(str(msg), line)  # type: ignore[attr-defined]
+            self.respond(reply_for(msg, "421"))  # type: ignore[arg-type, attr-defined]
+            self.close_when_done()  # type: ignore[attr-defined]
+
+        self._step("PASS", "******", check, then)
 
     def _login_ok(self, login: Login, password: str, msg: str) -> None:
         self.respond(f"230 {msg}")  # type: ignore[attr-defined]
@@ -245,11 +452,18 @@ class GatewayMixin(PassiveRetryMixin):
         self.respond(f'257 "{cwd}" is the current directory.')  # type: ignore[attr-defined]
 
     def ftp_CWD(self, path: str) -> None:
+        path = path or "/"
+        self._step("CWD", path, lambda: self.fs.chdir(path),
+                   lambda cwd: self.respond(f'250 "{cwd}" is the current directory.'),  # type: ignore[attr-defined]
+                   now=self._known(path))
+
+    def _known(self, path: str) -> bool:
+        """True if `path` can be judged without the database (a cached
+        folder, or a path refused on its face)."""
         try:
-            cwd = self.fs.chdir(path or "/")
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.respond(f'250 "{cwd}" is the current directory.')  # type: ignore[attr-defined]
+            return self.fs.known(path) is not None
+        except Cam2DriveError:
+            return True
 
     def ftp_CDUP(self, path: str) -> None:
         """The root's parent is the root, as on any Unix server (a CWD outside is refused)."""
@@ -260,69 +474,51 @@ class GatewayMixin(PassiveRetryMixin):
     # --- namespace ----------------------------------------------------------
 
     def ftp_MKD(self, path: str) -> None:
-        try:
-            shown, created = self.fs.mkdir(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        quoted = shown.replace('"', '""')
-        note = "created" if created else "already exists"
-        self.respond(f'257 "{quoted}" {note}.')  # type: ignore[attr-defined]
+        def made(outcome: tuple[str, bool]) -> None:
+            shown, created = outcome
+            quoted = shown.replace('"', '""')
+            note = "created" if created else "already exists"
+            self.respond(f'257 "{quoted}" {note}.')  # type: ignore[attr-defined]
+        self._step("MKD", path, lambda: self.fs.mkdir(path), made)
 
     def ftp_RMD(self, path: str) -> None:
-        try:
-            self.fs.rmdir(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.respond("250 Directory removed.")  # type: ignore[attr-defined]
+        self._step("RMD", path, lambda: self.fs.rmdir(path),
+                   lambda _: self.respond("250 Directory removed."))  # type: ignore[attr-defined]
 
     def ftp_DELE(self, path: str) -> None:
-        try:
-            self.fs.remove(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.respond("250 File removed.")  # type: ignore[attr-defined]
+        self._step("DELE", path, lambda: self.fs.remove(path),
+                   lambda _: self.respond("250 File removed."))  # type: ignore[attr-defined]
 
     def ftp_RNFR(self, path: str) -> None:
-        try:
-            self.fs.stat(path)
+        def ready(_: object) -> None:
             self._rnfr = self.fs.resolve(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.respond("350 Ready for destination name.")  # type: ignore[attr-defined]
+            self.respond("350 Ready for destination name.")  # type: ignore[attr-defined]
+        self._step("RNFR", path, lambda: self.fs.stat(path), ready)
 
     def ftp_RNTO(self, path: str) -> None:
         if not self._rnfr:
             self.respond("503 Bad sequence of commands: use RNFR first.")  # type: ignore[attr-defined]
             return
         src, self._rnfr = self._rnfr, None
-        try:
-            self.fs.rename("/" + src, path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.respond("250 Renaming ok.")  # type: ignore[attr-defined]
+        self._step("RNTO", path, lambda: self.fs.rename("/" + src, path),
+                   lambda _: self.respond("250 Renaming ok."))  # type: ignore[attr-defined]
 
     # --- information --------------------------------------------------------
 
-    def _regular_file(self, path: str) -> Any:
-        """The entry of a file, or None after replying with the reason."""
-        try:
-            entry = self.fs.stat(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        if entry.is_dir:
-            self.respond(f"550 {paths.display(entry.path)} is not a regular file.")  # type: ignore[attr-defined]
-            return None
-        return entry
+    def _regular_file(self, cmd: str, path: str, reply: Callable[[Entry], str]) -> None:
+        """Reply `reply(entry)` about a file, or why there is none."""
+        def then(entry: Entry) -> None:
+            if entry.is_dir:
+                self.respond(f"550 {paths.display(entry.path)} is not a regular file.")  # type: ignore[attr-defined]
+            else:
+                self.respond(reply(entry))  # type: ignore[attr-defined]
+        self._step(cmd, path, lambda: self.fs.stat(path), then)
 
     def ftp_SIZE(self, path: str) -> None:
-        entry = self._regular_file(path)
-        if entry is not None:
-            self.respond(f"213 {entry.size}")  # type: ignore[attr-defined]
+        self._regular_file("SIZE", path, lambda e: f"213 {e.size}")
 
     def ftp_MDTM(self, path: str) -> None:
-        entry = self._regular_file(path)
-        if entry is not None:
-            self.respond(f"213 {entry.mtime.strftime('%Y%m%d%H%M%S')}")  # type: ignore[attr-defined]
+        self._regular_file("MDTM", path, lambda e: f"213 {e.mtime.strftime('%Y%m%d%H%M%S')}")
 
     def _listing_arg(self, arg: str) -> str:
         """`LIST -la` and friends: some clients pass ls flags; they mean the cwd."""
@@ -332,54 +528,51 @@ class GatewayMixin(PassiveRetryMixin):
         return " ".join(words)
 
     def ftp_LIST(self, path: str) -> None:
-        try:
-            listing = self.fs.listdir(self._listing_arg(path))
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        producer = BufferedIteratorProducer(list_lines(listing, self.fs.login.writable))
-        self.push_dtp_data(producer, isproducer=True, cmd="LIST")  # type: ignore[attr-defined]
+        def send(listing: list[Entry]) -> None:
+            producer = BufferedIteratorProducer(list_lines(listing, self.fs.login.writable))
+            self.push_dtp_data(producer, isproducer=True, cmd="LIST")  # type: ignore[attr-defined]
+        arg = self._listing_arg(path)
+        self._step("LIST", path, lambda: self.fs.listdir(arg), send)
 
     def ftp_NLST(self, path: str) -> None:
-        try:
-            listing = self.fs.listdir(self._listing_arg(path))
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        data = "".join(f"{e.name}\r\n" for e in listing).encode("utf-8")
-        self.push_dtp_data(data, cmd="NLST")  # type: ignore[attr-defined]
+        def send(listing: list[Entry]) -> None:
+            data = "".join(f"{e.name}\r\n" for e in listing).encode("utf-8")
+            self.push_dtp_data(data, cmd="NLST")  # type: ignore[attr-defined]
+        arg = self._listing_arg(path)
+        self._step("NLST", path, lambda: self.fs.listdir(arg), send)
 
     def ftp_MLSD(self, path: str) -> None:
-        try:
-            entry = self.fs.stat(path)
-            if not entry.is_dir:
+        def read() -> list[Entry] | None:
+            if not self.fs.stat(path).is_dir:
+                return None
+            return self.fs.listdir(path)
+
+        def send(listing: list[Entry] | None) -> None:
+            if listing is None:
                 self.respond("501 Not a directory.")  # type: ignore[attr-defined]
                 return
-            listing = self.fs.listdir(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        producer = BufferedIteratorProducer(mlsd_lines(listing, self.fs.login.writable))
-        self.push_dtp_data(producer, isproducer=True, cmd="MLSD")  # type: ignore[attr-defined]
+            producer = BufferedIteratorProducer(mlsd_lines(listing, self.fs.login.writable))
+            self.push_dtp_data(producer, isproducer=True, cmd="MLSD")  # type: ignore[attr-defined]
+        self._step("MLSD", path, read, send)
 
     def ftp_MLST(self, path: str) -> None:
-        try:
-            entry = self.fs.stat(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        shown = paths.display(entry.path)
-        self.push(f'250-Listing "{shown}":\r\n')  # type: ignore[attr-defined]
-        self.push(f" {mlsx_facts(entry, self.fs.login.writable)} {shown}\r\n")  # type: ignore[attr-defined]
-        self.respond("250 End MLST.")  # type: ignore[attr-defined]
+        def send(entry: Entry) -> None:
+            shown = paths.display(entry.path)
+            self.push(f'250-Listing "{shown}":\r\n')  # type: ignore[attr-defined]
+            self.push(f" {mlsx_facts(entry, self.fs.login.writable)} {shown}\r\n")  # type: ignore[attr-defined]
+            self.respond("250 End MLST.")  # type: ignore[attr-defined]
+        self._step("MLST", path, lambda: self.fs.stat(path), send)
 
     def ftp_STAT(self, path: str) -> None:
         if not path:
             return super().ftp_STAT(path)  # type: ignore[misc]
-        try:
-            listing = self.fs.listdir(path)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        self.push(f"213-Status of {path}:\r\n")  # type: ignore[attr-defined]
-        for line in list_lines(listing, self.fs.login.writable):
-            self.push(" " + line.decode("utf-8"))  # type: ignore[attr-defined]
-        self.respond("213 End of status.")  # type: ignore[attr-defined]
+
+        def send(listing: list[Entry]) -> None:
+            self.push(f"213-Status of {path}:\r\n")  # type: ignore[attr-defined]
+            for line in list_lines(listing, self.fs.login.writable):
+                self.push(" " + line.decode("utf-8"))  # type: ignore[attr-defined]
+            self.respond("213 End of status.")  # type: ignore[attr-defined]
+        self._step("STAT", path, lambda: self.fs.listdir(path), send)
 
     # --- transfers ----------------------------------------------------------
 
@@ -395,18 +588,19 @@ class GatewayMixin(PassiveRetryMixin):
         if rest:
             self.respond("554 Resuming an upload is not supported; send the whole file again.")  # type: ignore[attr-defined]
             return
-        try:
-            upload = self.fs.open_write(file, expected)
-        except Cam2DriveError as err:
-            return self.reply_error(err)
-        upload.expected_size = expected  # type: ignore[attr-defined]
-        if self.data_channel is not None:  # type: ignore[attr-defined]
-            self.respond("125 Data connection already open. Transfer starting.")  # type: ignore[attr-defined]
-            self.data_channel.file_obj = upload  # type: ignore[attr-defined]
-            self.data_channel.enable_receiving(self._current_type, "STOR")  # type: ignore[attr-defined]
-        else:
-            self.respond("150 File status okay. About to open data connection.")  # type: ignore[attr-defined]
-            self._in_dtp_queue = (upload, "STOR")
+
+        def opened(upload: Upload) -> None:
+            upload.expected_size = expected  # type: ignore[attr-defined]
+            if self.data_channel is not None:  # type: ignore[attr-defined]
+                self.respond("125 Data connection already open. Transfer starting.")  # type: ignore[attr-defined]
+                self.data_channel.file_obj = upload  # type: ignore[attr-defined]
+                self.data_channel.enable_receiving(self._current_type, "STOR")  # type: ignore[attr-defined]
+            else:
+                self.respond("150 File status okay. About to open data connection.")  # type: ignore[attr-defined]
+                self._in_dtp_queue = (upload, "STOR")
+
+        self._step("STOR", file, lambda: self.fs.open_write(file, expected), opened,
+                   now=self.fs.writes_known(), discard=Upload.abort)
 
     def ftp_APPE(self, file: str) -> None:
         self._restart_position = 0
@@ -424,15 +618,23 @@ class GatewayMixin(PassiveRetryMixin):
 
     def ftp_RETR(self, file: str) -> None:
         rest, self._restart_position = self._restart_position, 0  # type: ignore[has-type]
-        try:
-            download = self.fs.open_read(file, rest)
-        except Cam2DriveError as err:
-            if rest and isinstance(err, InvalidPath):
-                self.respond(f"554 {err}.")  # type: ignore[attr-defined]
+
+        def open_() -> Download | str:
+            try:
+                return self.fs.open_read(file, rest)
+            except InvalidPath as err:
+                if rest:
+                    return f"554 {err}."
+                raise
+
+        def send(download: Download | str) -> None:
+            if isinstance(download, str):
+                self.respond(download)  # type: ignore[attr-defined]
                 return
-            return self.reply_error(err)
-        producer = FileProducer(download, self._current_type)  # type: ignore[attr-defined]
-        self.push_dtp_data(producer, isproducer=True, file=download, cmd="RETR")  # type: ignore[attr-defined]
+            producer = ReadAhead(download, ascii_mode=self._current_type == "a")  # type: ignore[attr-defined]
+            self.push_dtp_data(producer, isproducer=True, file=producer, cmd="RETR")  # type: ignore[attr-defined]
+
+        self._step("RETR", file, open_, send, discard=Download.close)
 
     # --- "ack means durable" helpers ------------------------------------------
 

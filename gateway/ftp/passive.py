@@ -1,8 +1,9 @@
 """Passive-mode listeners that stay correct when many sessions PASV at once.
 
 pyftpdlib's `PassiveDTP` picks a random port of the configured range, binds
-it with SO_REUSEADDR and only then listens. Under the threaded server two
-sessions can bind the same free port in that window; the second `listen()`
+it with SO_REUSEADDR and only then listens. Two servers in one process (an
+embedder's, or the tests') can bind the same free port in that window, as
+could two sessions under pyftpdlib's threaded server; the second `listen()`
 then fails with EADDRINUSE and pyftpdlib drops the whole control
 connection: a recorder's upload lost to a race, seen with 30 concurrent
 sessions on a 100-port range.

@@ -7,23 +7,25 @@ import socket
 from pathlib import Path
 
 from pyftpdlib.ioloop import IOLoop
-from pyftpdlib.servers import ThreadedFTPServer
+from pyftpdlib.servers import FTPServer
 
 from billing.errors import InvalidInput
 from billing.settings import Settings, passive_port_range
 from gateway.auth import Authenticator
 from gateway.ftp.handler import DurableDTPMixin, GatewayFTPHandler, GatewayMixin, no_fs_perm
+from gateway.ftp.loop import Offload
 from gateway.ingest import IngestPipeline
 
 log = logging.getLogger("cam2drive.ftp")
 
 
 def handler_class(settings: Settings, pipeline: IngestPipeline,
-                  authenticator: Authenticator) -> type:
-    """A handler class bound to this process's pipeline and settings."""
+                  authenticator: Authenticator, offload: Offload) -> type:
+    """A handler class bound to this process's pipeline, settings and loop."""
     attrs = dict(
         pipeline=pipeline,
         authenticator=authenticator,
+        offload=offload,
         fallback_encoding=settings.path_fallback_encoding,
         eof_grace=settings.ftp_eof_grace_ms / 1000,
         passive_ports=passive_port_range(settings.ftp_passive_ports),
@@ -54,12 +56,14 @@ def handler_class(settings: Settings, pipeline: IngestPipeline,
 
 
 def build_server(settings: Settings, pipeline: IngestPipeline,
-                 authenticator: Authenticator, sock: socket.socket | None = None) -> ThreadedFTPServer:
-    handler = handler_class(settings, pipeline, authenticator)
-    address = sock if sock is not None else (settings.ftp_host, settings.ftp_port)
+                 authenticator: Authenticator, sock: socket.socket | None = None) -> FTPServer:
+    """pyftpdlib's single-threaded server, every wait on the pool (gateway/ftp/loop.py)."""
     # Its own IOLoop, not pyftpdlib's process-wide singleton: tests and
     # embedders may run several servers in one process.
-    server = ThreadedFTPServer(address, handler, ioloop=IOLoop())
+    ioloop = IOLoop()
+    handler = handler_class(settings, pipeline, authenticator, Offload(ioloop))
+    address = sock if sock is not None else (settings.ftp_host, settings.ftp_port)
+    server = FTPServer(address, handler, ioloop=ioloop)
     server.max_cons = settings.ftp_max_connections
     server.max_cons_per_ip = settings.ftp_max_connections_per_ip
     return server
