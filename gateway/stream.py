@@ -27,22 +27,24 @@ from concurrent.futures import Future
 
 from billing.errors import StorageUnavailable, UploadAborted
 
-# Chunks a pipe holds: FTP reads 64 KiB at a time, so an upload in flight
-# holds at most ~256 KiB here (plus socket buffers).
-PIPE_DEPTH = 4
+# Bytes a pipe holds before the session stops reading: an upload in flight
+# holds at most this plus one network read (FTP reads up to 256 KiB at a time)
+# here, besides socket buffers.
+PIPE_BYTES = 256 * 1024
 
 
 class StreamedPut:
     """One streamed PutObject: the session feeds it, a worker thread sends it."""
 
     def __init__(self, store: object, key: str, length: int, stall: float,
-                 depth: int = PIPE_DEPTH) -> None:
+                 limit: int = PIPE_BYTES) -> None:
         """`stall`: seconds the request may wait for the recorder's next bytes
         before it is broken (an upload whose session vanished without an
         abort must not hold its thread and S3 connection for ever)."""
         self.length = length
         self._stall = stall
-        self._depth = depth
+        self._limit = limit
+        self._queued = 0  # bytes in the pipe
         self._chunks: deque[bytes] = deque()
         self._left = length  # bytes the request body has still to read
         self._cond = threading.Condition()
@@ -73,10 +75,11 @@ class StreamedPut:
         Raises StorageUnavailable if the PUT ended before taking it (S3 failed).
         """
         with self._cond:
-            while len(self._chunks) >= self._depth and not self._future.done():
+            while self._queued >= self._limit and not self._future.done():
                 self._cond.wait()
             if not self._future.done():
                 self._chunks.append(data)
+                self._queued += len(data)
                 self._cond.notify_all()
                 return
         self.finish()  # raises the PUT's error
@@ -84,7 +87,7 @@ class StreamedPut:
 
     def has_room(self) -> bool:
         """True if `feed()` would not wait (the pipe has room, or the PUT ended)."""
-        return len(self._chunks) < self._depth or self._future.done()
+        return self._queued < self._limit or self._future.done()
 
     def when_room(self, callback: Callable[[], None]) -> None:
         """Call `callback` once `feed()` would not wait: at once if it would
@@ -151,6 +154,7 @@ class StreamedPut:
             else:  # behind the recorder: one send for all it has queued
                 chunk = b"".join(self._chunks)
                 self._chunks.clear()
+            self._queued = 0
             self._cond.notify_all()
         self._left -= len(chunk)
         self._call_on_room()

@@ -41,7 +41,7 @@ def test_commands_sent_without_waiting_are_answered_in_order(stack: Stack) -> No
             '250 "/cam/day" is the current directory.',
             '257 "/cam/day" is the current directory.',
             '250 "/" is the current directory.',
-            "200 I successfully done nothin'.",
+            "200 I successfully did nothing'.",
         ]
 
 

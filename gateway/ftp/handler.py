@@ -98,6 +98,10 @@ class DurableDTPMixin:
     recorder and the loop serves everyone else meanwhile.
     """
 
+    # Up to 256 KiB a read, not pyftpdlib's 64 KiB: a loop event per read, and
+    # the loop is shared by every session (a clip's tail waited its turn
+    # four times as often; BENCHMARKS.md, session 15).
+    ac_in_buffer_size = 256 * 1024
     _reset = False  # the peer reset the data connection instead of closing it
     _upload: Upload | None = None
     _busy = False  # a write or the commit is off the loop
