@@ -109,8 +109,9 @@ def test_a_stalled_stream_is_broken_and_stores_nothing(stack: Stack) -> None:
     assert stack.drive(dev).reserved_bytes == 2 * MiB  # announced size, reserved up front
     time.sleep(1.5)
     with pytest.raises(Cam2DriveError):
-        for _ in range(8):  # the pipe takes a few chunks before noticing
-            upload.write(os.urandom(64 * 1024))
+        for _ in range(8):  # writes spaced past the stall limit: each finds it broken
+            upload.write(os.urandom(64 * 1024))  # or, on a busy machine, stalls it anew
+            time.sleep(1.2)
     upload.abort()
     assert stack.entries(dev) == {} and stack.s3_keys(dev) == {}
     stack.assert_consistent(dev)
