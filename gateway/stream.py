@@ -145,10 +145,10 @@ class StreamedPut:
                 if not self._cond.wait(self._stall):
                     self._cancelled = UploadAborted(
                         f"no data from the recorder for {self._stall:.0f} s")
+            if not self._left:  # every byte sent: S3 stores the object whatever
+                return b""      # we do now, so let the PUT end and cancel() see it
             if self._cancelled is not None:
                 raise self._cancelled
-            if not self._left:
-                return b""
             if len(self._chunks) == 1:
                 chunk = self._chunks.popleft()
             else:  # behind the recorder: one send for all it has queued
