@@ -671,6 +671,7 @@ def serve_ftp(state: App, sock: socket.socket | None = None,
     st = state.settings
     server = build_server(st, state.pipeline, Authenticator(st, state.engine), sock=sock)
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    server.handler.offload.calls.wake_on_signals()
     logging.getLogger("cam2drive").info(
         "FTP gateway on %s:%s (passive %s%s)", st.ftp_host, st.ftp_port, st.ftp_passive_ports,
         ", TLS" if st.ftp_tls_certfile else "")

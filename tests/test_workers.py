@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,6 +146,28 @@ def test_sigterm_stops_every_worker_cleanly(stack: Stack, tmp_path: Path, count:
         n.proc.terminate()
         assert n.proc.wait(15) == 0
         assert psutil.wait_procs(workers, timeout=5)[1] == []
+    finally:
+        n.stop()
+    assert "error" not in n.log.read_text().lower()
+
+
+def test_sigterm_to_any_thread_stops_an_idle_node(stack: Stack, tmp_path: Path) -> None:
+    """The kernel may hand a process's SIGTERM to any of its threads, and the
+    FTP loop sleeps with no timeout while idle: the signal must wake it
+    (before, a node stopped while idle could wait for its next client)."""
+    import ctypes
+
+    n = WorkerNode(stack, tmp_path, workers=1)
+    try:
+        n.serving(1)
+        dev = stack.device()
+        assert ftp_put_many(n.ftp_port, dev.username, dev.password, ["a.jpg"], b"x") == ["226"]
+        time.sleep(0.5)  # idle: nothing scheduled, no client
+        others = [int(t) for t in os.listdir(f"/proc/{n.proc.pid}/task") if int(t) != n.proc.pid]
+        assert others
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(n.proc.pid, others[-1], signal.SIGTERM) == 0
+        assert n.proc.wait(10) == 0
     finally:
         n.stop()
     assert "error" not in n.log.read_text().lower()

@@ -14,7 +14,9 @@ through `LoopCalls`, the only way another thread may touch a session.
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +44,19 @@ class LoopCalls:
         self._tx.setblocking(False)
         self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._fileno = self._rx.fileno()
+        self._signals = False
         ioloop.register(self._fileno, self, ioloop.READ)
+
+    def wake_on_signals(self) -> None:
+        """Wake the loop for every signal (main thread only).
+
+        Python runs a signal's handler in the main thread, which here sleeps
+        in epoll with no timeout; the kernel may deliver SIGTERM to any of
+        the pool's threads instead, and the handler then waited for the next
+        client to wake the loop (a node stopped while idle did not stop).
+        """
+        signal.set_wakeup_fd(self._tx.fileno(), warn_on_full_buffer=False)
+        self._signals = True
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn(*args)` on the loop's thread (safe from any thread)."""
@@ -84,6 +98,9 @@ class LoopCalls:
         log.exception("FTP loop wake-up failed")
 
     def close(self) -> None:
+        if self._signals and threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)  # before the socket goes: its number may be reused
+            self._signals = False
         self.ioloop.unregister(self._fileno)
         self._rx.close()
         self._tx.close()
