@@ -76,3 +76,37 @@ def test_curl_explicit_ftps(db_url: str, seaweed, tmp_path: Path) -> None:  # ty
         assert set(stack.entries(dev)) == {"tls", "tls/snap.jpg"}
     finally:
         stack.close()
+
+
+def test_ftps_announced_clip_streams_through_tls(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A recorder on FTPS that announces its clip (ALLO): the clip is one
+    streamed PutObject read through TLS, its data channel paused and resumed
+    as the stream's pipe fills and empties; then read back through TLS."""
+    import ftplib
+    import io
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+                  ftp_tls_certfile=cert, ftp_tls_keyfile=key, ftp_tls_required=True)
+    try:
+        dev = stack.device()
+        data = os.urandom(9 * MiB + 13)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        ftp = ftplib.FTP_TLS(context=context)
+        ftp.connect("127.0.0.1", stack.port, timeout=30)
+        ftp.login(dev.username, dev.password)
+        ftp.prot_p()
+        ftp.voidcmd("TYPE I")
+        ftp.voidcmd(f"ALLO {len(data)}")
+        assert ftp.storbinary("STOR clip.dav", io.BytesIO(data), blocksize=1 << 20).startswith("226")
+        back = io.BytesIO()
+        ftp.retrbinary("RETR clip.dav", back.write)
+        ftp.quit()
+        assert back.getvalue() == data
+        assert stack.pipeline.streaming and stack.pipeline.budget.peak == 0  # no part buffer
+        stack.assert_consistent(dev)
+    finally:
+        stack.close()
