@@ -151,7 +151,8 @@ class DurableDTPMixin:
         self._read_on()
 
     def _unbusy(self) -> bool:
-        """The step off the loop ended; True if a close() that waited for it ran."""
+        """The step off the loop ended. True if the channel is closed now (a
+        close() that came during the step runs here)."""
         self._busy = False
         if self._close_pending:
             self._close_pending = False

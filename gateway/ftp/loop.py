@@ -2,13 +2,13 @@
 
 pyftpdlib's threaded server gives each session a thread of its own, and a
 gateway serving 150 recorders then runs 150 Python threads taking turns at
-the GIL. Measured with one client process per 50 sessions (BENCHMARKS.md,
-session 15): a snapshot cost the gateway 2.4 ms of CPU with 8 sessions and
-4.1 ms with 150, while pyftpdlib's single-threaded server kept it at 2.0-2.3
-ms whatever the count. So the FTP gateway runs pyftpdlib's event loop, and
-every step that waits on the database or S3 (a login, MKD, a commit, a part
-handed to S3) runs on a small pool; its outcome comes back to the loop
-through `LoopCalls`, the only way another thread may touch a session.
+the GIL. Measured by bench/ftp_sessions.py (BENCHMARKS.md, session 15): a
+snapshot cost the threaded gateway 2.6 ms of CPU with 8 sessions and 4.7 ms
+with 150; on the loop, 2.5 and 3.4 ms. So the FTP gateway runs pyftpdlib's
+event loop, and every step that waits on the database or S3 (a login, MKD,
+a commit, a part handed to S3) runs on a small pool; its outcome comes back
+to the loop through `LoopCalls`, the only way another thread may touch a
+session.
 """
 
 from __future__ import annotations
