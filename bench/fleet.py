@@ -41,10 +41,7 @@ import json
 import multiprocessing as mp
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -55,11 +52,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.seaweed import SeaweedServer, free_port  # noqa: E402
+from bench.stack import PG_ADMIN, bench_stack  # noqa: E402
+from cli.seaweed import free_port  # noqa: E402
 from tests.recorder import DahuaRecorder, DahuaSftpRecorder  # noqa: E402
 
-BIN = str(Path(sys.executable).parent / "cam2drive")
-PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 KB, MB = 1000, 1000 * 1000
 
 
@@ -454,125 +450,76 @@ def main() -> None:
     ap.add_argument("--gateway-workers", type=int, default=1,
                     help="processes per gateway node (CAM2DRIVE_GATEWAY_WORKERS; 0: one per core)")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        weed = SeaweedServer(tmp / "weed").start()
-        name = f"c2d_fleet_{os.getpid()}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-        gateways: list[subprocess.Popen] = []  # type: ignore[type-arg]
-        try:
-            from billing import accounts
-            from billing.db import make_engine, session_scope
-            from billing.schema import upgrade
+    with bench_stack("fleet", a.recorders) as stack:
+        tmp, weed, name = stack.tmp, stack.weed, stack.db
+        logins = [{"username": u, "password": p} for u, p in stack.logins]
+        ftp_port, sftp_port = free_port(), free_port()
+        env = stack.env("fleet", CAM2DRIVE_FTP_HOST="127.0.0.1",
+                        CAM2DRIVE_FTP_PORT=str(ftp_port),
+                        CAM2DRIVE_FTP_PASSIVE_PORTS="41000-41999",
+                        CAM2DRIVE_SFTP_HOST="127.0.0.1", CAM2DRIVE_SFTP_PORT=str(sftp_port),
+                        CAM2DRIVE_SFTP_HOST_KEY_DIR=str(tmp / "keys"),
+                        CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000",
+                        CAM2DRIVE_GATEWAY_WORKERS=str(a.gateway_workers))
+        for kind in (("all",) if a.one_process else ("ftp", "sftp")):
+            stack.start_gateway(kind, env)
+        stack.wait_for_ports(ftp_port, sftp_port)
+        n_sftp = int(a.recorders * a.sftp_share)
+        sftp_logins, ftp_logins = logins[:n_sftp], logins[n_sftp:]
+        args = {"channels": a.channels, "clip_scale": a.clip_scale, "seconds": a.seconds,
+                "ftp_port": ftp_port, "sftp_port": sftp_port, "endpoint": weed.endpoint,
+                "bucket": "fleet"}
+        os.environ.update(weed.env())
+        gateway_plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
+        gateway_plan.append(("sftp", sftp_logins))
+        tags = [f"r{i}" for i in range(a.recorders)]
+        peer_plan = [("boto3", tags[i::a.workers]) for i in range(a.workers)]
+        pids = [g.pid for g in stack.gateways]
 
-            upgrade(url)
-            engine = make_engine(url)
-            logins = []
-            with session_scope(engine) as s:
-                dist = accounts.add_distributor(s, name="Fleet", email="fleet@example.com",
-                                                actor="bench")
-                accounts.add_plan(s, code="AC-ST-1T", capacity="1TB", price="1.00",
-                                  currency="MXN", on_full="rotate", actor="bench")
-                for i in range(a.recorders):
-                    cust = accounts.add_customer(s, distributor_id=dist.id,
-                                                 email=f"c{i}@fleet.mx", actor="bench")
-                    new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {i}",  # type: ignore[arg-type]
-                                              actor="bench")
-                    accounts.grant_subscription(s, device_ref=new.device.id,  # type: ignore[arg-type]
-                                                plan_code="AC-ST-1T", actor="bench")
-                    logins.append({"username": new.device.username, "password": new.password})
-            engine.dispose()
-            ftp_port, sftp_port = free_port(), free_port()
-            env = {**os.environ, **weed.env(), "CAM2DRIVE_DATABASE_URL": url,
-                   "CAM2DRIVE_S3_BUCKET": "fleet", "CAM2DRIVE_FTP_HOST": "127.0.0.1",
-                   "CAM2DRIVE_FTP_PORT": str(ftp_port), "CAM2DRIVE_FTP_PASSIVE_PORTS": "41000-41999",
-                   "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
-                   "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "keys"),
-                   "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000",
-                   "CAM2DRIVE_GATEWAY_WORKERS": str(a.gateway_workers)}
-            for kind in (("all",) if a.one_process else ("ftp", "sftp")):
-                gateways.append(subprocess.Popen([BIN, "gateway", kind], env=env,
-                                                 stdout=subprocess.DEVNULL,
-                                                 stderr=open(tmp / f"{kind}.log", "w")))  # noqa: SIM115
-            for port in (ftp_port, sftp_port):  # host keys are made on first start
-                deadline = time.monotonic() + 120
-                while True:
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline or any(g.poll() is not None
-                                                              for g in gateways):
-                            raise SystemExit(f"a gateway did not start; see {tmp}") from None
-                        time.sleep(0.2)
-            n_sftp = int(a.recorders * a.sftp_share)
-            sftp_logins, ftp_logins = logins[:n_sftp], logins[n_sftp:]
-            args = {"channels": a.channels, "clip_scale": a.clip_scale, "seconds": a.seconds,
-                    "ftp_port": ftp_port, "sftp_port": sftp_port, "endpoint": weed.endpoint,
-                    "bucket": "fleet"}
-            os.environ.update(weed.env())
-            gateway_plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
-            gateway_plan.append(("sftp", sftp_logins))
-            tags = [f"r{i}" for i in range(a.recorders)]
-            peer_plan = [("boto3", tags[i::a.workers]) for i in range(a.workers)]
-            pids = [g.pid for g in gateways]
+        logs = sorted(tmp.glob("*.log"))
 
-            logs = sorted(tmp.glob("*.log"))
+        def overdrafts() -> int:
+            """Sessions served past the buffer budget so far (gateway/memory.py)."""
+            return sum(f.read_text(errors="replace").count("over budget") for f in logs)
 
-            def overdrafts() -> int:
-                """Sessions served past the buffer budget so far (gateway/memory.py)."""
-                return sum(f.read_text(errors="replace").count("over budget") for f in logs)
+        def gateway_phase(rate: float | None) -> tuple[dict, Sampler]:  # type: ignore[type-arg]
+            sampler = Sampler(pids, name)
+            before = overdrafts()
+            sampler.start()
+            results, seconds = run_phase(gateway_plan, {**args, "rate": rate})
+            sampler.stop = True
+            sampler.join()
+            summary = summarise("gateway (FTP+SFTP)", results, seconds)
+            summary["budget_overdrafts"] = overdrafts() - before
+            return summary, sampler
 
-            def gateway_phase(rate: float | None) -> tuple[dict, Sampler]:  # type: ignore[type-arg]
-                sampler = Sampler(pids, name)
-                before = overdrafts()
-                sampler.start()
-                results, seconds = run_phase(gateway_plan, {**args, "rate": rate})
-                sampler.stop = True
-                sampler.join()
-                summary = summarise("gateway (FTP+SFTP)", results, seconds)
-                summary["budget_overdrafts"] = overdrafts() - before
-                return summary, sampler
+        def peer_phase(rate: float | None) -> dict:  # type: ignore[type-arg]
+            results, seconds = run_phase(peer_plan, {**args, "rate": rate})
+            return summarise("boto3", results, seconds)
 
-            def peer_phase(rate: float | None) -> dict:  # type: ignore[type-arg]
-                results, seconds = run_phase(peer_plan, {**args, "rate": rate})
-                return summarise("boto3", results, seconds)
-
-            report: dict = {"recorders": a.recorders, "sftp_recorders": n_sftp,  # type: ignore[type-arg]
-                            "seconds": a.seconds, "one_process": a.one_process,
-                            "gateway_workers": a.gateway_workers}
-            paced_mbps = a.paced_only
-            if not a.paced_only:
-                g, g_sampler = gateway_phase(None)
-                p = peer_phase(None)
-                paced_mbps = a.load * p["MB_per_s"]
-                report["saturated"] = {
-                    "gateway": g, "boto3": p,
-                    "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
-                    if p["MB_per_s"] else None,
-                    **g_sampler.report(g["files"])}
-            if paced_mbps > 0:
-                rate = paced_mbps * MB / a.recorders
-                pp = peer_phase(rate)
-                gp, gp_sampler = gateway_phase(rate)
-                report["paced"] = {
-                    "offered_MB_per_s": round(rate * a.recorders / MB, 2),
-                    "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
-                    "gateway": gp, "boto3": pp,
-                    **gp_sampler.report(gp["files"])}
-            print(json.dumps(report, indent=1))
-        finally:
-            for gproc in gateways:
-                gproc.terminate()
-                try:
-                    gproc.wait(10)
-                except subprocess.TimeoutExpired:
-                    gproc.kill()
-            weed.stop()
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        report: dict = {"recorders": a.recorders, "sftp_recorders": n_sftp,  # type: ignore[type-arg]
+                        "seconds": a.seconds, "one_process": a.one_process,
+                        "gateway_workers": a.gateway_workers}
+        paced_mbps = a.paced_only
+        if not a.paced_only:
+            g, g_sampler = gateway_phase(None)
+            p = peer_phase(None)
+            paced_mbps = a.load * p["MB_per_s"]
+            report["saturated"] = {
+                "gateway": g, "boto3": p,
+                "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
+                if p["MB_per_s"] else None,
+                **g_sampler.report(g["files"])}
+        if paced_mbps > 0:
+            rate = paced_mbps * MB / a.recorders
+            pp = peer_phase(rate)
+            gp, gp_sampler = gateway_phase(rate)
+            report["paced"] = {
+                "offered_MB_per_s": round(rate * a.recorders / MB, 2),
+                "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
+                "gateway": gp, "boto3": pp,
+                **gp_sampler.report(gp["files"])}
+        print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -22,25 +22,20 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psutil
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.seaweed import SeaweedServer, free_port  # noqa: E402
+from bench.stack import bench_stack  # noqa: E402
+from cli.seaweed import free_port  # noqa: E402
 from tests.recorder import DahuaRecorder  # noqa: E402
 
-BIN = str(Path(sys.executable).parent / "cam2drive")
-PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 DIR = "2026-11-29/001/jpg/10/00"
 
 
@@ -79,93 +74,37 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=120_000, help="bytes per snapshot")
     a = ap.parse_args()
     counts = [int(n) for n in a.sessions.split(",")]
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        weed = SeaweedServer(tmp / "weed").start()
-        name = f"c2d_ftpsess_{os.getpid()}"
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + \
-            f"/{name}"
-        gateway = None
-        try:
-            from billing import accounts
-            from billing.db import make_engine, session_scope
-            from billing.schema import upgrade
+    with bench_stack("ftpsess", max(counts)) as stack:
+        port = free_port()
+        gateway = stack.start_gateway("ftp", stack.env(
+            "ftpsessions", CAM2DRIVE_FTP_HOST="127.0.0.1", CAM2DRIVE_FTP_PORT=str(port),
+            CAM2DRIVE_FTP_PASSIVE_PORTS="42000-42999",
+            CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000"))
+        stack.wait_for_ports(port, timeout=60)
+        proc = psutil.Process(gateway.pid)
 
-            upgrade(url)
-            engine = make_engine(url)
-            logins = []
-            with session_scope(engine) as s:
-                dist = accounts.add_distributor(s, name="Bench", email="b@example.com",
-                                                actor="bench")
-                accounts.add_plan(s, code="AC-ST-1T", capacity="1TB", price="1.00",
-                                  currency="MXN", on_full="rotate", actor="bench")
-                for i in range(max(counts)):
-                    cust = accounts.add_customer(s, distributor_id=dist.id,
-                                                 email=f"c{i}@bench.mx", actor="bench")
-                    new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {i}",  # type: ignore[arg-type]
-                                              actor="bench")
-                    accounts.grant_subscription(s, device_ref=new.device.id,  # type: ignore[arg-type]
-                                                plan_code="AC-ST-1T", actor="bench")
-                    logins.append((new.device.username, new.password))
-            engine.dispose()
-            port = free_port()
-            env = {**os.environ, **weed.env(), "CAM2DRIVE_DATABASE_URL": url,
-                   "CAM2DRIVE_S3_BUCKET": "ftpsessions", "CAM2DRIVE_FTP_HOST": "127.0.0.1",
-                   "CAM2DRIVE_FTP_PORT": str(port), "CAM2DRIVE_FTP_PASSIVE_PORTS": "42000-42999",
-                   "CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP": "1000"}
-            gateway = subprocess.Popen([BIN, "gateway", "ftp"], env=env,
-                                       stdout=subprocess.DEVNULL,
-                                       stderr=open(tmp / "gateway.log", "w"))  # noqa: SIM115
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or gateway.poll() is not None:
-                        raise SystemExit(f"the gateway did not start: "
-                                         f"{(tmp / 'gateway.log').read_text()}") from None
-                    time.sleep(0.2)
-            proc = psutil.Process(gateway.pid)
+        def cpu() -> float:
+            t = proc.cpu_times()
+            return t.user + t.system
 
-            def cpu() -> float:
-                t = proc.cpu_times()
-                return t.user + t.system
-
-            rows = []
-            for count in counts:
-                per = max(1, a.files // count)
-                out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-                groups = [g for g in (logins[:count][i::3] for i in range(3)) if g]
-                cpu0, t0 = cpu(), time.perf_counter()
-                procs = [mp.Process(target=clients, args=(port, g, per, a.size, out))
-                         for g in groups]
-                for p in procs:
-                    p.start()
-                stored = sum(out.get() for _ in procs)
-                for p in procs:
-                    p.join()
-                seconds, used = time.perf_counter() - t0, cpu() - cpu0
-                rows.append({"sessions": count, "snapshots": stored,
-                             "expected": per * count,
-                             "snapshots_per_s": round(stored / seconds, 1),
-                             "gateway_cpu_ms_per_snapshot": round(used / stored * 1000, 2),
-                             "gateway_cpu_cores": round(used / seconds, 2),
-                             "gateway_threads_after": proc.num_threads()})
-                print(json.dumps(rows[-1]), flush=True)
-        finally:
-            if gateway is not None:
-                gateway.terminate()
-                try:
-                    gateway.wait(10)
-                except subprocess.TimeoutExpired:
-                    gateway.kill()
-            weed.stop()
-            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
+        for count in counts:
+            per = max(1, a.files // count)
+            out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
+            groups = [g for g in (stack.logins[:count][i::3] for i in range(3)) if g]
+            cpu0, t0 = cpu(), time.perf_counter()
+            procs = [mp.Process(target=clients, args=(port, g, per, a.size, out))
+                     for g in groups]
+            for p in procs:
+                p.start()
+            stored = sum(out.get() for _ in procs)
+            for p in procs:
+                p.join()
+            seconds, used = time.perf_counter() - t0, cpu() - cpu0
+            print(json.dumps({"sessions": count, "snapshots": stored, "expected": per * count,
+                              "snapshots_per_s": round(stored / seconds, 1),
+                              "gateway_cpu_ms_per_snapshot": round(used / stored * 1000, 2),
+                              "gateway_cpu_cores": round(used / seconds, 2),
+                              "gateway_threads_after": proc.num_threads()}), flush=True)
 
 if __name__ == "__main__":
     main()
