@@ -163,8 +163,10 @@ def timed_pass(url: str, mp: MercadoPago, settings: Settings, today: date,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10000,50000,100000")
-    ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--sizes", default="10000,50000,100000",
+                    help="comma-separated subscription counts, one billing run each")
+    ap.add_argument("--db", default="sqlite,postgresql",
+                    help="comma-separated databases to run on: sqlite, postgresql")
     ap.add_argument("--poll", action="store_true",
                     help="poll each subscription (no payment feed): the before figures")
     args = ap.parse_args()

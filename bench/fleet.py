@@ -459,11 +459,13 @@ def reach(paced: list[dict], path: str) -> float | None:  # type: ignore[type-ar
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--recorders", type=int, default=200)
-    ap.add_argument("--channels", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--sftp-share", type=float, default=0.25)
-    ap.add_argument("--clip-scale", type=float, default=0.25)
+    ap.add_argument("--recorders", type=int, default=200, help="devices, one session each")
+    ap.add_argument("--channels", type=int, default=4, help="cameras per recorder")
+    ap.add_argument("--seconds", type=float, default=60, help="length of each phase")
+    ap.add_argument("--sftp-share", type=float, default=0.25,
+                    help="fraction of the recorders that upload over SFTP")
+    ap.add_argument("--clip-scale", type=float, default=0.25,
+                    help="motion clips and hourly segments scaled down by this")
     ap.add_argument("--workers", type=int, default=2, help="client processes for FTP and boto3")
     ap.add_argument("--load", type=fractions, default=[0.5],
                     help="paced phase: offered load as a fraction of boto3's saturated MB/s "

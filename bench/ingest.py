@@ -156,9 +156,9 @@ def cli(env: dict[str, str], *args: str) -> dict:  # type: ignore[type-arg]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--big-mb", type=int, default=200)
-    ap.add_argument("--snapshots", type=int, default=500)
-    ap.add_argument("--snap-kb", type=int, default=200)
+    ap.add_argument("--big-mb", type=int, default=200, help="size of the one large file, MB")
+    ap.add_argument("--snapshots", type=int, default=500, help="snapshots per path")
+    ap.add_argument("--snap-kb", type=int, default=200, help="snapshot size, KB")
     ap.add_argument("--concurrency", type=int, default=8, help="parallel sessions/threads")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
