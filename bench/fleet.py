@@ -530,7 +530,7 @@ def main() -> None:
                         "seconds": a.seconds, "one_process": a.one_process,
                         "gateway_workers": a.gateway_workers}
         paced_mbps = [x for x in a.paced_only if x > 0]
-        if not a.paced_only:
+        if not paced_mbps:  # `--paced-only 0`, as before: the saturated phase too
             g, g_sampler = gateway_phase(None)
             p = peer_phase(None)
             paced_mbps = [x * p["MB_per_s"] for x in a.load if x > 0]
