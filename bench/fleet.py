@@ -30,7 +30,8 @@ Two loads, each run on both paths:
 
 Prints aggregate MB/s and files/s for both and their ratio; p50/p99 of the
 time from the end of a file's data to its 226 / close-OK, snapshots and
-video apart; failed transfers; the gateways' peak RSS and mean CPU.
+video apart; failed transfers; the gateways' peak RSS and mean CPU, as
+JSON (`paced`: one entry per load, lowest first).
 `--one-process` serves both protocols from one `cam2drive gateway all` node,
 `--gateway-workers N` forks N processes per node (gateway/workers.py);
 memory is reported as the peak sum of RSS and of PSS over every gateway
@@ -435,7 +436,7 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def fractions(text: str) -> list[float]:
+def numbers(text: str) -> list[float]:
     """`0.2,0.35,0.5` → [0.2, 0.35, 0.5] (argparse type: one load or a sweep)."""
     try:
         return [float(x) for x in text.split(",")]
@@ -467,10 +468,10 @@ def main() -> None:
     ap.add_argument("--clip-scale", type=float, default=0.25,
                     help="motion clips and hourly segments scaled down by this")
     ap.add_argument("--workers", type=int, default=2, help="client processes for FTP and boto3")
-    ap.add_argument("--load", type=fractions, default=[0.5],
+    ap.add_argument("--load", type=numbers, default=[0.5],
                     help="paced phase: offered load as a fraction of boto3's saturated MB/s "
                          "(0 skips it); several, comma-separated, make a sweep")
-    ap.add_argument("--paced-only", type=fractions, default=[], metavar="MB_PER_S",
+    ap.add_argument("--paced-only", type=numbers, default=[], metavar="MB_PER_S",
                     help="skip the saturated phase and pace the fleet at this many MB/s in all "
                          "(quick A/B runs of commit times); several, comma-separated, make a "
                          "sweep")
@@ -549,9 +550,7 @@ def main() -> None:
                 "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
                 "gateway": gp, "boto3": pp,
                 **gp_sampler.report(gp["files"])})
-        if len(paced) == 1:
-            report["paced"] = paced[0]
-        elif paced:
+        if paced:  # one phase per load, lowest first
             report["paced"] = paced
             report["snapshot_p99_under_250_ms_up_to_MB_per_s"] = {
                 path: reach(paced, path) for path in ("gateway", "boto3")}

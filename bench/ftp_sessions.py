@@ -106,5 +106,6 @@ def main() -> None:
                               "gateway_cpu_cores": round(used / seconds, 2),
                               "gateway_threads_after": proc.num_threads()}), flush=True)
 
+
 if __name__ == "__main__":
     main()
