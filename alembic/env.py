@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import billing.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from billing.db import make_engine
+import billing.core.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from billing.core.db import make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

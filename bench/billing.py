@@ -36,21 +36,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from billing import accounts  # noqa: E402
-from billing.db import make_engine, session_scope  # noqa: E402
-from billing.mercadopago import MercadoPago  # noqa: E402
-from billing.models import Customer, Device, Drive, Subscription  # noqa: E402
-from billing.run import billing_pass  # noqa: E402
-from billing.schema import upgrade  # noqa: E402
-from billing.settings import Settings  # noqa: E402
-from billing.subscriptions import ensure_mp_plan  # noqa: E402
-from cli.seaweed import free_port  # noqa: E402
+from billing.core.db import make_engine, session_scope  # noqa: E402
+from billing.core.models import Customer, Device, Drive, Subscription  # noqa: E402
+from billing.core.schema import upgrade  # noqa: E402
+from billing.core.settings import Settings  # noqa: E402
+from billing.cycle import billing_pass  # noqa: E402
+from billing.payments.mercadopago import MercadoPago  # noqa: E402
+from billing.subscriptions.lifecycle import ensure_mp_plan  # noqa: E402
+from cli.devstack.seaweed import free_port  # noqa: E402
 
 PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 START, RENEWAL = date(2026, 11, 22), date(2026, 12, 5)
 EMULATOR = """
 import sys, time
 from datetime import date
-from billing.mp_emulator import MercadoPagoEmulator
+from cli.devstack.mp_emulator import MercadoPagoEmulator
 emu = MercadoPagoEmulator(port=int(sys.argv[1]), today=date(2026, 11, 22)).start()
 print("ready", flush=True)
 time.sleep(10**6)
@@ -58,8 +58,12 @@ time.sleep(10**6)
 
 
 def post(url: str, body: object) -> object:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=600) as resp:
         return json.loads(resp.read())
 
@@ -104,35 +108,90 @@ def seed(url: str, n: int, mp: MercadoPago, emu_url: str) -> None:
     engine = make_engine(url)
     with session_scope(engine) as s:
         dist = accounts.add_distributor(s, name="Bench", email="bench@example.com", actor="bench")
-        plan = accounts.add_plan(s, code="AC-ST-50", capacity="50GB", price="199.00",
-                                 currency="MXN", on_full="rotate", actor="bench")
+        plan = accounts.add_plan(
+            s,
+            code="AC-ST-50",
+            capacity="50GB",
+            price="199.00",
+            currency="MXN",
+            on_full="rotate",
+            actor="bench",
+        )
         mp_plan = ensure_mp_plan(s, mp, plan, 5)
         dist_id, plan_id = dist.id, plan.id
     ids: list[str] = []
     for lo in range(1, n + 1, 5000):
-        batch = [{"payer_email": f"c{i}@bench.mx", "external_reference": f"sub-{i}"}
-                 for i in range(lo, min(lo + 5000, n + 1))]
-        ids += post(f"{emu_url}/__emulator/seed", {"preapproval_plan_id": mp_plan,
-                                                   "payers": batch})["ids"]  # type: ignore[index]
+        batch = [
+            {"payer_email": f"c{i}@bench.mx", "external_reference": f"sub-{i}"}
+            for i in range(lo, min(lo + 5000, n + 1))
+        ]
+        ids += post(
+            f"{emu_url}/__emulator/seed", {"preapproval_plan_id": mp_plan, "payers": batch}
+        )["ids"]  # type: ignore[index]
     now = datetime.now(UTC)
     with engine.begin() as conn:
         for lo in range(0, n, 5000):
             rng = range(lo + 1, min(lo + 5001, n + 1))
-            conn.execute(insert(Customer.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "distributor_id": dist_id, "email": f"c{i}@bench.mx", "created_at": now}
-                for i in rng])
-            conn.execute(insert(Device.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "customer_id": i, "name": f"NVR {i}", "username": f"c2d-b{i}",
-                 "secret_hash": "x", "created_at": now} for i in rng])
-            conn.execute(insert(Drive.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "device_id": i, "prefix": f"t/{i}/d/{i}/", "capacity_bytes": 0,
-                 "committed_bytes": 0, "reserved_bytes": 0, "object_count": 0} for i in rng])
-            conn.execute(insert(Subscription.__table__), [  # type: ignore[attr-defined]
-                {"id": i, "device_id": i, "plan_id": plan_id, "status": "pending",
-                 "kind": "paid", "created_at": now, "updated_at": now,
-                 "mp_preapproval_id": ids[i - 1], "start_date": START,
-                 "first_charge": Decimal("86.23"), "cancel_at_period_end": False}
-                for i in rng])
+            conn.execute(
+                insert(Customer.__table__),
+                [  # type: ignore[attr-defined]
+                    {
+                        "id": i,
+                        "distributor_id": dist_id,
+                        "email": f"c{i}@bench.mx",
+                        "created_at": now,
+                    }
+                    for i in rng
+                ],
+            )
+            conn.execute(
+                insert(Device.__table__),
+                [  # type: ignore[attr-defined]
+                    {
+                        "id": i,
+                        "customer_id": i,
+                        "name": f"NVR {i}",
+                        "username": f"c2d-b{i}",
+                        "secret_hash": "x",
+                        "created_at": now,
+                    }
+                    for i in rng
+                ],
+            )
+            conn.execute(
+                insert(Drive.__table__),
+                [  # type: ignore[attr-defined]
+                    {
+                        "id": i,
+                        "device_id": i,
+                        "prefix": f"t/{i}/d/{i}/",
+                        "capacity_bytes": 0,
+                        "committed_bytes": 0,
+                        "reserved_bytes": 0,
+                        "object_count": 0,
+                    }
+                    for i in rng
+                ],
+            )
+            conn.execute(
+                insert(Subscription.__table__),
+                [  # type: ignore[attr-defined]
+                    {
+                        "id": i,
+                        "device_id": i,
+                        "plan_id": plan_id,
+                        "status": "pending",
+                        "kind": "paid",
+                        "created_at": now,
+                        "updated_at": now,
+                        "mp_preapproval_id": ids[i - 1],
+                        "start_date": START,
+                        "first_charge": Decimal("86.23"),
+                        "cancel_at_period_end": False,
+                    }
+                    for i in rng
+                ],
+            )
     if url.startswith("postgresql"):  # explicit ids: move the sequences past them
         with engine.begin() as conn:
             for table in ("customers", "devices", "drives", "subscriptions"):
@@ -140,8 +199,9 @@ def seed(url: str, n: int, mp: MercadoPago, emu_url: str) -> None:
     engine.dispose()
 
 
-def timed_pass(url: str, mp: MercadoPago, settings: Settings, today: date,
-               now: datetime) -> dict[str, object]:
+def timed_pass(
+    url: str, mp: MercadoPago, settings: Settings, today: date, now: datetime
+) -> dict[str, object]:
     engine = make_engine(url)
     trips = [0]
 
@@ -155,20 +215,33 @@ def timed_pass(url: str, mp: MercadoPago, settings: Settings, today: date,
     seconds = time.perf_counter() - started
     engine.dispose()
     polled = len(report.polled)
-    return {"polled": polled, "seconds": round(seconds, 2), "db_round_trips": trips[0],
-            "mp_calls": Counted.calls,
-            "ms_per_subscription": round(seconds * 1000 / polled, 3) if polled else None,
-            "errors": len(report.errors) + len(report.unreachable)}
+    return {
+        "polled": polled,
+        "seconds": round(seconds, 2),
+        "db_round_trips": trips[0],
+        "mp_calls": Counted.calls,
+        "ms_per_subscription": round(seconds * 1000 / polled, 3) if polled else None,
+        "errors": len(report.errors) + len(report.unreachable),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="10000,50000,100000",
-                    help="comma-separated subscription counts, one billing run each")
-    ap.add_argument("--db", default="sqlite,postgresql",
-                    help="comma-separated databases to run on: sqlite, postgresql")
-    ap.add_argument("--poll", action="store_true",
-                    help="poll each subscription (no payment feed): the before figures")
+    ap.add_argument(
+        "--sizes",
+        default="10000,50000,100000",
+        help="comma-separated subscription counts, one billing run each",
+    )
+    ap.add_argument(
+        "--db",
+        default="sqlite,postgresql",
+        help="comma-separated databases to run on: sqlite, postgresql",
+    )
+    ap.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll each subscription (no payment feed): the before figures",
+    )
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -176,9 +249,13 @@ def main() -> None:
         for kind in args.db.split(","):
             for n in (int(x) for x in args.sizes.split(",")):
                 port = free_port()
-                emu = subprocess.Popen([sys.executable, "-c", EMULATOR, str(port)],
-                                       stdout=subprocess.PIPE, text=True, cwd=ROOT,
-                                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                emu = subprocess.Popen(
+                    [sys.executable, "-c", EMULATOR, str(port)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=ROOT,
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                )
                 assert emu.stdout is not None and emu.stdout.readline().strip() == "ready"
                 emu_url = f"http://127.0.0.1:{port}"
                 url = fresh_database(kind, n, tmp)
@@ -188,17 +265,22 @@ def main() -> None:
                     t0 = time.perf_counter()
                     seed(url, n, mp, emu_url)
                     print(f"{kind} {n}: seeded in {time.perf_counter() - t0:.1f}s", flush=True)
-                    settings = Settings(database_url=url,
-                                        billing_feed_min=10**9 if args.poll else 50)
+                    settings = Settings(
+                        database_url=url, billing_feed_min=10**9 if args.poll else 50
+                    )
                     noon = datetime(2026, 11, 22, 12, tzinfo=UTC)
-                    runs = {"activation": timed_pass(url, mp, settings, START, noon),
-                            "activation_again": timed_pass(url, mp, settings, START,
-                                                           noon + timedelta(minutes=5))}
+                    runs = {
+                        "activation": timed_pass(url, mp, settings, START, noon),
+                        "activation_again": timed_pass(
+                            url, mp, settings, START, noon + timedelta(minutes=5)
+                        ),
+                    }
                     post(f"{emu_url}/__emulator/clock", {"date": RENEWAL.isoformat()})
                     renewal = noon + timedelta(days=13)
                     runs["renewal"] = timed_pass(url, mp, settings, RENEWAL, renewal)
-                    runs["renewal_again"] = timed_pass(url, mp, settings, RENEWAL,
-                                                       renewal + timedelta(minutes=5))
+                    runs["renewal_again"] = timed_pass(
+                        url, mp, settings, RENEWAL, renewal + timedelta(minutes=5)
+                    )
                     for name, r in runs.items():
                         print(f"  {kind:10} {n:>7} {name:17} {json.dumps(r)}", flush=True)
                     results.append({"db": kind, "subscriptions": n, **runs})

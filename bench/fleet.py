@@ -58,7 +58,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stack import PG_ADMIN, bench_stack  # noqa: E402
-from cli.seaweed import free_port  # noqa: E402
+from cli.devstack.seaweed import free_port  # noqa: E402
 from tests.recorder import DahuaRecorder, DahuaSftpRecorder  # noqa: E402
 
 KB, MB = 1000, 1000 * 1000
@@ -121,11 +121,23 @@ class Start:
         return time.perf_counter() + self.seconds
 
 
-def ftp_recorder(port: int, login: dict, args: dict, ready: threading.Barrier,  # type: ignore[type-arg]
-                 start: Start, out: list) -> None:  # type: ignore[type-arg]
+def ftp_recorder(
+    port: int,
+    login: dict,
+    args: dict,
+    ready: threading.Barrier,  # type: ignore[type-arg]
+    start: Start,
+    out: list,
+) -> None:  # type: ignore[type-arg]
     rng = random.Random(login["username"])
-    rec = DahuaRecorder("127.0.0.1", port, login["username"], login["password"],
-                        remote_dir="site", device_name=login["username"])
+    rec = DahuaRecorder(
+        "127.0.0.1",
+        port,
+        login["username"],
+        login["password"],
+        remote_dir="site",
+        device_name=login["username"],
+    )
     try:
         rec.connect()
     except Exception as exc:  # noqa: BLE001 - a failed session is a reported failure
@@ -142,8 +154,12 @@ def ftp_recorder(port: int, login: dict, args: dict, ready: threading.Barrier,  
         time.sleep(delay)
         directory, name = _names(kind, n, channel)
         try:
-            reply = rec.upload(f"/site/{login['username']}/{directory}", name,
-                               os.urandom(size), temp_suffix=kind != "snapshot")
+            reply = rec.upload(
+                f"/site/{login['username']}/{directory}",
+                name,
+                os.urandom(size),
+                temp_suffix=kind != "snapshot",
+            )
             ok = reply.startswith("226")
             out.append((kind, size, rec.last_commit, None if ok else reply))
         except Exception as exc:  # noqa: BLE001
@@ -152,16 +168,27 @@ def ftp_recorder(port: int, login: dict, args: dict, ready: threading.Barrier,  
     rec.drop()
 
 
-async def sftp_recorder(port: int, login: dict, args: dict, ready: asyncio.Barrier,  # type: ignore[type-arg]
-                        start: asyncio.Future, out: list) -> None:  # type: ignore[type-arg]
+async def sftp_recorder(
+    port: int,
+    login: dict,
+    args: dict,
+    ready: asyncio.Barrier,  # type: ignore[type-arg]
+    start: asyncio.Future,
+    out: list,
+) -> None:  # type: ignore[type-arg]
     import asyncssh
 
     rng = random.Random(login["username"])
     helper = DahuaSftpRecorder(port, login["username"], login["password"])
     try:
-        conn = await asyncssh.connect("127.0.0.1", port, username=login["username"],
-                                      password=login["password"], known_hosts=None,
-                                      client_keys=None)
+        conn = await asyncssh.connect(
+            "127.0.0.1",
+            port,
+            username=login["username"],
+            password=login["password"],
+            known_hosts=None,
+            client_keys=None,
+        )
         sftp = await conn.start_sftp_client()
     except (asyncssh.Error, OSError) as exc:
         out.append(("connect", 0, None, repr(exc)))
@@ -172,7 +199,8 @@ async def sftp_recorder(port: int, login: dict, args: dict, ready: asyncio.Barri
     pacer = Pacer(args["rate"], rng)
     try:
         for n, (kind, channel, size) in enumerate(
-                workload(rng, args["channels"], args["clip_scale"])):
+            workload(rng, args["channels"], args["clip_scale"])
+        ):
             delay = pacer.wait(size, deadline)
             if delay is None or time.perf_counter() + delay >= deadline:
                 break
@@ -197,19 +225,29 @@ async def sftp_recorder(port: int, login: dict, args: dict, ready: asyncio.Barri
         conn.close()
 
 
-def boto3_session(endpoint: str, bucket: str, tag: str, args: dict,  # type: ignore[type-arg]
-                  ready: threading.Barrier, start: Start, out: list) -> None:  # type: ignore[type-arg]
+def boto3_session(
+    endpoint: str,
+    bucket: str,
+    tag: str,
+    args: dict,  # type: ignore[type-arg]
+    ready: threading.Barrier,
+    start: Start,
+    out: list,
+) -> None:  # type: ignore[type-arg]
     import io
 
     import boto3
     from boto3.s3.transfer import TransferConfig
 
-    from billing.settings import Settings
+    from billing.core.settings import Settings
     from gateway.store import client_config
 
     try:
-        s3 = boto3.session.Session().client("s3", endpoint_url=endpoint, config=client_config(
-            Settings(s3_endpoint_url=endpoint), max_pool_connections=10))
+        s3 = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint,
+            config=client_config(Settings(s3_endpoint_url=endpoint), max_pool_connections=10),
+        )
     finally:
         ready.wait()
     cfg = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
@@ -238,17 +276,23 @@ def worker(role: str, items: list, args: dict, ready_q, go, queue) -> None:  # t
     """
     out: list = []  # type: ignore[type-arg]
     if role == "sftp":
+
         async def all_sessions() -> None:
             loop = asyncio.get_running_loop()
             ready = asyncio.Barrier(len(items) + 1)
             start: asyncio.Future = loop.create_future()  # type: ignore[type-arg]
-            tasks = [asyncio.create_task(sftp_recorder(args["sftp_port"], login, args, ready,
-                                                       start, out)) for login in items]
+            tasks = [
+                asyncio.create_task(
+                    sftp_recorder(args["sftp_port"], login, args, ready, start, out)
+                )
+                for login in items
+            ]
             await ready.wait()
             ready_q.put(role)
             await loop.run_in_executor(None, go.wait)
             start.set_result(time.perf_counter() + args["seconds"])
             await asyncio.gather(*tasks)
+
         asyncio.run(all_sessions())
     else:
         ready = threading.Barrier(len(items) + 1)
@@ -256,11 +300,14 @@ def worker(role: str, items: list, args: dict, ready_q, go, queue) -> None:  # t
         threads = []
         for item in items:
             if role == "ftp":
-                t = threading.Thread(target=ftp_recorder, args=(
-                    args["ftp_port"], item, args, ready, start, out))
+                t = threading.Thread(
+                    target=ftp_recorder, args=(args["ftp_port"], item, args, ready, start, out)
+                )
             else:
-                t = threading.Thread(target=boto3_session, args=(
-                    args["endpoint"], args["bucket"], item, args, ready, start, out))
+                t = threading.Thread(
+                    target=boto3_session,
+                    args=(args["endpoint"], args["bucket"], item, args, ready, start, out),
+                )
             threads.append(t)
             t.start()
         ready.wait()
@@ -273,8 +320,11 @@ def worker(role: str, items: list, args: dict, ready_q, go, queue) -> None:  # t
 def run_phase(plan: list[tuple[str, list]], args: dict) -> tuple[list, float]:  # type: ignore[type-arg]
     ctx = mp.get_context("spawn")
     queue, ready_q, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=worker, args=(role, items, args, ready_q, go, queue))
-             for role, items in plan if items]
+    procs = [
+        ctx.Process(target=worker, args=(role, items, args, ready_q, go, queue))
+        for role, items in plan
+        if items
+    ]
     for p in procs:
         p.start()
     for _ in procs:
@@ -297,19 +347,24 @@ def summarise(name: str, results: list, seconds: float) -> dict:  # type: ignore
         return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1) if xs else None
 
     roles = sorted({r[4] for r in done})
-    return {"path": name, "files": len(done), "failed": len(failed),
-            "MB_per_s": round(sum(r[1] for r in done) / MB / seconds, 2),
-            "files_per_s": round(len(done) / seconds, 1),
-            "MB_per_s_by_protocol": {
-                role: round(sum(r[1] for r in done if r[4] == role) / MB / seconds, 2)
-                for role in roles},
-            "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
-            "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
-            "snapshot_commit_ms_p99_by_protocol": {
-                role: pct({"snapshot"}, 0.99, role) for role in roles},
-            "video_commit_ms_p50": pct({"clip", "segment"}, 0.5),
-            "video_commit_ms_p99": pct({"clip", "segment"}, 0.99),
-            "first_failures": [r[3] for r in failed[:3]]}
+    return {
+        "path": name,
+        "files": len(done),
+        "failed": len(failed),
+        "MB_per_s": round(sum(r[1] for r in done) / MB / seconds, 2),
+        "files_per_s": round(len(done) / seconds, 1),
+        "MB_per_s_by_protocol": {
+            role: round(sum(r[1] for r in done if r[4] == role) / MB / seconds, 2) for role in roles
+        },
+        "snapshot_commit_ms_p50": pct({"snapshot"}, 0.5),
+        "snapshot_commit_ms_p99": pct({"snapshot"}, 0.99),
+        "snapshot_commit_ms_p99_by_protocol": {
+            role: pct({"snapshot"}, 0.99, role) for role in roles
+        },
+        "video_commit_ms_p50": pct({"clip", "segment"}, 0.5),
+        "video_commit_ms_p99": pct({"clip", "segment"}, 0.99),
+        "first_failures": [r[3] for r in failed[:3]],
+    }
 
 
 class Sampler(threading.Thread):
@@ -365,8 +420,12 @@ class Sampler(threading.Thread):
         """The database's backends (a gateway's pool may open more during the phase)."""
         try:
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                pids = [r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.db,))]
+                pids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.db,)
+                    )
+                ]
         except psycopg.Error:
             return
         for pid in pids:
@@ -384,7 +443,9 @@ class Sampler(threading.Thread):
                 self.cpu_last[pid] = self._cpu(p)
             except psutil.Error:
                 pass  # ended: its last reading stands
-            total += self.cpu_last.get(pid, self.cpu_start.get(pid, 0.0)) - self.cpu_start.get(pid, 0.0)
+            total += self.cpu_last.get(pid, self.cpu_start.get(pid, 0.0)) - self.cpu_start.get(
+                pid, 0.0
+            )
         return total
 
     def run(self) -> None:
@@ -414,10 +475,12 @@ class Sampler(threading.Thread):
         return round(self.cpu / max(self.samples, 1), 1)
 
     def report(self, files: int = 0) -> dict:  # type: ignore[type-arg]
-        out = {"gateway_peak_rss_MB": round(self.peak_rss / 2**20, 1),
-               "gateway_peak_pss_MB": round(self.peak_pss / 2**20, 1),
-               "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in self.peaks.values()],
-               "gateway_mean_cpu_percent": self.mean_cpu()}
+        out = {
+            "gateway_peak_rss_MB": round(self.peak_rss / 2**20, 1),
+            "gateway_peak_pss_MB": round(self.peak_pss / 2**20, 1),
+            "peak_rss_MB_per_process": [round(x / 2**20, 1) for x in self.peaks.values()],
+            "gateway_mean_cpu_percent": self.mean_cpu(),
+        }
         if files:
             gw, db = self._cpu_seconds(self.procs), self._cpu_seconds(self.backends)
             out["gateway_cpu_ms_per_file"] = round(gw * 1000 / files, 2)
@@ -441,8 +504,9 @@ def numbers(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number or comma-separated numbers: {text}") \
-            from None
+        raise argparse.ArgumentTypeError(
+            f"not a number or comma-separated numbers: {text}"
+        ) from None
 
 
 def reach(paced: list[dict], path: str) -> float | None:  # type: ignore[type-arg]
@@ -463,47 +527,81 @@ def main() -> None:
     ap.add_argument("--recorders", type=int, default=200, help="devices, one session each")
     ap.add_argument("--channels", type=int, default=4, help="cameras per recorder")
     ap.add_argument("--seconds", type=float, default=60, help="length of each phase")
-    ap.add_argument("--sftp-share", type=float, default=0.25,
-                    help="fraction of the recorders that upload over SFTP")
-    ap.add_argument("--clip-scale", type=float, default=0.25,
-                    help="motion clips and hourly segments scaled down by this")
+    ap.add_argument(
+        "--sftp-share",
+        type=float,
+        default=0.25,
+        help="fraction of the recorders that upload over SFTP",
+    )
+    ap.add_argument(
+        "--clip-scale",
+        type=float,
+        default=0.25,
+        help="motion clips and hourly segments scaled down by this",
+    )
     ap.add_argument("--workers", type=int, default=2, help="client processes for FTP and boto3")
-    ap.add_argument("--load", type=numbers, default=[0.5],
-                    help="paced phase: offered load as a fraction of boto3's saturated MB/s "
-                         "(0 skips it); several, comma-separated, make a sweep")
-    ap.add_argument("--paced-only", type=numbers, default=[], metavar="MB_PER_S",
-                    help="skip the saturated phase and pace the fleet at this many MB/s in all "
-                         "(quick A/B runs of commit times); several, comma-separated, make a "
-                         "sweep")
-    ap.add_argument("--one-process", action="store_true",
-                    help="serve FTP and SFTP from one `cam2drive gateway all` node")
-    ap.add_argument("--gateway-workers", type=int, default=1,
-                    help="processes per gateway node (CAM2DRIVE_GATEWAY_WORKERS; 0: one per core)")
+    ap.add_argument(
+        "--load",
+        type=numbers,
+        default=[0.5],
+        help="paced phase: offered load as a fraction of boto3's saturated MB/s "
+        "(0 skips it); several, comma-separated, make a sweep",
+    )
+    ap.add_argument(
+        "--paced-only",
+        type=numbers,
+        default=[],
+        metavar="MB_PER_S",
+        help="skip the saturated phase and pace the fleet at this many MB/s in all "
+        "(quick A/B runs of commit times); several, comma-separated, make a "
+        "sweep",
+    )
+    ap.add_argument(
+        "--one-process",
+        action="store_true",
+        help="serve FTP and SFTP from one `cam2drive gateway all` node",
+    )
+    ap.add_argument(
+        "--gateway-workers",
+        type=int,
+        default=1,
+        help="processes per gateway node (CAM2DRIVE_GATEWAY_WORKERS; 0: one per core)",
+    )
     a = ap.parse_args()
     with bench_stack("fleet", a.recorders) as stack:
         tmp, weed, name = stack.tmp, stack.weed, stack.db
         logins = [{"username": u, "password": p} for u, p in stack.logins]
         ftp_port, sftp_port = free_port(), free_port()
-        env = stack.env("fleet", CAM2DRIVE_FTP_HOST="127.0.0.1",
-                        CAM2DRIVE_FTP_PORT=str(ftp_port),
-                        CAM2DRIVE_FTP_PASSIVE_PORTS="41000-41999",
-                        CAM2DRIVE_SFTP_HOST="127.0.0.1", CAM2DRIVE_SFTP_PORT=str(sftp_port),
-                        CAM2DRIVE_SFTP_HOST_KEY_DIR=str(tmp / "keys"),
-                        CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000",
-                        CAM2DRIVE_GATEWAY_WORKERS=str(a.gateway_workers))
-        for kind in (("all",) if a.one_process else ("ftp", "sftp")):
+        env = stack.env(
+            "fleet",
+            CAM2DRIVE_FTP_HOST="127.0.0.1",
+            CAM2DRIVE_FTP_PORT=str(ftp_port),
+            CAM2DRIVE_FTP_PASSIVE_PORTS="41000-41999",
+            CAM2DRIVE_SFTP_HOST="127.0.0.1",
+            CAM2DRIVE_SFTP_PORT=str(sftp_port),
+            CAM2DRIVE_SFTP_HOST_KEY_DIR=str(tmp / "keys"),
+            CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000",
+            CAM2DRIVE_GATEWAY_WORKERS=str(a.gateway_workers),
+        )
+        for kind in ("all",) if a.one_process else ("ftp", "sftp"):
             stack.start_gateway(kind, env)
         stack.wait_for_ports(ftp_port, sftp_port)
         n_sftp = int(a.recorders * a.sftp_share)
         sftp_logins, ftp_logins = logins[:n_sftp], logins[n_sftp:]
-        args = {"channels": a.channels, "clip_scale": a.clip_scale, "seconds": a.seconds,
-                "ftp_port": ftp_port, "sftp_port": sftp_port, "endpoint": weed.endpoint,
-                "bucket": "fleet"}
+        args = {
+            "channels": a.channels,
+            "clip_scale": a.clip_scale,
+            "seconds": a.seconds,
+            "ftp_port": ftp_port,
+            "sftp_port": sftp_port,
+            "endpoint": weed.endpoint,
+            "bucket": "fleet",
+        }
         os.environ.update(weed.env())
-        gateway_plan = [("ftp", ftp_logins[i::a.workers]) for i in range(a.workers)]
+        gateway_plan = [("ftp", ftp_logins[i :: a.workers]) for i in range(a.workers)]
         gateway_plan.append(("sftp", sftp_logins))
         tags = [f"r{i}" for i in range(a.recorders)]
-        peer_plan = [("boto3", tags[i::a.workers]) for i in range(a.workers)]
+        peer_plan = [("boto3", tags[i :: a.workers]) for i in range(a.workers)]
         pids = [g.pid for g in stack.gateways]
 
         logs = sorted(tmp.glob("*.log"))
@@ -527,33 +625,45 @@ def main() -> None:
             results, seconds = run_phase(peer_plan, {**args, "rate": rate})
             return summarise("boto3", results, seconds)
 
-        report: dict = {"recorders": a.recorders, "sftp_recorders": n_sftp,  # type: ignore[type-arg]
-                        "seconds": a.seconds, "one_process": a.one_process,
-                        "gateway_workers": a.gateway_workers}
+        report: dict = {
+            "recorders": a.recorders,
+            "sftp_recorders": n_sftp,  # type: ignore[type-arg]
+            "seconds": a.seconds,
+            "one_process": a.one_process,
+            "gateway_workers": a.gateway_workers,
+        }
         paced_mbps = [x for x in a.paced_only if x > 0]
         if not paced_mbps:  # `--paced-only 0`, as before: the saturated phase too
             g, g_sampler = gateway_phase(None)
             p = peer_phase(None)
             paced_mbps = [x * p["MB_per_s"] for x in a.load if x > 0]
             report["saturated"] = {
-                "gateway": g, "boto3": p,
+                "gateway": g,
+                "boto3": p,
                 "ratio_MB_per_s": round(g["MB_per_s"] / p["MB_per_s"], 2)
-                if p["MB_per_s"] else None,
-                **g_sampler.report(g["files"])}
+                if p["MB_per_s"]
+                else None,
+                **g_sampler.report(g["files"]),
+            }
         paced = []
         for mbps in sorted(paced_mbps):
             rate = mbps * MB / a.recorders
             pp = peer_phase(rate)
             gp, gp_sampler = gateway_phase(rate)
-            paced.append({
-                "offered_MB_per_s": round(rate * a.recorders / MB, 2),
-                "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
-                "gateway": gp, "boto3": pp,
-                **gp_sampler.report(gp["files"])})
+            paced.append(
+                {
+                    "offered_MB_per_s": round(rate * a.recorders / MB, 2),
+                    "offered_Mbit_per_s_per_recorder": round(rate * 8 / MB, 3),
+                    "gateway": gp,
+                    "boto3": pp,
+                    **gp_sampler.report(gp["files"]),
+                }
+            )
         if paced:  # one phase per load, lowest first
             report["paced"] = paced
             report["snapshot_p99_under_250_ms_up_to_MB_per_s"] = {
-                path: reach(paced, path) for path in ("gateway", "boto3")}
+                path: reach(paced, path) for path in ("gateway", "boto3")
+            }
         print(json.dumps(report, indent=1))
 
 

@@ -33,27 +33,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stack import bench_stack  # noqa: E402
-from cli.seaweed import free_port  # noqa: E402
+from cli.devstack.seaweed import free_port  # noqa: E402
 from tests.recorder import DahuaRecorder  # noqa: E402
 
 DIR = "2026-11-29/001/jpg/10/00"
 
 
-def clients(port: int, logins: list[tuple[str, str]], per: int, size: int,
-            out: mp.Queue) -> None:  # type: ignore[type-arg]
+def clients(port: int, logins: list[tuple[str, str]], per: int, size: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
     """One client process: a thread per session, `per` snapshots each."""
     data = os.urandom(size)
     stored: list[int] = []
 
     def session(user: str, password: str) -> None:
-        rec = DahuaRecorder("127.0.0.1", port, user, password, remote_dir="site",
-                            device_name=user)
+        rec = DahuaRecorder("127.0.0.1", port, user, password, remote_dir="site", device_name=user)
         rec.connect()
         rec.ensure_dirs(f"/site/{user}/{DIR}")
         ok = 0
         for i in range(per):
-            reply = rec.upload(f"/site/{user}/{DIR}", f"{i}[M][0@0][0].jpg", data,
-                               temp_suffix=False)
+            reply = rec.upload(
+                f"/site/{user}/{DIR}", f"{i}[M][0@0][0].jpg", data, temp_suffix=False
+            )
             ok += reply.startswith("226")
         stored.append(ok)
         rec.drop()
@@ -68,18 +67,25 @@ def clients(port: int, logins: list[tuple[str, str]], per: int, size: int,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sessions", default="1,8,32,150",
-                    help="comma-separated concurrent session counts")
+    ap.add_argument(
+        "--sessions", default="1,8,32,150", help="comma-separated concurrent session counts"
+    )
     ap.add_argument("--files", type=int, default=3000, help="snapshots per session count")
     ap.add_argument("--size", type=int, default=120_000, help="bytes per snapshot")
     a = ap.parse_args()
     counts = [int(n) for n in a.sessions.split(",")]
     with bench_stack("ftpsess", max(counts)) as stack:
         port = free_port()
-        gateway = stack.start_gateway("ftp", stack.env(
-            "ftpsessions", CAM2DRIVE_FTP_HOST="127.0.0.1", CAM2DRIVE_FTP_PORT=str(port),
-            CAM2DRIVE_FTP_PASSIVE_PORTS="42000-42999",
-            CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000"))
+        gateway = stack.start_gateway(
+            "ftp",
+            stack.env(
+                "ftpsessions",
+                CAM2DRIVE_FTP_HOST="127.0.0.1",
+                CAM2DRIVE_FTP_PORT=str(port),
+                CAM2DRIVE_FTP_PASSIVE_PORTS="42000-42999",
+                CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000",
+            ),
+        )
         stack.wait_for_ports(port, timeout=60)
         proc = psutil.Process(gateway.pid)
 
@@ -92,19 +98,27 @@ def main() -> None:
             out: mp.Queue = mp.Queue()  # type: ignore[type-arg]
             groups = [g for g in (stack.logins[:count][i::3] for i in range(3)) if g]
             cpu0, t0 = cpu(), time.perf_counter()
-            procs = [mp.Process(target=clients, args=(port, g, per, a.size, out))
-                     for g in groups]
+            procs = [mp.Process(target=clients, args=(port, g, per, a.size, out)) for g in groups]
             for p in procs:
                 p.start()
             stored = sum(out.get() for _ in procs)
             for p in procs:
                 p.join()
             seconds, used = time.perf_counter() - t0, cpu() - cpu0
-            print(json.dumps({"sessions": count, "snapshots": stored, "expected": per * count,
-                              "snapshots_per_s": round(stored / seconds, 1),
-                              "gateway_cpu_ms_per_snapshot": round(used / stored * 1000, 2),
-                              "gateway_cpu_cores": round(used / seconds, 2),
-                              "gateway_threads_after": proc.num_threads()}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "sessions": count,
+                        "snapshots": stored,
+                        "expected": per * count,
+                        "snapshots_per_s": round(stored / seconds, 1),
+                        "gateway_cpu_ms_per_snapshot": round(used / stored * 1000, 2),
+                        "gateway_cpu_cores": round(used / seconds, 2),
+                        "gateway_threads_after": proc.num_threads(),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from billing import invoice_pdf  # noqa: E402
-from billing.cfdi import build, load_signer, receiver_for  # noqa: E402
-from billing.democerts import demo_csd  # noqa: E402
-from billing.models import Customer  # noqa: E402
-from billing.pac import make_pac  # noqa: E402
-from billing.settings import Settings  # noqa: E402
+from billing.core.models import Customer  # noqa: E402
+from billing.core.settings import Settings  # noqa: E402
+from billing.invoicing.cfdi import build, load_signer, receiver_for  # noqa: E402
+from cli.devstack.democerts import demo_csd  # noqa: E402
+from cli.devstack.testpac import make_test_pac  # noqa: E402
 
 
 def main() -> None:
@@ -41,32 +41,54 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         cer, key, password = demo_csd(Path(tmp))
-        st = Settings(cfdi_csd_certificate=cer, cfdi_csd_key=key, cfdi_csd_password=password,
-                      cfdi_issuer_postal_code="42501", pac_local_dir=Path(tmp) / "pac")
-        signer, pac = load_signer(st), make_pac(st)
+        st = Settings(
+            cfdi_csd_certificate=cer,
+            cfdi_csd_key=key,
+            cfdi_csd_password=password,
+            cfdi_issuer_postal_code="42501",
+            pac_driver="local",
+            pac_local_dir=Path(tmp) / "pac",
+        )
+        signer, pac = load_signer(st), make_test_pac(st)
         customer = Customer(distributor_id=1, email="bench@example.mx")
         b0 = time.perf_counter()
-        sealed = [build(signer, st, receiver_for(customer, st),
-                        concept="Almacenamiento en la nube AC-ST-50",
-                        amount=Decimal("199.00"), currency="MXN",
-                        when=datetime(2026, 11, 22, 18, tzinfo=UTC), folio=str(i))
-                  for i in range(args.count)]
+        sealed = [
+            build(
+                signer,
+                st,
+                receiver_for(customer, st),
+                concept="Almacenamiento en la nube AC-ST-50",
+                amount=Decimal("199.00"),
+                currency="MXN",
+                when=datetime(2026, 11, 22, 18, tzinfo=UTC),
+                folio=str(i),
+            )
+            for i in range(args.count)
+        ]
         b1 = time.perf_counter()
         stamped = [pac.stamp(doc) for doc in sealed]
         b2 = time.perf_counter()
         for step, secs in (("build+seal", b1 - b0), ("local PAC stamp", b2 - b1)):
-            print(f"{step:20} {args.count / secs:7.2f} invoices/s  "
-                  f"({1000 * secs / args.count:6.0f} ms each)")
+            print(
+                f"{step:20} {args.count / secs:7.2f} invoices/s  "
+                f"({1000 * secs / args.count:6.0f} ms each)"
+            )
         invoice_pdf.pdf_bytes(stamped[0])  # fonts and stylesheets loaded outside the clock
         rates = {}
-        for name, printer in (("satcfdi stock", render.pdf_bytes),
-                              ("cam2drive", invoice_pdf.pdf_bytes)):
+        for name, printer in (
+            ("satcfdi stock", render.pdf_bytes),
+            ("cam2drive", invoice_pdf.pdf_bytes),
+        ):
             t0 = time.perf_counter()
             sizes = [len(printer(doc)) for doc in stamped]
             rates[name] = args.count / (time.perf_counter() - t0)
-            print(f"PDF {name:16} {rates[name]:7.2f} invoices/s  "
-                  f"({1000 / rates[name]:6.0f} ms each, {sum(sizes) // len(sizes)} B PDF)")
-        print(f"ratio cam2drive / stock printer: {rates['cam2drive'] / rates['satcfdi stock']:.1f}x")
+            print(
+                f"PDF {name:16} {rates[name]:7.2f} invoices/s  "
+                f"({1000 / rates[name]:6.0f} ms each, {sum(sizes) // len(sizes)} B PDF)"
+            )
+        print(
+            f"ratio cam2drive / stock printer: {rates['cam2drive'] / rates['satcfdi stock']:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 
-from cli.seaweed import SeaweedServer
+from cli.devstack.seaweed import SeaweedServer
 
 BIN = str(Path(sys.executable).parent / "cam2drive")
 PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -33,13 +33,22 @@ class BenchStack:
 
     def env(self, bucket: str, **settings: str) -> dict[str, str]:
         """The environment of a gateway on this stack (`settings`: CAM2DRIVE_* values)."""
-        return {**os.environ, **self.weed.env(), "CAM2DRIVE_DATABASE_URL": self.url,
-                "CAM2DRIVE_S3_BUCKET": bucket, **settings}
+        return {
+            **os.environ,
+            **self.weed.env(),
+            "CAM2DRIVE_DATABASE_URL": self.url,
+            "CAM2DRIVE_S3_BUCKET": bucket,
+            **settings,
+        }
 
     def start_gateway(self, kind: str, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
         """`cam2drive gateway <kind>`, its stderr in `<tmp>/<kind>.log`; stopped on exit."""
-        proc = subprocess.Popen([BIN, "gateway", kind], env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(self.tmp / f"{kind}.log", "w"))  # noqa: SIM115
+        proc = subprocess.Popen(
+            [BIN, "gateway", kind],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.tmp / f"{kind}.log", "w"),
+        )  # noqa: SIM115
         self.gateways.append(proc)
         return proc
 
@@ -53,8 +62,9 @@ class BenchStack:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
-                    if time.monotonic() > deadline or any(g.poll() is not None
-                                                          for g in self.gateways):
+                    if time.monotonic() > deadline or any(
+                        g.poll() is not None for g in self.gateways
+                    ):
                         raise SystemExit(f"a gateway did not start; see {self.tmp}") from None
                     time.sleep(0.2)
 
@@ -63,9 +73,9 @@ class BenchStack:
 def bench_stack(tag: str, recorders: int) -> Iterator[BenchStack]:
     """SeaweedFS and a fresh database with `recorders` devices on a 1 TB rotating
     plan; gateways started through the stack, the database and S3 gone after."""
-    from billing import accounts
-    from billing.db import make_engine, session_scope
-    from billing.schema import upgrade
+    from billing import catalog as accounts
+    from billing.core.db import make_engine, session_scope
+    from billing.core.schema import upgrade
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -73,24 +83,43 @@ def bench_stack(tag: str, recorders: int) -> Iterator[BenchStack]:
         name = f"c2d_{tag}_{os.getpid()}"
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + \
-            f"/{name}"
+        url = (
+            PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+            + f"/{name}"
+        )
         stack = BenchStack(tmp, weed, name, url, [])
         try:
             upgrade(url)
             engine = make_engine(url)
             with session_scope(engine) as s:
-                dist = accounts.add_distributor(s, name="Bench", email="bench@example.com",
-                                                actor="bench")
-                accounts.add_plan(s, code="AC-ST-1T", capacity="1TB", price="1.00",
-                                  currency="MXN", on_full="rotate", actor="bench")
+                dist = accounts.add_distributor(
+                    s, name="Bench", email="bench@example.com", actor="bench"
+                )
+                accounts.add_plan(
+                    s,
+                    code="AC-ST-1T",
+                    capacity="1TB",
+                    price="1.00",
+                    currency="MXN",
+                    on_full="rotate",
+                    actor="bench",
+                )
                 for i in range(recorders):
-                    cust = accounts.add_customer(s, distributor_id=dist.id,
-                                                 email=f"c{i}@bench.mx", actor="bench")
-                    new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {i}",  # type: ignore[arg-type]
-                                              actor="bench")
-                    accounts.grant_subscription(s, device_ref=new.device.id,  # type: ignore[arg-type]
-                                                plan_code="AC-ST-1T", actor="bench")
+                    cust = accounts.add_customer(
+                        s, distributor_id=dist.id, email=f"c{i}@bench.mx", actor="bench"
+                    )
+                    new = accounts.add_device(
+                        s,
+                        customer_id=cust.id,
+                        name=f"NVR {i}",  # type: ignore[arg-type]
+                        actor="bench",
+                    )
+                    accounts.grant_subscription(
+                        s,
+                        device_ref=new.device.id,  # type: ignore[arg-type]
+                        plan_code="AC-ST-1T",
+                        actor="bench",
+                    )
                     stack.logins.append((new.device.username, new.password))
             engine.dispose()
             yield stack

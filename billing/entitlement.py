@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, Engine, exists, func, select
 from sqlalchemy.engine import Connection
 
-from billing.db import reader
-from billing.errors import NotEntitled
-from billing.models import UPLOAD_STATUSES, Drive, Plan, Subscription, SubscriptionStatus
+from billing.core.db import reader
+from billing.core.errors import NotEntitled
+from billing.core.models import (
+    UPLOAD_STATUSES,
+    Drive,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
 
 _REASONS = {
     SubscriptionStatus.pending.value: "its subscription is waiting for the first payment",
@@ -32,8 +37,9 @@ class Entitlement:
     status: str
 
 
-def upload_entitlement(engine: Engine, device_id: int,
-                       conn: Connection | None = None) -> Entitlement:
+def upload_entitlement(
+    engine: Engine, device_id: int, conn: Connection | None = None
+) -> Entitlement:
     """The drive a device may upload into, or NotEntitled saying why not.
 
     Checked at every upload, not only at login, so a subscription blocked
@@ -46,20 +52,31 @@ def upload_entitlement(engine: Engine, device_id: int,
         with reader(engine).connect() as own:
             return upload_entitlement(engine, device_id, own)
     row = conn.execute(
-        select(subs.c.status, plans.c.on_full, drives.c.id, drives.c.prefix,
-               drives.c.capacity_bytes)
-        .select_from(subs.join(plans, plans.c.id == subs.c.plan_id)
-                     .join(drives, drives.c.device_id == subs.c.device_id))
+        select(
+            subs.c.status, plans.c.on_full, drives.c.id, drives.c.prefix, drives.c.capacity_bytes
+        )
+        .select_from(
+            subs.join(plans, plans.c.id == subs.c.plan_id).join(
+                drives, drives.c.device_id == subs.c.device_id
+            )
+        )
         .where(subs.c.device_id == device_id)
-        .order_by(subs.c.id.desc()).limit(1)
+        .order_by(subs.c.id.desc())
+        .limit(1)
     ).first()
     if row is None:
         raise NotEntitled("uploads refused: this device has no subscription")
     if row.status not in UPLOAD_STATUSES:
         reason = _REASONS.get(row.status, f"its subscription is {row.status}")
         raise NotEntitled(f"uploads refused: {reason}")
-    return Entitlement(device_id=device_id, drive_id=row.id, prefix=row.prefix, capacity_bytes=row.capacity_bytes,
-                       on_full=row.on_full, status=row.status)
+    return Entitlement(
+        device_id=device_id,
+        drive_id=row.id,
+        prefix=row.prefix,
+        capacity_bytes=row.capacity_bytes,
+        on_full=row.on_full,
+        status=row.status,
+    )
 
 
 def entitled(device_id: int | BindParameter[Any]) -> ColumnElement[bool]:
@@ -71,5 +88,6 @@ def entitled(device_id: int | BindParameter[Any]) -> ColumnElement[bool]:
     """
     subs = Subscription.__table__  # type: ignore[attr-defined]
     newest = select(func.max(subs.c.id)).where(subs.c.device_id == device_id).scalar_subquery()
-    return exists().where(subs.c.id == newest,
-                          subs.c.status.in_([s.value for s in UPLOAD_STATUSES]))
+    return exists().where(
+        subs.c.id == newest, subs.c.status.in_([s.value for s in UPLOAD_STATUSES])
+    )

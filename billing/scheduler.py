@@ -100,8 +100,15 @@ def run_scheduler(lock: LeaderLock, jobs: list[tuple[str, Callable[[], object], 
     """Run `(name, job, every_seconds)` jobs until interrupted."""
     scheduler = BlockingScheduler(timezone="UTC")
     for name, job, seconds in jobs:
-        scheduler.add_job(leader_only(lock, name, job), "interval", seconds=seconds, id=name,
-                          max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+        scheduler.add_job(
+            leader_only(lock, name, job),
+            "interval",
+            seconds=seconds,
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):

@@ -1,21 +1,37 @@
-"""Wiring: settings -> engine, S3 store, pipeline. Built lazily, once per process."""
+"""The composition root: settings -> engine, S3 store, pipeline, Mercado Pago, PAC, purger.
+
+Built lazily, once per process, so `--help` touches nothing. This is the one
+place that knows which concrete part plays each role (the gateway's S3 store
+as billing's document store and drive purger, the dev stack's test PAC when
+`pac_driver = local`).
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from billing.db import make_engine
-from billing.settings import Settings, load_settings
+from billing.core.db import make_engine
+from billing.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from billing.invoicing.pac import Pac
+    from billing.payments.mercadopago import MercadoPago
+    from gateway.ingest import IngestPipeline
+    from gateway.purge import DrivePurge
+    from gateway.store import S3DriveStore
 
 
 class App:
-    """What a command needs, created on first use so `--help` touches nothing."""
+    """What a command needs, created on first use."""
 
-    def __init__(self, config: Path | None = None) -> None:
+    def __init__(self, config: Path | None = None, settings: Settings | None = None) -> None:
         self.config_path = config
+        if settings is not None:
+            self.__dict__["settings"] = settings
 
     @cached_property
     def settings(self) -> Settings:
@@ -23,27 +39,50 @@ class App:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url,
-                           pool_size=self.settings.database_pool_size)
+        return make_engine(self.settings.database_url, pool_size=self.settings.database_pool_size)
 
     @cached_property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> S3DriveStore:
         from gateway.store import S3DriveStore
 
         return S3DriveStore(self.settings)
 
     @cached_property
-    def mercadopago(self):  # type: ignore[no-untyped-def]
-        from billing.mercadopago import MercadoPago
+    def purger(self) -> DrivePurge:
+        from gateway.purge import DrivePurge
+
+        return DrivePurge(self.store)
+
+    @cached_property
+    def mercadopago(self) -> MercadoPago:
+        from billing.payments.mercadopago import MercadoPago
 
         st = self.settings
         return MercadoPago(st.mp_access_token or "", st.mp_api_base, timeout=st.mp_timeout)
 
     @cached_property
-    def pipeline(self):  # type: ignore[no-untyped-def]
+    def pac(self) -> Pac | None:
+        if self.settings.pac_driver is None:  # no CSD either (settings check): invoices off
+            return None
+        if self.settings.pac_driver == "local":
+            from cli.devstack.testpac import make_test_pac
+
+            return make_test_pac(self.settings)
+        from billing.invoicing.pac import make_pac
+
+        return make_pac(self.settings)
+
+    @cached_property
+    def pipeline(self) -> IngestPipeline:
         from gateway.ingest import IngestPipeline
 
         return IngestPipeline(self.settings, self.engine, self.store)
+
+    def rewire(self, settings: Settings) -> App:
+        """The same wiring for a forked gateway worker's share of the settings."""
+        mine = App(self.config_path, settings)
+        STATE["app"] = mine
+        return mine
 
 
 STATE: dict[str, App] = {}

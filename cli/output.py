@@ -33,8 +33,9 @@ def record(obj: Any, fields: list[str] | None = None, **extra: Any) -> dict[str,
     return {k: _plain(v) for k, v in data.items()}
 
 
-def emit(data: dict[str, Any] | list[dict[str, Any]], as_json: bool, *,
-         title: str | None = None) -> None:
+def emit(
+    data: dict[str, Any] | list[dict[str, Any]], as_json: bool, *, title: str | None = None
+) -> None:
     if as_json:
         print(json.dumps(data, indent=2, default=str))
         return

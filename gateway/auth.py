@@ -13,11 +13,11 @@ from datetime import timedelta
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from billing.credentials import verify
-from billing.db import database_errors, reader
-from billing.errors import Cam2DriveError
-from billing.models import Customer, Device, DeviceKey, Drive, LoginFailure, utcnow
-from billing.settings import Settings
+from billing.core.credentials import verify
+from billing.core.db import database_errors, reader
+from billing.core.errors import Cam2DriveError
+from billing.core.models import Customer, Device, DeviceKey, Drive, LoginFailure, utcnow
+from billing.core.settings import Settings
 from gateway.drive import Login
 
 log = logging.getLogger("cam2drive.auth")
@@ -59,8 +59,7 @@ class Authenticator:
         until = row.banned_until if row is not None else None
         if until is not None and until > utcnow():
             minutes = max(1, int((until - utcnow()).total_seconds() // 60))
-            raise Banned(f"too many failed logins from {_ip(remote)}; "
-                         f"try again in {minutes} min")
+            raise Banned(f"too many failed logins from {_ip(remote)}; try again in {minutes} min")
 
     def record_failure(self, remote: str) -> bool:
         """Count one failed login; True if this failure earned a ban."""
@@ -71,22 +70,35 @@ class Authenticator:
                 with self.engine.begin() as conn:
                     row = conn.execute(select(failures).where(failures.c.ip == ip)).first()
                     if row is None:
-                        conn.execute(insert(failures).values(
-                            ip=ip, failures=1, window_started_at=now, banned_until=None))
+                        conn.execute(
+                            insert(failures).values(
+                                ip=ip, failures=1, window_started_at=now, banned_until=None
+                            )
+                        )
                         count = 1
                     elif now - row.window_started_at > window:
-                        conn.execute(update(failures).where(failures.c.ip == ip).values(
-                            failures=1, window_started_at=now, banned_until=None))
+                        conn.execute(
+                            update(failures)
+                            .where(failures.c.ip == ip)
+                            .values(failures=1, window_started_at=now, banned_until=None)
+                        )
                         count = 1
                     else:
-                        conn.execute(update(failures).where(failures.c.ip == ip).values(
-                            failures=failures.c.failures + 1))
+                        conn.execute(
+                            update(failures)
+                            .where(failures.c.ip == ip)
+                            .values(failures=failures.c.failures + 1)
+                        )
                         count = row.failures + 1
                     if count >= s.ban_max_failures:
-                        conn.execute(update(failures).where(failures.c.ip == ip).values(
-                            banned_until=now + timedelta(seconds=s.ban_seconds)))
-                        log.warning("banned %s for %ss after %d failed logins", ip,
-                                    s.ban_seconds, count)
+                        conn.execute(
+                            update(failures)
+                            .where(failures.c.ip == ip)
+                            .values(banned_until=now + timedelta(seconds=s.ban_seconds))
+                        )
+                        log.warning(
+                            "banned %s for %ss after %d failed logins", ip, s.ban_seconds, count
+                        )
                         return True
                     return False
             except IntegrityError:
@@ -99,9 +111,11 @@ class Authenticator:
     def clear(self, remote: str) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(failures).where(
-                    failures.c.ip == _ip(remote), failures.c.banned_until.is_(None))
-                    .values(failures=0))
+                conn.execute(
+                    update(failures)
+                    .where(failures.c.ip == _ip(remote), failures.c.banned_until.is_(None))
+                    .values(failures=0)
+                )
         except SQLAlchemyError:
             pass
 
@@ -123,18 +137,33 @@ class Authenticator:
         return login
 
     def _device(self, name: str, password: str) -> Login | None:
-        row = self._one(select(devices.c.id, devices.c.username, devices.c.secret_hash,
-                               devices.c.customer_id, drives.c.id.label("drive_id"))
-                        .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
-                        .where(devices.c.username == name))
+        row = self._one(
+            select(
+                devices.c.id,
+                devices.c.username,
+                devices.c.secret_hash,
+                devices.c.customer_id,
+                drives.c.id.label("drive_id"),
+            )
+            .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
+            .where(devices.c.username == name)
+        )
         if row is None or not verify(row.secret_hash, password):
             return None
-        return Login(kind="device", username=row.username, device_id=row.id,
-                     drive_id=row.drive_id, customer_id=row.customer_id)
+        return Login(
+            kind="device",
+            username=row.username,
+            device_id=row.id,
+            drive_id=row.drive_id,
+            customer_id=row.customer_id,
+        )
 
     def _viewer(self, email: str, password: str) -> Login | None:
-        row = self._one(select(customers.c.id, customers.c.email, customers.c.password_hash)
-                        .where(customers.c.email == email))
+        row = self._one(
+            select(customers.c.id, customers.c.email, customers.c.password_hash).where(
+                customers.c.email == email
+            )
+        )
         if row is None or not row.password_hash or not verify(row.password_hash, password):
             return None
         return Login(kind="viewer", username=row.email, customer_id=row.id)
@@ -143,16 +172,29 @@ class Authenticator:
         """The device login owning this authorized public key, if any."""
         name = username.strip().lower()
         keys = DeviceKey.__table__  # type: ignore[attr-defined]
-        row = self._one(select(devices.c.id, devices.c.username, devices.c.customer_id,
-                               drives.c.id.label("drive_id"))
-                        .select_from(devices.join(drives, drives.c.device_id == devices.c.id)
-                                     .join(keys, keys.c.device_id == devices.c.id))
-                        .where(devices.c.username == name,
-                               keys.c.fingerprint == key_fingerprint))
+        row = self._one(
+            select(
+                devices.c.id,
+                devices.c.username,
+                devices.c.customer_id,
+                drives.c.id.label("drive_id"),
+            )
+            .select_from(
+                devices.join(drives, drives.c.device_id == devices.c.id).join(
+                    keys, keys.c.device_id == devices.c.id
+                )
+            )
+            .where(devices.c.username == name, keys.c.fingerprint == key_fingerprint)
+        )
         if row is None:
             return None
-        return Login(kind="device", username=row.username, device_id=row.id,
-                     drive_id=row.drive_id, customer_id=row.customer_id)
+        return Login(
+            kind="device",
+            username=row.username,
+            device_id=row.id,
+            drive_id=row.drive_id,
+            customer_id=row.customer_id,
+        )
 
     def _one(self, query):  # type: ignore[no-untyped-def]
         with database_errors(), reader(self.engine).connect() as conn:

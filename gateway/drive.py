@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from billing.db import database_errors, reader
-from billing.entitlement import Entitlement, upload_entitlement
-from billing.errors import (
+from billing.core.db import database_errors, reader
+from billing.core.errors import (
     InvalidPath,
     IsADirectory,
     NotADirectory,
@@ -24,7 +23,8 @@ from billing.errors import (
     PermissionDenied,
     StorageUnavailable,
 )
-from billing.models import Device, Drive, DriveEntry, utcnow
+from billing.core.models import Device, Drive, DriveEntry, utcnow
+from billing.entitlement import Entitlement, upload_entitlement
 from gateway import paths
 from gateway.ingest import IngestPipeline, SessionIntents, Upload
 
@@ -70,15 +70,42 @@ class Entry:
 
 # Built once: every CWD of a recorder's directory chain runs it, and building
 # a Core statement costs about what running it does (see billing/quota.py).
-_ENTRY = select(entries).where(entries.c.drive_id == bindparam("q_drive"),
-                               entries.c.path == bindparam("q_path"))
+_ENTRY = select(entries).where(
+    entries.c.drive_id == bindparam("q_drive"), entries.c.path == bindparam("q_path")
+)
 
 _ROOT = Entry(name="/", path="", is_dir=True, size=0, mtime=datetime(1970, 1, 1))
 
 
 def _from_row(row: Any, mount: str = "") -> Entry:
-    return Entry(name=row.name, path=f"{mount}/{row.path}" if mount else row.path,
-                 is_dir=row.is_dir, size=row.size, mtime=row.committed_at, key=row.key)
+    return Entry(
+        name=row.name,
+        path=f"{mount}/{row.path}" if mount else row.path,
+        is_dir=row.is_dir,
+        size=row.size,
+        mtime=row.committed_at,
+        key=row.key,
+    )
+
+
+def login_notice(engine: Any, login: Login) -> str:
+    """What a login is told on success, the same words over FTP (230) and SFTP (banner).
+
+    A recorder without an entitled subscription still logs in, so the
+    installer sees *why* its uploads will be refused instead of a bare
+    password error; a database hiccup here never blocks the login.
+    """
+    from billing.core.errors import Cam2DriveError, NotEntitled
+
+    if login.kind == "viewer":
+        return "Login successful (read-only: one folder per device)."
+    try:
+        upload_entitlement(engine, login.device_id)  # type: ignore[arg-type]
+    except NotEntitled as err:
+        return f"Login successful, but {err}."
+    except Cam2DriveError:
+        pass
+    return "Login successful."
 
 
 class Download:
@@ -155,7 +182,8 @@ class DriveView:
             rows = conn.execute(
                 select(devices.c.name, drives.c.id)
                 .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
-                .where(devices.c.customer_id == self.login.customer_id)).all()
+                .where(devices.c.customer_id == self.login.customer_id)
+            ).all()
         return {name: drive_id for name, drive_id in rows}
 
     def locate(self, path: str) -> tuple[int | None, str, str]:
@@ -213,8 +241,11 @@ class DriveView:
 
     def _stat(self, path: str, drive_id: int | None, inner: str, mount: str) -> Entry:
         if inner == "":
-            return _ROOT if not mount else Entry(name=mount, path=mount, is_dir=True, size=0,
-                                                 mtime=_ROOT.mtime)
+            return (
+                _ROOT
+                if not mount
+                else Entry(name=mount, path=mount, is_dir=True, size=0, mtime=_ROOT.mtime)
+            )
         cached = None if mount else self._cached_dir(inner)
         if cached is not None:
             return cached
@@ -256,12 +287,16 @@ class DriveView:
         if not entry.is_dir:
             return [entry]
         if drive_id is None:  # a viewer's root: one folder per device
-            return [Entry(name=name, path=name, is_dir=True, size=0, mtime=_ROOT.mtime)
-                    for name in sorted(self._mounts())]
+            return [
+                Entry(name=name, path=name, is_dir=True, size=0, mtime=_ROOT.mtime)
+                for name in sorted(self._mounts())
+            ]
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
-            rows = conn.execute(select(entries).where(
-                entries.c.drive_id == drive_id, entries.c.parent == inner)
-                .order_by(entries.c.name)).all()
+            rows = conn.execute(
+                select(entries)
+                .where(entries.c.drive_id == drive_id, entries.c.parent == inner)
+                .order_by(entries.c.name)
+            ).all()
         return [_from_row(r, mount) for r in rows]
 
     def open_read(self, raw: str, offset: int = 0) -> Download:
@@ -285,8 +320,9 @@ class DriveView:
         with database_errors():
             created = self.ledger.mkdir(drive_id, path)
         if created:  # the recorder's next command is CWD into it: answer that from memory
-            self._remember_dir(Entry(name=path.rsplit("/", 1)[-1], path=path, is_dir=True,
-                                     size=0, mtime=utcnow()))
+            self._remember_dir(
+                Entry(name=path.rsplit("/", 1)[-1], path=path, is_dir=True, size=0, mtime=utcnow())
+            )
         return paths.display(path), created
 
     def rmdir(self, raw: str) -> None:
@@ -353,4 +389,3 @@ class DriveView:
             ent = upload_entitlement(self.pipeline.engine, self.login.device_id)  # type: ignore[arg-type]
         self._ent = (ent, time.monotonic() + ENTITLEMENT_TTL)
         return ent
-

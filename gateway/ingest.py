@@ -31,8 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from billing.entitlement import Entitlement, upload_entitlement
-from billing.errors import (
+from billing.core.errors import (
     Cam2DriveError,
     NotFound,
     NotSupported,
@@ -40,9 +39,10 @@ from billing.errors import (
     StorageUnavailable,
     UploadAborted,
 )
-from billing.models import OnFull
-from billing.quota import DriveLedger, Intent
-from billing.settings import Settings
+from billing.core.models import OnFull
+from billing.core.settings import Settings
+from billing.entitlement import Entitlement, upload_entitlement
+from gateway.index import DriveLedger, Intent
 from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
 from gateway.stream import StreamedPut
@@ -70,8 +70,9 @@ class IngestPipeline:
         self.settings = settings
         self.engine = engine
         self.store = store
-        self.ledger = DriveLedger(engine, lease_seconds=settings.reservation_lease_seconds,
-                                  node=settings.node_name)
+        self.ledger = DriveLedger(
+            engine, lease_seconds=settings.reservation_lease_seconds, node=settings.node_name
+        )
         self.part_size = settings.s3_part_size
         self.parts_in_flight = settings.s3_parts_in_flight
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="s3-part")
@@ -81,12 +82,19 @@ class IngestPipeline:
         self.streaming = settings.s3_stream_announced and store.can_stream
         self.stream_stall = settings.ftp_idle_timeout
 
-    def start(self, ent: Entitlement, path: str, expected_size: int | None = None,
-              intents: SessionIntents | None = None) -> Upload:
+    def start(
+        self,
+        ent: Entitlement,
+        path: str,
+        expected_size: int | None = None,
+        intents: SessionIntents | None = None,
+    ) -> Upload:
         """Begin an upload of drive path `path`; nothing is reserved until bytes arrive."""
         if expected_size is not None and expected_size > ent.capacity_bytes:
-            raise QuotaExceeded(f"file of {human(expected_size)} is larger than the whole drive "
-                                f"({human(ent.capacity_bytes)})")
+            raise QuotaExceeded(
+                f"file of {human(expected_size)} is larger than the whole drive "
+                f"({human(ent.capacity_bytes)})"
+            )
         return Upload(self, ent, path, expected_size, intents)
 
     def delete_keys(self, keys: list[str]) -> None:
@@ -152,8 +160,14 @@ def _db(what: str) -> StorageUnavailable:
 class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
-    def __init__(self, pipeline: IngestPipeline, ent: Entitlement, path: str,
-                 size_hint: int | None = None, intents: SessionIntents | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        ent: Entitlement,
+        path: str,
+        size_hint: int | None = None,
+        intents: SessionIntents | None = None,
+    ) -> None:
         self.p = pipeline
         self._intents = intents if pipeline.ledger.commits_after_put else None
         # FTP's ALLO announces the size: a 3 MB clip then gets a 3 MB buffer,
@@ -161,8 +175,11 @@ class Upload:
         self._hint = size_hint
         self._announced_large = size_hint is not None and size_hint >= _SMALL
         # announced and large: one PutObject streamed as bytes arrive, no buffers
-        self._streamed = (self._announced_large and size_hint <= _MAX_PUT  # type: ignore[operator]
-                          and pipeline.streaming)
+        self._streamed = (
+            self._announced_large
+            and size_hint <= _MAX_PUT  # type: ignore[operator]
+            and pipeline.streaming
+        )
         self._stream: StreamedPut | None = None
         self._handed = 0  # bytes already handed to S3 (as parts, or to the stream)
         self.ent = ent
@@ -191,7 +208,9 @@ class Upload:
         """Reserve `n` bytes; the same UPDATE re-checks the subscription (entitled())."""
         ent, ledger = self.ent, self.p.ledger
         if self._reserved + n > ent.capacity_bytes:
-            raise QuotaExceeded(f"file is larger than the whole drive ({human(ent.capacity_bytes)})")
+            raise QuotaExceeded(
+                f"file is larger than the whole drive ({human(ent.capacity_bytes)})"
+            )
         device = ent.device_id  # the subscription is re-checked by every reservation
         try:
             if self._rid is None:
@@ -207,8 +226,10 @@ class Upload:
             else:
                 self._why_not()
             if ent.on_full != OnFull.rotate.value:
-                raise QuotaExceeded(f"drive is full ({human(ent.capacity_bytes)}); "
-                                    "delete recordings or upgrade the plan")
+                raise QuotaExceeded(
+                    f"drive is full ({human(ent.capacity_bytes)}); "
+                    "delete recordings or upgrade the plan"
+                )
             freed: list[str] = []
             try:
                 while True:
@@ -218,8 +239,12 @@ class Upload:
                     for victim in victims:
                         if ledger.evict(ent.drive_id, victim):
                             freed.append(victim.key)
-                            log.info("rotated out %s (%d bytes) of drive %s",
-                                     victim.path, victim.size, ent.drive_id)
+                            log.info(
+                                "rotated out %s (%d bytes) of drive %s",
+                                victim.path,
+                                victim.size,
+                                ent.drive_id,
+                            )
                         if ledger.try_reserve(self._rid, ent.drive_id, n, device):  # type: ignore[arg-type]
                             self._reserved += n
                             return
@@ -285,7 +310,10 @@ class Upload:
                 view = view[take:]
                 if len(self._part) == size:
                     self._hand_off()
-        if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
+        if (
+            self._rid is not None
+            and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3
+        ):
             self._renew()
         return n
 
@@ -300,7 +328,10 @@ class Upload:
         """
         if self.closed or self._error is not None:
             return None  # write() raises at once
-        if self._rid is not None and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3:
+        if (
+            self._rid is not None
+            and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3
+        ):
             return "io"
         if self._streamed:
             if self._stream is None:
@@ -330,8 +361,12 @@ class Upload:
         if self._stream is None:
             self._reserve(self._hint)  # type: ignore[arg-type]
             self._renewed = time.monotonic()
-            self._stream = StreamedPut(self.p.store, self.key, self._hint,  # type: ignore[arg-type]
-                                       self.p.stream_stall)
+            self._stream = StreamedPut(
+                self.p.store,
+                self.key,
+                self._hint,  # type: ignore[arg-type]
+                self.p.stream_stall,
+            )
         room = self._hint - self._handed  # type: ignore[operator]
         if room > 0:
             chunk = bytes(data) if len(data) <= room else bytes(data[:room])
@@ -413,8 +448,9 @@ class Upload:
             self.p.budget.give(charge)
             raise
         number = len(self._futures) + 1
-        future = self.p.executor.submit(self.p.store.upload_part, self.key, self._upload_id,
-                                        number, part)
+        future = self.p.executor.submit(
+            self.p.store.upload_part, self.key, self._upload_id, number, part
+        )
         future.add_done_callback(lambda f: self._part_done(f, charge))
         self._futures.append(future)
 
@@ -440,8 +476,9 @@ class Upload:
         try:
             if self._streamed:
                 if self.size != self._hint:
-                    raise UploadAborted(f"received {self.size} of the {self._hint} bytes "
-                                        "announced; file not stored")
+                    raise UploadAborted(
+                        f"received {self.size} of the {self._hint} bytes announced; file not stored"
+                    )
                 self._stream.finish()  # type: ignore[union-attr]
                 self._record()
             elif self._intents is not None and not self._large:
@@ -489,8 +526,14 @@ class Upload:
         self.key, self._rid = intent.key, intent.rid  # an abort releases the intent
         self.p.store.put(self.key, body)
         try:
-            done = ledger.commit_after_put(intent, ent.drive_id, ent.device_id, self.path,
-                                           self.size, f"{ent.prefix}{uuid.uuid4().hex}")
+            done = ledger.commit_after_put(
+                intent,
+                ent.drive_id,
+                ent.device_id,
+                self.path,
+                self.size,
+                f"{ent.prefix}{uuid.uuid4().hex}",
+            )
             if done.lost:
                 raise StorageUnavailable("the upload outlived its reservation; retry later")
             if not done.committed:
@@ -510,8 +553,9 @@ class Upload:
         try:
             if self._rid is None:  # empty file with nothing reserved yet
                 self._rid = self.p.ledger.open_reservation(self.ent.drive_id, self.key)
-            old_key = self.p.ledger.commit(self._rid, self.ent.drive_id, self.path, self.key,
-                                           self.size)
+            old_key = self.p.ledger.commit(
+                self._rid, self.ent.drive_id, self.path, self.key, self.size
+            )
         except BaseException:
             self.p.delete_keys([self.key])
             raise
@@ -548,8 +592,9 @@ class Upload:
             try:
                 self.p.ledger.release(self._rid)
             except (SQLAlchemyError, NotFound) as exc:
-                log.warning("release of reservation %s failed (lease will expire): %s",
-                            self._rid, exc)
+                log.warning(
+                    "release of reservation %s failed (lease will expire): %s", self._rid, exc
+                )
             self._rid = None
 
     def close(self) -> None:
@@ -577,12 +622,16 @@ class OrderedWrites:
     def accept(self, offset: int, data: bytes) -> list[bytes]:
         """The chunks that are now contiguous, in order (possibly none)."""
         if offset < self.next:
-            raise NotSupported(f"write at offset {offset} rewrites data already stored "
-                               f"(next expected offset {self.next})")
+            raise NotSupported(
+                f"write at offset {offset} rewrites data already stored "
+                f"(next expected offset {self.next})"
+            )
         if offset > self.next:
             if offset + len(data) - self.next > self.window:
-                raise NotSupported(f"write at offset {offset} is more than {self.window} bytes "
-                                   f"ahead of offset {self.next}: a hole the gateway cannot fill")
+                raise NotSupported(
+                    f"write at offset {offset} is more than {self.window} bytes "
+                    f"ahead of offset {self.next}: a hole the gateway cannot fill"
+                )
             if offset in self.pending:
                 self.pending_bytes -= len(self.pending[offset])
             self.pending[offset] = bytes(data)
@@ -600,6 +649,7 @@ class OrderedWrites:
     def finish(self) -> Cam2DriveError | None:
         """None if the file is whole, else the error to fail its close with."""
         if self.pending:
-            return UploadAborted(f"file has a hole at offset {self.next}: "
-                                 "not stored, upload it again")
+            return UploadAborted(
+                f"file has a hole at offset {self.next}: not stored, upload it again"
+            )
         return None

@@ -16,8 +16,9 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from billing.errors import Cam2DriveError
-from billing.models import Reservation, utcnow
+from billing.core.errors import Cam2DriveError
+from billing.core.models import Reservation, utcnow
+from billing.core.vocab import DRIVE_ROOT
 from gateway.ingest import IngestPipeline
 
 log = logging.getLogger("cam2drive.janitor")
@@ -58,10 +59,15 @@ def run_janitor(pipeline: IngestPipeline, now: datetime | None = None) -> Janito
         ledger.release(res.id)
         report.released_reservations += 1
         report.released_bytes += res.bytes
-        log.info("released expired reservation %s of drive %s (%d bytes, node %s)",
-                 res.id, res.drive_id, res.bytes, res.node)
+        log.info(
+            "released expired reservation %s of drive %s (%d bytes, node %s)",
+            res.id,
+            res.drive_id,
+            res.bytes,
+            res.node,
+        )
     try:
-        uploads = store.list_multipart("t/")
+        uploads = store.list_multipart(DRIVE_ROOT)
     except Cam2DriveError as exc:
         log.warning("cannot list multipart uploads: %s", exc)
         report.errors += 1

@@ -138,8 +138,13 @@ class BufferBudget:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         self.overdrafts += 1
-                        log.warning("upload buffers over budget (%d + %d > %d bytes) after "
-                                    "%.0f s", self.used, n, self.limit, self.wait)
+                        log.warning(
+                            "upload buffers over budget (%d + %d > %d bytes) after %.0f s",
+                            self.used,
+                            n,
+                            self.limit,
+                            self.wait,
+                        )
                         break
                     self._cond.wait(left)
             self.used += n

@@ -10,7 +10,7 @@ by mistake could not address another tenant's objects.
 
 from __future__ import annotations
 
-from billing.errors import InvalidPath
+from billing.core.errors import InvalidPath
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 1024

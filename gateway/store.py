@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,28 +19,26 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billing.errors import NotFound, StorageUnavailable
-from billing.settings import Settings
-
-_DRIVE_KEY = re.compile(r"^t/\d+/d/\d+/[^/].*$")
-_DRIVE_PREFIX = re.compile(r"^t/\d+/d/\d+/$")
+from billing.core.errors import NotFound, StorageUnavailable
+from billing.core.settings import Settings
+from billing.core.vocab import DRIVE_ROOT, parse_drive_key, parse_drive_prefix
 
 
 def _check_key(key: str) -> str:
-    if not _DRIVE_KEY.match(key) or "/../" in key or "//" in key:
+    if parse_drive_key(key) is None:
         raise ValueError(f"refusing S3 key outside a drive prefix: {key!r}")
     return key
 
 
 def _check_prefix(prefix: str) -> str:
-    if not _DRIVE_PREFIX.match(prefix):
+    if parse_drive_prefix(prefix) is None:
         raise ValueError(f"refusing S3 prefix that is not a drive prefix: {prefix!r}")
     return prefix
 
 
 def _check_document_prefix(prefix: str) -> str:
     """Invoices live outside every drive: a drive deletion must never reach them."""
-    if not prefix.endswith("/") or prefix.startswith(("t/", "/")) or ".." in prefix:
+    if not prefix.endswith("/") or prefix.startswith((DRIVE_ROOT, "/")) or ".." in prefix:
         raise ValueError(f"invoice prefix must end in '/' and lie outside t/: {prefix!r}")
     return prefix
 
@@ -66,8 +63,9 @@ def sign_payload(settings: Settings) -> bool:
         return True
 
 
-def client_config(settings: Settings, max_pool_connections: int = 10,
-                  attempts: int | None = None) -> Config:
+def client_config(
+    settings: Settings, max_pool_connections: int = 10, attempts: int | None = None
+) -> Config:
     """The botocore settings of every S3 client cam2drive makes (and its benches)."""
     return Config(
         s3={"addressing_style": "path", "payload_signing_enabled": sign_payload(settings)},
@@ -109,9 +107,12 @@ class S3DriveStore:
 
     def _client(self, attempts: int | None = None, pool: int | None = None) -> Any:
         s = self._settings
-        return _session().client("s3", endpoint_url=s.s3_endpoint_url,
-                                 region_name=s.s3_region or None,
-                                 config=client_config(s, pool or self._pool, attempts))
+        return _session().client(
+            "s3",
+            endpoint_url=s.s3_endpoint_url,
+            region_name=s.s3_region or None,
+            config=client_config(s, pool or self._pool, attempts),
+        )
 
     @functools.cached_property
     def _stream_client(self) -> Any:
@@ -168,21 +169,31 @@ class S3DriveStore:
         (`can_stream`): a signature would need the whole body first."""
         if not self.can_stream:
             raise ValueError("streamed uploads need unsigned payloads")
-        self._call("put_object", client=self._stream_client, Key=_check_key(key), Body=body,
-                   ContentLength=length)
+        self._call(
+            "put_object",
+            client=self._stream_client,
+            Key=_check_key(key),
+            Body=body,
+            ContentLength=length,
+        )
 
     def create_multipart(self, key: str) -> str:
         return str(self._call("create_multipart_upload", Key=_check_key(key))["UploadId"])
 
     def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray) -> str:
-        resp = self._call("upload_part", Key=_check_key(key), UploadId=upload_id,
-                          PartNumber=number, Body=body)
+        resp = self._call(
+            "upload_part", Key=_check_key(key), UploadId=upload_id, PartNumber=number, Body=body
+        )
         return str(resp["ETag"])
 
     def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> None:
         parts = [{"PartNumber": i + 1, "ETag": etag} for i, etag in enumerate(etags)]
-        self._call("complete_multipart_upload", Key=_check_key(key), UploadId=upload_id,
-                   MultipartUpload={"Parts": parts})
+        self._call(
+            "complete_multipart_upload",
+            Key=_check_key(key),
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
@@ -197,8 +208,9 @@ class S3DriveStore:
             resp = self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
             if resp.get("Errors"):
                 first = resp["Errors"][0]
-                raise StorageUnavailable(f"storage refused to delete {first.get('Key')}: "
-                                         f"{first.get('Code')}")
+                raise StorageUnavailable(
+                    f"storage refused to delete {first.get('Key')}: {first.get('Code')}"
+                )
 
     def delete_prefix(self, prefix: str) -> tuple[int, int]:
         """Delete everything under a drive prefix, a page at a time; (objects, bytes).
@@ -226,8 +238,7 @@ class S3DriveStore:
         return key
 
     def put_document(self, key: str, body: bytes, content_type: str) -> None:
-        self._call("put_object", Key=self._document_key(key), Body=body,
-                   ContentType=content_type)
+        self._call("put_object", Key=self._document_key(key), Body=body, ContentType=content_type)
 
     def get_document(self, key: str) -> bytes:
         body = self._call("get_object", Key=self._document_key(key))["Body"]
@@ -254,15 +265,15 @@ class S3DriveStore:
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable("storage is unreachable") from exc
 
-    def list_multipart(self, prefix: str = "t/") -> list[tuple[str, str, Any]]:
+    def list_multipart(self, prefix: str = DRIVE_ROOT) -> list[tuple[str, str, Any]]:
         """(key, upload_id, initiated) of multipart uploads started under `prefix`."""
         out: list[tuple[str, str, Any]] = []
         kwargs: dict[str, Any] = {"Prefix": prefix}
         while True:
             resp = self._call("list_multipart_uploads", **kwargs)
-            out += [(u["Key"], u["UploadId"], u.get("Initiated"))
-                    for u in resp.get("Uploads", [])]
+            out += [(u["Key"], u["UploadId"], u.get("Initiated")) for u in resp.get("Uploads", [])]
             if not resp.get("IsTruncated"):
                 return out
-            kwargs.update(KeyMarker=resp.get("NextKeyMarker"),
-                          UploadIdMarker=resp.get("NextUploadIdMarker"))
+            kwargs.update(
+                KeyMarker=resp.get("NextKeyMarker"), UploadIdMarker=resp.get("NextUploadIdMarker")
+            )

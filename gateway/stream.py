@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from billing.errors import StorageUnavailable, UploadAborted
+from billing.core.errors import StorageUnavailable, UploadAborted
 
 # Bytes a pipe holds before the session stops reading: an upload in flight
 # holds at most this plus one network read (FTP reads up to 256 KiB at a time)
@@ -36,8 +36,9 @@ PIPE_BYTES = 256 * 1024
 class StreamedPut:
     """One streamed PutObject: the session feeds it, a worker thread sends it."""
 
-    def __init__(self, store: object, key: str, length: int, stall: float,
-                 limit: int = PIPE_BYTES) -> None:
+    def __init__(
+        self, store: object, key: str, length: int, stall: float, limit: int = PIPE_BYTES
+    ) -> None:
         """`stall`: seconds the request may wait for the recorder's next bytes
         before it is broken (an upload whose session vanished without an
         abort must not hold its thread and S3 connection for ever)."""
@@ -51,8 +52,7 @@ class StreamedPut:
         self._cancelled: BaseException | None = None
         self._future: Future[None] = Future()
         self._on_room: Callable[[], None] | None = None
-        threading.Thread(target=self._run, args=(store, key), name="s3-stream",
-                         daemon=True).start()
+        threading.Thread(target=self._run, args=(store, key), name="s3-stream", daemon=True).start()
 
     def _run(self, store: object, key: str) -> None:
         self._future.set_running_or_notify_cancel()
@@ -144,9 +144,10 @@ class StreamedPut:
             while not self._chunks and self._left and self._cancelled is None:
                 if not self._cond.wait(self._stall):
                     self._cancelled = UploadAborted(
-                        f"no data from the recorder for {self._stall:.0f} s")
+                        f"no data from the recorder for {self._stall:.0f} s"
+                    )
             if not self._left:  # every byte sent: S3 stores the object whatever
-                return b""      # we do now, so let the PUT end and cancel() see it
+                return b""  # we do now, so let the PUT end and cancel() see it
             if self._cancelled is not None:
                 raise self._cancelled
             if len(self._chunks) == 1:

@@ -36,8 +36,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from billing.errors import InvalidInput
-from billing.settings import Settings, passive_port_range
+from billing.core.errors import InvalidInput
+from billing.core.settings import Settings, passive_port_range
 
 log = logging.getLogger("cam2drive.workers")
 
@@ -65,17 +65,21 @@ def share(settings: Settings, index: int, count: int) -> Settings:
     ports = passive_port_range(settings.ftp_passive_ports)
     size = len(ports) // count
     if size < 1:
-        raise InvalidInput(f"ftp_passive_ports {settings.ftp_passive_ports} has {len(ports)} "
-                           f"ports; {count} gateway workers need at least one each")
+        raise InvalidInput(
+            f"ftp_passive_ports {settings.ftp_passive_ports} has {len(ports)} "
+            f"ports; {count} gateway workers need at least one each"
+        )
     first = ports.start + index * size
     last = ports.stop - 1 if index == count - 1 else first + size - 1
-    return settings.model_copy(update={
-        "ftp_passive_ports": f"{first}-{last}",
-        "upload_buffer_budget": max(settings.upload_buffer_budget // count, 1024 * 1024),
-        "database_pool_size": math.ceil(settings.database_pool_size / count),
-        "ftp_max_connections": math.ceil(settings.ftp_max_connections / count),
-        "node_name": f"{settings.node_name}.{index}",
-    })
+    return settings.model_copy(
+        update={
+            "ftp_passive_ports": f"{first}-{last}",
+            "upload_buffer_budget": max(settings.upload_buffer_budget // count, 1024 * 1024),
+            "database_pool_size": math.ceil(settings.database_pool_size / count),
+            "ftp_max_connections": math.ceil(settings.ftp_max_connections / count),
+            "node_name": f"{settings.node_name}.{index}",
+        }
+    )
 
 
 def preload(settings: Settings) -> None:
@@ -100,8 +104,10 @@ def preload(settings: Settings) -> None:
 def listen(host: str, port: int, count: int) -> list[socket.socket]:
     """`count` listening sockets on one port, one per worker (backlog as pyftpdlib's)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return [socket.create_server((host, port), family=family, backlog=100, reuse_port=True)
-            for _ in range(count)]
+    return [
+        socket.create_server((host, port), family=family, backlog=100, reuse_port=True)
+        for _ in range(count)
+    ]
 
 
 class Supervisor:
@@ -126,8 +132,11 @@ class Supervisor:
             self._spawn(index, parent)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
-        log.info("%d gateway workers: %s", self.count,
-                 ", ".join(str(pid) for pid in sorted(self.children)))
+        log.info(
+            "%d gateway workers: %s",
+            self.count,
+            ", ".join(str(pid) for pid in sorted(self.children)),
+        )
         while self.children:
             try:
                 pid, status = os.wait()
@@ -140,13 +149,18 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             how = f"signal {-code}" if code < 0 else f"status {code}"
             if not was_ready:
-                log.error("gateway worker %d (pid %d) failed to start (%s); stopping the node",
-                          index, pid, how)
+                log.error(
+                    "gateway worker %d (pid %d) failed to start (%s); stopping the node",
+                    index,
+                    pid,
+                    how,
+                )
                 self.failed = True
                 self._stop()
                 continue
-            log.error("gateway worker %d (pid %d) exited with %s; starting another", index, pid,
-                      how)
+            log.error(
+                "gateway worker %d (pid %d) exited with %s; starting another", index, pid, how
+            )
             self._spawn(index, parent)
         return 1 if self.failed else 0
 

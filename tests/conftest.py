@@ -23,17 +23,19 @@ import psycopg
 import pytest
 from sqlmodel import select
 
-from billing import accounts
-from billing.db import make_engine, session_scope
-from billing.democerts import demo_csd
-from billing.mp_emulator import MercadoPagoEmulator
-from billing.models import Drive, DriveEntry, Subscription
-from billing.schema import upgrade
-from billing.settings import Settings
-from cli.seaweed import SeaweedServer, free_port
+from billing import catalog as accounts
+from billing.core.db import make_engine, session_scope
+from billing.core.models import Drive, DriveEntry, Subscription
+from billing.core.schema import upgrade
+from billing.core.settings import Settings
+from cli.devstack.democerts import demo_csd
+from cli.devstack.mp_emulator import MercadoPagoEmulator
+from cli.devstack.seaweed import SeaweedServer, free_port
+from cli.devstack.testpac import make_test_pac
 from gateway.auth import Authenticator
 from gateway.ftp.server import build_server
 from gateway.ingest import IngestPipeline
+from gateway.purge import DrivePurge
 from gateway.store import S3DriveStore
 
 PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -95,23 +97,42 @@ class Stack:
     def __init__(self, db_url: str, seaweed: SeaweedServer, bucket: str, **overrides: Any) -> None:
         self.db_url = db_url
         self.seaweed = seaweed
-        self.settings = Settings(**{
-            "database_url": db_url, "s3_endpoint_url": seaweed.endpoint, "s3_bucket": bucket,
-            "s3_part_size": 5 * MiB, "ftp_host": "127.0.0.1", "ftp_port": free_port(),
-            "ftp_passive_ports": passive_range(), "auth_failed_delay": 0,
-            "s3_connect_timeout": 2, "s3_read_timeout": 10, "s3_max_attempts": 2,
-            "sftp_host": "127.0.0.1", "sftp_host_key_dir": HOST_KEYS, **overrides})
+        self.settings = Settings(
+            **{
+                "database_url": db_url,
+                "s3_endpoint_url": seaweed.endpoint,
+                "s3_bucket": bucket,
+                "s3_part_size": 5 * MiB,
+                "ftp_host": "127.0.0.1",
+                "ftp_port": free_port(),
+                "ftp_passive_ports": passive_range(),
+                "auth_failed_delay": 0,
+                "s3_connect_timeout": 2,
+                "s3_read_timeout": 10,
+                "s3_max_attempts": 2,
+                "sftp_host": "127.0.0.1",
+                "sftp_host_key_dir": HOST_KEYS,
+                **overrides,
+            }
+        )
         self.engine = make_engine(db_url)
         self.store = S3DriveStore(self.settings)
         self.store.ensure_bucket()
         self.pipeline = IngestPipeline(self.settings, self.engine, self.store)
+        self.purger = DrivePurge(self.store)
+        self.pac = make_test_pac(self.settings) if self.settings.pac_driver == "local" else None
         self.servers: list[Any] = []
         self.port = self.start_gateway()
 
     def start_gateway(self, settings: Settings | None = None) -> int:
         st = settings or self.settings
-        server = build_server(st, self.pipeline if settings is None else IngestPipeline(
-            st, make_engine(st.database_url), self.store), Authenticator(st, self.engine))
+        server = build_server(
+            st,
+            self.pipeline
+            if settings is None
+            else IngestPipeline(st, make_engine(st.database_url), self.store),
+            Authenticator(st, self.engine),
+        )
         stop = threading.Event()
 
         def serve() -> None:
@@ -134,9 +155,12 @@ class Stack:
 
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True).start()
-        acceptor = asyncio.run_coroutine_threadsafe(start_server(
-            self.settings, self.pipeline, Authenticator(self.settings, self.engine), port=0),
-            loop).result(30)
+        acceptor = asyncio.run_coroutine_threadsafe(
+            start_server(
+                self.settings, self.pipeline, Authenticator(self.settings, self.engine), port=0
+            ),
+            loop,
+        ).result(30)
         self._sftp = (loop, acceptor)
         return int(acceptor.sockets[0].getsockname()[1])
 
@@ -152,23 +176,40 @@ class Stack:
 
     # --- records ----------------------------------------------------------
 
-    def device(self, capacity: str = "1GB", on_full: str = "reject",
-               grant: bool = True) -> DeviceLogin:
+    def device(
+        self, capacity: str = "1GB", on_full: str = "reject", grant: bool = True
+    ) -> DeviceLogin:
         tag = uuid.uuid4().hex[:8]
         with session_scope(self.engine) as s:
-            dist = accounts.add_distributor(s, name=f"Dist {tag}", email=f"d{tag}@example.com",
-                                            actor="test")
-            cust = accounts.add_customer(s, distributor_id=dist.id, email=f"c{tag}@example.com",
-                                         actor="test")
+            dist = accounts.add_distributor(
+                s, name=f"Dist {tag}", email=f"d{tag}@example.com", actor="test"
+            )
+            cust = accounts.add_customer(
+                s, distributor_id=dist.id, email=f"c{tag}@example.com", actor="test"
+            )
             code = f"T-{tag}".upper()
-            accounts.add_plan(s, code=code, capacity=capacity, price="10.00", currency="MXN",
-                              on_full=on_full, actor="test")
+            accounts.add_plan(
+                s,
+                code=code,
+                capacity=capacity,
+                price="10.00",
+                currency="MXN",
+                on_full=on_full,
+                actor="test",
+            )
             new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {tag}", actor="test")
             if grant:
-                accounts.grant_subscription(s, device_ref=new.device.id, plan_code=code,
-                                            actor="test")
-            return DeviceLogin(new.device.username, new.password, new.device.id,
-                               new.drive.id, cust.id, new.drive.prefix)
+                accounts.grant_subscription(
+                    s, device_ref=new.device.id, plan_code=code, actor="test"
+                )
+            return DeviceLogin(
+                new.device.username,
+                new.password,
+                new.device.id,
+                new.drive.id,
+                cust.id,
+                new.drive.prefix,
+            )
 
     def viewer(self, dev: DeviceLogin, password: str = "viewer-password-1") -> tuple[str, str]:
         """Give `dev`'s customer a viewer password; returns (email, password)."""
@@ -178,8 +219,11 @@ class Stack:
 
     def set_status(self, dev: DeviceLogin, status: str) -> None:
         with session_scope(self.engine) as s:
-            sub = s.exec(select(Subscription).where(Subscription.device_id == dev.device_id)
-                         .order_by(Subscription.id.desc())).first()  # type: ignore[union-attr]
+            sub = s.exec(
+                select(Subscription)
+                .where(Subscription.device_id == dev.device_id)
+                .order_by(Subscription.id.desc())
+            ).first()  # type: ignore[union-attr]
             assert sub is not None
             sub.status = status
             s.add(sub)
@@ -221,7 +265,9 @@ class Stack:
 
 
 @contextmanager
-def stack_on_own_s3(db_url: str, tmp_path: Path, name: str) -> Iterator[tuple[Stack, SeaweedServer]]:
+def stack_on_own_s3(
+    db_url: str, tmp_path: Path, name: str
+) -> Iterator[tuple[Stack, SeaweedServer]]:
     """A stack on a SeaweedFS of its own, for tests that stop and restart S3."""
     weed = SeaweedServer(tmp_path / "weed", s3_port=free_port()).start()
     bucket = f"c2d-{name}-{'pg' if db_url.startswith('postgresql') else 'sqlite'}"
@@ -249,8 +295,14 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fiscal(certs: Path) -> dict[str, object]:
     """Settings that turn invoicing on with the demo CSD and the local test PAC."""
     cer, key, password = demo_csd(certs)
-    return {"cfdi_csd_certificate": cer, "cfdi_csd_key": key, "cfdi_csd_password": password,
-            "cfdi_issuer_postal_code": "42501", "pac_local_dir": certs / "pac"}
+    return {
+        "cfdi_csd_certificate": cer,
+        "cfdi_csd_key": key,
+        "cfdi_csd_password": password,
+        "cfdi_issuer_postal_code": "42501",
+        "pac_driver": "local",
+        "pac_local_dir": certs / "pac",
+    }
 
 
 @pytest.fixture
@@ -275,3 +327,15 @@ def stack(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
 
 def pytest_configure(config: pytest.Config) -> None:
     Path("var").mkdir(exist_ok=True)
+
+
+#: Fixtures that start or reach a real part; a test that uses none is a unit test.
+REAL_PARTS = {"seaweed", "pg_url", "sqlite_url", "db_url", "stack", "mp_emulator", "certs"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs no server `unit`, so `make test-fast` runs them in seconds."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if not names & REAL_PARTS and not any(n.endswith("stack") for n in names):
+            item.add_marker(pytest.mark.unit)

@@ -99,8 +99,9 @@ class DahuaRecorder:
     def _pasv(self) -> socket.socket:
         resp = self.expect("PASV", "227")
         nums = [int(n) for n in re.search(r"(\d+,\d+,\d+,\d+,\d+,\d+)", resp).group(1).split(",")]  # type: ignore[union-attr]
-        return socket.create_connection((".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]),
-                                        timeout=30)
+        return socket.create_connection(
+            (".".join(map(str, nums[:4])), nums[4] * 256 + nums[5]), timeout=30
+        )
 
     def upload(self, directory: str, name: str, data: bytes, *, temp_suffix: bool) -> str:
         """STOR (optionally as `name_` then rename), the way the firmware does it."""
@@ -122,17 +123,22 @@ class DahuaRecorder:
             self.expect(f"RNTO {name}", "250")
         return final
 
-    def video_clip(self, day: str, channel: int, start: str, end: str, size: int,
-                   flag: str = "M") -> str:
+    def video_clip(
+        self, day: str, channel: int, start: str, end: str, size: int, flag: str = "M"
+    ) -> str:
         directory = f"/{self.remote_dir}/{self.device_name}/{day}/{channel:03d}/dav/{start[:2]}"
         name = f"{start}-{end}[{flag}][0@0][0].mp4"
         return self.upload(directory, name, os.urandom(size), temp_suffix=True)
 
-    def snapshot_burst(self, day: str, channel: int, hhmmss: str, count: int, size: int) -> list[str]:
+    def snapshot_burst(
+        self, day: str, channel: int, hhmmss: str, count: int, size: int
+    ) -> list[str]:
         hh, mm, ss = hhmmss.split(".")
         directory = f"/{self.remote_dir}/{self.device_name}/{day}/{channel:03d}/jpg/{hh}/{mm}"
-        return [self.upload(directory, f"{ss}[M][0@0][{n}].jpg", os.urandom(size),
-                            temp_suffix=False) for n in range(count)]
+        return [
+            self.upload(directory, f"{ss}[M][0@0][{n}].jpg", os.urandom(size), temp_suffix=False)
+            for n in range(count)
+        ]
 
     def drop(self) -> None:
         """Recorders often just drop the connection: no QUIT."""
@@ -148,8 +154,14 @@ class DahuaRecorder:
 class DahuaSftpRecorder:
     """The same recorder over SFTP: stat/mkdir each level, write `name_`, rename."""
 
-    def __init__(self, port: int, username: str, password: str,
-                 remote_dir: str = "NVR01", device_name: str = "AMC0009L_M35704") -> None:
+    def __init__(
+        self,
+        port: int,
+        username: str,
+        password: str,
+        remote_dir: str = "NVR01",
+        device_name: str = "AMC0009L_M35704",
+    ) -> None:
         self.port, self.username, self.password = port, username, password
         self.remote_dir, self.device_name = remote_dir, device_name
 
@@ -169,13 +181,19 @@ class DahuaSftpRecorder:
         import asyncssh
 
         results = []
-        async with asyncssh.connect("127.0.0.1", self.port, username=self.username,
-                                    password=self.password, known_hosts=None,
-                                    client_keys=None) as conn:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            self.port,
+            username=self.username,
+            password=self.password,
+            known_hosts=None,
+            client_keys=None,
+        ) as conn:
             async with conn.start_sftp_client() as sftp:
                 for day, channel, start, end, size in clips:
-                    directory = (f"/{self.remote_dir}/{self.device_name}/{day}/"
-                                 f"{channel:03d}/dav/{start[:2]}")
+                    directory = (
+                        f"/{self.remote_dir}/{self.device_name}/{day}/{channel:03d}/dav/{start[:2]}"
+                    )
                     name = f"{directory}/{start}-{end}[M][0@0][0].mp4"
                     try:
                         await self._ensure_dirs(sftp, directory)

@@ -7,10 +7,9 @@ import socket
 
 import pytest
 
-from billing.settings import Settings
-from cli.seaweed import free_port
-from tests.conftest import Stack, put, passive_range
-
+from billing.core.settings import Settings
+from cli.devstack.seaweed import free_port
+from tests.conftest import Stack, passive_range, put
 
 # --- entitlement -------------------------------------------------------------------
 
@@ -28,10 +27,16 @@ def test_no_subscription_logs_in_but_cannot_write(stack: Stack) -> None:
     assert stack.entries(dev) == {}
 
 
-@pytest.mark.parametrize("status,reason", [
-    ("blocked", "blocked for non-payment"), ("suspended", "suspended"),
-    ("deleted", "drive was deleted"), ("pending", "waiting for the first payment"),
-    ("cancelled", "cancelled")])
+@pytest.mark.parametrize(
+    "status,reason",
+    [
+        ("blocked", "blocked for non-payment"),
+        ("suspended", "suspended"),
+        ("deleted", "drive was deleted"),
+        ("pending", "waiting for the first payment"),
+        ("cancelled", "cancelled"),
+    ],
+)
 def test_inactive_subscription_refused_with_reason(stack: Stack, status: str, reason: str) -> None:
     dev = stack.device()
     with stack.ftp(dev) as ftp:
@@ -56,8 +61,12 @@ def test_device_cannot_see_or_touch_another_drive(stack: Stack) -> None:
         put(ftp, "secret/b.jpg", b"B's recording")
     with stack.ftp(a) as ftp:
         assert ftp.nlst() == []
-        for path in ("secret/b.jpg", "/secret/b.jpg", f"/{b.prefix}secret/b.jpg",
-                     f"/t/{b.customer_id}/d/{b.device_id}/secret/b.jpg"):
+        for path in (
+            "secret/b.jpg",
+            "/secret/b.jpg",
+            f"/{b.prefix}secret/b.jpg",
+            f"/t/{b.customer_id}/d/{b.device_id}/secret/b.jpg",
+        ):
             with pytest.raises(ftplib.error_perm, match="^55"):
                 ftp.retrbinary(f"RETR {path}", lambda _: None)
             with pytest.raises(ftplib.error_perm, match="^55"):
@@ -96,7 +105,8 @@ def test_bad_paths_get_clear_replies_and_change_nothing(stack: Stack) -> None:
     sock = raw_session(stack, dev.username, dev.password)
     assert command(sock, b"MKD " + b"a" * 256).startswith("553 A path component is longer than 255")
     assert command(sock, b"MKD " + b"/".join([b"d" * 200] * 6)).startswith(
-        "553 Path is longer than 1024")
+        "553 Path is longer than 1024"
+    )
     assert command(sock, b"MKD bad\x01name").startswith("553 Path contains a control character")
     assert command(sock, b"MKD bad\x00name").startswith("553 Path contains a NUL")
     assert command(sock, b"MKD ../up").startswith("553 Path leaves the drive")
@@ -109,12 +119,18 @@ def test_bad_paths_get_clear_replies_and_change_nothing(stack: Stack) -> None:
 
 
 def test_invalid_utf8_refused_when_no_fallback(db_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
-    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-                  path_fallback_encoding="refuse")
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        path_fallback_encoding="refuse",
+    )
     try:
         dev = stack.device()
         sock = raw_session(stack, dev.username, dev.password)
-        assert command(sock, b"MKD \xff\xfe").startswith("501 Command refused: path is not valid UTF-8")
+        assert command(sock, b"MKD \xff\xfe").startswith(
+            "501 Command refused: path is not valid UTF-8"
+        )
         assert command(sock, b"PWD").startswith('257 "/"')  # the session goes on
         sock.close()
         assert stack.entries(dev) == {}
@@ -146,7 +162,7 @@ def test_wrong_password_and_unknown_user(stack: Stack) -> None:
 def test_ip_ban_is_shared_by_every_node(stack: Stack) -> None:
     from sqlalchemy import delete
 
-    from billing.models import LoginFailure
+    from billing.core.models import LoginFailure
 
     def clear_bans() -> None:
         with stack.engine.begin() as conn:
@@ -154,8 +170,14 @@ def test_ip_ban_is_shared_by_every_node(stack: Stack) -> None:
 
     clear_bans()  # earlier tests failed logins from 127.0.0.1 too
     dev = stack.device()
-    st = Settings(**{**stack.settings.model_dump(), "ban_max_failures": 3,
-                     "ftp_port": free_port(), "ftp_passive_ports": passive_range()})
+    st = Settings(
+        **{
+            **stack.settings.model_dump(),
+            "ban_max_failures": 3,
+            "ftp_port": free_port(),
+            "ftp_passive_ports": passive_range(),
+        }
+    )
     node_b = stack.start_gateway(st)
     # the ban threshold is per node's setting: node B bans after 3 failures
     for _ in range(3):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ftplib
-import os
 import io
 import json
+import os
 import urllib.request
 from datetime import date, timedelta
 from decimal import Decimal
@@ -13,13 +13,13 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from billing.db import session_scope
-from billing.mercadopago import MercadoPago
-from billing.models import AuditEvent, Charge, Subscription
-from billing.mp_emulator import MercadoPagoEmulator
-from billing.payments import day_start
-from billing.run import billing_pass
-from billing.subscriptions import create_paid
+from billing.core.db import session_scope
+from billing.core.models import AuditEvent, Charge, Subscription
+from billing.cycle import billing_pass
+from billing.payments.mercadopago import MercadoPago
+from billing.payments.sync import day_start
+from billing.subscriptions.lifecycle import create_paid
+from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.conftest import DeviceLogin, Stack
 
 START = date(2026, 11, 22)
@@ -39,9 +39,15 @@ class Clock:
 
     def run(self, dry_run: bool = False):  # type: ignore[no-untyped-def]
         # the pass judges "polled recently" by this clock's noon, not the wall clock
-        return billing_pass(self.stack.engine, self.mp, self.stack.store, self.stack.settings,
-                            self.today, dry_run=dry_run,
-                            now=day_start(self.today) + timedelta(hours=12))
+        return billing_pass(
+            self.stack.engine,
+            self.mp,
+            self.stack.purger,
+            self.stack.settings,
+            self.today,
+            dry_run=dry_run,
+            now=day_start(self.today) + timedelta(hours=12),
+        )
 
     def until(self, day: date) -> list[object]:
         reports = []
@@ -54,18 +60,26 @@ class Clock:
 
 def set_outcome(emu: MercadoPagoEmulator, sub: Subscription, outcome: str) -> None:
     """How Mercado Pago answers this subscription's installments from now on."""
-    control(emu, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
-                                           "outcome": outcome})
+    control(
+        emu, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}", "outcome": outcome}
+    )
 
 
 def subscribe(stack: Stack, clock: Clock, dev: DeviceLogin) -> Subscription:
     with session_scope(stack.engine) as s:
-        return create_paid(s, clock.mp, device_ref=dev.device_id, plan_code=plan_of(stack, dev),
-                           on=clock.today, billing_day=5, actor="test")
+        return create_paid(
+            s,
+            clock.mp,
+            device_ref=dev.device_id,
+            plan_code=plan_of(stack, dev),
+            on=clock.today,
+            billing_day=5,
+            actor="test",
+        )
 
 
 def plan_of(stack: Stack, dev: DeviceLogin) -> str:
-    from billing.models import Plan
+    from billing.core.models import Plan
 
     with session_scope(stack.engine) as s:
         return s.exec(select(Plan).order_by(Plan.id.desc())).first().code  # type: ignore[union-attr]
@@ -84,8 +98,9 @@ def upload(stack: Stack, dev: DeviceLogin, name: str) -> str:
         return str(exc)
 
 
-def test_paid_subscription_lifecycle_to_deletion(stack: Stack,
-                                                 mp_emulator: MercadoPagoEmulator) -> None:
+def test_paid_subscription_lifecycle_to_deletion(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     sub = subscribe(stack, clock, dev)
@@ -100,8 +115,11 @@ def test_paid_subscription_lifecycle_to_deletion(stack: Stack,
     again = clock.run()  # a second pass the same day changes nothing
     assert sub.id not in again.activated and status(stack, sub.id) == "active"
 
-    control(mp_emulator, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
-                                                   "outcome": "reject"})
+    control(
+        mp_emulator,
+        "/__emulator/behaviour",
+        {"external_reference": f"sub-{sub.id}", "outcome": "reject"},
+    )
     clock.until(date(2026, 12, 5))
     assert status(stack, sub.id) == "past_due"
     assert upload(stack, dev, "grace.jpg").startswith("226")  # uploads continue
@@ -120,16 +138,18 @@ def test_paid_subscription_lifecycle_to_deletion(stack: Stack,
     assert sub.id not in [d["subscription"] for d in dry.deleted]
     clock.until(date(2026, 12, 20))  # 5 more days: the drive goes
     assert status(stack, sub.id) == "deleted"
-    assert stack.s3_keys(dev) == {} and not any(
-        not e.is_dir for e in stack.entries(dev).values())
+    assert stack.s3_keys(dev) == {} and not any(not e.is_dir for e in stack.entries(dev).values())
     with session_scope(stack.engine) as s:
-        deletion = s.exec(select(AuditEvent).where(AuditEvent.entity == "drive",
-                                                   AuditEvent.action == "deleted")).all()
+        deletion = s.exec(
+            select(AuditEvent).where(AuditEvent.entity == "drive", AuditEvent.action == "deleted")
+        ).all()
         mine = [d for d in deletion if f'"prefix": "{dev.prefix}"' in (d.detail or "")]
         assert len(mine) == 1 and '"objects": 3' in mine[0].detail  # type: ignore[operator]
         charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
         assert [(c.amount, c.status) for c in charges] == [
-            (Decimal("4.33"), "approved"), (Decimal("10.00"), "rejected")]
+            (Decimal("4.33"), "approved"),
+            (Decimal("10.00"), "rejected"),
+        ]
     assert sub.id not in [d["subscription"] for d in clock.run().deleted]  # not twice
 
 
@@ -147,21 +167,24 @@ def test_payment_on_retry_reactivates(stack: Stack, mp_emulator: MercadoPagoEmul
         assert s.get(Subscription, sub.id).paid_through == date(2027, 1, 5)  # type: ignore[union-attr]
 
 
-def test_billing_day_is_read_from_the_payment_feed(stack: Stack,
-                                                   mp_emulator: MercadoPagoEmulator) -> None:
+def test_billing_day_is_read_from_the_payment_feed(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     """Many due at once: Mercado Pago's payment search settles them without a call
     per subscription; what it leaves open (or all of it, when the search fails)
     is polled one by one, with the same outcome and the same ledger."""
     clock = Clock(stack, mp_emulator)
     stack.settings.billing_feed_min = 1
-    subs = [subscribe(stack, clock, stack.device(capacity="1GB", grant=False))
-            for _ in range(8)]
+    subs = [subscribe(stack, clock, stack.device(capacity="1GB", grant=False)) for _ in range(8)]
     pres = {sub.mp_preapproval_id for sub in subs}
 
     def installment_calls(since: int) -> int:
-        return sum(1 for c in mp_emulator.state.calls[since:]
-                   if c["path"] == "/authorized_payments/search"
-                   and c["query"].get("preapproval_id") in pres)
+        return sum(
+            1
+            for c in mp_emulator.state.calls[since:]
+            if c["path"] == "/authorized_payments/search"
+            and c["query"].get("preapproval_id") in pres
+        )
 
     for sub in subs:
         control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
@@ -179,15 +202,21 @@ def test_billing_day_is_read_from_the_payment_feed(stack: Stack,
     with session_scope(stack.engine) as s:
         for sub in subs:
             assert s.get(Subscription, sub.id).paid_through == (  # type: ignore[union-attr]
-                date(2026, 12, 5) if sub in late else date(2027, 1, 5))
-            charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)
-                             .order_by(Charge.period_start)).all()
+                date(2026, 12, 5) if sub in late else date(2027, 1, 5)
+            )
+            charges = s.exec(
+                select(Charge).where(Charge.subscription_id == sub.id).order_by(Charge.period_start)
+            ).all()
             assert [(c.amount, c.status) for c in charges] == [
                 (Decimal("4.33"), "approved"),
-                (Decimal("10.00"), "rejected" if sub in late else "approved")]
+                (Decimal("10.00"), "rejected" if sub in late else "approved"),
+            ]
     # the search fails: every one of them is polled instead, and still settles
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": "/v1/payments/search",
-                                                   "outcome": "error"})
+    control(
+        mp_emulator,
+        "/__emulator/behaviour",
+        {"failing_path": "/v1/payments/search", "outcome": "error"},
+    )
     for sub in late:
         set_outcome(mp_emulator, sub, "approve")
     mark = len(mp_emulator.state.calls)
@@ -199,11 +228,14 @@ def test_billing_day_is_read_from_the_payment_feed(stack: Stack,
         for sub in late:
             charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
             assert sorted((c.amount, c.status) for c in charges) == [
-                (Decimal("4.33"), "approved"), (Decimal("10.00"), "approved")]
+                (Decimal("4.33"), "approved"),
+                (Decimal("10.00"), "approved"),
+            ]
 
 
-def test_unreachable_mercadopago_is_never_non_payment(stack: Stack,
-                                                      mp_emulator: MercadoPagoEmulator) -> None:
+def test_unreachable_mercadopago_is_never_non_payment(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     sub = _active(stack, clock, mp_emulator, dev)
@@ -215,22 +247,25 @@ def test_unreachable_mercadopago_is_never_non_payment(stack: Stack,
     clock.today = date(2027, 1, 10)
     report = clock.run()
     assert sub.id in report.unreachable
-    assert sub.id not in report.blocked and sub.id not in [d["subscription"] for d in
-                                                             report.deleted]
+    assert sub.id not in report.blocked and sub.id not in [
+        d["subscription"] for d in report.deleted
+    ]
     assert status(stack, sub.id) == "past_due"
     assert upload(stack, dev, "still.jpg").startswith("226")
 
 
 def test_email_mismatch_leaves_it_pending_with_the_reason(
-        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     with session_scope(stack.engine) as s:
-        from billing.models import Customer
+        from billing.core.models import Customer
 
         email = s.get(Customer, dev.customer_id).email  # type: ignore[union-attr]
-    control(mp_emulator, "/__emulator/behaviour", {"payer_email": email,
-                                                   "outcome": "email_mismatch"})
+    control(
+        mp_emulator, "/__emulator/behaviour", {"payer_email": email, "outcome": "email_mismatch"}
+    )
     sub = subscribe(stack, clock, dev)
     assert sub.status == "pending" and sub.checkout_url is None
     assert "Mercado Pago account" in (sub.pending_reason or "")
@@ -240,16 +275,22 @@ def test_email_mismatch_leaves_it_pending_with_the_reason(
 
 
 def _plan(stack: Stack, code: str, capacity: str, price: str) -> str:
-    from billing import accounts
+    from billing import catalog as accounts
 
     with session_scope(stack.engine) as s:
-        accounts.add_plan(s, code=code, capacity=capacity, price=price, currency="MXN",
-                          on_full="reject", actor="test")
+        accounts.add_plan(
+            s,
+            code=code,
+            capacity=capacity,
+            price=price,
+            currency="MXN",
+            on_full="reject",
+            actor="test",
+        )
     return code
 
 
-def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin
-            ) -> Subscription:
+def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin) -> Subscription:
     sub = subscribe(stack, clock, dev)
     control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
     clock.run()
@@ -257,10 +298,11 @@ def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLog
     return sub
 
 
-def test_upgrade_charges_once_even_after_a_crash(stack: Stack,
-                                                 mp_emulator: MercadoPagoEmulator) -> None:
-    from billing.changes import upgrade
-    from billing.mercadopago import idempotency_key
+def test_upgrade_charges_once_even_after_a_crash(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    from billing.payments.mercadopago import idempotency_key
+    from billing.subscriptions.changes import upgrade
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)  # plan price 10.00
@@ -270,14 +312,28 @@ def test_upgrade_charges_once_even_after_a_crash(stack: Stack,
     # a previous attempt charged Mercado Pago and died before writing the ledger
     key = idempotency_key("upgrade", sub.id, big, START.isoformat())
     with session_scope(stack.engine) as s:
-        from billing.models import Charge as C
+        from billing.catalog import get_plan
+        from billing.core.models import Charge as C
 
-        from billing.accounts import get_plan
-
-        s.add(C(subscription_id=sub.id, kind="upgrade", amount=Decimal("13.00"), currency="MXN",
-                idempotency_key=key, status="pending", plan_id=get_plan(s, big).id))
-    clock.mp.create_payment(key=key, payer_email="x@x.mx", amount=Decimal("13.00"),
-                            currency="MXN", description="d", external_reference="first-try")
+        s.add(
+            C(
+                subscription_id=sub.id,
+                kind="upgrade",
+                amount=Decimal("13.00"),
+                currency="MXN",
+                idempotency_key=key,
+                status="pending",
+                plan_id=get_plan(s, big).id,
+            )
+        )
+    clock.mp.create_payment(
+        key=key,
+        payer_email="x@x.mx",
+        amount=Decimal("13.00"),
+        currency="MXN",
+        description="d",
+        external_reference="first-try",
+    )
     payments_before = len(mp_emulator.state.payments)
     with session_scope(stack.engine) as s:
         charge = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
@@ -292,10 +348,11 @@ def test_upgrade_charges_once_even_after_a_crash(stack: Stack,
     assert pre["auto_recurring"]["transaction_amount"] == 40.0  # later cycles: new price
 
 
-def test_downgrade_waits_for_the_cycle_and_must_fit(stack: Stack,
-                                                   mp_emulator: MercadoPagoEmulator) -> None:
-    from billing.changes import downgrade
-    from billing.errors import InvalidInput
+def test_downgrade_waits_for_the_cycle_and_must_fit(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    from billing.core.errors import InvalidInput
+    from billing.subscriptions.changes import downgrade
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
@@ -316,9 +373,10 @@ def test_downgrade_waits_for_the_cycle_and_must_fit(stack: Stack,
         assert charges[-1].amount == Decimal("5.00")
 
 
-def test_cancel_keeps_the_paid_period_then_the_ladder(stack: Stack,
-                                                      mp_emulator: MercadoPagoEmulator) -> None:
-    from billing.changes import cancel
+def test_cancel_keeps_the_paid_period_then_the_ladder(
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    from billing.subscriptions.changes import cancel
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
@@ -348,13 +406,14 @@ class FlakyStore:
         self.failed = True
         page = [key for key, _ in zip(self.store.list_keys(prefix), range(1000), strict=False)]
         self.store.delete([k for k, _ in page])
-        from billing.errors import StorageUnavailable
+        from billing.core.errors import StorageUnavailable
 
         raise StorageUnavailable("storage went away in the middle of the deletion")
 
 
 def test_deleting_thousands_of_objects_resumes_after_an_interruption(
-        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from billing.entitlement import upload_entitlement
@@ -372,8 +431,11 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(store_one, range(1500)))
     assert len(stack.s3_keys(dev)) == 1500
-    control(mp_emulator, "/__emulator/behaviour", {"external_reference": f"sub-{sub.id}",
-                                                   "outcome": "reject"})
+    control(
+        mp_emulator,
+        "/__emulator/behaviour",
+        {"external_reference": f"sub-{sub.id}", "outcome": "reject"},
+    )
     clock.until(date(2026, 12, 19))
     assert status(stack, sub.id) == "blocked"
     real = stack.store
@@ -387,7 +449,8 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
     finally:
         stack.store = real
     assert [d for d in report.deleted if d["subscription"] == sub.id] == [
-        {"subscription": sub.id, "objects": 500, "bytes": 50_000}]
+        {"subscription": sub.id, "objects": 500, "bytes": 50_000}
+    ]
     assert status(stack, sub.id) == "deleted"
     assert stack.s3_keys(dev) == {}
     assert not any(not e.is_dir for e in stack.entries(dev).values())
@@ -399,8 +462,8 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     and the deletion, walked one day (one billing pass) at a time; the same story
     whether Mercado Pago is polled per subscription or read from its payment feed."""
     stack.settings.billing_feed_min = 1 if reading == "feed" else 10**9
-    from billing.changes import cancel, downgrade, upgrade
-    from billing.errors import InvalidInput
+    from billing.core.errors import InvalidInput
+    from billing.subscriptions.changes import cancel, downgrade, upgrade
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)  # 10.00 MXN
@@ -456,26 +519,33 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
         # the prorated first month, 9 monthly installments (Dec..Aug) and the upgrade
         assert len(approved) == 11
         assert sum(c.amount for c in approved) == (
-            Decimal("4.33") + Decimal("10.00") * 3 + Decimal("7.67") + Decimal("20.00") * 6)
+            Decimal("4.33") + Decimal("10.00") * 3 + Decimal("7.67") + Decimal("20.00") * 6
+        )
         # in the order they happened: without ORDER BY, PostgreSQL may return any
-        trail = s.exec(select(AuditEvent).where(AuditEvent.entity == "subscription",
-                                                AuditEvent.entity_id == str(sub.id))
-                       .order_by(AuditEvent.id)).all()  # type: ignore[arg-type]
+        trail = s.exec(
+            select(AuditEvent)
+            .where(AuditEvent.entity == "subscription", AuditEvent.entity_id == str(sub.id))
+            .order_by(AuditEvent.id)
+        ).all()  # type: ignore[arg-type]
         actions = [a.action for a in trail]
         assert actions.count("status:past_due") == 3 and "upgraded" in actions
         assert actions[-1] == "status:deleted"
 
 
 def test_upgrade_payment_in_process_is_settled_by_polling(
-        stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
-    from billing.changes import upgrade
+    stack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    from billing.subscriptions.changes import upgrade
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     sub = _active(stack, clock, mp_emulator, dev)
     big = _plan(stack, f"P-BIG-{os.urandom(3).hex().upper()}", "3GB", "30.00")
-    control(mp_emulator, "/__emulator/behaviour", {
-        "external_reference": f"sub-{sub.id}-upgrade-{big}", "outcome": "in_process"})
+    control(
+        mp_emulator,
+        "/__emulator/behaviour",
+        {"external_reference": f"sub-{sub.id}-upgrade-{big}", "outcome": "in_process"},
+    )
     with session_scope(stack.engine) as s:
         charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
     assert charge.status == "pending" and stack.drive(dev).capacity_bytes == 1_000_000_000

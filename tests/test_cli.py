@@ -38,14 +38,46 @@ def test_operator_flow(db_url: str, tmp_path: Path) -> None:
     run(db_url, "db", "upgrade")  # idempotent
     tag = os.urandom(4).hex()
     dist = as_json(db_url, "distributor", "add", "--name", "TVCenLínea", "--email", f"d{tag}@x.mx")
-    cust = as_json(db_url, "customer", "add", "--distributor", str(dist["id"]),
-                   "--email", f"c{tag}@x.mx", "--name", "Ana", "--phone", "+52 55 1234")
-    plan = as_json(db_url, "plan", "add", f"AC-ST-{tag}", "--capacity", "50GB", "--price",
-                   "199.00", "--currency", "mxn", "--on-full", "reject")
+    cust = as_json(
+        db_url,
+        "customer",
+        "add",
+        "--distributor",
+        str(dist["id"]),
+        "--email",
+        f"c{tag}@x.mx",
+        "--name",
+        "Ana",
+        "--phone",
+        "+52 55 1234",
+    )
+    plan = as_json(
+        db_url,
+        "plan",
+        "add",
+        f"AC-ST-{tag}",
+        "--capacity",
+        "50GB",
+        "--price",
+        "199.00",
+        "--currency",
+        "mxn",
+        "--on-full",
+        "reject",
+    )
     assert plan["capacity_bytes"] == 50_000_000_000 and plan["price"] == "199.00"
     assert plan["currency"] == "MXN"
-    dev = as_json(db_url, "device", "add", "--customer", str(cust["id"]), "--name", "NVR Centro",
-                  "--serial", "6G0ABC")
+    dev = as_json(
+        db_url,
+        "device",
+        "add",
+        "--customer",
+        str(cust["id"]),
+        "--name",
+        "NVR Centro",
+        "--serial",
+        "6G0ABC",
+    )
     assert dev["username"].startswith("c2d-") and len(dev["password"]) == 24
     assert dev["recorder"]["port"] and dev["drive_prefix"] == f"t/{cust['id']}/d/{dev['id']}/"
     assert "secret_hash" not in dev
@@ -53,54 +85,176 @@ def test_operator_flow(db_url: str, tmp_path: Path) -> None:
     assert "Password" in text and "Remote directory" in text
     reset = as_json(db_url, "device", "reset-password", str(dev["id"]))
     assert reset["password"] != dev["password"]
-    quote = as_json(db_url, "subscription", "quote", "--plan", f"AC-ST-{tag}", "--date",
-                    "2026-11-22")
-    assert quote == {"amount": "86.23", "currency": "MXN", "days": 13,
-                     "period_start": "2026-11-22", "period_end": "2026-12-05"}
-    assert_one_line_error(run(db_url, "subscription", "quote", "--plan", f"AC-ST-{tag}",
-                              "--date", "22/11/2026", ok=False), "is not YYYY-MM-DD")
-    sub = as_json(db_url, "subscription", "grant", "--device", dev["username"],
-                  "--plan", f"ac-st-{tag}")
+    quote = as_json(
+        db_url, "subscription", "quote", "--plan", f"AC-ST-{tag}", "--date", "2026-11-22"
+    )
+    assert quote == {
+        "amount": "86.23",
+        "currency": "MXN",
+        "days": 13,
+        "period_start": "2026-11-22",
+        "period_end": "2026-12-05",
+    }
+    assert_one_line_error(
+        run(
+            db_url,
+            "subscription",
+            "quote",
+            "--plan",
+            f"AC-ST-{tag}",
+            "--date",
+            "22/11/2026",
+            ok=False,
+        ),
+        "is not YYYY-MM-DD",
+    )
+    sub = as_json(
+        db_url, "subscription", "grant", "--device", dev["username"], "--plan", f"ac-st-{tag}"
+    )
     assert sub["status"] == "active"
     usage = json.loads(run(db_url, "usage", "--device", str(dev["id"]), "--json").stdout)
-    assert usage == [{"id": usage[0]["id"], "device_id": dev["id"], "prefix": dev["drive_prefix"],
-                      "capacity_bytes": 50_000_000_000, "committed_bytes": 0,
-                      "reserved_bytes": 0, "objects": 0, "last_upload_at": None}]
-    listed = json.loads(run(db_url, "device", "list", "--customer", str(cust["id"]),
-                            "--json").stdout)
+    assert usage == [
+        {
+            "id": usage[0]["id"],
+            "device_id": dev["id"],
+            "prefix": dev["drive_prefix"],
+            "capacity_bytes": 50_000_000_000,
+            "committed_bytes": 0,
+            "reserved_bytes": 0,
+            "objects": 0,
+            "last_upload_at": None,
+        }
+    ]
+    listed = json.loads(
+        run(db_url, "device", "list", "--customer", str(cust["id"]), "--json").stdout
+    )
     assert [d["name"] for d in listed] == ["NVR Centro", "NVR 2"]
 
     # bad input: one clear line, non-zero exit, nothing written
-    assert_one_line_error(run(db_url, "customer", "add", "--distributor", str(dist["id"]),
-                              "--email", f"c{tag}@x.mx", ok=False), "already exists")
-    assert_one_line_error(run(db_url, "customer", "add", "--distributor", "999999",
-                              "--email", "new@x.mx", ok=False), "distributor 999999 does not exist")
-    assert_one_line_error(run(db_url, "customer", "add", "--distributor", str(dist["id"]),
-                              "--email", "not-an-email", ok=False), "not an email")
-    assert_one_line_error(run(db_url, "plan", "add", "X1", "--capacity", "lots", "--price", "1",
-                              "--currency", "MXN", ok=False), "is not a size")
-    assert_one_line_error(run(db_url, "plan", "add", "X1", "--capacity", "1GB", "--price",
-                              "1.999", "--currency", "MXN", ok=False), "at most 2 decimals")
-    assert_one_line_error(run(db_url, "plan", "add", "X1", "--capacity", "1GB", "--price", "1",
-                              "--currency", "MXN", "--on-full", "explode", ok=False), "on-full")
-    assert_one_line_error(run(db_url, "subscription", "grant", "--device", "nobody",
-                              "--plan", f"AC-ST-{tag}", ok=False), "device nobody does not exist")
-    assert_one_line_error(run(db_url, "subscription", "grant", "--device", str(dev["id"]),
-                              "--plan", "NOPE", ok=False), "plan NOPE does not exist")
+    assert_one_line_error(
+        run(
+            db_url,
+            "customer",
+            "add",
+            "--distributor",
+            str(dist["id"]),
+            "--email",
+            f"c{tag}@x.mx",
+            ok=False,
+        ),
+        "already exists",
+    )
+    assert_one_line_error(
+        run(db_url, "customer", "add", "--distributor", "999999", "--email", "new@x.mx", ok=False),
+        "distributor 999999 does not exist",
+    )
+    assert_one_line_error(
+        run(
+            db_url,
+            "customer",
+            "add",
+            "--distributor",
+            str(dist["id"]),
+            "--email",
+            "not-an-email",
+            ok=False,
+        ),
+        "not an email",
+    )
+    assert_one_line_error(
+        run(
+            db_url,
+            "plan",
+            "add",
+            "X1",
+            "--capacity",
+            "lots",
+            "--price",
+            "1",
+            "--currency",
+            "MXN",
+            ok=False,
+        ),
+        "is not a size",
+    )
+    assert_one_line_error(
+        run(
+            db_url,
+            "plan",
+            "add",
+            "X1",
+            "--capacity",
+            "1GB",
+            "--price",
+            "1.999",
+            "--currency",
+            "MXN",
+            ok=False,
+        ),
+        "at most 2 decimals",
+    )
+    assert_one_line_error(
+        run(
+            db_url,
+            "plan",
+            "add",
+            "X1",
+            "--capacity",
+            "1GB",
+            "--price",
+            "1",
+            "--currency",
+            "MXN",
+            "--on-full",
+            "explode",
+            ok=False,
+        ),
+        "on-full",
+    )
+    assert_one_line_error(
+        run(
+            db_url,
+            "subscription",
+            "grant",
+            "--device",
+            "nobody",
+            "--plan",
+            f"AC-ST-{tag}",
+            ok=False,
+        ),
+        "device nobody does not exist",
+    )
+    assert_one_line_error(
+        run(
+            db_url, "subscription", "grant", "--device", str(dev["id"]), "--plan", "NOPE", ok=False
+        ),
+        "plan NOPE does not exist",
+    )
     plans = json.loads(run(db_url, "plan", "list", "--json").stdout)
     assert "X1" not in [p["code"] for p in plans]
 
     # viewer password: from stdin (scripts) with a clear refusal when too short
     env = {**os.environ, "CAM2DRIVE_DATABASE_URL": db_url}
-    ok = subprocess.run([BIN, "customer", "set-password", f"c{tag}@x.mx", "--password-stdin"],
-                        input="a-good-password\n", capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [BIN, "customer", "set-password", f"c{tag}@x.mx", "--password-stdin"],
+        input="a-good-password\n",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert ok.returncode == 0 and "can now log in" in ok.stdout, ok.stderr
-    short = subprocess.run([BIN, "customer", "set-password", str(cust["id"]),
-                            "--password-stdin"], input="short\n", capture_output=True,
-                           text=True, env=env)
+    short = subprocess.run(
+        [BIN, "customer", "set-password", str(cust["id"]), "--password-stdin"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert_one_line_error(short, "at least 10 characters")
-    assert_one_line_error(run(db_url, "customer", "set-password", "nobody@x.mx",
-                              "--password-stdin", ok=False), "does not exist")
+    assert_one_line_error(
+        run(db_url, "customer", "set-password", "nobody@x.mx", "--password-stdin", ok=False),
+        "does not exist",
+    )
 
 
 def test_errors_without_schema_or_config(tmp_path: Path) -> None:
@@ -114,15 +268,21 @@ def test_errors_without_schema_or_config(tmp_path: Path) -> None:
 
 
 def test_toml_config_file(tmp_path: Path) -> None:
-    from billing.settings import load_settings
+    from billing.core.settings import load_settings
 
     conf = tmp_path / "cam2drive.toml"
-    conf.write_text('database_url = "sqlite:///x.db"\n[ftp]\nport = 21\n'
-                    'passive_ports = "50000-50010"\nmasquerade_address = "203.0.113.9"\n'
-                    '[s3]\nbucket = "grabaciones"\n')
+    conf.write_text(
+        'database_url = "sqlite:///x.db"\n[ftp]\nport = 21\n'
+        'passive_ports = "50000-50010"\nmasquerade_address = "203.0.113.9"\n'
+        '[s3]\nbucket = "grabaciones"\n'
+    )
     st = load_settings(conf)
     assert (st.ftp_port, st.ftp_passive_ports, st.ftp_masquerade_address, st.s3_bucket) == (
-        21, "50000-50010", "203.0.113.9", "grabaciones")
+        21,
+        "50000-50010",
+        "203.0.113.9",
+        "grabaciones",
+    )
     os.environ["CAM2DRIVE_FTP_PORT"] = "2100"
     try:
         assert load_settings(conf).ftp_port == 2100  # environment beats the file
@@ -130,16 +290,43 @@ def test_toml_config_file(tmp_path: Path) -> None:
         del os.environ["CAM2DRIVE_FTP_PORT"]
 
 
-@pytest.mark.parametrize("args", [
-    [], ["db"], ["db", "upgrade"], ["distributor", "add"], ["customer", "add"], ["plan", "add"],
-    ["device", "add"], ["device", "reset-password"], ["subscription", "grant"], ["usage"],
-    ["gateway", "ftp"], ["gateway", "sftp"], ["janitor"], ["dev", "run"],
-    ["customer", "set-password"], ["device", "add-key"], ["device", "keys"],
-    ["device", "remove-key"], ["customer", "list"], ["plan", "list"], ["distributor", "list"],
-    ["subscription", "quote"], ["subscription", "create"], ["subscription", "show"],
-    ["subscription", "list"], ["subscription", "upgrade"], ["subscription", "downgrade"],
-    ["subscription", "cancel"], ["billing"], ["billing", "run"], ["billing", "ledger"],
-    ["scheduler"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["db"],
+        ["db", "upgrade"],
+        ["distributor", "add"],
+        ["customer", "add"],
+        ["plan", "add"],
+        ["device", "add"],
+        ["device", "reset-password"],
+        ["subscription", "grant"],
+        ["usage"],
+        ["gateway", "ftp"],
+        ["gateway", "sftp"],
+        ["janitor"],
+        ["dev", "run"],
+        ["customer", "set-password"],
+        ["device", "add-key"],
+        ["device", "keys"],
+        ["device", "remove-key"],
+        ["customer", "list"],
+        ["plan", "list"],
+        ["distributor", "list"],
+        ["subscription", "quote"],
+        ["subscription", "create"],
+        ["subscription", "show"],
+        ["subscription", "list"],
+        ["subscription", "upgrade"],
+        ["subscription", "downgrade"],
+        ["subscription", "cancel"],
+        ["billing"],
+        ["billing", "run"],
+        ["billing", "ledger"],
+        ["scheduler"],
+    ],
+)
 def test_help_everywhere(args: list[str]) -> None:
     proc = subprocess.run([BIN, *args, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Usage" in proc.stdout
@@ -149,46 +336,95 @@ def test_paid_subscription_commands(db_url: str) -> None:
     """subscription create / show / list and billing run, against the emulator over HTTP."""
     import urllib.request
 
-    from billing.mp_emulator import MercadoPagoEmulator
+    from cli.devstack.mp_emulator import MercadoPagoEmulator
 
     tag = os.urandom(4).hex()
     with MercadoPagoEmulator(today=__import__("datetime").date(2026, 11, 22)) as emu:
         env_extra = {"CAM2DRIVE_MP_API_BASE": emu.url, "CAM2DRIVE_MP_ACCESS_TOKEN": "TEST-x"}
         os.environ.update(env_extra)
         try:
-            dist = as_json(db_url, "distributor", "add", "--name", "D", "--email",
-                           f"pd{tag}@x.mx")
-            cust = as_json(db_url, "customer", "add", "--distributor", str(dist["id"]),
-                           "--email", f"pc{tag}@x.mx")
-            as_json(db_url, "plan", "add", f"P-{tag}", "--capacity", "5GB", "--price", "199.00",
-                    "--currency", "MXN")
+            dist = as_json(db_url, "distributor", "add", "--name", "D", "--email", f"pd{tag}@x.mx")
+            cust = as_json(
+                db_url,
+                "customer",
+                "add",
+                "--distributor",
+                str(dist["id"]),
+                "--email",
+                f"pc{tag}@x.mx",
+            )
+            as_json(
+                db_url,
+                "plan",
+                "add",
+                f"P-{tag}",
+                "--capacity",
+                "5GB",
+                "--price",
+                "199.00",
+                "--currency",
+                "MXN",
+            )
             dev = as_json(db_url, "device", "add", "--customer", str(cust["id"]), "--name", "n")
-            sub = as_json(db_url, "subscription", "create", "--device", str(dev["id"]),
-                          "--plan", f"P-{tag}", "--date", "2026-11-22")
+            sub = as_json(
+                db_url,
+                "subscription",
+                "create",
+                "--device",
+                str(dev["id"]),
+                "--plan",
+                f"P-{tag}",
+                "--date",
+                "2026-11-22",
+            )
             assert sub["status"] == "pending" and sub["first_charge"] == "86.23"
             assert sub["checkout_url"].startswith("https://www.mercadopago.com.mx/")
             text = run(db_url, "subscription", "show", str(sub["id"])).stdout
             assert "checkout_url" in text
-            again = run(db_url, "subscription", "create", "--device", str(dev["id"]), "--plan",
-                        f"P-{tag}", "--date", "2026-11-22", "--json")
+            again = run(
+                db_url,
+                "subscription",
+                "create",
+                "--device",
+                str(dev["id"]),
+                "--plan",
+                f"P-{tag}",
+                "--date",
+                "2026-11-22",
+                "--json",
+            )
             assert json.loads(again.stdout)["id"] == sub["id"]  # retried, not duplicated
-            urllib.request.urlopen(urllib.request.Request(
-                f"{emu.url}/__emulator/authorize/{sub['mp_preapproval_id']}", data=b"{}",
-                method="POST")).read()
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{emu.url}/__emulator/authorize/{sub['mp_preapproval_id']}",
+                    data=b"{}",
+                    method="POST",
+                )
+            ).read()
             dry = as_json(db_url, "billing", "run", "--date", "2026-11-22", "--dry-run")
             assert sub["id"] in dry["activated"] and dry["dry_run"] is True
             shown = as_json(db_url, "subscription", "show", str(sub["id"]))
             assert shown["status"] == "pending"  # the dry run changed nothing
             real = as_json(db_url, "billing", "run", "--date", "2026-11-22")
             assert sub["id"] in real["activated"]
-            listed = json.loads(run(db_url, "subscription", "list", "--customer",
-                                    str(cust["id"]), "--json").stdout)
+            listed = json.loads(
+                run(db_url, "subscription", "list", "--customer", str(cust["id"]), "--json").stdout
+            )
             assert [s["status"] for s in listed] == ["active"]
-            ledger = json.loads(run(db_url, "billing", "ledger", "--customer", str(cust["id"]),
-                                    "--json").stdout)
+            ledger = json.loads(
+                run(db_url, "billing", "ledger", "--customer", str(cust["id"]), "--json").stdout
+            )
             assert [(c["amount"], c["status"]) for c in ledger] == [("86.23", "approved")]
-            dup = run(db_url, "subscription", "create", "--device", str(dev["id"]), "--plan",
-                      f"P-{tag}", ok=False)
+            dup = run(
+                db_url,
+                "subscription",
+                "create",
+                "--device",
+                str(dev["id"]),
+                "--plan",
+                f"P-{tag}",
+                ok=False,
+            )
             assert_one_line_error(dup, f"already has subscription {sub['id']} (active)")
         finally:
             for key in env_extra:
@@ -197,16 +433,17 @@ def test_paid_subscription_commands(db_url: str) -> None:
 
 def test_a_gateway_sets_the_gil_switch_interval(stack) -> None:  # type: ignore[no-untyped-def]
     """`gil_switch_interval_ms` reaches sys.setswitchinterval in every gateway
-    process (cli.main.prepare_gateway); a value out of range is one clear error."""
+    process (gateway.node.prepare_gateway); a value out of range is one clear error."""
     import gc
     import sys
 
     from cli.context import App
-    from cli.main import prepare_gateway
+    from gateway.node import prepare_gateway
 
     app = App()
     app.__dict__["settings"] = stack.settings.model_copy(
-        update={"gil_switch_interval_ms": 12.5, "heap_trim_interval": 0})
+        update={"gil_switch_interval_ms": 12.5, "heap_trim_interval": 0}
+    )
     app.__dict__["store"] = stack.store
     before = sys.getswitchinterval()
     try:
@@ -215,8 +452,12 @@ def test_a_gateway_sets_the_gil_switch_interval(stack) -> None:  # type: ignore[
     finally:
         sys.setswitchinterval(before)
         gc.unfreeze()
-    env = {**os.environ, "CAM2DRIVE_DATABASE_URL": stack.db_url,
-           "CAM2DRIVE_GIL_SWITCH_INTERVAL_MS": "0"}
-    proc = subprocess.run([BIN, "gateway", "ftp"], capture_output=True, text=True, env=env,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "CAM2DRIVE_DATABASE_URL": stack.db_url,
+        "CAM2DRIVE_GIL_SWITCH_INTERVAL_MS": "0",
+    }
+    proc = subprocess.run(
+        [BIN, "gateway", "ftp"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert_one_line_error(proc, "gil_switch_interval_ms")

@@ -7,9 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-
 from tests.conftest import MiB, Stack
-
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -21,8 +19,12 @@ def test_curl_ftp_upload_list_download(stack: Stack, tmp_path: Path) -> None:
     src = tmp_path / "clip.mp4"
     src.write_bytes(os.urandom(7 * MiB))
     base = f"ftp://{dev.username}:{dev.password}@127.0.0.1:{stack.port}"
-    up = curl("--ftp-create-dirs", "-T", str(src),
-              f"{base}/2026-11-22/001/dav/10/10.00.00-10.00.30[R][0@0][0].mp4")
+    up = curl(
+        "--ftp-create-dirs",
+        "-T",
+        str(src),
+        f"{base}/2026-11-22/001/dav/10/10.00.00-10.00.30[R][0@0][0].mp4",
+    )
     assert up.returncode == 0, up.stderr
     listing = curl(f"{base}/2026-11-22/001/dav/10/")
     assert b"10.00.00-10.00.30[R][0@0][0].mp4" in listing.stdout
@@ -31,7 +33,11 @@ def test_curl_ftp_upload_list_download(stack: Stack, tmp_path: Path) -> None:
     resumed = curl("-C", "1000", f"{base}/2026-11-22/001/dav/10/10.00.00-10.00.30[R][0@0][0].mp4")
     assert resumed.stdout == src.read_bytes()[1000:]
     denied = curl("-T", str(src), f"ftp://{dev.username}:wrong@127.0.0.1:{stack.port}/x")
-    assert denied.returncode != 0 and b"530" in denied.stderr + denied.stdout or denied.returncode == 67
+    assert (
+        denied.returncode != 0
+        and b"530" in denied.stderr + denied.stdout
+        or denied.returncode == 67
+    )
     stack.assert_consistent(dev)
 
 
@@ -44,23 +50,38 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_path, key_path
 
 
 def test_curl_explicit_ftps(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cert, key = _self_signed(tmp_path)
-    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-                  ftp_tls_certfile=cert, ftp_tls_keyfile=key, ftp_tls_required=True)
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        ftp_tls_certfile=cert,
+        ftp_tls_keyfile=key,
+        ftp_tls_required=True,
+    )
     try:
         dev = stack.device()
         src = tmp_path / "snap.jpg"
@@ -87,8 +108,14 @@ def test_ftps_announced_clip_streams_through_tls(db_url: str, seaweed, tmp_path:
     import ssl
 
     cert, key = _self_signed(tmp_path)
-    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-                  ftp_tls_certfile=cert, ftp_tls_keyfile=key, ftp_tls_required=True)
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        ftp_tls_certfile=cert,
+        ftp_tls_keyfile=key,
+        ftp_tls_required=True,
+    )
     try:
         dev = stack.device()
         data = os.urandom(9 * MiB + 13)
@@ -101,7 +128,9 @@ def test_ftps_announced_clip_streams_through_tls(db_url: str, seaweed, tmp_path:
         ftp.prot_p()
         ftp.voidcmd("TYPE I")
         ftp.voidcmd(f"ALLO {len(data)}")
-        assert ftp.storbinary("STOR clip.dav", io.BytesIO(data), blocksize=1 << 20).startswith("226")
+        assert ftp.storbinary("STOR clip.dav", io.BytesIO(data), blocksize=1 << 20).startswith(
+            "226"
+        )
         back = io.BytesIO()
         ftp.retrbinary("RETR clip.dav", back.write)
         ftp.quit()

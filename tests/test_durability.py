@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from billing.errors import NotFound
-from billing.models import utcnow
+from billing.core.errors import NotFound
+from billing.core.models import utcnow
 from gateway.janitor import run_janitor
 from tests.conftest import MiB, Stack, stack_on_own_s3
 
@@ -44,8 +44,19 @@ KILLED_CLIENT = textwrap.dedent("""
 @pytest.mark.parametrize("sent", [100_000, 7 * MiB])
 def test_client_killed_mid_transfer(stack: Stack, sent: int) -> None:
     dev = stack.device()
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(stack.port), dev.username,
-                             dev.password, str(sent)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            KILLED_CLIENT,
+            str(stack.port),
+            dev.username,
+            dev.password,
+            str(sent),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
     if sent > 5 * MiB:  # a part is in S3 already: a multipart upload is open
         wait_for(lambda: stack.drive(dev).reserved_bytes > 0, what="a reserved part")
@@ -103,8 +114,11 @@ def test_abor_mid_transfer(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
-def test_s3_down_gives_451_and_recovers_without_restart(db_url: str, seaweed,  # type: ignore[no-untyped-def]
-                                                        tmp_path) -> None:
+def test_s3_down_gives_451_and_recovers_without_restart(
+    db_url: str,
+    seaweed,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     # `seaweed` puts the dev credentials in the environment; this test runs its own server
     with stack_on_own_s3(db_url, tmp_path, "down") as (stack, weed):
         dev = stack.device()
@@ -151,8 +165,10 @@ def test_janitor_releases_crashed_node_reservations(stack: Stack) -> None:
     # ... and the node is gone: nobody calls commit() or abort().
     assert stack.drive(dev).reserved_bytes == 5 * MiB
     assert run_janitor(stack.pipeline).released_reservations == 0  # lease still valid
-    report = run_janitor(stack.pipeline, now=utcnow() + timedelta(
-        seconds=stack.settings.reservation_lease_seconds + 1))
+    report = run_janitor(
+        stack.pipeline,
+        now=utcnow() + timedelta(seconds=stack.settings.reservation_lease_seconds + 1),
+    )
     assert report.released_reservations == 1 and report.released_bytes == 5 * MiB
     stack.assert_consistent(dev)
     with pytest.raises(NotFound, match="reservation expired"):
@@ -169,8 +185,10 @@ def test_janitor_removes_unindexed_small_object_of_a_dead_node(stack: Stack) -> 
     assert rid is not None
     stack.store.put(key, b"orphan")
     assert key in stack.s3_keys(dev)
-    run_janitor(stack.pipeline, now=utcnow() + timedelta(
-        seconds=stack.settings.reservation_lease_seconds + 1))
+    run_janitor(
+        stack.pipeline,
+        now=utcnow() + timedelta(seconds=stack.settings.reservation_lease_seconds + 1),
+    )
     stack.assert_consistent(dev)
     assert stack.s3_keys(dev) == {}
 
@@ -194,7 +212,8 @@ def test_database_connections_dropped_cost_one_451_then_recover(pg_url: str, sea
             with psycopg.connect(admin, autocommit=True) as conn:
                 killed = conn.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone()
             assert killed is not None and killed[0] >= 1
             replies = []
             for i in range(3):
@@ -230,7 +249,8 @@ def test_a_commit_whose_reservation_is_gone_changes_nothing(stack: Stack) -> Non
     with pytest.raises(NotFound, match="reservation expired"):
         ledger.commit(rid, dev.drive_id, "cam/clip.dav", new_key, 7)
     assert {p: e.key for p, e in stack.entries(dev).items() if not e.is_dir} == {
-        "cam/clip.dav": old_key}
+        "cam/clip.dav": old_key
+    }
     stack.assert_consistent(dev)
     # and a commit that does replace it counts the drive once, returning the old key
     stack.store.put(new_key, bytearray(b"newer!!"))

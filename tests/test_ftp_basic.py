@@ -165,8 +165,10 @@ def test_listings_with_brackets_and_at(stack: Stack) -> None:
         ftp.mkd("2019-05-09")
         put(ftp, f"2019-05-09/{name}", b"x" * 1000)
         put(ftp, "2019-05-09/52[M][0@0][0].jpg", b"y" * 10)
-        assert sorted(ftp.nlst("2019-05-09")) == ["21.04.49-21.05.14[M][0@0][0].mp4",
-                                                  "52[M][0@0][0].jpg"]
+        assert sorted(ftp.nlst("2019-05-09")) == [
+            "21.04.49-21.05.14[M][0@0][0].mp4",
+            "52[M][0@0][0].jpg",
+        ]
         lines: list[str] = []
         ftp.retrlines("LIST 2019-05-09", lines.append)
         assert any(line.endswith(" " + name) and " 1000 " in line for line in lines)
@@ -313,14 +315,18 @@ def test_passive_range_and_masquerade_address(db_url: str, seaweed) -> None:  # 
     """PASV answers with the configured public address and a port from the range."""
     from tests.conftest import Stack as S
 
-    stack = S(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-              ftp_masquerade_address="203.0.113.10")
+    stack = S(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        ftp_masquerade_address="203.0.113.10",
+    )
     try:
         dev = stack.device()
         low, high = (int(p) for p in stack.settings.ftp_passive_ports.split("-"))
         with stack.ftp(dev) as ftp:
             resp = ftp.sendcmd("PASV")
-            nums = [int(n) for n in resp[resp.index("(") + 1:resp.index(")")].split(",")]
+            nums = [int(n) for n in resp[resp.index("(") + 1 : resp.index(")")].split(",")]
             assert nums[:4] == [203, 0, 113, 10]
             assert low <= nums[4] * 256 + nums[5] <= high
             epsv = ftp.sendcmd("EPSV")
@@ -341,8 +347,12 @@ def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # typ
     from tests.conftest import Stack as S
 
     base = 40000 + (os.getpid() % 200) * 100
-    stack = S(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-              ftp_passive_ports=f"{base}-{base + 3}")
+    stack = S(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        ftp_passive_ports=f"{base}-{base + 3}",
+    )
     errors: list[BaseException] = []
     try:
         dev = stack.device()
@@ -367,10 +377,12 @@ def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # typ
     assert errors == []
 
 
-@pytest.mark.parametrize(("announced", "sent"), [(3 * MiB, 3 * MiB), (2 * MiB, 7 * MiB),
-                                                 (2 * MiB, 12 * MiB)])
-def test_buffers_sized_by_allo_still_take_any_length(stack: Stack, announced: int,
-                                                     sent: int) -> None:
+@pytest.mark.parametrize(
+    ("announced", "sent"), [(3 * MiB, 3 * MiB), (2 * MiB, 7 * MiB), (2 * MiB, 12 * MiB)]
+)
+def test_buffers_sized_by_allo_still_take_any_length(
+    stack: Stack, announced: int, sent: int
+) -> None:
     """Buffered (streaming off: signed payloads or s3_stream_announced=false):
     ALLO sizes the first buffer; a client that sends more still gets every
     byte stored."""
@@ -379,10 +391,11 @@ def test_buffers_sized_by_allo_still_take_any_length(stack: Stack, announced: in
     stack.pipeline.streaming = False
     dev = stack.device()
     data = os.urandom(sent)
-    up = stack.pipeline.start(upload_entitlement(stack.engine, dev.device_id), "clip.dav",
-                              expected_size=announced)
+    up = stack.pipeline.start(
+        upload_entitlement(stack.engine, dev.device_id), "clip.dav", expected_size=announced
+    )
     for i in range(0, sent, 65536):
-        up.write(data[i:i + 65536])
+        up.write(data[i : i + 65536])
     up.commit()
     key = stack.entries(dev)["clip.dav"].key
     assert stack.store.open_range(key).read() == data
@@ -441,9 +454,21 @@ def test_a_session_waiting_for_budget_does_not_pin_the_part_it_sent(stack: Stack
     from gateway.memory import BufferBudget, tune_allocator
 
     class MallInfo2(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_size_t) for n in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-            "uordblks", "fordblks", "keepcost")]
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in (
+                "arena",
+                "ordblks",
+                "smblks",
+                "hblks",
+                "hblkhd",
+                "usmblks",
+                "fsmblks",
+                "uordblks",
+                "fordblks",
+                "keepcost",
+            )
+        ]
 
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
@@ -497,8 +522,9 @@ def test_an_announced_large_file_waits_for_budget_before_buffering(stack: Stack)
     budget.take(4 * MiB)  # another session holds it all
     upload = stack.pipeline.start(ent, "clip.dav", expected_size=3 * MiB)
     data = os.urandom(3 * MiB)
-    writer = threading.Thread(target=lambda: [upload.write(data[i:i + 65536])
-                                              for i in range(0, len(data), 65536)])
+    writer = threading.Thread(
+        target=lambda: [upload.write(data[i : i + 65536]) for i in range(0, len(data), 65536)]
+    )
     writer.start()
     writer.join(0.5)
     assert writer.is_alive() and upload.size == 65536  # waiting, one chunk in
@@ -544,8 +570,13 @@ before = rss()
 assert trim_heap()
 print(before, rss())
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
     before, after = map(int, out.split())
     assert before - after > 100_000_000, (before, after)
 
@@ -611,11 +642,11 @@ def test_an_announced_clip_takes_memory_as_it_arrives(stack: Stack) -> None:
     held = budget.used
     tracemalloc.start()
     try:
-        upload.write(data[:64 * 1024])
+        upload.write(data[: 64 * 1024])
         first = tracemalloc.get_traced_memory()[0]
         assert budget.used - held == len(data)
         for at in range(64 * 1024, len(data), 64 * 1024):
-            upload.write(data[at:at + 64 * 1024])
+            upload.write(data[at : at + 64 * 1024])
         upload.commit()
     finally:
         tracemalloc.stop()
@@ -632,8 +663,11 @@ def test_a_plain_ftp_gateway_does_not_load_pyopenssl() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, cli.main, cli.context, gateway.ftp.server, gateway.store;"
-            "print('OpenSSL' in sys.modules, 'cryptography' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys, cli.main, cli.context, gateway.ftp.server, gateway.store;"
+        "print('OpenSSL' in sys.modules, 'cryptography' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]

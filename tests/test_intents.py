@@ -20,9 +20,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select
 
+from billing.core.errors import NotEntitled, QuotaExceeded, StorageUnavailable
+from billing.core.models import Reservation, utcnow
 from billing.entitlement import upload_entitlement
-from billing.errors import NotEntitled, QuotaExceeded, StorageUnavailable
-from billing.models import Reservation, utcnow
 from gateway.ingest import SessionIntents
 from gateway.janitor import run_janitor
 from tests.conftest import Stack, put
@@ -46,8 +46,11 @@ def statements(stack: Stack) -> Iterator[list[str]]:
 def reservations(stack: Stack, drive_id: int) -> int:
     table = Reservation.__table__  # type: ignore[attr-defined]
     with stack.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)
-                                .where(table.c.drive_id == drive_id)).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count()).select_from(table).where(table.c.drive_id == drive_id)
+            ).scalar_one()
+        )
 
 
 def store(stack: Stack, ent, intents: SessionIntents, path: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +78,9 @@ def test_a_snapshot_is_one_statement_after_its_put(stack: Stack) -> None:
     else:  # SQLite: the reservation's transaction, then the commit's
         assert len(one) >= 2 and intents.take() is None
     assert {p: e.size for p, e in stack.entries(dev).items() if not e.is_dir} == {
-        "jpg/0.jpg": 5, "jpg/1.jpg": 1000}
+        "jpg/0.jpg": 5,
+        "jpg/1.jpg": 1000,
+    }
     intents.close()
     assert reservations(stack, dev.drive_id) == 0
     stack.assert_consistent(dev)
@@ -95,8 +100,10 @@ def test_a_node_dead_between_put_and_commit_leaves_nothing(stack: Stack) -> None
     stack.store.put(intent.key, bytearray(b"orphan"))  # ... and the node dies here
     assert intent.key in stack.s3_keys(dev)
     assert run_janitor(stack.pipeline).released_reservations == 0  # lease still valid
-    report = run_janitor(stack.pipeline, now=utcnow() + timedelta(
-        seconds=stack.settings.reservation_lease_seconds + 1))
+    report = run_janitor(
+        stack.pipeline,
+        now=utcnow() + timedelta(seconds=stack.settings.reservation_lease_seconds + 1),
+    )
     assert report.released_reservations == 1 and report.released_bytes == 0
     assert reservations(stack, dev.drive_id) == 0
     assert set(stack.s3_keys(dev)) == {stack.entries(dev)["kept.jpg"].key}
@@ -118,7 +125,9 @@ def test_refusals_after_the_put_leave_no_object(stack: Stack) -> None:
         store(stack, ent, intents, "d.jpg", b"d")
     stack.assert_consistent(dev)
     assert {p: e.size for p, e in stack.entries(dev).items() if not e.is_dir} == {
-        "a.jpg": 900, "new/folder/c.jpg": 100}
+        "a.jpg": 900,
+        "new/folder/c.jpg": 100,
+    }
     intents.close()
     assert reservations(stack, dev.drive_id) == 0
 
@@ -170,9 +179,17 @@ def test_sftp_sessions_give_their_intents_back(stack: Stack) -> None:
     port = stack.start_sftp()
 
     async def session() -> int:
-        async with asyncssh.connect("127.0.0.1", port, username=dev.username,
-                                    password=dev.password, known_hosts=None,
-                                    client_keys=None) as conn, conn.start_sftp_client() as sftp:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1",
+                port,
+                username=dev.username,
+                password=dev.password,
+                known_hosts=None,
+                client_keys=None,
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
             for i in range(3):
                 async with sftp.open(f"/{i}.jpg", "wb") as f:
                     await f.write(b"snapshot")

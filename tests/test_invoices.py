@@ -20,25 +20,31 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from sqlmodel import select
 
-from billing import accounts
-from billing.db import session_scope
-from billing.errors import StorageUnavailable
-from billing.invoices import issue_pending
-from billing.mp_emulator import MercadoPagoEmulator
-from billing.models import Invoice
-from billing.pac import make_pac
+from billing import catalog as accounts
+from billing.core.db import session_scope
+from billing.core.errors import StorageUnavailable
+from billing.core.models import Invoice
+from billing.invoicing.invoices import issue_pending
+from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.conftest import DeviceLogin, Stack, fiscal
 from tests.test_billing_flow import Clock, control, subscribe
 
-SCHEMAS = Path(satcfdi.__file__).parent / "transform" / "schemas" / "www.sat.gob.mx" / \
-    "sitio_internet" / "cfd"
+SCHEMAS = (
+    Path(satcfdi.__file__).parent
+    / "transform"
+    / "schemas"
+    / "www.sat.gob.mx"
+    / "sitio_internet"
+    / "cfd"
+)
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
 
 @pytest.fixture
 def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    s = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-              **fiscal(certs))
+    s = Stack(
+        db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite", **fiscal(certs)
+    )
     yield s
     s.close()
 
@@ -50,23 +56,36 @@ def xsd() -> etree.XMLSchema:
         '<xs:import namespace="http://www.sat.gob.mx/cfd/4" schemaLocation="4/cfdv40.xsd"/>'
         '<xs:import namespace="http://www.sat.gob.mx/TimbreFiscalDigital" '
         'schemaLocation="TimbreFiscalDigital/TimbreFiscalDigitalv11.xsd"/></xs:schema>',
-        base_url=str(SCHEMAS / "all.xsd"))
+        base_url=str(SCHEMAS / "all.xsd"),
+    )
     return etree.XMLSchema(root)
 
 
 def seal_verifies(xml: bytes, cert_file: Path) -> bool:
     """The SAT's own check: the cadena original (SAT XSLT) signed by the CSD's key."""
     doc = etree.fromstring(xml)
-    xslt = etree.XSLT(etree.parse(str(SCHEMAS / "4" / "cadenaoriginal_4_0" /
-                                      "cadenaoriginal_4_0.xslt")))
+    xslt = etree.XSLT(
+        etree.parse(str(SCHEMAS / "4" / "cadenaoriginal_4_0" / "cadenaoriginal_4_0.xslt"))
+    )
     chain = str(xslt(doc)).encode()
     cert = x509.load_der_x509_certificate(cert_file.read_bytes())
-    assert doc.get("Certificado") == base64.b64encode(cert.public_bytes(
-        __import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"])
-        .Encoding.DER)).decode()
+    assert (
+        doc.get("Certificado")
+        == base64.b64encode(
+            cert.public_bytes(
+                __import__(
+                    "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
+                ).Encoding.DER
+            )
+        ).decode()
+    )
     try:
-        cert.public_key().verify(base64.b64decode(doc.get("Sello")), chain,  # type: ignore[call-arg]
-                                 padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg]
+        cert.public_key().verify(
+            base64.b64decode(doc.get("Sello")),
+            chain,  # type: ignore[call-arg]
+            padding.PKCS1v15(),
+            hashes.SHA256(),
+        )  # type: ignore[call-arg]
     except Exception:
         return False
     return True
@@ -74,8 +93,12 @@ def seal_verifies(xml: bytes, cert_file: Path) -> bool:
 
 def pdf_text(pdf: bytes, tmp: Path) -> str:
     (tmp / "i.pdf").write_bytes(pdf)
-    return subprocess.run(["pdftotext", "-layout", str(tmp / "i.pdf"), "-"], check=True,
-                          capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(tmp / "i.pdf"), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def paid_device(stack: Stack, clock: Clock, emu: MercadoPagoEmulator) -> tuple[DeviceLogin, int]:
@@ -87,14 +110,22 @@ def paid_device(stack: Stack, clock: Clock, emu: MercadoPagoEmulator) -> tuple[D
 
 
 def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
-        istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path) -> None:
+    istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path
+) -> None:
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
     with session_scope(istack.engine) as s:
-        accounts.set_customer_fiscal(s, dev.customer_id, actor="test", rfc="URE180429TM6",
-                                     name="Universidad Robotica Espanola", regime="601",
-                                     cfdi_use="G03", postal_code="86991")
-    report = issue_pending(istack.engine, istack.store, istack.settings)
+        accounts.set_customer_fiscal(
+            s,
+            dev.customer_id,
+            actor="test",
+            rfc="URE180429TM6",
+            name="Universidad Robotica Espanola",
+            regime="601",
+            cfdi_use="G03",
+            postal_code="86991",
+        )
+    report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     assert report.failed == []
     with session_scope(istack.engine) as s:  # the databases hold other tests' charges too
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
@@ -112,13 +143,12 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
     tfd = doc.find("c:Complemento/t:TimbreFiscalDigital", ns)
     assert tfd.get("UUID") == inv.uuid and tfd.get("SelloCFD") == doc.get("Sello")
     text = pdf_text(istack.store.get_document(inv.pdf_key), tmp_path)  # type: ignore[arg-type]
-    for needle in ("EKU9003173C9", "URE180429TM6", "almacenamiento en la nube", "4.33",
-                   inv.uuid):
+    for needle in ("EKU9003173C9", "URE180429TM6", "almacenamiento en la nube", "4.33", inv.uuid):
         assert needle in text, needle
     flat = re.sub(r"[\s\u200b]", "", text)  # the seals wrap at any character
     for seal in (tfd.get("SelloCFD"), tfd.get("SelloSAT")):
         assert seal in flat, "a seal is cut off in the PDF"
-    again = issue_pending(istack.engine, istack.store, istack.settings)
+    again = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     assert again.issued == [] and again.failed == []  # once per charge
 
 
@@ -127,14 +157,21 @@ def test_total_is_exactly_the_charge(certs: Path, amount: str) -> None:
     """Prices include IVA; amounts with no exact 2-decimal base still invoice exactly."""
     from datetime import UTC, datetime
 
-    from billing.cfdi import build, load_signer, receiver_for
-    from billing.models import Customer
-    from billing.settings import Settings
+    from billing.core.models import Customer
+    from billing.core.settings import Settings
+    from billing.invoicing.cfdi import build, load_signer, receiver_for
 
     st = Settings(**fiscal(certs))  # type: ignore[arg-type]
-    doc = build(load_signer(st), st, receiver_for(Customer(distributor_id=1, email="a@b.mx"), st),
-                concept="x", amount=Decimal(amount), currency="MXN",
-                when=datetime(2026, 11, 22, 18, tzinfo=UTC), folio="1")
+    doc = build(
+        load_signer(st),
+        st,
+        receiver_for(Customer(distributor_id=1, email="a@b.mx"), st),
+        concept="x",
+        amount=Decimal(amount),
+        currency="MXN",
+        when=datetime(2026, 11, 22, 18, tzinfo=UTC),
+        folio="1",
+    )
     xml = doc.xml_bytes()
     root = etree.fromstring(xml)
     assert root.get("Total") == amount
@@ -156,16 +193,17 @@ class LostAnswer:
 
 
 def test_a_lost_pac_answer_is_retried_into_the_same_invoice(
-        istack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    istack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
-    lost = LostAnswer(make_pac(istack.settings))
+    lost = LostAnswer(istack.pac)
     first = issue_pending(istack.engine, istack.store, istack.settings, pac=lost)
     assert first.issued == [] and "did not answer" in first.failed[0]["error"]
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         assert inv.status == "pending" and inv.attempts == 1
-    second = issue_pending(istack.engine, istack.store, istack.settings)
+    second = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     assert inv.id in second.issued
     with session_scope(istack.engine) as s:
         done = s.get(Invoice, inv.id)
@@ -173,13 +211,18 @@ def test_a_lost_pac_answer_is_retried_into_the_same_invoice(
 
 
 def test_orders_and_invoice_files_from_the_cli(
-        istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path) -> None:
+    istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path
+) -> None:
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
-    issue_pending(istack.engine, istack.store, istack.settings)
+    issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     st = istack.settings
-    env = {**os.environ, "CAM2DRIVE_DATABASE_URL": st.database_url,
-           "CAM2DRIVE_S3_ENDPOINT_URL": st.s3_endpoint_url or "", "CAM2DRIVE_S3_BUCKET": st.s3_bucket}
+    env = {
+        **os.environ,
+        "CAM2DRIVE_DATABASE_URL": st.database_url,
+        "CAM2DRIVE_S3_ENDPOINT_URL": st.s3_endpoint_url or "",
+        "CAM2DRIVE_S3_BUCKET": st.s3_bucket,
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120)
@@ -194,10 +237,13 @@ def test_orders_and_invoice_files_from_the_cli(
     assert xsd().validate(etree.parse(str(tmp_path / "f.xml")))
     got = cli("invoice", "get", str(rows[0]["invoice"]), "--pdf", "-o", str(tmp_path / "f.pdf"))
     assert got.returncode == 0 and (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
-    for args, text in ((("invoice", "get", "999999", "--xml", "-o", "x"), "does not exist"),
-                       (("invoice", "get", "1", "-o", "x"), "exactly one of --xml"),
-                       (("orders", "list", "--customer", "nobody@x.mx"), "does not exist"),
-                       (("customer", "set-fiscal", str(dev.customer_id), "--rfc", "NOPE"),
-                        "not a valid RFC")):
+    for args, text in (
+        (("invoice", "get", "999999", "--xml", "-o", "x"), "does not exist"),
+        (("invoice", "get", "1", "-o", "x"), "exactly one of --xml"),
+        (("orders", "list", "--customer", "nobody@x.mx"), "does not exist"),
+        (("customer", "set-fiscal", str(dev.customer_id), "--rfc", "NOPE"), "not a valid RFC"),
+    ):
         bad = cli(*args)
-        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and text in bad.stderr, bad.stderr
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and text in bad.stderr, (
+            bad.stderr
+        )

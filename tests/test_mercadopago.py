@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 
-from billing.mercadopago import (
+from billing.payments.mercadopago import (
     MercadoPago,
     MercadoPagoRefused,
     MercadoPagoUnavailable,
     idempotency_key,
 )
-from billing.mp_emulator import MercadoPagoEmulator
+from cli.devstack.mp_emulator import MercadoPagoEmulator
 
 
 @pytest.fixture
@@ -26,8 +26,12 @@ def emulator() -> Iterator[MercadoPagoEmulator]:
 
 
 def control(mp: MercadoPagoEmulator, path: str, body: dict) -> dict:  # type: ignore[type-arg]
-    req = urllib.request.Request(mp.url + path, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        mp.url + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req) as resp:
         return json.loads(resp.read())
 
@@ -39,9 +43,15 @@ def client(mp: MercadoPagoEmulator, timeout: float = 5) -> MercadoPago:
 def test_preapproval_lifecycle_and_installments(emulator: MercadoPagoEmulator) -> None:
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-11-22"})
-    pre = mp.create_preapproval(key=idempotency_key("preapproval", 1), payer_email="ana@x.mx",
-                                reason="AC-ST-50", amount=Decimal("199.00"), currency="MXN",
-                                start_date="2026-12-05", external_reference="sub-1")
+    pre = mp.create_preapproval(
+        key=idempotency_key("preapproval", 1),
+        payer_email="ana@x.mx",
+        reason="AC-ST-50",
+        amount=Decimal("199.00"),
+        currency="MXN",
+        start_date="2026-12-05",
+        external_reference="sub-1",
+    )
     assert pre.status == "pending" and pre.init_point and "preapproval_id=" in pre.init_point
     assert pre.amount == Decimal("199.00")
     control(emulator, f"/__emulator/authorize/{pre.id}", {})
@@ -56,9 +66,15 @@ def test_preapproval_lifecycle_and_installments(emulator: MercadoPagoEmulator) -
 def test_declined_installment_retries_then_cancels(emulator: MercadoPagoEmulator) -> None:
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
-    pre = mp.create_preapproval(key="k-decline", payer_email="bob@x.mx", reason="AC-ST-50",
-                                amount=Decimal("199.00"), currency="MXN",
-                                start_date="2026-12-05", external_reference="sub-2")
+    pre = mp.create_preapproval(
+        key="k-decline",
+        payer_email="bob@x.mx",
+        reason="AC-ST-50",
+        amount=Decimal("199.00"),
+        currency="MXN",
+        start_date="2026-12-05",
+        external_reference="sub-2",
+    )
     control(emulator, f"/__emulator/authorize/{pre.id}", {})
     control(emulator, "/__emulator/behaviour", {"payer_email": "bob@x.mx", "outcome": "reject"})
     control(emulator, "/__emulator/clock", {"date": "2026-12-10"})
@@ -75,20 +91,29 @@ def test_declined_installment_retries_then_cancels(emulator: MercadoPagoEmulator
 def test_payment_feed_pages_through_every_attempt_once(emulator: MercadoPagoEmulator) -> None:
     """Mercado Pago's payment search, paged: every installment attempt of the window
     exactly once, oldest first, naming its preapproval and billing date."""
-    from billing.payments import feed
+    from billing.payments.sync import feed
 
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
-    pres = [mp.create_preapproval(key=f"k-feed-{i}", payer_email=f"p{i}@x.mx", reason="r",
-                                  amount=Decimal("50.00"), currency="MXN",
-                                  start_date="2026-12-05", external_reference=f"feed-{i}")
-            for i in range(7)]
+    pres = [
+        mp.create_preapproval(
+            key=f"k-feed-{i}",
+            payer_email=f"p{i}@x.mx",
+            reason="r",
+            amount=Decimal("50.00"),
+            currency="MXN",
+            start_date="2026-12-05",
+            external_reference=f"feed-{i}",
+        )
+        for i in range(7)
+    ]
     for pre in pres:
         control(emulator, f"/__emulator/authorize/{pre.id}", {})
     control(emulator, "/__emulator/behaviour", {"payer_email": "p0@x.mx", "outcome": "reject"})
     control(emulator, "/__emulator/clock", {"date": "2026-12-07"})  # p0: tried Dec 5 and 7
-    pages = list(mp.payments_updated("2026-12-01T00:00:00.000Z", "2026-12-31T00:00:00.000Z",
-                                     page=3))
+    pages = list(
+        mp.payments_updated("2026-12-01T00:00:00.000Z", "2026-12-31T00:00:00.000Z", page=3)
+    )
     assert [len(p) for p in pages] == [3, 3, 2]  # 6 approved + 2 attempts for p0
     ids = [p["id"] for page in pages for p in page]
     assert len(set(ids)) == 8
@@ -99,42 +124,69 @@ def test_payment_feed_pages_through_every_attempt_once(emulator: MercadoPagoEmul
     seen = feed(mp, date(2026, 12, 7))
     assert set(seen) == {pre.id for pre in pres}
     assert [i["status"] for i in seen[pres[0].id]] == ["rejected"]  # one per billing date
-    assert seen[pres[1].id] == [{"debit_date": "2026-12-05", "transaction_amount": 50.0,
-                                 "status": "processed",
-                                 "payment": {"id": seen[pres[1].id][0]["payment"]["id"],
-                                             "status": "approved"}}]
+    assert seen[pres[1].id] == [
+        {
+            "debit_date": "2026-12-05",
+            "transaction_amount": 50.0,
+            "status": "processed",
+            "payment": {"id": seen[pres[1].id][0]["payment"]["id"], "status": "approved"},
+        }
+    ]
     with pytest.raises(MercadoPagoRefused):  # bad filters: one clear refusal
         list(mp.payments_updated("yesterday", "2026-12-31T00:00:00.000Z"))
 
 
 def test_payer_email_mismatch_is_a_clear_refusal(emulator: MercadoPagoEmulator) -> None:
-    control(emulator, "/__emulator/behaviour", {"payer_email": "x@x.mx",
-                                                "outcome": "email_mismatch"})
+    control(
+        emulator, "/__emulator/behaviour", {"payer_email": "x@x.mx", "outcome": "email_mismatch"}
+    )
     with pytest.raises(MercadoPagoRefused, match="Mercado Pago account"):
         client(emulator).create_preapproval(
-            key="k", payer_email="x@x.mx", reason="AC-ST-50", amount=Decimal("199"),
-            currency="MXN", start_date="2026-12-05", external_reference="sub-3")
+            key="k",
+            payer_email="x@x.mx",
+            reason="AC-ST-50",
+            amount=Decimal("199"),
+            currency="MXN",
+            start_date="2026-12-05",
+            external_reference="sub-3",
+        )
 
 
 def test_one_off_payment_is_idempotent(emulator: MercadoPagoEmulator) -> None:
     mp = client(emulator)
     key = idempotency_key("upgrade", 7, "AC-ST-100")
-    first = mp.create_payment(key=key, payer_email="ana@x.mx", amount=Decimal("75.00"),
-                              currency="MXN", description="upgrade", external_reference="up-7")
-    again = mp.create_payment(key=key, payer_email="ana@x.mx", amount=Decimal("75.00"),
-                              currency="MXN", description="upgrade", external_reference="up-7")
+    first = mp.create_payment(
+        key=key,
+        payer_email="ana@x.mx",
+        amount=Decimal("75.00"),
+        currency="MXN",
+        description="upgrade",
+        external_reference="up-7",
+    )
+    again = mp.create_payment(
+        key=key,
+        payer_email="ana@x.mx",
+        amount=Decimal("75.00"),
+        currency="MXN",
+        description="upgrade",
+        external_reference="up-7",
+    )
     assert first["id"] == again["id"] and first["status"] == "approved"
     assert len(emulator.state.payments) == 1  # charged once
     assert mp.get_payment(first["id"])["transaction_amount"] == 75.0
 
 
 def test_timeout_and_outage_are_unavailable_never_refusals(emulator: MercadoPagoEmulator) -> None:
-    control(emulator, "/__emulator/behaviour", {"external_reference": "slow",
-                                                "outcome": "timeout"})
+    control(emulator, "/__emulator/behaviour", {"external_reference": "slow", "outcome": "timeout"})
     with pytest.raises(MercadoPagoUnavailable):
         client(emulator, timeout=0.5).create_payment(
-            key="t", payer_email="a@x.mx", amount=Decimal("1"), currency="MXN",
-            description="d", external_reference="slow")
+            key="t",
+            payer_email="a@x.mx",
+            amount=Decimal("1"),
+            currency="MXN",
+            description="d",
+            external_reference="slow",
+        )
     dead = MercadoPago("TEST-token", "http://127.0.0.1:9", timeout=1)
     with pytest.raises(MercadoPagoUnavailable):
         dead.get_preapproval("nope")
@@ -142,29 +194,47 @@ def test_timeout_and_outage_are_unavailable_never_refusals(emulator: MercadoPago
         client(emulator).get_preapproval("does-not-exist")
 
 
-@pytest.mark.parametrize("today,first", [
-    ("2026-11-22", "86.23"),   # 13 days to Dec 5: 199 * 13/30, as `subscription quote` says
-    ("2026-11-05", "199.00"),  # on the billing day: full price
-    ("2026-11-04", "6.63"),    # the day before: one day
-])
+@pytest.mark.parametrize(
+    "today,first",
+    [
+        ("2026-11-22", "86.23"),  # 13 days to Dec 5: 199 * 13/30, as `subscription quote` says
+        ("2026-11-05", "199.00"),  # on the billing day: full price
+        ("2026-11-04", "6.63"),  # the day before: one day
+    ],
+)
 def test_plan_with_proportional_first_charge_matches_the_quote(
-        emulator: MercadoPagoEmulator, today: str, first: str) -> None:
-    from billing.proration import prorate
+    emulator: MercadoPagoEmulator, today: str, first: str
+) -> None:
+    from billing.subscriptions.proration import prorate
 
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": today})
-    plan = mp.create_plan(key="plan-AC-ST-50", reason="AC-ST-50", amount=Decimal("199.00"),
-                          currency="MXN", billing_day=5)
+    plan = mp.create_plan(
+        key="plan-AC-ST-50",
+        reason="AC-ST-50",
+        amount=Decimal("199.00"),
+        currency="MXN",
+        billing_day=5,
+    )
     assert plan["auto_recurring"]["billing_day_proportional"] is True
-    pre = mp.create_preapproval(key=f"pre-{today}", payer_email="ana@x.mx", reason="AC-ST-50",
-                                amount=Decimal("199.00"), currency="MXN", start_date=today,
-                                external_reference=f"sub-{today}", plan_id=plan["id"])
+    pre = mp.create_preapproval(
+        key=f"pre-{today}",
+        payer_email="ana@x.mx",
+        reason="AC-ST-50",
+        amount=Decimal("199.00"),
+        currency="MXN",
+        start_date=today,
+        external_reference=f"sub-{today}",
+        plan_id=plan["id"],
+    )
     control(emulator, f"/__emulator/authorize/{pre.id}", {})
     installments = mp.installments(pre.id)
     charged = Decimal(str(installments[0]["transaction_amount"]))
     assert installments[0]["payment"]["status"] == "approved"
     assert charged == Decimal(first)
     assert charged == prorate(Decimal("199.00"), "MXN", date.fromisoformat(today), 5).amount
-    assert installments[1]["debit_date"] == prorate(
-        Decimal("199.00"), "MXN", date.fromisoformat(today), 5).period_end.isoformat()
+    assert (
+        installments[1]["debit_date"]
+        == prorate(Decimal("199.00"), "MXN", date.fromisoformat(today), 5).period_end.isoformat()
+    )
     assert Decimal(str(installments[1]["transaction_amount"])) == Decimal("199.00")

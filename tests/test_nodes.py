@@ -22,8 +22,8 @@ import asyncssh
 import pytest
 from sqlalchemy import delete
 
-from billing.models import LoginFailure
-from cli.seaweed import SeaweedServer, free_port
+from billing.core.models import LoginFailure
+from cli.devstack.seaweed import SeaweedServer, free_port
 from tests.conftest import MiB, Stack, passive_range
 from tests.test_durability import wait_for
 
@@ -31,16 +31,24 @@ BIN = str(Path(sys.executable).parent / "cam2drive")
 LEASE = 3  # seconds: how long a dead node's reservations outlive it
 
 
-def gateway_env(stack: Stack, tmp: Path, ftp_port: int, sftp_port: int,
-                **extra: str) -> dict[str, str]:
+def gateway_env(
+    stack: Stack, tmp: Path, ftp_port: int, sftp_port: int, **extra: str
+) -> dict[str, str]:
     """The environment of a `cam2drive gateway` process on the test stack."""
-    return {**os.environ, **stack.seaweed.env(),
-            "CAM2DRIVE_DATABASE_URL": stack.db_url, "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
-            "CAM2DRIVE_S3_PART_SIZE": str(5 * MiB),
-            "CAM2DRIVE_FTP_HOST": "127.0.0.1", "CAM2DRIVE_FTP_PORT": str(ftp_port),
-            "CAM2DRIVE_FTP_PASSIVE_PORTS": passive_range(),
-            "CAM2DRIVE_SFTP_HOST": "127.0.0.1", "CAM2DRIVE_SFTP_PORT": str(sftp_port),
-            "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "hostkeys"), **extra}
+    return {
+        **os.environ,
+        **stack.seaweed.env(),
+        "CAM2DRIVE_DATABASE_URL": stack.db_url,
+        "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
+        "CAM2DRIVE_S3_PART_SIZE": str(5 * MiB),
+        "CAM2DRIVE_FTP_HOST": "127.0.0.1",
+        "CAM2DRIVE_FTP_PORT": str(ftp_port),
+        "CAM2DRIVE_FTP_PASSIVE_PORTS": passive_range(),
+        "CAM2DRIVE_SFTP_HOST": "127.0.0.1",
+        "CAM2DRIVE_SFTP_PORT": str(sftp_port),
+        "CAM2DRIVE_SFTP_HOST_KEY_DIR": str(tmp / "hostkeys"),
+        **extra,
+    }
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:  # type: ignore[type-arg]
@@ -56,11 +64,22 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:  # type: 
 class Node:
     def __init__(self, kind: str, stack: Stack, tmp: Path, name: str) -> None:
         self.kind, self.port = kind, free_port()
-        env = gateway_env(stack, tmp, self.port, self.port, CAM2DRIVE_NODE_NAME=name,
-                          CAM2DRIVE_RESERVATION_LEASE_SECONDS=str(LEASE),
-                          CAM2DRIVE_AUTH_FAILED_DELAY="0", CAM2DRIVE_BAN_MAX_FAILURES="3")
-        self.proc = subprocess.Popen([BIN, "gateway", kind], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=open(tmp / f"{name}.log", "w"))  # noqa: SIM115
+        env = gateway_env(
+            stack,
+            tmp,
+            self.port,
+            self.port,
+            CAM2DRIVE_NODE_NAME=name,
+            CAM2DRIVE_RESERVATION_LEASE_SECONDS=str(LEASE),
+            CAM2DRIVE_AUTH_FAILED_DELAY="0",
+            CAM2DRIVE_BAN_MAX_FAILURES="3",
+        )
+        self.proc = subprocess.Popen(
+            [BIN, "gateway", kind],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / f"{name}.log", "w"),
+        )  # noqa: SIM115
         wait_for(self._listening, timeout=30, what=f"{name} listening")
 
     def _listening(self) -> bool:
@@ -76,7 +95,9 @@ class Node:
 
 
 @pytest.fixture
-def nodes(pg_url: str, seaweed: SeaweedServer, tmp_path: Path) -> Iterator[tuple[Stack, list[Node]]]:
+def nodes(
+    pg_url: str, seaweed: SeaweedServer, tmp_path: Path
+) -> Iterator[tuple[Stack, list[Node]]]:
     stack = Stack(pg_url, seaweed, "c2d-pg")
     started: list[Node] = []
     try:
@@ -105,8 +126,12 @@ def ftp_put_many(port: int, user: str, password: str, names: list[str], data: by
 def sftp_put_many(port: int, user: str, password: str, names: list[str], data: bytes) -> list[str]:
     async def run() -> list[str]:
         out = []
-        async with asyncssh.connect("127.0.0.1", port, username=user, password=password,
-                                    known_hosts=None) as conn, conn.start_sftp_client() as sftp:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1", port, username=user, password=password, known_hosts=None
+            ) as conn,
+            conn.start_sftp_client() as sftp,
+        ):
             for name in names:
                 try:
                     async with sftp.open(name, "wb") as f:
@@ -115,6 +140,7 @@ def sftp_put_many(port: int, user: str, password: str, names: list[str], data: b
                 except asyncssh.SFTPError as exc:
                     out.append(exc.reason)
         return out
+
     return asyncio.run(run())
 
 
@@ -133,12 +159,15 @@ def test_one_drive_filled_from_three_nodes_never_overshoots(nodes) -> None:  # t
 
     def client(node: Node, tag: str) -> None:
         put = ftp_put_many if node.kind == "ftp" else sftp_put_many
-        results[tag] = put(node.port, dev.username, dev.password,
-                           [f"{tag}-{i}.jpg" for i in range(20)], data)
+        results[tag] = put(
+            node.port, dev.username, dev.password, [f"{tag}-{i}.jpg" for i in range(20)], data
+        )
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    threads = [threading.Thread(target=client, args=(n, t)) for n, t in ((a, "a"), (b, "b"), (c, "c"))]
+    threads = [
+        threading.Thread(target=client, args=(n, t)) for n, t in ((a, "a"), (b, "b"), (c, "c"))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -180,7 +209,8 @@ def test_a_ban_on_one_node_holds_on_the_others(nodes) -> None:  # type: ignore[n
 
 @pytest.mark.parametrize("announced", [False, True], ids=["multipart", "streamed"])
 def test_a_node_killed_mid_upload_leaves_nothing_and_the_janitor_cleans_up(
-        nodes, tmp_path: Path, announced: bool) -> None:  # type: ignore[no-untyped-def]
+    nodes, tmp_path: Path, announced: bool
+) -> None:  # type: ignore[no-untyped-def]
     """Unannounced: a multipart upload is open in S3 when the node dies. Announced
     (ALLO): one streamed PutObject is cut off mid-body, which S3 never stores."""
     stack, (a, b, _) = nodes
@@ -213,8 +243,12 @@ def test_a_node_killed_mid_upload_leaves_nothing_and_the_janitor_cleans_up(
     a.proc.wait()
     killed_at = time.monotonic()
     assert stack.entries(dev) == {} and stack.s3_keys(dev) == {}  # nothing visible, ever
-    env = {**os.environ, **stack.seaweed.env(), "CAM2DRIVE_DATABASE_URL": stack.db_url,
-           "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket}
+    env = {
+        **os.environ,
+        **stack.seaweed.env(),
+        "CAM2DRIVE_DATABASE_URL": stack.db_url,
+        "CAM2DRIVE_S3_BUCKET": stack.settings.s3_bucket,
+    }
 
     def janitor_cleaned() -> bool:
         subprocess.run([BIN, "janitor", "--json"], env=env, check=True, capture_output=True)

@@ -13,13 +13,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 
-from billing import accounts
-from billing.db import session_scope
-from billing.invoices import issue_pending
-from billing.mp_emulator import MercadoPagoEmulator
-from billing.notify import collect, deliver
-from billing.payments import day_start
-from cli.seaweed import free_port
+from billing import catalog as accounts
+from billing.core.db import session_scope
+from billing.invoicing.invoices import issue_pending
+from billing.notify.outbox import collect, deliver
+from billing.payments.sync import day_start
+from cli.devstack.mp_emulator import MercadoPagoEmulator
+from cli.devstack.seaweed import free_port
 from tests.conftest import Stack, fiscal
 from tests.test_billing_flow import Clock, control, set_outcome, status, subscribe
 
@@ -66,21 +66,29 @@ def inbox() -> Iterator[Inbox]:
 
 @pytest.fixture
 def nstack(db_url: str, seaweed, certs: Path, inbox: Inbox) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    s = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-              smtp_host="127.0.0.1", smtp_port=inbox.port, smtp_timeout=3,
-              mail_from="Cam2Drive <avisos@cam2drive.test>", **fiscal(certs),
-              silent_hours=24 * 365)  # recorder silence has its own test below
+    s = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        smtp_host="127.0.0.1",
+        smtp_port=inbox.port,
+        smtp_timeout=3,
+        mail_from="Cam2Drive <avisos@cam2drive.test>",
+        **fiscal(certs),
+        silent_hours=24 * 365,
+    )  # recorder silence has its own test below
     yield s
     s.close()
 
 
-def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmulator,
-                                     inbox: Inbox) -> None:
+def test_the_dunning_ladder_by_email(
+    nstack: Stack, mp_emulator: MercadoPagoEmulator, inbox: Inbox
+) -> None:
     clock = Clock(nstack, mp_emulator)
     dev = nstack.device(capacity="1GB", grant=False)
     with session_scope(nstack.engine) as s:
         cust = accounts.get_customer(s, dev.customer_id)
-        from billing.models import Distributor
+        from billing.core.models import Distributor
 
         addresses = sorted([cust.email, s.get(Distributor, cust.distributor_id).email])  # type: ignore[union-attr]
         to = cust.email
@@ -94,7 +102,7 @@ def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmul
         now = day_start(day) + timedelta(hours=12)
         for _ in range(times):
             clock.run()
-            issue_pending(nstack.engine, nstack.store, nstack.settings)
+            issue_pending(nstack.engine, nstack.store, nstack.settings, pac=nstack.pac)
             collect(nstack.engine, nstack.settings, now=now)
             deliver(nstack.engine, nstack.settings, nstack.store, now=now)
 
@@ -111,8 +119,14 @@ def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmul
             assert status(nstack, sub.id) == "blocked" and "blocked" not in inbox.kinds(to)
         if day == date(2026, 12, 16):
             inbox.start()
-    assert inbox.kinds(to) == ["activated", "invoice_ready", "payment_failed",
-                             "blocked", "final_warning", "deleted"]
+    assert inbox.kinds(to) == [
+        "activated",
+        "invoice_ready",
+        "payment_failed",
+        "blocked",
+        "final_warning",
+        "deleted",
+    ]
     assert all(rcpts == addresses for rcpts, _ in inbox.messages if to in rcpts)
     by_kind = {kind_of(m): m for m in inbox.mine(to)}
     failed = by_kind["payment_failed"].get_body().get_content()  # type: ignore[union-attr]
@@ -125,7 +139,7 @@ def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmul
     assert by_kind["activated"]["From"] == "Cam2Drive <avisos@cam2drive.test>"
     assert status(nstack, sub.id) == "deleted" and nstack.s3_keys(dev) == {}
     with session_scope(nstack.engine) as s:  # the drive is gone, its receipts are not
-        from billing.models import Invoice
+        from billing.core.models import Invoice
 
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
     assert nstack.store.get_document(inv.xml_key).startswith(b"<?xml")  # type: ignore[arg-type]
@@ -133,9 +147,16 @@ def test_the_dunning_ladder_by_email(nstack: Stack, mp_emulator: MercadoPagoEmul
 
 
 def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
-        db_url: str, seaweed, inbox: Inbox) -> None:  # type: ignore[no-untyped-def]
-    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-                  smtp_host="127.0.0.1", smtp_port=inbox.port, silent_hours=1 / 3600)
+    db_url: str, seaweed, inbox: Inbox
+) -> None:  # type: ignore[no-untyped-def]
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        smtp_host="127.0.0.1",
+        smtp_port=inbox.port,
+        silent_hours=1 / 3600,
+    )
     try:
         dev = stack.device()  # a courtesy subscription: active
         quiet = stack.device()  # never uploads
@@ -171,14 +192,22 @@ def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
 
 
 def test_a_failing_smtp_server_never_blocks_and_never_duplicates(
-        nstack: Stack, inbox: Inbox) -> None:
-    from billing.models import Notification
+    nstack: Stack, inbox: Inbox
+) -> None:
+    from billing.core.models import Notification
 
     dev = nstack.device(grant=False)
     key = f"t:{dev.device_id}"
     with session_scope(nstack.engine) as s:
-        s.add(Notification(dedupe_key=key, kind="deleted", customer_id=dev.customer_id,
-                           payload='{"device": "x", "plan": "p"}', status="pending"))
+        s.add(
+            Notification(
+                dedupe_key=key,
+                kind="deleted",
+                customer_id=dev.customer_id,
+                payload='{"device": "x", "plan": "p"}',
+                status="pending",
+            )
+        )
         address = accounts.get_customer(s, dev.customer_id).email
 
     def row() -> Notification:

@@ -8,10 +8,10 @@ import threading
 
 import pytest
 
-from billing.db import make_engine
+from billing.core.db import make_engine
+from billing.core.errors import QuotaExceeded
+from billing.core.settings import Settings
 from billing.entitlement import upload_entitlement
-from billing.errors import QuotaExceeded
-from billing.settings import Settings
 from gateway.ingest import IngestPipeline
 from tests.conftest import MiB, Stack, put
 
@@ -153,8 +153,10 @@ def test_many_uploads_create_the_same_new_folder_at_once(stack: Stack) -> None:
         t.join()
     assert results == ["ok"] * 8
     entries = stack.entries(dev)
-    assert [p for p, e in entries.items() if e.is_dir] in (["NVR", "NVR/2026-12-01"],
-                                                           ["NVR/2026-12-01", "NVR"])
+    assert [p for p, e in entries.items() if e.is_dir] in (
+        ["NVR", "NVR/2026-12-01"],
+        ["NVR/2026-12-01", "NVR"],
+    )
     stack.assert_consistent(dev)
 
 
@@ -199,7 +201,7 @@ def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) 
     outcomes as the transactional path SQLite and missing parents take."""
     from sqlalchemy import event
 
-    from billing.errors import AlreadyExists, IsADirectory
+    from billing.core.errors import AlreadyExists, IsADirectory
 
     dev = stack.device()
     ledger = stack.pipeline.ledger
@@ -219,19 +221,39 @@ def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) 
         new = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
         again = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
         rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}a", 5, dev.device_id)
-        first = trips(lambda: ledger.commit(rid, dev.drive_id, "day/001/jpg/a.jpg",  # type: ignore[arg-type]
-                                            f"{dev.prefix}a", 5))
+        first = trips(
+            lambda: ledger.commit(
+                rid,
+                dev.drive_id,
+                "day/001/jpg/a.jpg",  # type: ignore[arg-type]
+                f"{dev.prefix}a",
+                5,
+            )
+        )
         rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}b", 7, dev.device_id)
-        replace = trips(lambda: ledger.commit(rid, dev.drive_id, "day/001/jpg/a.jpg",  # type: ignore[arg-type]
-                                              f"{dev.prefix}b", 7))
+        replace = trips(
+            lambda: ledger.commit(
+                rid,
+                dev.drive_id,
+                "day/001/jpg/a.jpg",  # type: ignore[arg-type]
+                f"{dev.prefix}b",
+                7,
+            )
+        )
         rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}c", 2, dev.device_id)
         ledger.commit(rid, dev.drive_id, "day/001/jpg/c.mp4_", f"{dev.prefix}c", 2)  # type: ignore[arg-type]
-        rename = trips(lambda: ledger.rename(dev.drive_id, "day/001/jpg/c.mp4_",
-                                             "day/001/jpg/c.mp4"))
+        rename = trips(
+            lambda: ledger.rename(dev.drive_id, "day/001/jpg/c.mp4_", "day/001/jpg/c.mp4")
+        )
     finally:
         event.remove(stack.engine, "before_cursor_execute", statement)
     assert (new[0], again[0], first[0], replace[0], rename[0]) == (
-        True, False, None, f"{dev.prefix}a", None)
+        True,
+        False,
+        None,
+        f"{dev.prefix}a",
+        None,
+    )
     if stack.engine.dialect.name == "postgresql":
         assert [new[1], again[1], first[1], replace[1], rename[1]] == [[True]] * 5
     drive = stack.drive(dev)
@@ -247,8 +269,12 @@ def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) 
     assert (drive.committed_bytes, drive.reserved_bytes, drive.object_count) == (9, 3, 2)
     ledger.release(rid)  # type: ignore[arg-type]
     assert {p: e.is_dir for p, e in stack.entries(dev).items()} == {
-        "day": True, "day/001": True, "day/001/jpg": True, "day/001/jpg/a.jpg": False,
-        "day/001/jpg/c.mp4": False}
+        "day": True,
+        "day/001": True,
+        "day/001/jpg": True,
+        "day/001/jpg/a.jpg": False,
+        "day/001/jpg/c.mp4": False,
+    }
     stack.store.put(f"{dev.prefix}b", bytearray(7))  # the ledger alone stores no bytes
     stack.store.put(f"{dev.prefix}c", bytearray(2))
     stack.assert_consistent(dev)

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import time
 
-from billing.db import make_engine
+from billing.core.db import make_engine
 from billing.scheduler import LeaderLock, leader_only
 
 
@@ -30,14 +30,18 @@ def test_leader_that_dies_is_replaced(db_url: str) -> None:
     """A scheduler killed with SIGKILL loses the lock with its process."""
     script = textwrap.dedent(f"""
         import time
-        from billing.db import make_engine
+        from billing.core.db import make_engine
         from billing.scheduler import LeaderLock
         lock = LeaderLock(make_engine({db_url!r}))
         print("held" if lock.held() else "not", flush=True)
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
     mine = LeaderLock(make_engine(db_url))
     assert mine.held() is False
@@ -54,15 +58,21 @@ def test_scheduler_command_runs_billing_and_janitor(tmp_path, seaweed) -> None: 
     from datetime import date
     from pathlib import Path
 
-    from billing.mp_emulator import MercadoPagoEmulator
-    from billing.schema import upgrade
+    from billing.core.schema import upgrade
+    from cli.devstack.mp_emulator import MercadoPagoEmulator
 
     url = f"sqlite:///{tmp_path / 'sched.db'}"
     upgrade(url)
     with MercadoPagoEmulator(today=date(2026, 11, 22)) as emu:
-        env = {**os.environ, "CAM2DRIVE_DATABASE_URL": url, "CAM2DRIVE_MP_API_BASE": emu.url,
-               "CAM2DRIVE_MP_ACCESS_TOKEN": "TEST-x", "CAM2DRIVE_S3_BUCKET": "c2d-sched",
-               "CAM2DRIVE_JANITOR_EVERY_SECONDS": "5", "CAM2DRIVE_BILLING_EVERY_SECONDS": "10"}
+        env = {
+            **os.environ,
+            "CAM2DRIVE_DATABASE_URL": url,
+            "CAM2DRIVE_MP_API_BASE": emu.url,
+            "CAM2DRIVE_MP_ACCESS_TOKEN": "TEST-x",
+            "CAM2DRIVE_S3_BUCKET": "c2d-sched",
+            "CAM2DRIVE_JANITOR_EVERY_SECONDS": "5",
+            "CAM2DRIVE_BILLING_EVERY_SECONDS": "10",
+        }
         bin_ = str(Path(sys.executable).parent / "cam2drive")
         proc = subprocess.Popen([bin_, "scheduler"], env=env, stderr=subprocess.PIPE, text=True)
         seen: list[str] = []
@@ -70,8 +80,8 @@ def test_scheduler_command_runs_billing_and_janitor(tmp_path, seaweed) -> None: 
         try:
             assert proc.stderr is not None
             while time.monotonic() < deadline and not (
-                    any("billing done" in s for s in seen) and any("janitor done" in s
-                                                                   for s in seen)):
+                any("billing done" in s for s in seen) and any("janitor done" in s for s in seen)
+            ):
                 seen.append(proc.stderr.readline())
         finally:
             proc.terminate()

@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from billing.db import make_engine
-from billing.schema import current_revision, head_revision, upgrade
+from billing.core.db import make_engine
+from billing.core.schema import current_revision, head_revision, upgrade
 
 
 def test_migrations_match_models(db_url: str) -> None:

@@ -19,8 +19,9 @@ def sftp_run(port: int, user: str, password: str, fn: Any) -> Any:
     """Run `await fn(sftp)` with an asyncssh SFTP client logged in."""
 
     async def main() -> Any:
-        async with asyncssh.connect("127.0.0.1", port, username=user, password=password,
-                                    known_hosts=None, client_keys=None) as conn:
+        async with asyncssh.connect(
+            "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None
+        ) as conn:
             async with conn.start_sftp_client() as sftp:
                 return await fn(sftp)
 
@@ -50,7 +51,7 @@ def test_upload_download_list_rename_remove(stack: Stack, sftp_port: int) -> Non
             assert await f.read() == big
         async with sftp.open("2026-11-22/001/dav/10/a.mp4", "rb") as f:
             await f.seek(5 * MiB + 3)
-            assert await f.read(1000) == big[5 * MiB + 3: 5 * MiB + 1003]
+            assert await f.read(1000) == big[5 * MiB + 3 : 5 * MiB + 1003]
         assert await sftp.isdir("2026-11-22") and not await sftp.exists("nope")
         assert await sftp.realpath("a/../b/.") == "/b"
         await sftp.remove("2026-11-22/001/jpg/52[M][0@0][0].jpg")
@@ -64,8 +65,9 @@ def test_upload_download_list_rename_remove(stack: Stack, sftp_port: int) -> Non
     stack.assert_consistent(dev)
 
 
-def test_requests_limited_to_one_packet_and_larger_still_served(stack: Stack,
-                                                                sftp_port: int) -> None:
+def test_requests_limited_to_one_packet_and_larger_still_served(
+    stack: Stack, sftp_port: int
+) -> None:
     """The gateway advertises 255 KiB reads and writes (limits@openssh.com), not
     asyncssh's 4 MiB, so a client that follows it sends no request a session
     must gather whole; a client that ignores it is still served, byte-exact."""
@@ -95,9 +97,9 @@ def test_out_of_order_writes_within_window_and_holes(stack: Stack, sftp_port: in
 
     async def flow(sftp: asyncssh.SFTPClient) -> None:
         async with sftp.open("ooo.bin", "wb") as f:  # three blocks, sent 2, 0, 1
-            await f.write(data[2 * MiB:], 2 * MiB)
+            await f.write(data[2 * MiB :], 2 * MiB)
             await f.write(data[:MiB], 0)
-            await f.write(data[MiB:2 * MiB], MiB)
+            await f.write(data[MiB : 2 * MiB], MiB)
         async with sftp.open("ooo.bin", "rb") as f:
             assert await f.read() == data
         f = await sftp.open("hole.bin", "wb")
@@ -161,8 +163,8 @@ def test_viewer_sees_own_devices_read_only(stack: Stack, sftp_port: int) -> None
     email, password = stack.viewer(dev)
     from sqlmodel import select
 
-    from billing.db import session_scope
-    from billing.models import Device
+    from billing.core.db import session_scope
+    from billing.core.models import Device
 
     with session_scope(stack.engine) as s:
         name = s.exec(select(Device).where(Device.id == dev.device_id)).one().name
@@ -172,10 +174,12 @@ def test_viewer_sees_own_devices_read_only(stack: Stack, sftp_port: int) -> None
         async with sftp.open(f"/{name}/2026/clip.mp4", "rb") as f:
             await f.seek(9 * 500)
             assert await f.read() == (b"recording" * 1000)[4500:]
-        for op in (lambda: sftp.remove(f"/{name}/2026/clip.mp4"),
-                   lambda: sftp.mkdir(f"/{name}/new"),
-                   lambda: sftp.rename(f"/{name}/2026", f"/{name}/2027"),
-                   lambda: sftp.mkdir("/x")):
+        for op in (
+            lambda: sftp.remove(f"/{name}/2026/clip.mp4"),
+            lambda: sftp.mkdir(f"/{name}/new"),
+            lambda: sftp.rename(f"/{name}/2026", f"/{name}/2027"),
+            lambda: sftp.mkdir("/x"),
+        ):
             with pytest.raises(asyncssh.SFTPPermissionDenied, match="Read-only login"):
                 await op()
         with pytest.raises(asyncssh.SFTPPermissionDenied):
@@ -220,30 +224,43 @@ def test_public_key_login_and_cli(stack: Stack, sftp_port: int, tmp_path: Path) 
     import sys
 
     bin_ = str(Path(sys.executable).parent / "cam2drive")
-    added = subprocess.run([bin_, "device", "add-key", dev.username, str(tmp_path / "id.pub"),
-                            "--json"], env=env, capture_output=True, text=True)
+    added = subprocess.run(
+        [bin_, "device", "add-key", dev.username, str(tmp_path / "id.pub"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert added.returncode == 0, added.stderr
-    listed = subprocess.run([bin_, "device", "keys", str(dev.device_id)], env=env,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        [bin_, "device", "keys", str(dev.device_id)], env=env, capture_output=True, text=True
+    )
     assert key.get_fingerprint("sha256") in listed.stdout
 
     async def main() -> list[str]:
-        async with asyncssh.connect("127.0.0.1", sftp_port, username=dev.username,
-                                    client_keys=[key], known_hosts=None) as conn:
+        async with asyncssh.connect(
+            "127.0.0.1", sftp_port, username=dev.username, client_keys=[key], known_hosts=None
+        ) as conn:
             async with conn.start_sftp_client() as sftp:
                 async with sftp.open("k.jpg", "wb") as f:
                     await f.write(b"by key")
                 return await sftp.listdir(".")
 
     assert "k.jpg" in asyncio.run(main())
-    removed = subprocess.run([bin_, "device", "remove-key", dev.username,
-                              key.get_fingerprint("sha256")], env=env, capture_output=True,
-                             text=True)
+    removed = subprocess.run(
+        [bin_, "device", "remove-key", dev.username, key.get_fingerprint("sha256")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert removed.returncode == 0, removed.stderr
     with pytest.raises(asyncssh.PermissionDenied):
         asyncio.run(main())
-    bad = subprocess.run([bin_, "device", "add-key", dev.username, str(tmp_path)], env=env,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [bin_, "device", "add-key", dev.username, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
 
@@ -251,9 +268,14 @@ def test_no_shell_exec_or_forwarding(stack: Stack, sftp_port: int) -> None:
     dev = stack.device()
 
     async def main() -> None:
-        async with asyncssh.connect("127.0.0.1", sftp_port, username=dev.username,
-                                    password=dev.password, known_hosts=None,
-                                    client_keys=None) as conn:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            sftp_port,
+            username=dev.username,
+            password=dev.password,
+            known_hosts=None,
+            client_keys=None,
+        ) as conn:
             with pytest.raises(asyncssh.ChannelOpenError):
                 await conn.create_connection(asyncssh.SSHTCPSession, "127.0.0.1", 22)
             for command in ("id", None):  # exec and shell requests are both refused
@@ -302,21 +324,41 @@ def test_openssh_sftp_batch(stack: Stack, sftp_port: int, tmp_path: Path) -> Non
     keyfile.write_bytes(key.export_private_key())
     keyfile.chmod(0o600)
     (tmp_path / "id.pub").write_bytes(key.export_public_key())
-    from billing.db import session_scope
-    from billing import accounts
+    from billing import catalog as accounts
+    from billing.core.db import session_scope
 
     with session_scope(stack.engine) as s:
         accounts.add_device_key(s, dev.device_id, (tmp_path / "id.pub").read_text(), actor="t")
     src = tmp_path / "clip.mp4"
     src.write_bytes(os.urandom(9 * MiB))
     batch = tmp_path / "batch"
-    batch.write_text(f"-mkdir 2026\nmkdir 2026\nput {src} 2026/clip.mp4_\n"
-                     "rename 2026/clip.mp4_ 2026/clip.mp4\nls -l 2026\n"
-                     f"get 2026/clip.mp4 {tmp_path / 'back.mp4'}\n")
-    proc = subprocess.run(["sftp", "-b", str(batch), "-P", str(sftp_port), "-i", str(keyfile),
-                           "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                           "-o", "BatchMode=yes", "-vvv", f"{dev.username}@127.0.0.1"],
-                          capture_output=True, text=True, timeout=120)
+    batch.write_text(
+        f"-mkdir 2026\nmkdir 2026\nput {src} 2026/clip.mp4_\n"
+        "rename 2026/clip.mp4_ 2026/clip.mp4\nls -l 2026\n"
+        f"get 2026/clip.mp4 {tmp_path / 'back.mp4'}\n"
+    )
+    proc = subprocess.run(
+        [
+            "sftp",
+            "-b",
+            str(batch),
+            "-P",
+            str(sftp_port),
+            "-i",
+            str(keyfile),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-vvv",
+            f"{dev.username}@127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     # the session channel lets the client send 256 KiB packets (sftp_max_packet)
     assert re.search(r"open confirm rwindow \d+ rmax 262144\b", proc.stderr), proc.stderr[-2000:]
@@ -330,14 +372,21 @@ def test_curl_sftp(stack: Stack, sftp_port: int, tmp_path: Path) -> None:
     src = tmp_path / "snap.jpg"
     src.write_bytes(os.urandom(3 * MiB + 17))
     base = f"sftp://{dev.username}:{dev.password}@127.0.0.1:{sftp_port}"
-    up = subprocess.run(["curl", "-sS", "-k", "--ftp-create-dirs", "-T", str(src),
-                         f"{base}/jpg/09/snap.jpg"], capture_output=True, timeout=120)
+    up = subprocess.run(
+        ["curl", "-sS", "-k", "--ftp-create-dirs", "-T", str(src), f"{base}/jpg/09/snap.jpg"],
+        capture_output=True,
+        timeout=120,
+    )
     assert up.returncode == 0, up.stderr
-    down = subprocess.run(["curl", "-sS", "-k", f"{base}/jpg/09/snap.jpg"], capture_output=True,
-                          timeout=120)
+    down = subprocess.run(
+        ["curl", "-sS", "-k", f"{base}/jpg/09/snap.jpg"], capture_output=True, timeout=120
+    )
     assert down.stdout == src.read_bytes()
-    resumed = subprocess.run(["curl", "-sS", "-k", "-C", "1000", f"{base}/jpg/09/snap.jpg"],
-                             capture_output=True, timeout=120)
+    resumed = subprocess.run(
+        ["curl", "-sS", "-k", "-C", "1000", f"{base}/jpg/09/snap.jpg"],
+        capture_output=True,
+        timeout=120,
+    )
     assert resumed.stdout == src.read_bytes()[1000:]
     stack.assert_consistent(dev)
 
@@ -349,12 +398,15 @@ def test_lftp_sftp_mirror(stack: Stack, sftp_port: int, tmp_path: Path) -> None:
     files = {f"001/{i}[M][0@0][0].jpg": os.urandom(50_000 + i) for i in range(5)}
     for name, data in files.items():
         (local / name).write_bytes(data)
-    cmds = (f"set sftp:auto-confirm yes; open -u {dev.username},{dev.password} "
-            f"sftp://127.0.0.1:{sftp_port}; mirror -R {local} /rec; cls -1 /rec/001; bye")
+    cmds = (
+        f"set sftp:auto-confirm yes; open -u {dev.username},{dev.password} "
+        f"sftp://127.0.0.1:{sftp_port}; mirror -R {local} /rec; cls -1 /rec/001; bye"
+    )
     proc = subprocess.run(["lftp", "-c", cmds], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p for p, e in stack.entries(dev).items() if not e.is_dir) == sorted(
-        f"rec/{n}" for n in files)
+        f"rec/{n}" for n in files
+    )
     stack.assert_consistent(dev)
 
 
@@ -363,7 +415,7 @@ def test_failed_sftp_logins_ban_the_address_everywhere(stack: Stack, sftp_port: 
 
     from sqlalchemy import delete
 
-    from billing.models import LoginFailure
+    from billing.core.models import LoginFailure
 
     def clear() -> None:
         with stack.engine.begin() as conn:
@@ -380,7 +432,9 @@ def test_failed_sftp_logins_ban_the_address_everywhere(stack: Stack, sftp_port: 
         stack.ftp()
     clear()
     assert sftp_run(sftp_port, dev.username, dev.password, lambda sftp: sftp.listdir(".")) == [
-        ".", ".."]
+        ".",
+        "..",
+    ]
 
 
 def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -388,29 +442,48 @@ def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path:
     from tests.conftest import Stack as S
 
     bucket = "c2d-pg" if "postgresql" in db_url else "c2d-sqlite"
-    old_client = {"kex_algs": ["diffie-hellman-group14-sha1"], "encryption_algs": ["aes128-cbc"],
-                  "mac_algs": ["hmac-sha1"]}
+    old_client = {
+        "kex_algs": ["diffie-hellman-group14-sha1"],
+        "encryption_algs": ["aes128-cbc"],
+        "mac_algs": ["hmac-sha1"],
+    }
 
     def fingerprint_and_login(legacy: bool) -> tuple[str, bool]:
-        stack = S(db_url, seaweed, bucket, sftp_host_key_dir=tmp_path / "keys",
-                  sftp_legacy_algorithms=legacy)
+        stack = S(
+            db_url,
+            seaweed,
+            bucket,
+            sftp_host_key_dir=tmp_path / "keys",
+            sftp_legacy_algorithms=legacy,
+        )
         try:
             port = stack.start_sftp()
             dev = stack.device()
 
             async def probe() -> tuple[str, bool]:
-                async with asyncssh.connect("127.0.0.1", port, username=dev.username,
-                                            password=dev.password, known_hosts=None,
-                                            client_keys=None,
-                                            server_host_key_algs=["ssh-ed25519"]) as conn:
+                async with asyncssh.connect(
+                    "127.0.0.1",
+                    port,
+                    username=dev.username,
+                    password=dev.password,
+                    known_hosts=None,
+                    client_keys=None,
+                    server_host_key_algs=["ssh-ed25519"],
+                ) as conn:
                     fp = conn.get_server_host_key().get_fingerprint("sha256")
                     # OpenSSH's preference (chacha20 first) lands on AES-GCM by default
                     cipher = conn.get_extra_info("send_cipher")
                     assert legacy or (cipher.startswith("aes") and "gcm" in cipher), cipher
                 try:
-                    async with asyncssh.connect("127.0.0.1", port, username=dev.username,
-                                                password=dev.password, known_hosts=None,
-                                                client_keys=None, **old_client):
+                    async with asyncssh.connect(
+                        "127.0.0.1",
+                        port,
+                        username=dev.username,
+                        password=dev.password,
+                        known_hosts=None,
+                        client_keys=None,
+                        **old_client,
+                    ):
                         return fp, True
                 except (asyncssh.KeyExchangeFailed, asyncssh.DisconnectError):
                     return fp, False

@@ -9,24 +9,28 @@ from typing import Any
 
 import pytest
 
-from billing.settings import Settings
+from billing.core.settings import Settings
 from gateway.store import sign_payload
 from tests.conftest import MiB, Stack, put
 
 
-@pytest.mark.parametrize(("endpoint", "mode", "signed"), [
-    (None, "auto", False),                          # AWS: HTTPS
-    ("https://s3.example.net", "auto", False),
-    ("http://127.0.0.1:8333", "auto", False),
-    ("http://[::1]:8333", "auto", False),
-    ("http://localhost:8333", "auto", False),
-    ("http://10.0.0.5:8333", "auto", True),         # plain HTTP across a network
-    ("http://seaweed.internal:8333", "auto", True),
-    ("http://127.0.0.1:8333", "on", True),
-    ("http://10.0.0.5:8333", "off", False),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "mode", "signed"),
+    [
+        (None, "auto", False),  # AWS: HTTPS
+        ("https://s3.example.net", "auto", False),
+        ("http://127.0.0.1:8333", "auto", False),
+        ("http://[::1]:8333", "auto", False),
+        ("http://localhost:8333", "auto", False),
+        ("http://10.0.0.5:8333", "auto", True),  # plain HTTP across a network
+        ("http://seaweed.internal:8333", "auto", True),
+        ("http://127.0.0.1:8333", "on", True),
+        ("http://10.0.0.5:8333", "off", False),
+    ],
+)
 def test_payload_signing_only_where_nothing_else_protects_the_bytes(
-        endpoint: str | None, mode: str, signed: bool) -> None:
+    endpoint: str | None, mode: str, signed: bool
+) -> None:
     assert sign_payload(Settings(s3_endpoint_url=endpoint, s3_payload_signing=mode)) is signed
 
 
@@ -47,12 +51,15 @@ def _sent_hashes(stack: Stack) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("mode", ["auto", "on"])
-def test_uploads_signed_or_not_are_accepted_and_whole(db_url: str, seaweed: Any,
-                                                      mode: str) -> None:
+def test_uploads_signed_or_not_are_accepted_and_whole(db_url: str, seaweed: Any, mode: str) -> None:
     """On loopback the bodies go unhashed (UNSIGNED-PAYLOAD); "on" hashes each
     one into its signature. SeaweedFS checks the signatures either way."""
-    stack = Stack(db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-                  s3_payload_signing=mode)
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        s3_payload_signing=mode,
+    )
     try:
         seen = _sent_hashes(stack)
         dev = stack.device()
@@ -90,12 +97,15 @@ def test_nodes_starting_together_both_get_the_bucket(seaweed: Any) -> None:
     second.client.meta.events.register("before-call.s3.CreateBucket", other_node_wins)
     second.ensure_bucket()  # HeadBucket 404, the other node creates it, then ours
     first.ensure_bucket()
-    assert first.client.head_bucket(Bucket=settings.s3_bucket)["ResponseMetadata"][
-        "HTTPStatusCode"] == 200
+    assert (
+        first.client.head_bucket(Bucket=settings.s3_bucket)["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
 
 
 def test_stores_share_the_s3_model_but_each_resolves_its_own_credentials(
-        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One parsed S3 model per process (what gateway workers inherit), yet a
     store made after the credentials change signs with the new ones."""
     from gateway.store import S3DriveStore

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
+from billing.core.errors import Cam2DriveError
+from billing.core.models import utcnow
 from billing.entitlement import upload_entitlement
-from billing.errors import Cam2DriveError
-from billing.models import utcnow
 from gateway.janitor import run_janitor
 from tests.conftest import Stack, announce, stack_on_own_s3
 from tests.test_durability import wait_for
@@ -49,7 +49,7 @@ def test_an_announced_clip_is_one_put_sent_as_it_arrives(stack: Stack) -> None:
         tracemalloc.reset_peak()
         start = tracemalloc.get_traced_memory()[0]
         for at in range(0, len(data), 64 * 1024):
-            upload.write(data[at:at + 64 * 1024])
+            upload.write(data[at : at + 64 * 1024])
         peak = tracemalloc.get_traced_memory()[1] - start
         upload.commit()
     finally:
@@ -70,7 +70,7 @@ def test_over_ftp_a_clip_is_stored_only_when_its_size_is_what_alloc_said(stack: 
     with stack.ftp(dev) as ftp:
         assert stor_announced(ftp, "ok.dav", data, len(data)).startswith("226")
         # short: the recorder died mid-clip
-        reply = stor_announced(ftp, "short.dav", data[:MiB + 5000], len(data))
+        reply = stor_announced(ftp, "short.dav", data[: MiB + 5000], len(data))
         assert reply.startswith("426") and f"of the {len(data)} bytes announced" in reply
         # long: more than announced is not cut to fit
         reply = stor_announced(ftp, "long.dav", data, 2 * MiB)
@@ -117,8 +117,11 @@ def test_a_stalled_stream_is_broken_and_stores_nothing(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
-def test_s3_down_mid_stream_gives_451_and_stores_nothing(db_url: str, seaweed,  # type: ignore[no-untyped-def]
-                                                          tmp_path) -> None:
+def test_s3_down_mid_stream_gives_451_and_stores_nothing(
+    db_url: str,
+    seaweed,  # type: ignore[no-untyped-def]
+    tmp_path,
+) -> None:
     with stack_on_own_s3(db_url, tmp_path, "stream") as (stack, weed):
         dev = stack.device()
         with stack.ftp(dev) as ftp:

@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from billing.errors import InvalidInput
-from billing.settings import Settings
-from cli.seaweed import SeaweedServer, free_port
+from billing.core.errors import InvalidInput
+from billing.core.settings import Settings
+from cli.devstack.seaweed import SeaweedServer, free_port
 from gateway.workers import share, worker_count
 from tests.conftest import MiB, Stack
 from tests.test_cli import assert_one_line_error
@@ -36,9 +36,18 @@ class WorkerNode:
         self.ftp_port, self.sftp_port = free_port(), free_port()
         self.log = tmp / "node.log"
         self.proc = subprocess.Popen(
-            [BIN, "gateway", "all"], stdout=subprocess.DEVNULL, stderr=open(self.log, "w"),  # noqa: SIM115
-            env=gateway_env(stack, tmp, self.ftp_port, self.sftp_port,
-                            CAM2DRIVE_GATEWAY_WORKERS=str(workers), **env))
+            [BIN, "gateway", "all"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),  # noqa: SIM115
+            env=gateway_env(
+                stack,
+                tmp,
+                self.ftp_port,
+                self.sftp_port,
+                CAM2DRIVE_GATEWAY_WORKERS=str(workers),
+                **env,
+            ),
+        )
 
     def workers(self) -> list[psutil.Process]:
         try:
@@ -49,8 +58,14 @@ class WorkerNode:
     def serving(self, count: int) -> None:
         """Wait until `count` workers have logged that they serve FTP."""
         try:
-            wait_for(lambda: self.log.read_text().count("cam2drive: FTP gateway on") >= count
-                     and self.proc.poll() is None, timeout=60, what=f"{count} workers serving")
+            wait_for(
+                lambda: (
+                    self.log.read_text().count("cam2drive: FTP gateway on") >= count
+                    and self.proc.poll() is None
+                ),
+                timeout=60,
+                what=f"{count} workers serving",
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}; the node's log:\n{self.log.read_text()}") from None
 
@@ -77,7 +92,9 @@ def node(stack: Stack, tmp_path: Path) -> Iterator[WorkerNode]:
         n.stop()
 
 
-def test_two_workers_share_the_ports_and_keep_the_drive_exact(stack: Stack, node: WorkerNode) -> None:
+def test_two_workers_share_the_ports_and_keep_the_drive_exact(
+    stack: Stack, node: WorkerNode
+) -> None:
     assert len(node.workers()) == 2
     dev = stack.device(capacity="2000000B", on_full="reject")
     data = os.urandom(100_000)  # 20 fit; 6 sessions offer 8 each
@@ -87,8 +104,12 @@ def test_two_workers_share_the_ports_and_keep_the_drive_exact(stack: Stack, node
         ftp = ftplib.FTP()
         ftp.connect("127.0.0.1", node.ftp_port, timeout=30)
         held.append(ftp)
-    owners = {p.pid for p in node.workers() for c in p.net_connections("tcp")
-              if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == node.ftp_port}
+    owners = {
+        p.pid
+        for p in node.workers()
+        for c in p.net_connections("tcp")
+        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == node.ftp_port
+    }
     for ftp in held:
         ftp.close()
     assert len(owners) == 2, "one worker took every session"
@@ -97,8 +118,9 @@ def test_two_workers_share_the_ports_and_keep_the_drive_exact(stack: Stack, node
     def client(i: int) -> None:
         put = ftp_put_many if i % 3 else sftp_put_many
         port = node.ftp_port if i % 3 else node.sftp_port
-        results.append(put(port, dev.username, dev.password, [f"s{i}-{n}.jpg" for n in range(8)],
-                           data))
+        results.append(
+            put(port, dev.username, dev.password, [f"s{i}-{n}.jpg" for n in range(8)], data)
+        )
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
     for t in threads:
@@ -110,8 +132,9 @@ def test_two_workers_share_the_ports_and_keep_the_drive_exact(stack: Stack, node
     stack.assert_consistent(dev)
 
 
-def test_a_dead_worker_is_replaced_and_the_node_keeps_serving(stack: Stack,
-                                                              node: WorkerNode) -> None:
+def test_a_dead_worker_is_replaced_and_the_node_keeps_serving(
+    stack: Stack, node: WorkerNode
+) -> None:
     victim = node.workers()[0]
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
@@ -173,10 +196,12 @@ def test_sigterm_to_any_thread_stops_an_idle_node(stack: Stack, tmp_path: Path) 
     assert "error" not in n.log.read_text().lower()
 
 
-def test_a_worker_that_cannot_start_stops_the_node_with_clear_lines(stack: Stack,
-                                                                    tmp_path: Path) -> None:
-    n = WorkerNode(stack, tmp_path, workers=2,
-                   CAM2DRIVE_FTP_TLS_CERTFILE=str(tmp_path / "missing.pem"))
+def test_a_worker_that_cannot_start_stops_the_node_with_clear_lines(
+    stack: Stack, tmp_path: Path
+) -> None:
+    n = WorkerNode(
+        stack, tmp_path, workers=2, CAM2DRIVE_FTP_TLS_CERTFILE=str(tmp_path / "missing.pem")
+    )
     try:
         assert n.proc.wait(60) == 1
     finally:
@@ -184,24 +209,37 @@ def test_a_worker_that_cannot_start_stops_the_node_with_clear_lines(stack: Stack
     lines = n.log.read_text().splitlines()
     assert "Traceback" not in n.log.read_text()
     assert any("missing.pem does not exist" in line for line in lines)
-    assert lines[-1] == "error: a gateway worker failed to start (its error is above); " \
-                        "the node stopped"
+    assert (
+        lines[-1] == "error: a gateway worker failed to start (its error is above); "
+        "the node stopped"
+    )
 
 
 def test_too_few_passive_ports_for_the_workers_is_one_line(stack: Stack, tmp_path: Path) -> None:
     n = WorkerNode(stack, tmp_path, workers=3, CAM2DRIVE_FTP_PASSIVE_PORTS="31000-31001")
     assert n.proc.wait(30) == 1
     assert n.log.read_text().strip().splitlines() == [
-        "error: ftp_passive_ports 31000-31001 has 2 ports; 3 gateway workers need at least one each"]
+        "error: ftp_passive_ports 31000-31001 has 2 ports; 3 gateway workers need at least one each"
+    ]
 
 
 def test_each_worker_gets_a_disjoint_share_of_the_node() -> None:
-    st = Settings(database_url="postgresql://x/y", ftp_passive_ports="30000-30099",
-                  upload_buffer_budget=48 * MiB, database_pool_size=20, ftp_max_connections=512,
-                  node_name="gw1")
+    st = Settings(
+        database_url="postgresql://x/y",
+        ftp_passive_ports="30000-30099",
+        upload_buffer_budget=48 * MiB,
+        database_pool_size=20,
+        ftp_max_connections=512,
+        node_name="gw1",
+    )
     shares = [share(st, i, 3) for i in range(3)]
-    ports = [p for s in shares for p in range(int(s.ftp_passive_ports.split("-")[0]),
-                                              int(s.ftp_passive_ports.split("-")[1]) + 1)]
+    ports = [
+        p
+        for s in shares
+        for p in range(
+            int(s.ftp_passive_ports.split("-")[0]), int(s.ftp_passive_ports.split("-")[1]) + 1
+        )
+    ]
     assert sorted(ports) == list(range(30000, 30100))  # every port, each in one worker only
     assert sum(s.upload_buffer_budget for s in shares) <= 48 * MiB
     assert [s.database_pool_size for s in shares] == [7, 7, 7]
@@ -222,6 +260,11 @@ def test_zero_workers_means_one_per_core_on_postgresql_and_one_on_sqlite() -> No
 
 
 def test_a_worker_count_out_of_range_is_one_line() -> None:
-    proc = subprocess.run([BIN, "gateway", "all"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "CAM2DRIVE_GATEWAY_WORKERS": "-1"})
+    proc = subprocess.run(
+        [BIN, "gateway", "all"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CAM2DRIVE_GATEWAY_WORKERS": "-1"},
+    )
     assert_one_line_error(proc, "gateway_workers")

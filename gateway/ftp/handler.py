@@ -25,11 +25,14 @@ from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.handlers.ftp.producers import BufferedIteratorProducer
 from pyftpdlib.log import logger as ftplog
 
-from billing.entitlement import upload_entitlement
-from billing.errors import Cam2DriveError, InvalidPath, NotEntitled, StorageUnavailable
+from billing.core.errors import (
+    Cam2DriveError,
+    InvalidPath,
+    StorageUnavailable,
+)
 from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
-from gateway.drive import Download, DriveView, Entry, Login
+from gateway.drive import Download, DriveView, Entry, Login, login_notice
 from gateway.ftp.listing import list_lines, mlsd_lines, mlsx_facts
 from gateway.ftp.loop import Offload
 from gateway.ftp.passive import PassiveListener, PassiveRetryMixin
@@ -166,8 +169,11 @@ class DurableDTPMixin:
         self.add_channel(events=self.ioloop.READ)  # type: ignore[attr-defined]
         pending = getattr(self.socket, "pending", None)  # type: ignore[attr-defined]
         if pending is not None and pending():  # TLS bytes already decrypted: no poll event
-            self.ioloop.call_later(0, self.handle_read_event,  # type: ignore[attr-defined]
-                                   _errback=self.handle_error)
+            self.ioloop.call_later(
+                0,
+                self.handle_read_event,  # type: ignore[attr-defined]
+                _errback=self.handle_error,
+            )
 
     def handle_close(self) -> None:
         # pyftpdlib calls this from inside its `except OSError` when the
@@ -183,8 +189,12 @@ class DurableDTPMixin:
             self._close_pending = True
             return
         upload = self._upload
-        if (not self._closed and self.receive  # type: ignore[attr-defined]
-                and upload is not None and not upload.closed):
+        if (
+            not self._closed
+            and self.receive  # type: ignore[attr-defined]
+            and upload is not None
+            and not upload.closed
+        ):
             resp = self._resp  # type: ignore[attr-defined]
             if self.transfer_finished and resp and resp[0].startswith("226"):  # type: ignore[attr-defined]
                 self._commit(upload)
@@ -215,7 +225,8 @@ class DurableDTPMixin:
 
     def _finish(self, upload: Upload) -> tuple[str, Any]:
         problem = self.cmd_channel.incomplete_reason(  # type: ignore[attr-defined]
-            upload, reset=self._reset)
+            upload, reset=self._reset
+        )
         if problem:
             upload.abort()
             log.info("upload of %s aborted: %s", upload.name, problem)
@@ -308,9 +319,16 @@ class GatewayMixin(PassiveRetryMixin):
 
     _paused = False
 
-    def _step(self, cmd: str, arg: str, work: Callable[[], Any],
-              done: Callable[[Any], None], *, now: bool = False,
-              discard: Callable[[Any], None] | None = None) -> None:
+    def _step(
+        self,
+        cmd: str,
+        arg: str,
+        work: Callable[[], Any],
+        done: Callable[[Any], None],
+        *,
+        now: bool = False,
+        discard: Callable[[Any], None] | None = None,
+    ) -> None:
         """Run a command's `work()`, then reply with `done(result)`.
 
         `now`: `work` is answered from the session's own state (its folder
@@ -397,7 +415,7 @@ class GatewayMixin(PassiveRetryMixin):
             self.respond(f"501 Command refused: {err}.")  # type: ignore[attr-defined]
             return
         cmd = line.split(" ")[0].upper()
-        self.pre_process_command(line, cmd, line[len(cmd) + 1:])  # type: ignore[attr-defined]
+        self.pre_process_command(line, cmd, line[len(cmd) + 1 :])  # type: ignore[attr-defined]
 
     def reply_error(self, err: Cam2DriveError) -> None:
         self.respond(reply_for(err))  # type: ignore[attr-defined]
@@ -420,15 +438,7 @@ class GatewayMixin(PassiveRetryMixin):
                 login = self.authenticator.authenticate(user, line, ip)
             except (Banned, AuthFailed, StorageUnavailable) as err:
                 return None, err
-            if login.kind == "viewer":
-                return login, "Login successful (read-only: one folder per device)."
-            try:
-                upload_entitlement(self.pipeline.engine, login.device_id)  # type: ignore[arg-type]
-            except NotEntitled as err:
-                return login, f"Login successful, but {err}."
-            except Cam2DriveError:
-                pass
-            return login, "Login successful."
+            return login, login_notice(self.pipeline.engine, login)
 
         def then(outcome: tuple[Login | None, str | Cam2DriveError]) -> None:
             login, msg = outcome
@@ -458,9 +468,13 @@ class GatewayMixin(PassiveRetryMixin):
 
     def ftp_CWD(self, path: str) -> None:
         path = path or "/"
-        self._step("CWD", path, lambda: self.fs.chdir(path),
-                   lambda cwd: self.respond(f'250 "{cwd}" is the current directory.'),  # type: ignore[attr-defined]
-                   now=self._known(path))
+        self._step(
+            "CWD",
+            path,
+            lambda: self.fs.chdir(path),
+            lambda cwd: self.respond(f'250 "{cwd}" is the current directory.'),  # type: ignore[attr-defined]
+            now=self._known(path),
+        )
 
     def _known(self, path: str) -> bool:
         """True if `path` can be judged without the database (a cached
@@ -484,20 +498,27 @@ class GatewayMixin(PassiveRetryMixin):
             quoted = shown.replace('"', '""')
             note = "created" if created else "already exists"
             self.respond(f'257 "{quoted}" {note}.')  # type: ignore[attr-defined]
+
         self._step("MKD", path, lambda: self.fs.mkdir(path), made)
 
     def ftp_RMD(self, path: str) -> None:
-        self._step("RMD", path, lambda: self.fs.rmdir(path),
-                   lambda _: self.respond("250 Directory removed."))  # type: ignore[attr-defined]
+        self._step(
+            "RMD",
+            path,
+            lambda: self.fs.rmdir(path),
+            lambda _: self.respond("250 Directory removed."),
+        )  # type: ignore[attr-defined]
 
     def ftp_DELE(self, path: str) -> None:
-        self._step("DELE", path, lambda: self.fs.remove(path),
-                   lambda _: self.respond("250 File removed."))  # type: ignore[attr-defined]
+        self._step(
+            "DELE", path, lambda: self.fs.remove(path), lambda _: self.respond("250 File removed.")
+        )  # type: ignore[attr-defined]
 
     def ftp_RNFR(self, path: str) -> None:
         def ready(_: object) -> None:
             self._rnfr = self.fs.resolve(path)
             self.respond("350 Ready for destination name.")  # type: ignore[attr-defined]
+
         self._step("RNFR", path, lambda: self.fs.stat(path), ready)
 
     def ftp_RNTO(self, path: str) -> None:
@@ -505,18 +526,24 @@ class GatewayMixin(PassiveRetryMixin):
             self.respond("503 Bad sequence of commands: use RNFR first.")  # type: ignore[attr-defined]
             return
         src, self._rnfr = self._rnfr, None
-        self._step("RNTO", path, lambda: self.fs.rename("/" + src, path),
-                   lambda _: self.respond("250 Renaming ok."))  # type: ignore[attr-defined]
+        self._step(
+            "RNTO",
+            path,
+            lambda: self.fs.rename("/" + src, path),
+            lambda _: self.respond("250 Renaming ok."),
+        )  # type: ignore[attr-defined]
 
     # --- information --------------------------------------------------------
 
     def _regular_file(self, cmd: str, path: str, reply: Callable[[Entry], str]) -> None:
         """Reply `reply(entry)` about a file, or why there is none."""
+
         def then(entry: Entry) -> None:
             if entry.is_dir:
                 self.respond(f"550 {paths.display(entry.path)} is not a regular file.")  # type: ignore[attr-defined]
             else:
                 self.respond(reply(entry))  # type: ignore[attr-defined]
+
         self._step(cmd, path, lambda: self.fs.stat(path), then)
 
     def ftp_SIZE(self, path: str) -> None:
@@ -536,6 +563,7 @@ class GatewayMixin(PassiveRetryMixin):
         def send(listing: list[Entry]) -> None:
             producer = BufferedIteratorProducer(list_lines(listing, self.fs.login.writable))
             self.push_dtp_data(producer, isproducer=True, cmd="LIST")  # type: ignore[attr-defined]
+
         arg = self._listing_arg(path)
         self._step("LIST", path, lambda: self.fs.listdir(arg), send)
 
@@ -543,6 +571,7 @@ class GatewayMixin(PassiveRetryMixin):
         def send(listing: list[Entry]) -> None:
             data = "".join(f"{e.name}\r\n" for e in listing).encode("utf-8")
             self.push_dtp_data(data, cmd="NLST")  # type: ignore[attr-defined]
+
         arg = self._listing_arg(path)
         self._step("NLST", path, lambda: self.fs.listdir(arg), send)
 
@@ -558,6 +587,7 @@ class GatewayMixin(PassiveRetryMixin):
                 return
             producer = BufferedIteratorProducer(mlsd_lines(listing, self.fs.login.writable))
             self.push_dtp_data(producer, isproducer=True, cmd="MLSD")  # type: ignore[attr-defined]
+
         self._step("MLSD", path, read, send)
 
     def ftp_MLST(self, path: str) -> None:
@@ -566,6 +596,7 @@ class GatewayMixin(PassiveRetryMixin):
             self.push(f'250-Listing "{shown}":\r\n')  # type: ignore[attr-defined]
             self.push(f" {mlsx_facts(entry, self.fs.login.writable)} {shown}\r\n")  # type: ignore[attr-defined]
             self.respond("250 End MLST.")  # type: ignore[attr-defined]
+
         self._step("MLST", path, lambda: self.fs.stat(path), send)
 
     def ftp_STAT(self, path: str) -> None:
@@ -577,6 +608,7 @@ class GatewayMixin(PassiveRetryMixin):
             for line in list_lines(listing, self.fs.login.writable):
                 self.push(" " + line.decode("utf-8"))  # type: ignore[attr-defined]
             self.respond("213 End of status.")  # type: ignore[attr-defined]
+
         self._step("STAT", path, lambda: self.fs.listdir(path), send)
 
     # --- transfers ----------------------------------------------------------
@@ -604,13 +636,21 @@ class GatewayMixin(PassiveRetryMixin):
                 self.respond("150 File status okay. About to open data connection.")  # type: ignore[attr-defined]
                 self._in_dtp_queue = (upload, "STOR")
 
-        self._step("STOR", file, lambda: self.fs.open_write(file, expected), opened,
-                   now=self.fs.writes_known(), discard=Upload.abort)
+        self._step(
+            "STOR",
+            file,
+            lambda: self.fs.open_write(file, expected),
+            opened,
+            now=self.fs.writes_known(),
+            discard=Upload.abort,
+        )
 
     def ftp_APPE(self, file: str) -> None:
         self._restart_position = 0
-        self.respond("502 APPE is not supported: stored recordings cannot be appended to; "  # type: ignore[attr-defined]
-                     "upload a new file.")
+        self.respond(
+            "502 APPE is not supported: stored recordings cannot be appended to; "  # type: ignore[attr-defined]
+            "upload a new file."
+        )
 
     def ftp_STOU(self, line: str) -> None:
         self.respond("502 STOU is not supported; use STOR with a file name.")  # type: ignore[attr-defined]

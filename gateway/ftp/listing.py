@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, UTC
+from datetime import UTC, datetime, timedelta
 
 from gateway.drive import Entry
 
@@ -21,8 +21,7 @@ def list_line(entry: Entry, now: datetime, writable: bool) -> str:
         mode = mode.replace("w", "-")
     mtime = _aware(entry.mtime)
     fmt = "%b %d %H:%M" if now - mtime < _SIX_MONTHS else "%b %d  %Y"
-    return (f"{mode}   1 cam2drive cam2drive {entry.size:>12} "
-            f"{mtime.strftime(fmt)} {entry.name}\r\n")
+    return f"{mode}   1 cam2drive cam2drive {entry.size:>12} {mtime.strftime(fmt)} {entry.name}\r\n"
 
 
 def list_lines(entries: Iterable[Entry], writable: bool) -> Iterator[bytes]:

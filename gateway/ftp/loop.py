@@ -115,19 +115,23 @@ class Offload:
 
     def run(self, work: Callable[[], Any], then: Callable[[bool, Any], None]) -> None:
         """`work()` on a pool thread; `then(True, result)` or `then(False, exc)` on the loop."""
+
         def job() -> None:
             try:
                 outcome: tuple[bool, Any] = (True, work())
             except BaseException as exc:  # noqa: BLE001  (handed to the loop)
                 outcome = (False, exc)
             self.calls.call_soon(then, *outcome)
+
         self.pool.submit(job)
 
     def fire(self, work: Callable[[], Any], what: str) -> None:
         """`work()` on a pool thread when nobody waits for its outcome (an abort)."""
+
         def job() -> None:
             try:
                 work()
             except Exception:
                 log.exception("%s failed", what)
+
         self.pool.submit(job)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing import errors as e
+from billing.core import errors as e
 
 _CODES: list[tuple[type[e.Cam2DriveError], str]] = [
     (e.NotEntitled, "532"),  # "Need account for storing files": exactly our case

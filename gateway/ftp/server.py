@@ -9,18 +9,24 @@ from pathlib import Path
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
-from billing.errors import InvalidInput
-from billing.settings import Settings, passive_port_range
+from billing.core.errors import InvalidInput
+from billing.core.settings import Settings, passive_port_range
 from gateway.auth import Authenticator
-from gateway.ftp.handler import DurableDTPMixin, GatewayFTPHandler, GatewayMixin, no_fs_perm
+from gateway.ftp.handler import (
+    DurableDTPMixin,
+    GatewayFTPHandler,
+    GatewayMixin,
+    no_fs_perm,
+)
 from gateway.ftp.loop import Offload
 from gateway.ingest import IngestPipeline
 
 log = logging.getLogger("cam2drive.ftp")
 
 
-def handler_class(settings: Settings, pipeline: IngestPipeline,
-                  authenticator: Authenticator, offload: Offload) -> type:
+def handler_class(
+    settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator, offload: Offload
+) -> type:
     """A handler class bound to this process's pipeline, settings and loop."""
     attrs = dict(
         pipeline=pipeline,
@@ -48,15 +54,23 @@ def handler_class(settings: Settings, pipeline: IngestPipeline,
         if not f.exists():
             raise InvalidInput(f"TLS file {f} does not exist")
     dtp = type("CamTLSDTPHandler", (DurableDTPMixin, TLS_DTPHandler), {})
-    attrs.update(certfile=str(cert), keyfile=str(key), dtp_handler=dtp,
-                 proto_cmds=no_fs_perm(TLS_FTPHandler.proto_cmds),
-                 tls_control_required=settings.ftp_tls_required,
-                 tls_data_required=settings.ftp_tls_required)
+    attrs.update(
+        certfile=str(cert),
+        keyfile=str(key),
+        dtp_handler=dtp,
+        proto_cmds=no_fs_perm(TLS_FTPHandler.proto_cmds),
+        tls_control_required=settings.ftp_tls_required,
+        tls_data_required=settings.ftp_tls_required,
+    )
     return type("CamFTPSHandler", (GatewayMixin, TLS_FTPHandler), attrs)
 
 
-def build_server(settings: Settings, pipeline: IngestPipeline,
-                 authenticator: Authenticator, sock: socket.socket | None = None) -> FTPServer:
+def build_server(
+    settings: Settings,
+    pipeline: IngestPipeline,
+    authenticator: Authenticator,
+    sock: socket.socket | None = None,
+) -> FTPServer:
     """pyftpdlib's single-threaded server, every wait on the pool (gateway/ftp/loop.py)."""
     # Its own IOLoop, not pyftpdlib's process-wide singleton: tests and
     # embedders may run several servers in one process.

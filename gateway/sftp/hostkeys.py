@@ -12,8 +12,10 @@ from pathlib import Path
 
 import asyncssh
 
-KEYS = (("ssh_host_ed25519_key", "ssh-ed25519", {}),
-        ("ssh_host_rsa_key", "ssh-rsa", {"key_size": 3072}))
+KEYS = (
+    ("ssh_host_ed25519_key", "ssh-ed25519", {}),
+    ("ssh_host_rsa_key", "ssh-rsa", {"key_size": 3072}),
+)
 
 
 def ensure_host_keys(directory: Path) -> list[asyncssh.SSHKey]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncssh
 
-from billing import errors as e
+from billing.core import errors as e
 
 _ERRORS: list[tuple[type[e.Cam2DriveError], type[asyncssh.SFTPError]]] = [
     (e.NotFound, asyncssh.SFTPNoSuchFile),

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import asyncssh
 
-from billing.errors import Cam2DriveError, StorageUnavailable
-from billing.settings import Settings
+from billing.core.errors import Cam2DriveError, StorageUnavailable
+from billing.core.settings import Settings
 from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
-from gateway.drive import Download, DriveView, Entry, Login
+from gateway.drive import Download, DriveView, Entry, Login, login_notice
 from gateway.ingest import IngestPipeline, OrderedWrites, Upload
 from gateway.sftp.hostkeys import ensure_host_keys
 from gateway.sftp.replies import sftp_error
@@ -38,8 +38,9 @@ LOGIN_KEY = "cam2drive_login"
 class Gateway:
     """Process-wide state shared by every SSH connection."""
 
-    def __init__(self, settings: Settings, pipeline: IngestPipeline,
-                 authenticator: Authenticator) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.auth = authenticator
@@ -71,8 +72,9 @@ class SSHServer(asyncssh.SSHServer):
         try:
             await self.gw.run(self.gw.auth.check_ban, self.ip)
         except asyncssh.SFTPError as err:
-            raise asyncssh.DisconnectError(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
-                                           str(err.reason)) from None
+            raise asyncssh.DisconnectError(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, str(err.reason)
+            ) from None
         return True
 
     def password_auth_supported(self) -> bool:
@@ -81,14 +83,16 @@ class SSHServer(asyncssh.SSHServer):
     async def validate_password(self, username: str, password: str) -> bool:
         loop = asyncio.get_running_loop()
         try:
-            login = await loop.run_in_executor(self.gw.executor, self.gw.auth.authenticate,
-                                               username, password, self.ip)
+            login = await loop.run_in_executor(
+                self.gw.executor, self.gw.auth.authenticate, username, password, self.ip
+            )
         except AuthFailed:
             return False
         except (Banned, StorageUnavailable) as err:
-            raise asyncssh.DisconnectError(asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
-                                           str(err)) from None
-        self._logged_in(login)
+            raise asyncssh.DisconnectError(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE, str(err)
+            ) from None
+        await self._logged_in(login)
         return True
 
     def public_key_auth_supported(self) -> bool:
@@ -98,19 +102,28 @@ class SSHServer(asyncssh.SSHServer):
         loop = asyncio.get_running_loop()
         try:
             login = await loop.run_in_executor(
-                self.gw.executor, self.gw.auth.device_key_login, username,
-                key.get_fingerprint("sha256"))
+                self.gw.executor,
+                self.gw.auth.device_key_login,
+                username,
+                key.get_fingerprint("sha256"),
+            )
         except StorageUnavailable:
             return False
         if login is None:
             return False  # other keys or a password may follow: not a failed login yet
-        self._logged_in(login)
+        await self._logged_in(login)
         return True
 
-    def _logged_in(self, login: Login) -> None:
+    async def _logged_in(self, login: Login) -> None:
+        """Remember the login and tell the client what FTP's 230 line tells
+        (an SSH auth banner, shown by OpenSSH's sftp and most clients)."""
         assert self.conn is not None
         self.conn.set_extra_info(**{LOGIN_KEY: login})
         log.info("%s logged in from %s (%s)", login.username, self.ip, login.kind)
+        notice = await asyncio.get_running_loop().run_in_executor(
+            self.gw.executor, login_notice, self.gw.pipeline.engine, login
+        )
+        self.conn.send_auth_banner(notice + "\r\n")
 
 
 def _attrs(entry: Entry, writable: bool) -> asyncssh.SFTPAttrs:
@@ -121,9 +134,18 @@ def _attrs(entry: Entry, writable: bool) -> asyncssh.SFTPAttrs:
     else:
         mode = statmod.S_IFREG | (0o644 if writable else 0o444)
         kind = asyncssh.FILEXFER_TYPE_REGULAR
-    return asyncssh.SFTPAttrs(type=kind, size=entry.size, permissions=mode, uid=0, gid=0,
-                              owner="cam2drive", group="cam2drive", atime=mtime, mtime=mtime,
-                              nlink=1)
+    return asyncssh.SFTPAttrs(
+        type=kind,
+        size=entry.size,
+        permissions=mode,
+        uid=0,
+        gid=0,
+        owner="cam2drive",
+        group="cam2drive",
+        atime=mtime,
+        mtime=mtime,
+        nlink=1,
+    )
 
 
 class WriteHandle:
@@ -204,9 +226,11 @@ class SFTPSession(asyncssh.SFTPServer):
         if isinstance(file_obj, ReadHandle):
             return _attrs(file_obj.download.entry, self.view.login.writable)
         assert isinstance(file_obj, WriteHandle)
-        return asyncssh.SFTPAttrs(type=asyncssh.FILEXFER_TYPE_REGULAR,
-                                  size=file_obj.order.next,
-                                  permissions=statmod.S_IFREG | 0o644)
+        return asyncssh.SFTPAttrs(
+            type=asyncssh.FILEXFER_TYPE_REGULAR,
+            size=file_obj.order.next,
+            permissions=statmod.S_IFREG | 0o644,
+        )
 
     def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
         """Accepted and ignored: clients set times and modes after uploads."""
@@ -325,10 +349,10 @@ class SFTPSession(asyncssh.SFTPServer):
         end = len(h.data)
         if 0 <= rel < end:
             if rel + want <= end:
-                return h.data[rel:rel + want]
+                return h.data[rel : rel + want]
             head = h.data[rel:]
             h.start, h.data = h.start + end, await self._fill(h, want - len(head))
-            return head + h.data[:want - len(head)]
+            return head + h.data[: want - len(head)]
         if h.download.tell() != offset:
             await self.gw.run(h.download.seek, offset)
         h.start, h.data = offset, await self._fill(h, want)
@@ -346,8 +370,9 @@ class SFTPSession(asyncssh.SFTPServer):
 
     async def close(self, file_obj: object) -> None:
         if isinstance(file_obj, ReadHandle):
-            await asyncio.get_running_loop().run_in_executor(self.gw.executor,
-                                                             file_obj.download.close)
+            await asyncio.get_running_loop().run_in_executor(
+                self.gw.executor, file_obj.download.close
+            )
             return
         assert isinstance(file_obj, WriteHandle)
         h = file_obj
@@ -406,8 +431,9 @@ def _algorithms(settings: Settings) -> dict[str, Any]:
     else:
         default = [a.decode() for a in encryption.get_default_encryption_algs()]
         gcm = [a for a in default if "gcm" in a]
-        opts = {"encryption_algs": gcm + [a for a in default
-                                          if a not in gcm and "chacha20" not in a]}
+        opts = {
+            "encryption_algs": gcm + [a for a in default if a not in gcm and "chacha20" not in a]
+        }
     for name in ("kex_algs", "encryption_algs", "mac_algs"):
         value = getattr(settings, f"sftp_{name}")
         if value:
@@ -435,23 +461,36 @@ def _limit_requests(settings: Settings) -> None:
     asyncssh.sftp.MAX_SFTP_WRITE_LEN = size  # type: ignore[attr-defined]
 
 
-async def start_server(settings: Settings, pipeline: IngestPipeline,
-                       authenticator: Authenticator, port: int | None = None,
-                       sock: socket.socket | None = None) -> asyncssh.SSHAcceptor:
+async def start_server(
+    settings: Settings,
+    pipeline: IngestPipeline,
+    authenticator: Authenticator,
+    port: int | None = None,
+    sock: socket.socket | None = None,
+) -> asyncssh.SSHAcceptor:
     """Listen for SFTP, or serve `sock` (a gateway worker's inherited
     listener); returns the acceptor (close() it to stop)."""
     gw = Gateway(settings, pipeline, authenticator)
     _limit_requests(settings)
     keys = ensure_host_keys(settings.sftp_host_key_dir)
     return await asyncssh.create_server(
-        lambda: SSHServer(gw), settings.sftp_host,
-        settings.sftp_port if port is None else port, sock=sock,
+        lambda: SSHServer(gw),
+        settings.sftp_host,
+        settings.sftp_port if port is None else port,
+        sock=sock,
         server_host_keys=keys,
         sftp_factory=lambda chan: SFTPSession(chan, gw),
-        allow_scp=False, agent_forwarding=False, x11_forwarding=False, allow_pty=False,
+        allow_scp=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        allow_pty=False,
         login_timeout=settings.sftp_login_timeout,
-        keepalive_interval=30, keepalive_count_max=4, window=settings.sftp_channel_window,
-        max_pktsize=settings.sftp_max_packet, **_algorithms(settings))
+        keepalive_interval=30,
+        keepalive_count_max=4,
+        window=settings.sftp_channel_window,
+        max_pktsize=settings.sftp_max_packet,
+        **_algorithms(settings),
+    )
 
 
 def _quiet_asyncssh() -> None:
@@ -460,8 +499,13 @@ def _quiet_asyncssh() -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
-def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator,
-          sock: socket.socket | None = None, ready: Callable[[], None] = lambda: None) -> None:
+def serve(
+    settings: Settings,
+    pipeline: IngestPipeline,
+    authenticator: Authenticator,
+    sock: socket.socket | None = None,
+    ready: Callable[[], None] = lambda: None,
+) -> None:
     """Serve SFTP until interrupted (`cam2drive gateway sftp`); `ready()` once it listens."""
     _quiet_asyncssh()
 
@@ -480,8 +524,12 @@ def serve(settings: Settings, pipeline: IngestPipeline, authenticator: Authentic
         pass
 
 
-def serve_in_thread(settings: Settings, pipeline: IngestPipeline, authenticator: Authenticator,
-                    sock: socket.socket | None = None) -> threading.Thread:
+def serve_in_thread(
+    settings: Settings,
+    pipeline: IngestPipeline,
+    authenticator: Authenticator,
+    sock: socket.socket | None = None,
+) -> threading.Thread:
     """Serve SFTP on a daemon thread's own loop; return once it listens, or raise why not."""
     _quiet_asyncssh()
     listening: Future[None] = Future()

@@ -1,0 +1,509 @@
+"""Distributors, customers, devices, plans and courtesy subscriptions.
+
+Every function validates its input, writes inside the caller's session and
+audits the change; the caller's `session_scope` commits it all or nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlmodel import Session, select
+
+from billing.core import audit
+from billing.core.credentials import (
+    hash_device_secret,
+    hash_password,
+    new_device_secret,
+    new_device_username,
+    parse_public_key,
+)
+from billing.core.errors import AlreadyExists, InvalidInput, NotFound
+from billing.core.models import (
+    Customer,
+    Device,
+    DeviceKey,
+    Distributor,
+    Drive,
+    OnFull,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from billing.core.vocab import LOCALES, drive_prefix
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PLAN_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,39}$")
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]I?B|B)?\s*$", re.IGNORECASE)
+
+
+def parse_capacity(text: str) -> int:
+    """`50GB` -> 50_000_000_000 (decimal units as sold; `GiB` for binary)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise InvalidInput(f"capacity {text!r} is not a size such as 50GB, 500MB or 1TiB")
+    number = Decimal(match.group(1))
+    value = int(number * _UNITS[(match.group(2) or "").upper()])
+    if value <= 0:
+        raise InvalidInput("capacity must be greater than zero")
+    return value
+
+
+def parse_price(text: str) -> Decimal:
+    try:
+        price = Decimal(text)
+    except InvalidOperation as exc:
+        raise InvalidInput(f"price {text!r} is not a number such as 199.00") from exc
+    if not price.is_finite() or price < 0 or price != price.quantize(Decimal("0.01")):
+        raise InvalidInput(f"price {text!r} must be zero or more, with at most 2 decimals")
+    return price.quantize(Decimal("0.01"))
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    if not _EMAIL.match(value) or len(value) > 254:
+        raise InvalidInput(f"{value!r} is not an email address")
+    return value
+
+
+def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidInput(f"{what} is required")
+        return None
+    value = value.strip()
+    if required and not value:
+        raise InvalidInput(f"{what} must not be empty")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidInput(f"{what} must not contain control characters")
+    return value or None
+
+
+def add_distributor(session: Session, *, name: str, email: str, actor: str) -> Distributor:
+    email = _email(email)
+    if session.exec(select(Distributor).where(Distributor.email == email)).first():
+        raise AlreadyExists(f"a distributor with email {email} already exists")
+    dist = Distributor(name=_text(name, "name", 200, required=True), email=email)
+    session.add(dist)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="distributor",
+        entity_id=dist.id,
+        action="created",
+        cause="operator request",
+        name=dist.name,
+        email=email,
+    )
+    return dist
+
+
+def add_customer(
+    session: Session,
+    *,
+    distributor_id: int,
+    email: str,
+    name: str | None = None,
+    phone: str | None = None,
+    tax_id: str | None = None,
+    actor: str,
+) -> Customer:
+    if session.get(Distributor, distributor_id) is None:
+        raise NotFound(f"distributor {distributor_id} does not exist")
+    email = _email(email)
+    if session.exec(select(Customer).where(Customer.email == email)).first():
+        raise AlreadyExists(f"a customer with email {email} already exists")
+    cust = Customer(
+        distributor_id=distributor_id,
+        email=email,
+        name=_text(name, "name", 200),
+        phone=_text(phone, "phone", 40),
+        tax_id=_text(tax_id, "tax id", 40),
+    )
+    session.add(cust)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=cust.id,
+        action="created",
+        cause="operator request",
+        distributor_id=distributor_id,
+        email=email,
+    )
+    return cust
+
+
+def add_plan(
+    session: Session,
+    *,
+    code: str,
+    capacity: str,
+    price: str,
+    currency: str,
+    on_full: str = OnFull.rotate.value,
+    actor: str,
+) -> Plan:
+    code = code.strip().upper()
+    if not _PLAN_CODE.match(code):
+        raise InvalidInput(
+            f"plan code {code!r} must be letters, digits, '-' or '_' (e.g. AC-ST-50)"
+        )
+    if session.exec(select(Plan).where(Plan.code == code)).first():
+        raise AlreadyExists(f"plan {code} already exists")
+    currency = currency.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise InvalidInput(f"currency {currency!r} must be a 3-letter ISO code such as MXN")
+    if on_full not in {p.value for p in OnFull}:
+        raise InvalidInput(f"on-full must be 'rotate' or 'reject', not {on_full!r}")
+    plan = Plan(
+        code=code,
+        capacity_bytes=parse_capacity(capacity),
+        price=parse_price(price),
+        currency=currency,
+        on_full=on_full,
+    )
+    session.add(plan)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="plan",
+        entity_id=plan.id,
+        action="created",
+        cause="operator request",
+        code=code,
+        capacity_bytes=plan.capacity_bytes,
+        price=plan.price,
+        currency=currency,
+        on_full=on_full,
+    )
+    return plan
+
+
+@dataclass(frozen=True)
+class NewDevice:
+    device: Device
+    drive: Drive
+    password: str  # shown once, never stored
+
+
+def add_device(
+    session: Session, *, customer_id: int, name: str, serial: str | None = None, actor: str
+) -> NewDevice:
+    if session.get(Customer, customer_id) is None:
+        raise NotFound(f"customer {customer_id} does not exist")
+    name = _text(name, "device name", 100, required=True)  # type: ignore[assignment]
+    if "/" in name:
+        raise InvalidInput("device name must not contain '/'")
+    taken = session.exec(
+        select(Device).where(Device.customer_id == customer_id, Device.name == name)
+    ).first()
+    if taken:
+        raise AlreadyExists(f"customer {customer_id} already has a device named {name!r}")
+    password = new_device_secret()
+    username = new_device_username()
+    while session.exec(select(Device).where(Device.username == username)).first():
+        username = new_device_username()
+    device = Device(
+        customer_id=customer_id,
+        name=name,
+        serial=_text(serial, "serial", 100),
+        username=username,
+        secret_hash=hash_device_secret(password),
+    )
+    session.add(device)
+    session.flush()
+    drive = Drive(device_id=device.id, prefix=drive_prefix(customer_id, device.id))  # type: ignore[arg-type]
+    session.add(drive)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="device",
+        entity_id=device.id,
+        action="created",
+        cause="operator request",
+        customer_id=customer_id,
+        username=username,
+        drive_prefix=drive.prefix,
+    )
+    return NewDevice(device=device, drive=drive, password=password)
+
+
+def get_device(session: Session, ref: str | int) -> Device:
+    """A device by id or by login username."""
+    text = str(ref).strip()
+    device = (
+        session.get(Device, int(text))
+        if text.isdigit()
+        else session.exec(select(Device).where(Device.username == text)).first()
+    )
+    if device is None:
+        raise NotFound(f"device {text} does not exist")
+    return device
+
+
+def reset_device_password(session: Session, ref: str | int, *, actor: str) -> tuple[Device, str]:
+    device = get_device(session, ref)
+    password = new_device_secret()
+    device.secret_hash = hash_device_secret(password)
+    session.add(device)
+    audit.record(
+        session,
+        actor=actor,
+        entity="device",
+        entity_id=device.id,
+        action="password_reset",
+        cause="operator request",
+    )
+    return device, password
+
+
+def get_plan(session: Session, code: str) -> Plan:
+    plan = session.exec(select(Plan).where(Plan.code == code.strip().upper())).first()
+    if plan is None:
+        raise NotFound(f"plan {code} does not exist")
+    return plan
+
+
+def drive_of(session: Session, device_id: int) -> Drive:
+    drive = session.exec(select(Drive).where(Drive.device_id == device_id)).first()
+    if drive is None:
+        raise NotFound(f"device {device_id} has no drive")
+    return drive
+
+
+def grant_subscription(
+    session: Session, *, device_ref: str | int, plan_code: str, actor: str
+) -> Subscription:
+    """Activate a courtesy subscription by hand: the drive gets the plan's capacity.
+
+    A device has at most one live subscription: granting replaces the plan of
+    the current one (and re-activates it) instead of adding a second.
+    """
+    device = get_device(session, device_ref)
+    plan = get_plan(session, plan_code)
+    drive = drive_of(session, device.id)  # type: ignore[arg-type]
+    sub = current_subscription(session, device.id)  # type: ignore[arg-type]
+    now = utcnow()
+    if sub is None:
+        sub = Subscription(
+            device_id=device.id,
+            plan_id=plan.id,  # type: ignore[arg-type]
+            status=SubscriptionStatus.active.value,
+            kind="courtesy",
+        )
+        session.add(sub)
+        session.flush()
+        action, before = "granted", None
+    else:
+        before = sub.status
+        sub.plan_id, sub.status, sub.updated_at = plan.id, SubscriptionStatus.active.value, now  # type: ignore[assignment]
+        session.add(sub)
+        action = "regranted"
+    drive.capacity_bytes = plan.capacity_bytes
+    session.add(drive)
+    audit.record(
+        session,
+        actor=actor,
+        entity="subscription",
+        entity_id=sub.id,
+        action=action,
+        cause="courtesy grant by operator",
+        device_id=device.id,
+        plan=plan.code,
+        status_before=before,
+        status_after=sub.status,
+    )
+    return sub
+
+
+def current_subscription(session: Session, device_id: int) -> Subscription | None:
+    """The device's newest subscription that has not been deleted."""
+    return session.exec(
+        select(Subscription)
+        .where(
+            Subscription.device_id == device_id,
+            Subscription.status != SubscriptionStatus.deleted.value,
+        )
+        .order_by(Subscription.id.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+MIN_PASSWORD = 10
+
+
+def get_customer(session: Session, ref: str | int) -> Customer:
+    """A customer by id or by email."""
+    text = str(ref).strip()
+    cust = (
+        session.get(Customer, int(text))
+        if text.isdigit()
+        else session.exec(select(Customer).where(Customer.email == text.lower())).first()
+    )
+    if cust is None:
+        raise NotFound(f"customer {text} does not exist")
+    return cust
+
+
+def set_customer_password(
+    session: Session, ref: str | int, password: str, *, actor: str
+) -> Customer:
+    """The password an end customer uses to view recordings (email + password)."""
+    cust = get_customer(session, ref)
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters")
+    if any(ord(c) < 32 for c in password):
+        raise InvalidInput("password must not contain control characters")
+    cust.password_hash = hash_password(password)
+    session.add(cust)
+    audit.record(
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=cust.id,
+        action="password_set",
+        cause="viewer password set",
+    )
+    return cust
+
+
+def add_device_key(session: Session, ref: str | int, key_text: str, *, actor: str) -> DeviceKey:
+    device = get_device(session, ref)
+    algorithm, line, fingerprint, comment = parse_public_key(key_text)
+    if session.exec(
+        select(DeviceKey).where(
+            DeviceKey.device_id == device.id, DeviceKey.fingerprint == fingerprint
+        )
+    ).first():
+        raise AlreadyExists(f"device {device.id} already has key {fingerprint}")
+    key = DeviceKey(
+        device_id=device.id,
+        algorithm=algorithm,
+        public_key=line,  # type: ignore[arg-type]
+        fingerprint=fingerprint,
+        comment=comment,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="device",
+        entity_id=device.id,
+        action="key_added",
+        cause="operator request",
+        fingerprint=fingerprint,
+    )
+    return key
+
+
+def device_keys(session: Session, ref: str | int) -> list[DeviceKey]:
+    device = get_device(session, ref)
+    return list(
+        session.exec(
+            select(DeviceKey).where(DeviceKey.device_id == device.id).order_by(DeviceKey.id)
+        )
+    )
+
+
+def remove_device_key(session: Session, ref: str | int, key_ref: str, *, actor: str) -> DeviceKey:
+    """Remove a key by its id or its SHA256 fingerprint."""
+    for key in device_keys(session, ref):
+        if key_ref in (str(key.id), key.fingerprint):
+            session.delete(key)
+            audit.record(
+                session,
+                actor=actor,
+                entity="device",
+                entity_id=key.device_id,
+                action="key_removed",
+                cause="operator request",
+                fingerprint=key.fingerprint,
+            )
+            return key
+    raise NotFound(f"device {ref} has no key {key_ref}")
+
+
+_REGIME, _USE, _POSTAL = (
+    re.compile(r"^\d{3}$"),
+    re.compile(r"^[A-Z]{1,2}\d{2}$"),
+    re.compile(r"^\d{5}$"),
+)
+
+
+def set_customer_fiscal(
+    session: Session,
+    ref: str | int,
+    *,
+    actor: str,
+    rfc: str | None = None,
+    name: str | None = None,
+    regime: str | None = None,
+    cfdi_use: str | None = None,
+    postal_code: str | None = None,
+    locale: str | None = None,
+) -> Customer:
+    """The receiver data of the customer's CFDI invoices, and the language of their email."""
+    from satcfdi.models.rfc import RFC
+
+    cust = get_customer(session, ref)
+    if rfc is not None:
+        rfc = rfc.strip().upper()
+        try:
+            valid = RFC(rfc).is_valid()
+        except Exception:
+            valid = False
+        if not valid:
+            raise InvalidInput(f"{rfc!r} is not a valid RFC")
+        cust.tax_id = rfc
+    if name is not None:
+        cust.name = _text(name, "name", 200, required=True)
+    for value, pattern, what, attr in (
+        (regime, _REGIME, "régimen fiscal (e.g. 612)", "tax_regime"),
+        (cfdi_use, _USE, "uso CFDI (e.g. G03)", "cfdi_use"),
+        (postal_code, _POSTAL, "postal code (5 digits)", "postal_code"),
+    ):
+        if value is not None:
+            value = value.strip().upper()
+            if not pattern.match(value):
+                raise InvalidInput(f"{value!r} is not a {what}")
+            setattr(cust, attr, value)
+    if locale is not None:
+        if locale not in LOCALES:
+            raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+        cust.locale = locale
+    session.add(cust)
+    audit.record(
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=cust.id,
+        action="fiscal_data_set",
+        cause="operator request",
+        rfc=cust.tax_id,
+        regime=cust.tax_regime,
+        postal_code=cust.postal_code,
+        locale=cust.locale,
+    )
+    return cust

@@ -1,0 +1,309 @@
+"""The system of record: every table cam2drive keeps.
+
+The schema itself is created only by Alembic (alembic/versions); tests check
+that the migrations and these classes agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlmodel import Field, SQLModel
+
+from billing.core.vocab import UPLOAD_STATUSES, OnFull, SubscriptionStatus
+
+__all__ = ["UPLOAD_STATUSES", "OnFull", "SubscriptionStatus"]
+
+
+def utcnow() -> datetime:
+    """Aware UTC; SQLModel's UTCDateTime columns store and return UTC on both databases."""
+    return datetime.now(UTC)
+
+
+class Distributor(SQLModel, table=True):
+    __tablename__ = "distributors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    name: str | None = Field(default=None, sa_column=Column(String(200)))
+    phone: str | None = Field(default=None, sa_column=Column(String(40)))
+    tax_id: str | None = Field(default=None, sa_column=Column(String(40)))  # the RFC in Mexico
+    # fiscal data for CFDI invoices; with none, invoices go to "público en general"
+    tax_regime: str | None = Field(default=None, sa_column=Column(String(3)))
+    cfdi_use: str | None = Field(default=None, sa_column=Column(String(4)))
+    postal_code: str | None = Field(default=None, sa_column=Column(String(10)))
+    locale: str | None = Field(default=None, sa_column=Column(String(5)))  # es | pt | en
+    password_hash: str | None = Field(default=None, sa_column=Column(String(200)))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Device(SQLModel, table=True):
+    __tablename__ = "devices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    serial: str | None = Field(default=None, sa_column=Column(String(100)))
+    username: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # set while the recorder is reported silent (billing/notify.py), cleared on recovery
+    silent_since: datetime | None = Field(default=None)
+
+
+class DeviceKey(SQLModel, table=True):
+    """An SSH public key a device may log in with over SFTP."""
+
+    __tablename__ = "device_keys"
+    __table_args__ = (UniqueConstraint("device_id", "fingerprint", name="uq_device_keys_fp"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
+    algorithm: str = Field(sa_column=Column(String(60), nullable=False))
+    public_key: str = Field(sa_column=Column(Text, nullable=False))
+    fingerprint: str = Field(sa_column=Column(String(100), nullable=False, index=True))
+    comment: str | None = Field(default=None, sa_column=Column(String(200)))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Plan(SQLModel, table=True):
+    __tablename__ = "plans"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    capacity_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    on_full: str = Field(default=OnFull.rotate.value, sa_column=Column(String(10), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Subscription(SQLModel, table=True):
+    """A device's right to upload: `courtesy` (granted by hand) or `paid` (Mercado Pago)."""
+
+    __tablename__ = "subscriptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    status: str = Field(sa_column=Column(String(20), nullable=False, index=True))
+    kind: str = Field(default="courtesy", sa_column=Column(String(20), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+    # --- paid subscriptions
+    mp_preapproval_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    checkout_url: str | None = Field(default=None, sa_column=Column(String(500)))
+    pending_reason: str | None = Field(default=None, sa_column=Column(Text))
+    start_date: date | None = Field(default=None)
+    first_charge: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
+    paid_through: date | None = Field(default=None)
+    cancel_at_period_end: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    next_plan_id: int | None = Field(default=None, foreign_key="plans.id")
+    past_due_since: datetime | None = Field(default=None)
+    blocked_at: datetime | None = Field(default=None)
+    # when a billing pass last heard from Mercado Pago about it (billing/run.py)
+    checked_at: datetime | None = Field(default=None)
+
+
+class MercadoPagoPlan(SQLModel, table=True):
+    """The Mercado Pago preapproval plan behind a cam2drive plan, price and billing day."""
+
+    __tablename__ = "mp_plans"
+    __table_args__ = (UniqueConstraint("plan_id", "billing_day", "price", name="uq_mp_plans"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    billing_day: int = Field(nullable=False)
+    price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    mp_plan_id: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Charge(SQLModel, table=True):
+    """The ledger: every amount asked of a payer, with the key that makes it idempotent."""
+
+    __tablename__ = "charges"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", index=True, nullable=False)
+    kind: str = Field(sa_column=Column(String(20), nullable=False))  # installment | upgrade
+    plan_id: int | None = Field(default=None, foreign_key="plans.id")  # an upgrade's target
+    amount: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    mp_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
+    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending|approved|rejected
+    period_start: date | None = Field(default=None)
+    period_end: date | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Drive(SQLModel, table=True):
+    """A device's storage: counters kept exact by atomic UPDATEs (billing/quota.py)."""
+
+    __tablename__ = "drives"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="devices.id", nullable=False, unique=True)
+    prefix: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    capacity_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    committed_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    reserved_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    object_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    last_upload_at: datetime | None = Field(default=None)
+
+
+class DriveEntry(SQLModel, table=True):
+    """The object index: one row per committed file or directory of a drive.
+
+    `path` is the logical path a login sees (no leading slash); `key` is the
+    immutable S3 key the bytes live under, so renames touch only this row.
+    """
+
+    __tablename__ = "drive_entries"
+    __table_args__ = (
+        UniqueConstraint("drive_id", "path", name="uq_drive_entries_path"),
+        Index("ix_drive_entries_parent", "drive_id", "parent"),
+        Index("ix_drive_entries_age", "drive_id", "is_dir", "committed_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    drive_id: int = Field(foreign_key="drives.id", nullable=False)
+    path: str = Field(sa_column=Column(String(1024), nullable=False))
+    parent: str = Field(sa_column=Column(String(1024), nullable=False))
+    name: str = Field(sa_column=Column(String(255), nullable=False))
+    is_dir: bool = Field(default=False, nullable=False)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    key: str | None = Field(default=None, sa_column=Column(String(300)))
+    committed_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Reservation(SQLModel, table=True):
+    """Bytes an in-flight upload holds on a drive, with a lease.
+
+    A gateway renews the lease with every part; the janitor releases the
+    reservations of crashed nodes and aborts their multipart uploads.
+    """
+
+    __tablename__ = "reservations"
+
+    id: str = Field(sa_column=Column(String(32), primary_key=True))
+    drive_id: int = Field(foreign_key="drives.id", nullable=False, index=True)
+    bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    key: str = Field(sa_column=Column(String(300), nullable=False))
+    upload_id: str | None = Field(default=None, sa_column=Column(String(300)))
+    node: str = Field(sa_column=Column(String(100), nullable=False))
+    lease_expires_at: datetime = Field(nullable=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins per address; shared so that every gateway node bans alike."""
+
+    __tablename__ = "login_failures"
+
+    ip: str = Field(sa_column=Column(String(64), primary_key=True))
+    failures: int = Field(default=0, nullable=False)
+    window_started_at: datetime = Field(default_factory=utcnow, nullable=False)
+    banned_until: datetime | None = Field(default=None)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Every state change, with who did it and why."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, nullable=False, index=True)
+    actor: str = Field(sa_column=Column(String(100), nullable=False))
+    entity: str = Field(sa_column=Column(String(40), nullable=False))
+    entity_id: str = Field(sa_column=Column(String(64), nullable=False))
+    action: str = Field(sa_column=Column(String(60), nullable=False))
+    cause: str = Field(sa_column=Column(Text, nullable=False))
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Invoice(SQLModel, table=True):
+    """The fiscal receipt of one approved charge: a stamped CFDI and its PDF in S3.
+
+    The row is written before the PAC is called, with the folio and date the
+    CFDI will carry, so a retried issue seals the same document again and a
+    PAC recognises it instead of stamping a second one.
+    """
+
+    __tablename__ = "invoices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    charge_id: int = Field(foreign_key="charges.id", nullable=False, unique=True)
+    customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
+    serie: str = Field(sa_column=Column(String(25), nullable=False))
+    folio: str = Field(sa_column=Column(String(40), nullable=False))
+    issued_on: datetime = Field(nullable=False)  # the CFDI's Fecha, in UTC
+    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending | issued
+    uuid: str | None = Field(default=None, sa_column=Column(String(36), unique=True))
+    issuer_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
+    receiver_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
+    total: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    xml_key: str | None = Field(default=None, sa_column=Column(String(300)))
+    pdf_key: str | None = Field(default=None, sa_column=Column(String(300)))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = Field(default=0, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    stamped_at: datetime | None = Field(default=None)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one email to send, unique by what it is about.
+
+    `dedupe_key` names the event (e.g. `status:past_due:sub:7:audit:123`),
+    so collecting twice, or two schedulers racing, queue it once.
+    """
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON for the template
+    status: str = Field(sa_column=Column(String(10), nullable=False, index=True))  # pending|sent
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utcnow, nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = Field(default=None)
+
+
+class Cursor(SQLModel, table=True):
+    """How far a consumer of the audit log has read (e.g. the notifier)."""
+
+    __tablename__ = "cursors"
+
+    name: str = Field(sa_column=Column(String(40), primary_key=True))
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -1,0 +1,172 @@
+"""CFDI 4.0 for one charge: built, taxed and sealed with satcfdi.
+
+Plan prices include IVA: what Mercado Pago charges is what the payer pays,
+so the invoice total must equal the charge to the cent. With a unit value
+of two decimals about one amount in seven has no exact pre-tax base (the
+total moves in steps of 0.0116), so the unit value carries the six
+decimals CFDI 4.0 allows and is nudged by millionths until satcfdi's own
+rounding gives back the charged total. satcfdi rounds concept amounts to
+the currency's two decimals, so `_TaxIncluded` keeps them at six (allowed
+for Importe, Base and the concept's tax) and rounds only the document's
+totals, as the SAT's validation rules describe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+from satcfdi.create.cfd import cfdi40
+from satcfdi.models import Signer
+from satcfdi.transform import get_timezone
+
+from billing.core.errors import InvoiceError
+from billing.core.models import Customer
+from billing.core.settings import Settings
+
+#: SAT's generic receiver for customers who gave no fiscal data.
+PUBLIC_RFC = "XAXX010101000"
+PUBLIC_NAME = "PUBLICO EN GENERAL"
+MICRO = Decimal("0.000001")
+CENT = Decimal("0.01")
+
+
+class _TaxIncluded(cfdi40.Comprobante):
+    """satcfdi's Comprobante with six-decimal concepts and two-decimal totals."""
+
+    def compute(self) -> None:
+        from satcfdi.create.cfd.cfdi40 import _make_conceptos
+        from satcfdi.create.compute import make_impuestos
+
+        self["Conceptos"] = conceptos = _make_conceptos(self["Conceptos"], decimals=6)
+        self["SubTotal"] = sum(c["Importe"] for c in conceptos).quantize(CENT, ROUND_HALF_UP)
+        taxes = make_impuestos(conceptos)
+        for line in taxes["Traslados"]:
+            line["Base"] = line["Base"].quantize(CENT, ROUND_HALF_UP)
+            line["Importe"] = line["Importe"].quantize(CENT, ROUND_HALF_UP)
+        taxes["TotalImpuestosTrasladados"] = sum(t["Importe"] for t in taxes["Traslados"])
+        self["Impuestos"] = taxes
+        self["Total"] = self["SubTotal"] + taxes["TotalImpuestosTrasladados"]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    rfc: str
+    name: str
+    postal_code: str
+    regime: str
+    use: str
+
+    @property
+    def is_public(self) -> bool:
+        return self.rfc == PUBLIC_RFC
+
+
+def receiver_for(customer: Customer, settings: Settings) -> Receiver:
+    """The customer's own fiscal data when complete, else "público en general"."""
+    if customer.tax_id and customer.name and customer.postal_code and customer.tax_regime:
+        return Receiver(
+            rfc=customer.tax_id.upper(),
+            name=customer.name.upper(),
+            postal_code=customer.postal_code,
+            regime=customer.tax_regime,
+            use=customer.cfdi_use or "G03",
+        )
+    # SAT rule: the generic RFC takes the issuer's postal code, régimen 616, use S01
+    return Receiver(
+        rfc=PUBLIC_RFC,
+        name=PUBLIC_NAME,
+        postal_code=settings.cfdi_issuer_postal_code,
+        regime="616",
+        use="S01",
+    )
+
+
+def load_signer(settings: Settings) -> Signer:
+    """The issuer's CSD from config, with a clear error for each way it can be wrong."""
+    cert, key = settings.cfdi_csd_certificate, settings.cfdi_csd_key
+    if cert is None or key is None:
+        raise InvoiceError("no CSD configured: set cfdi_csd_certificate and cfdi_csd_key")
+    return load_signer_files(cert, key, settings.cfdi_csd_password)
+
+
+def load_signer_files(cert: Path, key: Path, password: str | None) -> Signer:
+    try:
+        return Signer.load(
+            certificate=Path(cert).read_bytes(), key=Path(key).read_bytes(), password=password
+        )
+    except OSError as exc:
+        raise InvoiceError(f"cannot read CSD file: {exc}") from exc
+    except Exception as exc:  # cryptography's errors for a wrong password or a bad file
+        raise InvoiceError(f"cannot load the CSD {cert}: {exc}") from exc
+
+
+def build(
+    signer: Signer,
+    settings: Settings,
+    receiver: Receiver,
+    *,
+    concept: str,
+    amount: Decimal,
+    currency: str,
+    when: datetime,
+    folio: str,
+) -> cfdi40.Comprobante:
+    """A sealed CFDI whose total is exactly `amount` (tax included)."""
+    if currency != "MXN":
+        raise InvoiceError(f"CFDI invoices are issued in MXN; this charge is in {currency}")
+    rate = Decimal(settings.cfdi_tax_rate)
+    place = settings.cfdi_issuer_postal_code
+    try:
+        local = when.astimezone(get_timezone(place)).replace(tzinfo=None, microsecond=0)
+    except Exception as exc:
+        raise InvoiceError(f"unknown issuer postal code {place!r}") from exc
+    base = (amount / (1 + rate)).quantize(MICRO, ROUND_HALF_UP)
+    for nudge in (0, 1, -1, 2, -2, 3, -3):
+        doc = _TaxIncluded(
+            emisor=cfdi40.Emisor(
+                rfc=str(signer.rfc),
+                nombre=settings.cfdi_issuer_name or signer.legal_name or "",
+                regimen_fiscal=settings.cfdi_issuer_regime,
+            ),
+            lugar_expedicion=place,
+            receptor=cfdi40.Receptor(
+                rfc=receiver.rfc,
+                nombre=receiver.name,
+                domicilio_fiscal_receptor=receiver.postal_code,
+                regimen_fiscal_receptor=receiver.regime,
+                uso_cfdi=receiver.use,
+            ),
+            informacion_global=cfdi40.InformacionGlobal(
+                periodicidad="01", meses=f"{local.month:02d}", ano=local.year
+            )
+            if receiver.is_public
+            else None,
+            conceptos=[
+                cfdi40.Concepto(
+                    clave_prod_serv=settings.cfdi_product_code,
+                    cantidad=1,
+                    clave_unidad=settings.cfdi_unit_code,
+                    descripcion=concept,
+                    valor_unitario=base + nudge * MICRO,
+                    objeto_imp="02",
+                    impuestos=cfdi40.Impuestos(
+                        traslados=cfdi40.Traslado(
+                            impuesto="002", tipo_factor="Tasa", tasa_o_cuota=rate
+                        )
+                    ),
+                )
+            ],
+            moneda="MXN",
+            serie=settings.cfdi_serie,
+            folio=folio,
+            forma_pago=settings.cfdi_payment_form,
+            metodo_pago="PUE",
+            fecha=local,
+        )
+        if doc["Total"] == amount:
+            doc.sign(signer)
+            return doc
+    raise InvoiceError(f"no CFDI base gives a total of exactly {amount}")

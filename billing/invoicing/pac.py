@@ -1,0 +1,73 @@
+"""Stamping (timbrado): a PAC turns a sealed CFDI into a valid one.
+
+One small interface. Production has one driver, `finkok`, through
+satcfdi's client. The `local` test PAC lives in cli/devstack/testpac.py,
+for tests and `make run` only: the composition root builds it, and
+settings refuse it beside a SAT-issued CSD (billing/core/settings.py). A
+retried stamp of the same sealed CFDI must not give a second fiscal
+document: the Finkok driver asks for the earlier stamp when Finkok says the
+CFDI was stamped before.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Protocol
+
+from satcfdi.cfdi import CFDI
+from satcfdi.models import Certificate
+
+from billing.core.errors import InvoiceError, StorageUnavailable
+from billing.core.settings import Settings
+
+
+class Pac(Protocol):
+    def stamp(self, cfdi: CFDI) -> CFDI:
+        """The CFDI with its TimbreFiscalDigital; InvoiceError if refused,
+        StorageUnavailable if the PAC could not be reached (retry later)."""
+        ...
+
+
+def seal_verifies(cfdi: CFDI) -> bool:
+    """Does the CFDI's Sello verify against the certificate it carries?"""
+    cert = Certificate.load_certificate(base64.b64decode(cfdi["Certificado"]))
+    return cert.verify_sha256(cfdi.cadena_original().encode(), base64.b64decode(cfdi["Sello"]))
+
+
+class FinkokPac:
+    """Finkok through satcfdi (https://www.finkok.com), test or production endpoint."""
+
+    def __init__(self, settings: Settings) -> None:
+        from satcfdi.pacs import Environment
+        from satcfdi.pacs.finkok import Finkok
+
+        if not (settings.pac_username and settings.pac_password):
+            raise InvoiceError("pac = finkok needs pac_username and pac_password")
+        env = Environment.PRODUCTION if settings.pac_production else Environment.TEST
+        self.client = Finkok(settings.pac_username, settings.pac_password, environment=env)
+
+    def stamp(self, cfdi: CFDI) -> CFDI:
+        import requests
+
+        try:
+            doc = self.client.stamp(cfdi)
+        except requests.RequestException as exc:
+            raise StorageUnavailable(f"the PAC is unreachable: {exc}") from exc
+        except Exception as first:
+            try:  # stamped before (a retry after a lost answer): fetch that stamp
+                doc = self.client.stamped(cfdi)
+            except Exception:
+                raise InvoiceError(f"the PAC refused the CFDI: {first}") from first
+        return CFDI.from_string(doc.xml)
+
+
+def make_pac(settings: Settings) -> Pac:
+    """The production PAC driver named by `pac_driver`; never a silent default."""
+    if settings.pac_driver == "finkok":
+        return FinkokPac(settings)
+    if settings.pac_driver == "local":
+        raise InvoiceError(
+            "pac_driver = local is the dev stack's test PAC; only `cam2drive` "
+            "commands and tests wire it in"
+        )
+    raise InvoiceError("no PAC configured: set pac_driver (finkok)")

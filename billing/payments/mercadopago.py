@@ -1,0 +1,327 @@
+"""Mercado Pago through the official SDK: recurring preapprovals, one-off payments.
+
+Two rules shape this module:
+
+* every call that can charge carries an idempotency key derived from our own
+  records (`idempotency_key("preapproval", subscription_id, ...)`), so a
+  retried call or a re-run after a crash never charges twice;
+* a failure to reach Mercado Pago (timeout, 5xx, connection refused) is
+  `MercadoPagoUnavailable` and is never read as non-payment; a refusal
+  (4xx) is `MercadoPagoRefused` with Mercado Pago's own message.
+
+The SDK's API host is fixed; a small HttpClient rewrites it to
+`CAM2DRIVE_MP_API_BASE` (the emulator in tests and `make run`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import mercadopago
+import requests
+import urllib3
+from mercadopago.config import RequestOptions
+from mercadopago.http.http_client import HttpClient
+
+from billing.core.errors import Cam2DriveError
+
+MP_HOST = "https://api.mercadopago.com"
+
+
+class MercadoPagoUnavailable(Cam2DriveError):
+    """Mercado Pago could not be reached or failed: retry later, never non-payment."""
+
+
+class MercadoPagoRefused(Cam2DriveError):
+    """Mercado Pago refused the request (bad data, payer email mismatch, ...)."""
+
+
+def idempotency_key(*parts: object) -> str:
+    """A stable key from our own record ids: the same operation, the same key."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:48]
+
+
+class _BaseUrlClient(HttpClient):
+    """The SDK's transport, pointed at `base`, over kept-alive urllib3 pools.
+
+    The SDK builds every request and parses every reply; only the wire
+    changes. Its own transport opens a new `requests.Session` (a new TCP and
+    TLS connection) per call, and `requests` spends about a millisecond of
+    CPU per call on top of urllib3: a billing pass on the 5th makes a call
+    per subscription, and that was most of its time (BENCHMARKS.md).
+    Retries stay off: a failed call is "unavailable" and the next pass asks
+    again. urllib3's pools are thread-safe, so billing's fetch threads share one.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+        self.pool = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
+
+    def request(
+        self,
+        method,
+        url,
+        maxretries=None,
+        retry_on=None,  # type: ignore[no-untyped-def]
+        backoff_factor=None,
+        headers=None,
+        params=None,
+        data=None,
+        timeout=None,
+        **_ignored,
+    ):
+        from mercadopago.errors.exceptions import MPServerError
+
+        if url.startswith(MP_HOST):
+            url = self.base + url[len(MP_HOST) :]
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode(params, doseq=True)
+        body = data.encode() if isinstance(data, str) else data
+        limit = urllib3.Timeout(connect=timeout, read=timeout) if timeout else None
+        try:
+            result = self.pool.request(method, url, body=body, headers=headers, timeout=limit)
+        except urllib3.exceptions.TimeoutError as exc:
+            raise requests.Timeout(str(exc)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(str(exc)) from exc
+        response: dict[str, Any] = {"status": result.status, "response": None}
+        if result.status != 204 and result.data:
+            try:
+                response["response"] = json.loads(result.data)
+            except ValueError as exc:
+                raise MPServerError(
+                    result.status,
+                    {"message": "Invalid JSON in response body", "error": "invalid_response"},
+                ) from exc
+        return response
+
+
+@dataclass(frozen=True)
+class Preapproval:
+    id: str
+    status: str
+    init_point: str | None
+    payer_email: str
+    amount: Decimal
+    raw: dict[str, Any]
+
+
+class MercadoPago:
+    def __init__(
+        self, access_token: str, api_base: str = MP_HOST, *, timeout: float = 10.0
+    ) -> None:
+        if not access_token:
+            raise Cam2DriveError("CAM2DRIVE_MP_ACCESS_TOKEN is not configured")
+        options = RequestOptions(connection_timeout=float(timeout), max_retries=0)
+        self.sdk = mercadopago.SDK(
+            access_token, http_client=_BaseUrlClient(api_base), request_options=options
+        )
+        self.timeout = float(timeout)
+
+    def _options(self, key: str | None) -> RequestOptions:
+        headers = {"x-idempotency-key": key} if key else None
+        return RequestOptions(
+            connection_timeout=self.timeout, max_retries=0, custom_headers=headers
+        )
+
+    @staticmethod
+    def _result(resp: Any, what: str) -> dict[str, Any]:
+        status = resp["status"] if isinstance(resp, dict) else getattr(resp, "status", None)
+        body = resp["response"] if isinstance(resp, dict) else getattr(resp, "response", None)
+        if status is None or status >= 500:
+            raise MercadoPagoUnavailable(f"Mercado Pago failed ({status}) while {what}")
+        if status >= 400:
+            message = (body or {}).get("message") or f"HTTP {status}"
+            cause = (body or {}).get("cause") or []
+            if cause and isinstance(cause, list) and isinstance(cause[0], dict):
+                message = f"{message} ({cause[0].get('description') or cause[0].get('code')})"
+            raise MercadoPagoRefused(f"Mercado Pago refused {what}: {message}")
+        return body or {}
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            return self._result(fn(*args, **kwargs), what)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise MercadoPagoUnavailable(f"Mercado Pago unreachable while {what}") from exc
+        except Cam2DriveError:
+            raise
+        except Exception as exc:  # SDK-level errors (MPServerError, bad JSON)
+            raise MercadoPagoUnavailable(f"Mercado Pago error while {what}: {exc}") from exc
+
+    # --- plans (one per cam2drive plan and billing day) -------------------------------
+
+    def create_plan(
+        self,
+        *,
+        key: str,
+        reason: str,
+        amount: Decimal,
+        currency: str,
+        billing_day: int,
+        back_url: str = "https://cam2drive.example/return",
+    ) -> dict[str, Any]:
+        """A monthly preapproval plan charging on `billing_day`, prorating the first month.
+
+        Mercado Pago computes the first charge as price x min(d, 30) / 30 with
+        `billing_day_proportional`, the rule billing/proration.py quotes.
+        """
+        body = {
+            "reason": reason,
+            "back_url": back_url,
+            "auto_recurring": {
+                "frequency": 1,
+                "frequency_type": "months",
+                "transaction_amount": float(amount),
+                "currency_id": currency,
+                "billing_day": billing_day,
+                "billing_day_proportional": True,
+            },
+        }
+        return self._call("creating the plan", self.sdk.plan().create, body, self._options(key))
+
+    # --- preapprovals (recurring charges) -------------------------------------------
+
+    def create_preapproval(
+        self,
+        *,
+        key: str,
+        payer_email: str,
+        reason: str,
+        amount: Decimal,
+        currency: str,
+        start_date: str,
+        external_reference: str,
+        plan_id: str | None = None,
+        back_url: str = "https://cam2drive.example/return",
+    ) -> Preapproval:
+        body: dict[str, Any] = {
+            "reason": reason,
+            "external_reference": external_reference,
+            "payer_email": payer_email,
+            "back_url": back_url,
+            "status": "pending",
+            "auto_recurring": {
+                "frequency": 1,
+                "frequency_type": "months",
+                "transaction_amount": float(amount),
+                "currency_id": currency,
+                "start_date": start_date,
+            },
+        }
+        if plan_id:
+            body["preapproval_plan_id"] = plan_id
+        raw = self._call(
+            "creating the subscription", self.sdk.preapproval().create, body, self._options(key)
+        )
+        return _preapproval(raw)
+
+    def get_preapproval(self, preapproval_id: str) -> Preapproval:
+        return _preapproval(
+            self._call("reading the subscription", self.sdk.preapproval().get, preapproval_id)
+        )
+
+    def installments(self, preapproval_id: str) -> list[dict[str, Any]]:
+        """Authorized payments (monthly installments) of a preapproval."""
+        raw = self._call(
+            "listing installments",
+            self.sdk.preapproval()._get,
+            "/authorized_payments/search",
+            {"preapproval_id": preapproval_id},
+        )
+        return list(raw.get("results", []))
+
+    def update_preapproval_amount(self, preapproval_id: str, amount: Decimal) -> Preapproval:
+        """Later installments charge `amount` (an upgrade, a downgrade)."""
+        return _preapproval(
+            self._call(
+                "changing the subscription's amount",
+                self.sdk.preapproval().update,
+                preapproval_id,
+                {"auto_recurring": {"transaction_amount": float(amount)}},
+            )
+        )
+
+    def cancel_preapproval(self, preapproval_id: str) -> Preapproval:
+        return _preapproval(
+            self._call(
+                "cancelling the subscription",
+                self.sdk.preapproval().update,
+                preapproval_id,
+                {"status": "cancelled"},
+            )
+        )
+
+    # --- one-off payments (upgrades) --------------------------------------------------
+
+    def create_payment(
+        self,
+        *,
+        key: str,
+        payer_email: str,
+        amount: Decimal,
+        currency: str,
+        description: str,
+        external_reference: str,
+    ) -> dict[str, Any]:
+        body = {
+            "transaction_amount": float(amount),
+            "currency_id": currency,
+            "description": description,
+            "external_reference": external_reference,
+            "payer": {"email": payer_email},
+        }
+        return self._call(
+            "charging the payment", self.sdk.payment().create, body, self._options(key)
+        )
+
+    def payments_updated(
+        self, begin: str, end: str, page: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of the payments last updated between `begin` and `end` (ISO 8601),
+        oldest first: one call per page instead of one per subscription.
+
+        Mercado Pago may return fewer than `page` per call; the offset follows
+        what came back, so any page size it enforces is honoured.
+        """
+        offset = 0
+        while True:
+            raw = self._call(
+                "searching payments",
+                self.sdk.payment().search,
+                {
+                    "range": "date_last_updated",
+                    "begin_date": begin,
+                    "end_date": end,
+                    "sort": "date_last_updated",
+                    "criteria": "asc",
+                    "offset": offset,
+                    "limit": page,
+                },
+            )
+            results = list(raw.get("results") or [])
+            if results:
+                yield results
+            offset += len(results)
+            total = int((raw.get("paging") or {}).get("total") or 0)
+            if not results or offset >= total:
+                return
+
+    def get_payment(self, payment_id: str | int) -> dict[str, Any]:
+        return self._call("reading the payment", self.sdk.payment().get, payment_id)
+
+
+def _preapproval(raw: dict[str, Any]) -> Preapproval:
+    return Preapproval(
+        id=str(raw["id"]),
+        status=str(raw.get("status")),
+        init_point=raw.get("init_point"),
+        payer_email=raw.get("payer_email", ""),
+        amount=Decimal(str((raw.get("auto_recurring") or {}).get("transaction_amount", "0"))),
+        raw=raw,
+    )

@@ -1,0 +1,363 @@
+"""Payment status from Mercado Pago into the ledger and the subscription's state.
+
+Read by the billing pass, in bulk from the payment search (`feed`) when many
+are due, else per subscription (`fetch`); `apply_preapproval` takes what
+Mercado Pago says (from either, from a webhook later) and is idempotent: the
+same data applied twice changes nothing. Mercado Pago being unreachable is
+reported and changes nothing: never read as non-payment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, select
+
+from billing.catalog import drive_of
+from billing.core import audit, staging
+from billing.core.models import (
+    Charge,
+    Drive,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from billing.payments.mercadopago import (
+    MercadoPago,
+    MercadoPagoRefused,
+    MercadoPagoUnavailable,
+)
+from billing.subscriptions.lifecycle import transition
+from billing.subscriptions.proration import next_billing_date
+
+ACTOR = "billing"
+CHARGES = Charge.__table__  # type: ignore[attr-defined]
+S = SubscriptionStatus
+
+
+def day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+@dataclass
+class Snapshot:
+    """What Mercado Pago says about one subscription; `pre_status` None = not asked."""
+
+    installments: list[dict[str, Any]]
+    pre_status: str | None = None
+
+
+def coverage(
+    sub: Subscription, installments: list[dict[str, Any]], today: date, billing_day: int
+) -> tuple[date | None, bool]:
+    """(paid_through, a declined installment is due) as the installments tell it."""
+    paid_through, declined_due = sub.paid_through, False
+    for inst in installments:
+        payment = inst.get("payment") or {}
+        if not payment:
+            continue
+        debit = date.fromisoformat(str(inst["debit_date"])[:10])
+        if payment.get("status") == "approved":
+            end = next_billing_date(debit, billing_day)
+            paid_through = end if paid_through is None or end > paid_through else paid_through
+        elif inst.get("status") in ("rejected", "recycling") and debit <= today:
+            declined_due = True
+    return paid_through, declined_due
+
+
+Feed = dict[str, list[dict[str, Any]]]  # preapproval id -> installments seen in payments
+
+FEED_DAYS = 12  # Mercado Pago retries a declined installment for 10 days
+
+
+def feed(mp: MercadoPago, today: date, days: int = FEED_DAYS) -> Feed:
+    """The installments that moved in the last `days` days, from Mercado Pago's
+    payment search: a page of up to a thousand subscriptions per call, where
+    polling costs a call per subscription (and MP's rate limit is per token).
+
+    Every attempt at an installment is a payment naming its preapproval and
+    billing date; the latest attempt per billing date is the installment's
+    state. Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    """
+    begin = f"{today - timedelta(days=days)}T00:00:00.000Z"
+    end = f"{today + timedelta(days=1)}T23:59:59.999Z"
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for page in mp.payments_updated(begin, end):
+        for pay in page:  # oldest first: a later attempt replaces an earlier one
+            data = (pay.get("point_of_interaction") or {}).get("transaction_data") or {}
+            pre, debit = data.get("subscription_id"), data.get("billing_date")
+            if not pre or not debit:
+                continue  # a one-off payment (an upgrade), not an installment
+            status = str(pay.get("status"))
+            latest[(str(pre), str(debit)[:10])] = {
+                "debit_date": str(debit)[:10],
+                "transaction_amount": pay["transaction_amount"],
+                "status": {"approved": "processed", "rejected": "rejected"}.get(
+                    status, "scheduled"
+                ),
+                "payment": {"id": pay["id"], "status": status},
+            }
+    found: Feed = {}
+    for (pre, _debit), inst in latest.items():
+        found.setdefault(pre, []).append(inst)
+    return found
+
+
+def fetch(
+    mp: MercadoPago, sub: Subscription, today: date, billing_day: int, known: Feed | None = None
+) -> Snapshot:
+    """No call when the payments `known` from the feed settle the question (paid
+    through a later date, or declined); else one call in the common case: the
+    installments. The preapproval itself is read only when they cannot settle
+    it either (a lapsed period with no declined installment: did the payer
+    cancel?). Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    Thread-safe: reads `sub`, writes nothing."""
+    assert sub.mp_preapproval_id
+    seen = (known or {}).get(sub.mp_preapproval_id)
+    if seen:
+        paid_through, declined = coverage(sub, seen, today, billing_day)
+        if declined or (paid_through is not None and paid_through > today):
+            return Snapshot(installments=seen)
+    snap = Snapshot(installments=mp.installments(sub.mp_preapproval_id))
+    paid_through, declined = coverage(sub, snap.installments, today, billing_day)
+    covered = paid_through is not None and paid_through > today
+    if not covered and not declined:
+        snap.pre_status = mp.get_preapproval(sub.mp_preapproval_id).status
+    return snap
+
+
+def try_fetch(
+    mp: MercadoPago, sub: Subscription, today: date, billing_day: int, known: Feed | None = None
+) -> Snapshot | MercadoPagoUnavailable | MercadoPagoRefused:
+    """`fetch`, with Mercado Pago's failure as a value: what `sync` turns into
+    "unreachable, nothing changes" (and what a thread pool can hand back)."""
+    if not sub.mp_preapproval_id:  # Mercado Pago refused to create it: nothing to ask
+        return Snapshot(installments=[])
+    try:
+        return fetch(mp, sub, today, billing_day, known)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        return exc
+
+
+def sync(
+    session: Session,
+    mp: MercadoPago,
+    sub: Subscription,
+    today: date,
+    billing_day: int,
+    snapshot: Snapshot | BaseException | None = None,
+    known: dict[str, Charge] | None = None,
+    upgrading: bool = True,
+    drive: Drive | None = None,
+) -> bool:
+    """Apply Mercado Pago's view of `sub`; False if it could not be reached (nothing changed).
+
+    `snapshot` may be fetched beforehand (billing/run.py fetches a chunk at
+    once); `known` holds the subscription's ledger rows by idempotency key,
+    `drive` its drive when the caller loaded it with others.
+    """
+    if sub.kind != "paid" or not sub.mp_preapproval_id:
+        return True
+    if snapshot is None:
+        snapshot = try_fetch(mp, sub, today, billing_day)
+    if isinstance(snapshot, BaseException):
+        # unreachable, or it does not know the preapproval: either way we do
+        # not know whether the payer paid, so nothing may move on this pass
+        audit.record(
+            session,
+            actor=ACTOR,
+            entity="subscription",
+            entity_id=sub.id,
+            action="poll_failed",
+            cause=str(snapshot),
+        )
+        return False
+    apply_preapproval(
+        session, sub, snapshot.pre_status, snapshot.installments, today, billing_day, known, drive
+    )
+    return _poll_one_off(session, mp, sub) if upgrading else True
+
+
+def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
+    """Upgrade payments Mercado Pago left in process: settle them when they settle."""
+    from billing.subscriptions.changes import settle_upgrade
+
+    waiting = session.exec(
+        select(Charge).where(
+            Charge.subscription_id == sub.id,
+            Charge.kind == "upgrade",
+            Charge.status == "pending",
+            Charge.mp_id.is_not(None),
+        )
+    ).all()  # type: ignore[union-attr]
+    for charge in waiting:
+        try:
+            payment = mp.get_payment(charge.mp_id)  # type: ignore[arg-type]
+        except (MercadoPagoUnavailable, MercadoPagoRefused):
+            return False
+        settle_upgrade(
+            session,
+            mp,
+            sub,
+            charge,
+            str(payment.get("status")),
+            str(payment.get("status_detail")),
+            actor=ACTOR,
+        )
+    return True
+
+
+def apply_preapproval(
+    session: Session,
+    sub: Subscription,
+    pre_status: str | None,
+    installments: list[dict[str, Any]],
+    today: date,
+    billing_day: int,
+    known: dict[str, Charge] | None = None,
+    drive: Drive | None = None,
+) -> None:
+    """Idempotent. `pre_status` None: not read (an approved installment implies
+    the payer authorised; only a lapsed period needs the preapproval's status)."""
+    plan = session.get(Plan, sub.plan_id)
+    assert plan is not None
+    for inst in installments:
+        payment = inst.get("payment") or {}
+        if not payment:
+            continue
+        debit = date.fromisoformat(str(inst["debit_date"])[:10])
+        status = (
+            "approved"
+            if payment.get("status") == "approved"
+            else ("rejected" if inst.get("status") in ("rejected", "recycling") else "pending")
+        )
+        _ledger(session, sub, inst, debit, status, plan.currency, billing_day, known)
+    paid_through, declined_due = coverage(sub, installments, today, billing_day)
+    if paid_through != sub.paid_through:
+        new_cycle = sub.paid_through is not None and paid_through is not None
+        sub.paid_through = paid_through
+        session.add(sub)
+        if new_cycle and sub.next_plan_id is not None:
+            _apply_downgrade(session, sub)
+    covered = paid_through is not None and paid_through > today
+    if sub.status == S.pending.value and pre_status in (None, "authorized") and covered:
+        drive = drive or drive_of(session, sub.device_id)
+        drive.capacity_bytes = plan.capacity_bytes  # the plan's drive, from now on
+        session.add(drive)
+        transition(
+            session,
+            sub,
+            S.active.value,
+            actor=ACTOR,
+            cause="first installment approved by Mercado Pago",
+            paid_through=paid_through,
+        )
+    elif sub.status in (S.past_due.value, S.blocked.value) and covered:
+        sub.past_due_since = sub.blocked_at = None
+        transition(
+            session,
+            sub,
+            S.active.value,
+            actor=ACTOR,
+            cause="payment received",
+            paid_through=paid_through,
+        )
+    elif (
+        sub.status == S.active.value and not covered and (declined_due or pre_status == "cancelled")
+    ):
+        sub.past_due_since = day_start(today)
+        transition(
+            session,
+            sub,
+            S.past_due.value,
+            actor=ACTOR,
+            cause="installment declined"
+            if declined_due
+            else "Mercado Pago cancelled the recurring charge",
+            paid_through=paid_through,
+        )
+
+
+def _ledger(
+    session: Session,
+    sub: Subscription,
+    inst: dict[str, Any],
+    debit: date,
+    status: str,
+    currency: str,
+    billing_day: int,
+    known: dict[str, Charge] | None = None,
+) -> None:
+    # one installment per preapproval and debit date, whichever way it was read
+    # (the installments, or the payment feed); `mp_id` is its latest payment
+    key = f"installment-{sub.mp_preapproval_id}-{debit.isoformat()}"
+    payment_id = str(inst["payment"]["id"])
+    charge = (
+        known.get(key)
+        if known is not None
+        else session.exec(select(Charge).where(Charge.idempotency_key == key)).first()
+    )
+    if charge is None:
+        now, amount = utcnow(), Decimal(str(inst["transaction_amount"]))
+        row = {
+            "subscription_id": sub.id,
+            "kind": "installment",
+            "plan_id": None,
+            "amount": amount,
+            "currency": currency,
+            "idempotency_key": key,
+            "mp_id": payment_id,
+            "status": status,
+            "period_start": debit,
+            "period_end": next_billing_date(debit, billing_day),
+            "created_at": now,
+            "updated_at": now,
+        }
+        if not staging.add(session, CHARGES, row):
+            session.add(Charge(**row))
+        audit.record(
+            session,
+            actor=ACTOR,
+            entity="charge",
+            entity_id=key,
+            action=f"installment:{status}",
+            cause="reported by Mercado Pago",
+            subscription_id=sub.id,
+            amount=amount,
+        )
+    elif charge.status != status:
+        before, charge.status, charge.updated_at = charge.status, status, utcnow()
+        charge.mp_id = payment_id
+        session.add(charge)
+        audit.record(
+            session,
+            actor=ACTOR,
+            entity="charge",
+            entity_id=key,
+            action=f"installment:{status}",
+            cause="reported by Mercado Pago",
+            subscription_id=sub.id,
+            status_before=before,
+        )
+
+
+def _apply_downgrade(session: Session, sub: Subscription) -> None:
+    """A scheduled downgrade takes effect with the first installment of the new cycle."""
+    old, new = session.get(Plan, sub.plan_id), session.get(Plan, sub.next_plan_id)
+    assert old is not None and new is not None
+    drive = drive_of(session, sub.device_id)
+    drive.capacity_bytes = new.capacity_bytes
+    sub.plan_id, sub.next_plan_id = new.id, None  # type: ignore[assignment]
+    session.add_all([sub, drive])
+    audit.record(
+        session,
+        actor=ACTOR,
+        entity="subscription",
+        entity_id=sub.id,
+        action="downgraded",
+        cause=f"{old.code} -> {new.code} at the new cycle",
+    )

@@ -1,0 +1,96 @@
+"""Read models that the CLI and the HTTP service share.
+
+Every list an operator, a distributor or an ERP reads is built here, once, so
+that the two frontends cannot drift apart on what "a customer's devices" or
+"the ledger" means. Each function takes the scope it may see (a distributor,
+a customer) as an argument; a frontend never writes its own query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlmodel import Session, select
+
+from billing.core.models import (
+    Charge,
+    Customer,
+    Device,
+    Distributor,
+    Drive,
+    Invoice,
+    Notification,
+    Plan,
+    Subscription,
+)
+
+
+def distributors(session: Session) -> Sequence[Distributor]:
+    return session.exec(select(Distributor).order_by(Distributor.id)).all()  # type: ignore[arg-type]
+
+
+def customers(session: Session, distributor_id: int | None = None) -> Sequence[Customer]:
+    q = select(Customer).order_by(Customer.id)  # type: ignore[arg-type]
+    if distributor_id is not None:
+        q = q.where(Customer.distributor_id == distributor_id)
+    return session.exec(q).all()
+
+
+def plans(session: Session) -> Sequence[Plan]:
+    return session.exec(select(Plan).order_by(Plan.id)).all()  # type: ignore[arg-type]
+
+
+def devices(session: Session, customer_id: int | None = None) -> Sequence[Device]:
+    q = select(Device).order_by(Device.id)  # type: ignore[arg-type]
+    if customer_id is not None:
+        q = q.where(Device.customer_id == customer_id)
+    return session.exec(q).all()
+
+
+def subscriptions(
+    session: Session, customer_id: int | None = None, status: str | None = None
+) -> Sequence[Subscription]:
+    q = select(Subscription).order_by(Subscription.id)  # type: ignore[arg-type]
+    if customer_id is not None:
+        q = q.join(Device, Device.id == Subscription.device_id).where(  # type: ignore[arg-type]
+            Device.customer_id == customer_id
+        )
+    if status is not None:
+        q = q.where(Subscription.status == status)
+    return session.exec(q).all()
+
+
+def ledger(session: Session, customer_id: int | None = None) -> Sequence[Charge]:
+    q = select(Charge).order_by(Charge.id)  # type: ignore[arg-type]
+    if customer_id is not None:
+        q = (
+            q.join(Subscription, Subscription.id == Charge.subscription_id)
+            .join(  # type: ignore[arg-type]
+                Device, Device.id == Subscription.device_id
+            )
+            .where(  # type: ignore[arg-type]
+                Device.customer_id == customer_id
+            )
+        )
+    return session.exec(q).all()
+
+
+def drives(session: Session, device_id: int | None = None) -> Sequence[Drive]:
+    q = select(Drive).order_by(Drive.id)  # type: ignore[arg-type]
+    if device_id is not None:
+        q = q.where(Drive.device_id == device_id)
+    return session.exec(q).all()
+
+
+def invoices(session: Session, customer_id: int | None = None) -> Sequence[Invoice]:
+    q = select(Invoice).order_by(Invoice.id)  # type: ignore[arg-type]
+    if customer_id is not None:
+        q = q.where(Invoice.customer_id == customer_id)
+    return session.exec(q).all()
+
+
+def notifications(session: Session, pending: bool = False) -> Sequence[Notification]:
+    q = select(Notification).order_by(Notification.id)  # type: ignore[arg-type]
+    if pending:
+        q = q.where(Notification.status != "sent")
+    return session.exec(q).all()

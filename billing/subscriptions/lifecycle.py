@@ -1,0 +1,226 @@
+"""Paid subscriptions: creation through a Mercado Pago preapproval, and their states.
+
+A paid subscription starts `pending`: cam2drive has asked Mercado Pago for a
+preapproval on the plan's Mercado Pago plan (billing day, proportional first
+month) and shows the payer's checkout URL. cam2drive never sees card data.
+It becomes `active` when the first installment is approved (billing/payments.py).
+
+The subscription row is committed before Mercado Pago is called, so the
+idempotency key (derived from its id) exists first: a crash or a timeout
+followed by a re-run asks for the same preapproval again, never a second one.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from billing.catalog import current_subscription, drive_of, get_device, get_plan
+from billing.core import audit
+from billing.core.errors import AlreadyExists, NotFound
+from billing.core.models import (
+    Customer,
+    MercadoPagoPlan,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from billing.core.vocab import HOLDS_DRIVE_STATUSES
+from billing.payments.mercadopago import (
+    MercadoPago,
+    MercadoPagoRefused,
+    MercadoPagoUnavailable,
+    idempotency_key,
+)
+from billing.subscriptions.proration import prorate
+
+EMAIL_NOTE = (
+    "the customer's email must be the email of their Mercado Pago account, "
+    "or Mercado Pago refuses the subscription"
+)
+
+
+def transition(
+    session: Session, sub: Subscription, status: str, *, cause: str, actor: str, **detail: object
+) -> None:
+    """Change a subscription's status, audited with its cause (no-op if unchanged)."""
+    before = sub.status
+    if before == status:
+        return
+    sub.status = status
+    sub.updated_at = utcnow()
+    session.add(sub)
+    audit.record(
+        session,
+        actor=actor,
+        entity="subscription",
+        entity_id=sub.id,
+        action=f"status:{status}",
+        cause=cause,
+        status_before=before,
+        **detail,
+    )
+
+
+def ensure_mp_plan(session: Session, mp: MercadoPago, plan: Plan, billing_day: int) -> str:
+    """The Mercado Pago plan for (plan, price, billing day), created once."""
+    row = session.exec(
+        select(MercadoPagoPlan).where(
+            MercadoPagoPlan.plan_id == plan.id,
+            MercadoPagoPlan.billing_day == billing_day,
+            MercadoPagoPlan.price == plan.price,
+        )
+    ).first()
+    if row is not None:
+        return row.mp_plan_id
+    created = mp.create_plan(
+        key=idempotency_key("plan", plan.id, billing_day, plan.price),
+        reason=f"cam2drive {plan.code}",
+        amount=plan.price,
+        currency=plan.currency,
+        billing_day=billing_day,
+    )
+    row = MercadoPagoPlan(
+        plan_id=plan.id,
+        billing_day=billing_day,
+        price=plan.price,  # type: ignore[arg-type]
+        mp_plan_id=str(created["id"]),
+    )
+    session.add(row)
+    session.flush()
+    return row.mp_plan_id
+
+
+def create_paid(
+    session: Session,
+    mp: MercadoPago,
+    *,
+    device_ref: str | int,
+    plan_code: str,
+    on: date,
+    billing_day: int,
+    actor: str,
+) -> Subscription:
+    """A pending paid subscription with its checkout URL (or the reason it has none yet).
+
+    Running it again for a device whose paid subscription is still pending
+    retries Mercado Pago with the same idempotency key.
+    """
+    device = get_device(session, device_ref)
+    plan = get_plan(session, plan_code)
+    drive_of(session, device.id)  # type: ignore[arg-type]
+    current = current_subscription(session, device.id)  # type: ignore[arg-type]
+    if current is not None and current.status in HOLDS_DRIVE_STATUSES:
+        raise AlreadyExists(
+            f"device {device.id} already has subscription {current.id} "
+            f"({current.status}); change its plan instead"
+        )
+    quote = prorate(plan.price, plan.currency, on, billing_day)
+    if (
+        current is not None
+        and current.kind == "paid"
+        and current.status == SubscriptionStatus.pending.value
+        and current.plan_id == plan.id
+    ):
+        sub = current
+    else:
+        sub = Subscription(
+            device_id=device.id,
+            plan_id=plan.id,  # type: ignore[arg-type]
+            status=SubscriptionStatus.pending.value,
+            kind="paid",
+            start_date=on,
+            first_charge=quote.amount,
+        )
+        session.add(sub)
+        session.flush()
+        audit.record(
+            session,
+            actor=actor,
+            entity="subscription",
+            entity_id=sub.id,
+            action="created",
+            cause="paid subscription requested",
+            plan=plan.code,
+            device_id=device.id,
+            first_charge=quote.amount,
+        )
+    session.commit()  # the key below is derived from this row: it must exist first
+    customer = session.get(Customer, device.customer_id)
+    assert customer is not None
+    try:
+        mp_plan = ensure_mp_plan(session, mp, plan, billing_day)
+        pre = mp.create_preapproval(
+            # the payer's email is part of the key: a corrected email is a new request
+            key=idempotency_key("preapproval", sub.id, customer.email),
+            payer_email=customer.email,
+            reason=f"cam2drive {plan.code} {device.name}",
+            amount=plan.price,
+            currency=plan.currency,
+            start_date=on.isoformat(),
+            external_reference=f"sub-{sub.id}",
+            plan_id=mp_plan,
+        )
+    except (MercadoPagoRefused, MercadoPagoUnavailable) as exc:
+        retry = " Run the command again later." if isinstance(exc, MercadoPagoUnavailable) else ""
+        sub.pending_reason = f"{exc}.{retry}"
+        session.add(sub)
+        audit.record(
+            session,
+            actor=actor,
+            entity="subscription",
+            entity_id=sub.id,
+            action="mercadopago_refused"
+            if isinstance(exc, MercadoPagoRefused)
+            else "mercadopago_unavailable",
+            cause=str(exc),
+        )
+        return sub
+    sub.mp_preapproval_id, sub.checkout_url, sub.pending_reason = pre.id, pre.init_point, None
+    session.add(sub)
+    audit.record(
+        session,
+        actor=actor,
+        entity="subscription",
+        entity_id=sub.id,
+        action="checkout_created",
+        cause="Mercado Pago preapproval created",
+        preapproval_id=pre.id,
+    )
+    return sub
+
+
+def get_subscription(session: Session, sub_id: int) -> Subscription:
+    sub = session.get(Subscription, sub_id)
+    if sub is None:
+        raise NotFound(f"subscription {sub_id} does not exist")
+    return sub
+
+
+def describe(session: Session, sub: Subscription) -> dict[str, object]:
+    """The fields an operator needs, plain types only (for tables and --json)."""
+    plan = session.get(Plan, sub.plan_id)
+    assert plan is not None
+    return {
+        "id": sub.id,
+        "device_id": sub.device_id,
+        "plan": plan.code,
+        "kind": sub.kind,
+        "status": sub.status,
+        "price": str(plan.price),
+        "currency": plan.currency,
+        "first_charge": None if sub.first_charge is None else str(Decimal(sub.first_charge)),
+        "checkout_url": sub.checkout_url,
+        "pending_reason": sub.pending_reason,
+        "paid_through": sub.paid_through.isoformat() if sub.paid_through else None,
+        "mp_preapproval_id": sub.mp_preapproval_id,
+        "next_plan": (
+            session.get(Plan, sub.next_plan_id).code  # type: ignore[union-attr]
+            if sub.next_plan_id
+            else None
+        ),
+        "cancel_at_period_end": sub.cancel_at_period_end,
+    }

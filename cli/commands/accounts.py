@@ -1,0 +1,292 @@
+"""`cam2drive distributor|customer|plan|device`: the catalog."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from billing import catalog, queries
+from billing.core.db import session_scope
+from cli.commands.common import ACTOR, JsonOpt
+from cli.context import app_state
+from cli.output import emit, out, record
+
+distributor_app = typer.Typer(
+    help="Distributors (resellers that manage customers).", no_args_is_help=True
+)
+customer_app = typer.Typer(help="End customers.", no_args_is_help=True)
+plan_app = typer.Typer(help="Storage plans such as AC-ST-50.", no_args_is_help=True)
+device_app = typer.Typer(help="Recorders (NVR/DVR) and their FTP logins.", no_args_is_help=True)
+
+
+@distributor_app.command("add")
+def distributor_add(
+    name: Annotated[str, typer.Option(help="Distributor name.")],
+    email: Annotated[str, typer.Option(help="Contact email (unique).")],
+    json_: JsonOpt = False,
+) -> None:
+    """Add a distributor."""
+    with session_scope(app_state().engine) as s:
+        dist = catalog.add_distributor(s, name=name, email=email, actor=ACTOR)
+        emit(record(dist), json_)
+
+
+@distributor_app.command("list")
+def distributor_list(json_: JsonOpt = False) -> None:
+    """List distributors."""
+    with session_scope(app_state().engine) as s:
+        rows = [record(d) for d in queries.distributors(s)]
+    emit(rows, json_, title="distributors")
+
+
+@customer_app.command("add")
+def customer_add(
+    distributor: Annotated[int, typer.Option(help="Distributor id.")],
+    email: Annotated[str, typer.Option(help="Customer email (unique; their Mercado Pago email).")],
+    name: Annotated[str | None, typer.Option(help="Customer name.")] = None,
+    phone: Annotated[str | None, typer.Option(help="Phone number.")] = None,
+    tax_id: Annotated[str | None, typer.Option("--tax-id", help="Tax id (RFC, CPF...).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add an end customer under a distributor."""
+    with session_scope(app_state().engine) as s:
+        cust = catalog.add_customer(
+            s,
+            distributor_id=distributor,
+            email=email,
+            name=name,
+            phone=phone,
+            tax_id=tax_id,
+            actor=ACTOR,
+        )
+        emit(record(cust), json_)
+
+
+@customer_app.command("list")
+def customer_list(
+    distributor: Annotated[int | None, typer.Option(help="Only this distributor's.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List customers."""
+    with session_scope(app_state().engine) as s:
+        rows = [record(c) for c in queries.customers(s, distributor)]
+    emit(rows, json_, title="customers")
+
+
+@customer_app.command("set-fiscal")
+def customer_set_fiscal(
+    customer: Annotated[str, typer.Argument(help="Customer id or email.")],
+    rfc: Annotated[str | None, typer.Option(help="RFC of the invoice receiver.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Legal name, as registered with the SAT.")
+    ] = None,
+    regime: Annotated[str | None, typer.Option(help="Régimen fiscal, e.g. 612.")] = None,
+    use: Annotated[str | None, typer.Option("--use", help="Uso CFDI, e.g. G03.")] = None,
+    postal_code: Annotated[str | None, typer.Option(help="Fiscal postal code.")] = None,
+    locale: Annotated[str | None, typer.Option(help="Email language: es, pt or en.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Fiscal data for CFDI invoices (without it: "público en general") and email language."""
+    with session_scope(app_state().engine) as s:
+        cust = catalog.set_customer_fiscal(
+            s,
+            customer,
+            actor=ACTOR,
+            rfc=rfc,
+            name=name,
+            regime=regime,
+            cfdi_use=use,
+            postal_code=postal_code,
+            locale=locale,
+        )
+        emit(
+            record(
+                cust,
+                [
+                    "id",
+                    "email",
+                    "name",
+                    "tax_id",
+                    "tax_regime",
+                    "cfdi_use",
+                    "postal_code",
+                    "locale",
+                ],
+            ),
+            json_,
+        )
+
+
+@customer_app.command("set-password")
+def customer_set_password(
+    customer: Annotated[str, typer.Argument(help="Customer id or email.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set the password a customer uses to view recordings (login: their email)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with session_scope(app_state().engine) as s:
+        cust = catalog.set_customer_password(s, customer, password, actor=ACTOR)
+        email = cust.email
+    out.print(f"password set; {email} can now log in over FTP and SFTP to view recordings")
+
+
+@plan_app.command("add")
+def plan_add(
+    code: Annotated[str, typer.Argument(help="Plan code, e.g. AC-ST-50.")],
+    capacity: Annotated[str, typer.Option(help="Drive capacity, e.g. 50GB or 1TiB.")],
+    price: Annotated[str, typer.Option(help="Monthly price, e.g. 199.00.")],
+    currency: Annotated[str, typer.Option(help="ISO currency, e.g. MXN.")],
+    on_full: Annotated[
+        str, typer.Option("--on-full", help="When full: rotate (delete oldest) or reject (552).")
+    ] = "rotate",
+    json_: JsonOpt = False,
+) -> None:
+    """Add a plan."""
+    with session_scope(app_state().engine) as s:
+        plan = catalog.add_plan(
+            s,
+            code=code,
+            capacity=capacity,
+            price=price,
+            currency=currency,
+            on_full=on_full,
+            actor=ACTOR,
+        )
+        emit(record(plan), json_)
+
+
+@plan_app.command("list")
+def plan_list(json_: JsonOpt = False) -> None:
+    """List plans."""
+    with session_scope(app_state().engine) as s:
+        rows = [record(p) for p in queries.plans(s)]
+    emit(rows, json_, title="plans")
+
+
+def recorder_settings(username: str, password: str) -> dict[str, object]:
+    """What an installer types into the recorder's FTP page."""
+    st = app_state().settings
+    host = (
+        st.public_host
+        or st.ftp_masquerade_address
+        or ("127.0.0.1" if st.ftp_host in ("0.0.0.0", "::") else st.ftp_host)
+    )
+    return {
+        "server": host,
+        "port": st.ftp_port,
+        "username": username,
+        "password": password,
+        "remote_directory": "/",
+    }
+
+
+@device_app.command("add")
+def device_add(
+    customer: Annotated[int, typer.Option(help="Customer id.")],
+    name: Annotated[str, typer.Option(help="Device name, e.g. 'Tienda Centro NVR'.")],
+    serial: Annotated[str | None, typer.Option(help="Recorder serial number.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add a recorder; prints its FTP login once (it is not stored in clear)."""
+    with session_scope(app_state().engine) as s:
+        new = catalog.add_device(s, customer_id=customer, name=name, serial=serial, actor=ACTOR)
+        data = record(
+            new.device,
+            password=new.password,
+            drive_id=new.drive.id,
+            drive_prefix=new.drive.prefix,
+            recorder=recorder_settings(new.device.username, new.password),
+        )
+    if json_:
+        emit(data, True)
+        return
+    rec = data["recorder"]
+    out.print(f"device {data['id']} '{data['name']}' added; drive {data['drive_prefix']}")
+    out.print("Recorder settings (Network > FTP); the password is shown only now:")
+    for label, key in (
+        ("Server", "server"),
+        ("Port", "port"),
+        ("User name", "username"),
+        ("Password", "password"),
+        ("Remote directory", "remote_directory"),
+    ):
+        out.print(f"  {label:<17} {rec[key]}")
+
+
+@device_app.command("reset-password")
+def device_reset_password(
+    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Give a device a new random password (the old one stops working)."""
+    with session_scope(app_state().engine) as s:
+        dev, password = catalog.reset_device_password(s, device, actor=ACTOR)
+        data = {"id": dev.id, "username": dev.username, "password": password}
+    if json_:
+        emit(data, True)
+    else:
+        out.print(f"new password for {data['username']}: {password}")
+
+
+@device_app.command("add-key")
+def device_add_key(
+    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    keyfile: Annotated[
+        Path,
+        typer.Argument(
+            help="OpenSSH public key file (id_ed25519.pub).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    json_: JsonOpt = False,
+) -> None:
+    """Let a device log in over SFTP with this public key."""
+    with session_scope(app_state().engine) as s:
+        key = catalog.add_device_key(s, device, keyfile.read_text(errors="replace"), actor=ACTOR)
+        emit(record(key, ["id", "device_id", "algorithm", "fingerprint", "comment"]), json_)
+
+
+@device_app.command("keys")
+def device_keys(
+    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    json_: JsonOpt = False,
+) -> None:
+    """List a device's SFTP public keys."""
+    with session_scope(app_state().engine) as s:
+        rows = [
+            record(k, ["id", "algorithm", "fingerprint", "comment", "created_at"])
+            for k in catalog.device_keys(s, device)
+        ]
+    emit(rows, json_, title="keys")
+
+
+@device_app.command("remove-key")
+def device_remove_key(
+    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    key: Annotated[str, typer.Argument(help="Key id or SHA256 fingerprint.")],
+) -> None:
+    """Remove one of a device's SFTP public keys."""
+    with session_scope(app_state().engine) as s:
+        removed = catalog.remove_device_key(s, device, key, actor=ACTOR)
+        out.print(f"removed key {removed.fingerprint}")
+
+
+@device_app.command("list")
+def device_list(
+    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List devices."""
+    with session_scope(app_state().engine) as s:
+        rows = [record(d) for d in queries.devices(s, customer)]
+    emit(rows, json_, title="devices")

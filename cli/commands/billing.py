@@ -1,0 +1,151 @@
+"""`cam2drive billing`, `scheduler`, `usage` and `janitor`: the recurring work."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+
+from billing import catalog, queries
+from billing.core.db import session_scope
+from cli.commands.common import JsonOpt, parse_date
+from cli.context import app_state
+from cli.output import emit, record
+
+billing_app = typer.Typer(help="Billing passes and the ledger.", no_args_is_help=True)
+
+
+@billing_app.command("run")
+def billing_run(
+    on: Annotated[
+        str | None, typer.Option("--date", help="Run as of YYYY-MM-DD (default: today).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """One billing pass: poll Mercado Pago, walk the dunning ladder, delete due drives,
+    then issue the invoices of approved charges and queue notifications."""
+    from billing.cycle import billing_cycle
+
+    state = app_state()
+    emit(
+        billing_cycle(
+            state.engine,
+            state.mercadopago,
+            state.purger,
+            state.store,
+            state.settings,
+            parse_date(on),
+            dry_run=dry_run,
+            pac=state.pac,
+        ),
+        json_,
+    )
+
+
+@billing_app.command("ledger")
+def billing_ledger(
+    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Every charge Mercado Pago reported: amount, period, status."""
+    with session_scope(app_state().engine) as s:
+        rows = [
+            record(
+                c,
+                [
+                    "id",
+                    "subscription_id",
+                    "kind",
+                    "amount",
+                    "currency",
+                    "status",
+                    "period_start",
+                    "period_end",
+                    "mp_id",
+                ],
+            )
+            for c in queries.ledger(s, customer)
+        ]
+    emit(rows, json_, title="ledger")
+
+
+def scheduler() -> None:
+    """Run billing passes, invoices, notifications and the janitor; one leader acts."""
+    from billing.cycle import billing_cycle
+    from billing.notify.outbox import collect, deliver
+    from billing.scheduler import LeaderLock, run_scheduler
+    from gateway.janitor import run_janitor
+
+    state = app_state()
+    st = state.settings
+    jobs: list[tuple[str, Any, float]] = [
+        ("janitor", lambda: run_janitor(state.pipeline), st.janitor_every_seconds),
+        (
+            "notify",
+            lambda: {
+                "queued": collect(state.engine, st).queued,
+                **deliver(state.engine, st, state.store).as_dict(),
+            },
+            st.notify_every_seconds,
+        ),
+    ]
+    if st.mp_access_token:
+        jobs.append(
+            (
+                "billing",
+                lambda: billing_cycle(
+                    state.engine,
+                    state.mercadopago,
+                    state.purger,
+                    state.store,
+                    st,
+                    date.today(),
+                    pac=state.pac,
+                ),
+                st.billing_every_seconds,
+            )
+        )
+    else:
+        logging.getLogger("cam2drive").warning(
+            "CAM2DRIVE_MP_ACCESS_TOKEN is not set: billing passes are off, the janitor runs"
+        )
+    run_scheduler(LeaderLock(state.engine), jobs)
+
+
+def usage(
+    device: Annotated[str | None, typer.Option(help="Device id or username.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Per drive: capacity, committed and reserved bytes, object count."""
+    with session_scope(app_state().engine) as s:
+        device_id = catalog.get_device(s, device).id if device is not None else None
+        rows = [
+            record(
+                d,
+                [
+                    "id",
+                    "device_id",
+                    "prefix",
+                    "capacity_bytes",
+                    "committed_bytes",
+                    "reserved_bytes",
+                ],
+                objects=d.object_count,
+                last_upload_at=d.last_upload_at and d.last_upload_at.isoformat(),
+            )
+            for d in queries.drives(s, device_id)
+        ]
+    emit(rows, json_, title="drives")
+
+
+def janitor(json_: JsonOpt = False) -> None:
+    """Release expired reservations and abort orphan multipart uploads, once."""
+    from gateway.janitor import run_janitor
+
+    emit(asdict(run_janitor(app_state().pipeline)), json_)

@@ -1,0 +1,102 @@
+"""`cam2drive dev run`: the embedded stack behind `make run` (parts in cli/devstack/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from billing import catalog
+from billing.core.db import session_scope
+from cli.devstack.demo import ensure_demo
+from cli.devstack.mailsink import MailSink
+from cli.output import out
+
+dev_app = typer.Typer(help="Local development stack (SQLite + SeaweedFS).", no_args_is_help=True)
+
+
+@dev_app.command("run")
+def dev_run(
+    var: Annotated[Path, typer.Option(help="Where data lives.")] = Path("var"),
+) -> None:
+    """Start SeaweedFS, migrate SQLite, create demo data and serve FTP + SFTP until Ctrl-C."""
+    from billing.core.schema import upgrade
+    from cli.context import STATE, App
+    from cli.devstack.seaweed import SeaweedServer
+    from gateway.node import serve_protocols
+
+    weed = SeaweedServer(
+        var / "seaweed", s3_port=int(os.environ.get("CAM2DRIVE_DEV_S3_PORT", "8333"))
+    )
+    out.print(f"starting SeaweedFS S3 on {weed.endpoint} (data in {weed.data_dir})")
+    weed.start()
+    from cli.devstack.mp_emulator import MercadoPagoEmulator
+
+    emulator = MercadoPagoEmulator(port=int(os.environ.get("CAM2DRIVE_DEV_MP_PORT", "8090")))
+    emulator.start()
+    mail = MailSink(var / "mail", int(os.environ.get("CAM2DRIVE_DEV_SMTP_PORT", "8025")))
+    mail.controller.start()
+    try:
+        for key, value in weed.env().items():
+            os.environ.setdefault(key, value)
+        os.environ["CAM2DRIVE_S3_ENDPOINT_URL"] = weed.endpoint
+        os.environ.setdefault("CAM2DRIVE_MP_API_BASE", emulator.url)
+        os.environ.setdefault("CAM2DRIVE_MP_ACCESS_TOKEN", "TEST-cam2drive-dev")
+        os.environ.setdefault("CAM2DRIVE_DATABASE_URL", f"sqlite:///{var / 'cam2drive.db'}")
+        os.environ.setdefault("CAM2DRIVE_SFTP_HOST_KEY_DIR", str(var / "hostkeys"))
+        # invoices: a locally made CSD for SAT's test RFC, stamped by the local test PAC
+        from cli.devstack.democerts import demo_csd
+
+        cer, key, csd_password = demo_csd(var / "demo-csd")
+        dev_env = {
+            "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(cer),
+            "CAM2DRIVE_CFDI_CSD_KEY": str(key),
+            "CAM2DRIVE_CFDI_CSD_PASSWORD": csd_password,
+            "CAM2DRIVE_CFDI_ISSUER_POSTAL_CODE": "42501",
+            "CAM2DRIVE_PAC_DRIVER": "local",
+            "CAM2DRIVE_PAC_LOCAL_DIR": str(var / "test-pac"),
+            "CAM2DRIVE_SMTP_HOST": "127.0.0.1",
+            "CAM2DRIVE_SMTP_PORT": str(mail.port),
+        }
+        for name, value in dev_env.items():
+            os.environ.setdefault(name, value)
+        state = App(STATE["app"].config_path if "app" in STATE else None)
+        STATE["app"] = state
+        upgrade(state.settings.database_url)
+        username, password = ensure_demo(state.engine)
+        viewer, viewer_password = "cliente@example.com", "cliente-demo-2026"
+        with session_scope(state.engine) as s:
+            catalog.set_customer_password(s, viewer, viewer_password, actor="demo")
+        st = state.settings
+        out.print("\n[bold]cam2drive is running[/bold] (Ctrl-C stops everything)")
+        out.print(f"  FTP     ftp://127.0.0.1:{st.ftp_port}  user {username}  password {password}")
+        out.print(f"  SFTP    sftp -P {st.sftp_port} {username}@127.0.0.1  (same password)")
+        out.print(f"  viewer  {viewer}  password {viewer_password}  (FTP or SFTP, read-only)")
+        out.print(
+            f"  try:    curl -T somefile ftp://{username}:{password}@127.0.0.1:"
+            f"{st.ftp_port}/2026-11-22/001/jpg/"
+        )
+        out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
+        out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
+        out.print(f"  mail    notifications land in {mail.directory}/ (SMTP 127.0.0.1:{mail.port})")
+        exports = " ".join(
+            f"{k}={os.environ[k]}"
+            for k in dict.fromkeys(
+                (
+                    "CAM2DRIVE_DATABASE_URL",
+                    "CAM2DRIVE_S3_ENDPOINT_URL",
+                    "CAM2DRIVE_MP_API_BASE",
+                    "CAM2DRIVE_MP_ACCESS_TOKEN",
+                    *weed.env(),
+                    *dev_env,
+                )
+            )
+        )
+        out.print(f"  other shells: export {exports}\n")
+        serve_protocols(state, ("ftp", "sftp"))  # one process: this one runs threads already
+    finally:
+        mail.controller.stop()
+        emulator.stop()
+        weed.stop()

@@ -1,0 +1,152 @@
+"""`cam2drive orders|invoice|notify`: orders, invoices and the email outbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from billing.core.db import session_scope
+from billing.core.errors import InvalidInput
+from cli.context import app_state
+from cli.output import emit, out, record
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+orders_app = typer.Typer(
+    help='Orders: every charge and its invoice ("Ver Pedidos").', no_args_is_help=True
+)
+invoice_app = typer.Typer(
+    help="CFDI invoices (XML + PDF) of approved charges.", no_args_is_help=True
+)
+notify_app = typer.Typer(
+    help="Email notifications to customers and distributors.", no_args_is_help=True
+)
+
+
+@orders_app.command("list")
+def orders_list(
+    customer: Annotated[
+        str | None, typer.Option(help="Only this customer's (id or email).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Date, concept, amount, status and invoice of every charge."""
+    from billing.catalog import get_customer
+    from billing.invoicing.invoices import orders
+
+    with session_scope(app_state().engine) as s:
+        cust_id = get_customer(s, customer).id if customer is not None else None
+        rows = [
+            {k: (str(v) if k == "amount" else v) for k, v in row.items()}
+            for row in orders(s, cust_id)
+        ]
+    emit(rows, json_, title="orders")
+
+
+@invoice_app.command("get")
+def invoice_get(
+    invoice_id: Annotated[int, typer.Argument(help="Invoice id (see `orders list`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    xml: Annotated[bool, typer.Option("--xml", help="The stamped CFDI XML.")] = False,
+    pdf: Annotated[bool, typer.Option("--pdf", help="The PDF rendering.")] = False,
+) -> None:
+    """Download an invoice's XML or PDF."""
+    from billing.invoicing.invoices import invoice_files
+
+    if xml == pdf:
+        raise InvalidInput("choose exactly one of --xml and --pdf")
+    state = app_state()
+    with session_scope(state.engine) as s:
+        xml_bytes, pdf_bytes = invoice_files(s, state.store, invoice_id)
+    data = xml_bytes if xml else pdf_bytes
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {output}: {exc.strerror}") from exc
+    out.print(f"wrote {output} ({len(data)} bytes)")
+
+
+@invoice_app.command("list")
+def invoice_list(
+    customer: Annotated[
+        str | None, typer.Option(help="Only this customer's (id or email).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Invoices with their fiscal folio (UUID), status and last error."""
+    from billing import queries
+    from billing.catalog import get_customer
+
+    with session_scope(app_state().engine) as s:
+        cust_id = get_customer(s, customer).id if customer is not None else None
+        rows = [
+            record(
+                i,
+                [
+                    "id",
+                    "charge_id",
+                    "customer_id",
+                    "serie",
+                    "folio",
+                    "uuid",
+                    "status",
+                    "total",
+                    "currency",
+                    "receiver_rfc",
+                    "last_error",
+                ],
+            )
+            for i in queries.invoices(s, cust_id)
+        ]
+    emit(rows, json_, title="invoices")
+
+
+@invoice_app.command("issue")
+def invoice_issue(json_: JsonOpt = False) -> None:
+    """Issue the invoices of approved charges that have none (the billing run does this too)."""
+    from billing.invoicing.invoices import issue_pending
+
+    state = app_state()
+    emit(issue_pending(state.engine, state.store, state.settings, pac=state.pac).as_dict(), json_)
+
+
+@notify_app.command("run")
+def notify_run(json_: JsonOpt = False) -> None:
+    """Queue due notifications (transitions, invoices, silent recorders) and send them."""
+    from billing.notify.outbox import collect, deliver
+
+    state = app_state()
+    queued = collect(state.engine, state.settings)
+    report = deliver(state.engine, state.settings, state.store)
+    report.queued = queued.queued
+    emit(report.as_dict(), json_)
+
+
+@notify_app.command("list")
+def notify_list(
+    pending: Annotated[bool, typer.Option("--pending", help="Only those not sent yet.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """The outbox: each notification, its recipient customer, status and last error."""
+    from billing import queries
+
+    with session_scope(app_state().engine) as s:
+        rows = [
+            record(
+                n,
+                [
+                    "id",
+                    "kind",
+                    "customer_id",
+                    "status",
+                    "attempts",
+                    "created_at",
+                    "sent_at",
+                    "last_error",
+                ],
+            )
+            for n in queries.notifications(s, pending)
+        ]
+    emit(rows, json_, title="notifications")

@@ -1,0 +1,159 @@
+"""`cam2drive subscription`: devices' subscriptions to plans."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from billing import catalog, queries
+from billing.core.db import session_scope
+from cli.commands.common import ACTOR, JsonOpt, parse_date
+from cli.context import app_state
+from cli.output import emit, out, record
+
+subscription_app = typer.Typer(help="Subscriptions of devices to plans.", no_args_is_help=True)
+
+
+@subscription_app.command("grant")
+def subscription_grant(
+    device: Annotated[str, typer.Option(help="Device id or username.")],
+    plan: Annotated[str, typer.Option(help="Plan code.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Activate a courtesy subscription by hand (no payment)."""
+    with session_scope(app_state().engine) as s:
+        sub = catalog.grant_subscription(s, device_ref=device, plan_code=plan, actor=ACTOR)
+        emit(record(sub, plan=plan.upper()), json_)
+
+
+@subscription_app.command("create")
+def subscription_create(
+    device: Annotated[str, typer.Option(help="Device id or username.")],
+    plan: Annotated[str, typer.Option(help="Plan code.")],
+    on: Annotated[
+        str | None, typer.Option("--date", help="Purchase date YYYY-MM-DD (default: today).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Start a paid subscription: pending until the payer authorises it in Mercado Pago."""
+    from billing.subscriptions.lifecycle import EMAIL_NOTE, create_paid, describe
+
+    state = app_state()
+    with session_scope(state.engine) as s:
+        sub = create_paid(
+            s,
+            state.mercadopago,
+            device_ref=device,
+            plan_code=plan,
+            on=parse_date(on),
+            billing_day=state.settings.billing_day,
+            actor=ACTOR,
+        )
+        data = describe(s, sub)
+    if json_:
+        emit(data, True)
+        return
+    emit(data, False)
+    if data["checkout_url"]:
+        out.print(f"\nSend the payer to the checkout URL above; note: {EMAIL_NOTE}.")
+
+
+@subscription_app.command("upgrade")
+def subscription_upgrade(
+    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    plan: Annotated[str, typer.Option(help="The dearer plan's code.")],
+    on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Move to a bigger plan now; charges the prorated difference once."""
+    from billing.subscriptions.changes import upgrade
+    from billing.subscriptions.lifecycle import describe, get_subscription
+
+    state = app_state()
+    with session_scope(state.engine) as s:
+        charge = upgrade(
+            s,
+            state.mercadopago,
+            subscription,
+            plan,
+            parse_date(on),
+            state.settings.billing_day,
+            actor=ACTOR,
+        )
+        data = describe(s, get_subscription(s, subscription))
+        data["charged"] = str(charge.amount)
+    emit(data, json_)
+
+
+@subscription_app.command("downgrade")
+def subscription_downgrade(
+    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    plan: Annotated[str, typer.Option(help="The cheaper plan's code.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Move to a smaller plan at the next cycle (refused if the recordings do not fit)."""
+    from billing.subscriptions.changes import downgrade
+    from billing.subscriptions.lifecycle import describe
+
+    state = app_state()
+    with session_scope(state.engine) as s:
+        emit(describe(s, downgrade(s, state.mercadopago, subscription, plan, actor=ACTOR)), json_)
+
+
+@subscription_app.command("cancel")
+def subscription_cancel(
+    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Stop renewing at the end of the paid period (no refund); then the dunning ladder."""
+    from billing.subscriptions.changes import cancel
+    from billing.subscriptions.lifecycle import describe
+
+    state = app_state()
+    with session_scope(state.engine) as s:
+        emit(describe(s, cancel(s, state.mercadopago, subscription, actor=ACTOR)), json_)
+
+
+@subscription_app.command("show")
+def subscription_show(
+    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    json_: JsonOpt = False,
+) -> None:
+    """One subscription: plan, status, first charge, checkout URL, paid-through date."""
+    from billing.subscriptions.lifecycle import describe, get_subscription
+
+    with session_scope(app_state().engine) as s:
+        emit(describe(s, get_subscription(s, subscription)), json_)
+
+
+@subscription_app.command("list")
+def subscription_list(
+    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List subscriptions."""
+    from billing.subscriptions.lifecycle import describe
+
+    with session_scope(app_state().engine) as s:
+        rows = [describe(s, sub) for sub in queries.subscriptions(s, customer, status)]
+    emit(rows, json_, title="subscriptions")
+
+
+@subscription_app.command("quote")
+def subscription_quote(
+    plan: Annotated[str, typer.Option(help="Plan code.")],
+    on: Annotated[
+        str | None, typer.Option("--date", help="Purchase date YYYY-MM-DD (default: today).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """What a subscription bought on a date pays first (prorated to the billing day)."""
+    from billing.subscriptions.proration import prorate
+
+    day = parse_date(on)
+    with session_scope(app_state().engine) as s:
+        p = catalog.get_plan(s, plan)
+        quote = prorate(p.price, p.currency, day, app_state().settings.billing_day)
+    emit(quote.as_dict(), json_)

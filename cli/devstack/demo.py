@@ -1,0 +1,47 @@
+"""The demo records `make run` creates once: a distributor, a customer, a plan, a device."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from billing import catalog
+from billing.core.db import session_scope
+from billing.core.models import Device, Distributor
+
+
+def ensure_demo(engine: Engine) -> tuple[str, str]:
+    """Create the demo records once; give the demo device a fresh password each start."""
+    with session_scope(engine) as s:
+        if s.exec(select(Distributor)).first() is None:
+            dist = catalog.add_distributor(
+                s, name="Demo Distribuidor", email="distribuidor@example.com", actor="demo"
+            )
+            assert dist.id is not None
+            cust = catalog.add_customer(
+                s,
+                distributor_id=dist.id,
+                email="cliente@example.com",
+                name="Cliente Demo",
+                actor="demo",
+            )
+            assert cust.id is not None
+            catalog.add_plan(
+                s,
+                code="AC-ST-50",
+                capacity="50GB",
+                price="199.00",
+                currency="MXN",
+                on_full="rotate",
+                actor="demo",
+            )
+            new = catalog.add_device(
+                s, customer_id=cust.id, name="Demo NVR", serial="DEMO0001", actor="demo"
+            )
+            catalog.grant_subscription(
+                s, device_ref=str(new.device.id), plan_code="AC-ST-50", actor="demo"
+            )
+        device = s.exec(select(Device).order_by(Device.id)).first()  # type: ignore[arg-type]
+        assert device is not None
+        _, password = catalog.reset_device_password(s, str(device.id), actor="demo")
+        return device.username, password

@@ -1,0 +1,711 @@
+"""A local Mercado Pago emulator: the endpoints cam2drive uses, over real HTTP.
+
+For tests and `make run`: the official `mercadopago` SDK talks to it exactly
+as to api.mercadopago.com (same paths, JSON shapes and error bodies), so the
+code under test is the code that runs in production.
+
+Endpoints (Mercado Pago's):
+  POST /preapproval_plan                 a plan: monthly amount, billing_day, billing_day_proportional
+  GET  /preapproval_plan/{id}            read it
+  POST /preapproval                      create a recurring charge (status pending, init_point),
+                                         alone or on a plan (preapproval_plan_id)
+  GET  /preapproval/{id}                 read it
+  PUT  /preapproval/{id}                 change status (cancelled, paused) or amount
+  GET  /preapproval/search               by external_reference, payer_email, status
+  GET  /authorized_payments/search       installments of a preapproval (preapproval_id=)
+  POST /v1/payments                      one-off payment (X-Idempotency-Key honoured)
+  GET  /v1/payments/{id}
+  GET  /v1/payments/search               by external_reference, and a date window
+                                         (range=date_last_updated|date_created,
+                                         begin_date, end_date), sort, criteria,
+                                         offset, limit (at most 1000 per page here)
+
+Control (the emulator's own, documented in README):
+  POST /__emulator/behaviour  {"payer_email"| "external_reference", "outcome":
+                               "approve"|"reject"|"timeout"|"email_mismatch"}
+                              {"failing_path": "/v1/payments/search", "outcome": "error"|""}
+                               an endpoint answers 500 until told otherwise
+  POST /__emulator/authorize/{preapproval_id}   the payer accepts at checkout
+  POST /__emulator/clock      {"date": "YYYY-MM-DD"}  run installments due up to that date
+  POST /__emulator/payments/{id} {"status": "approved"|"rejected"}  settle an in-process payment
+  GET  /__emulator/state                         everything, for debugging
+  POST /__emulator/seed  {"preapproval_plan_id": P, "payers": [{"payer_email", "external_reference"}]}
+                         many preapprovals created and accepted at once (benchmarks)
+
+With a plan's `billing_day` the first installment is charged at
+authorisation and every later one on that day of the month; with
+`billing_day_proportional` the first is price x min(d, 30) / 30 (d = days
+to the next billing day, full price on the day itself), as Mercado Pago
+documents for "monto proporcional".
+
+Installments follow Mercado Pago's retry behaviour: a declined installment
+is retried up to 4 times within 10 days (days 0, 2, 4, 7, 10 of its debit
+date); after 3 installments rejected in a row the preapproval is cancelled.
+Every attempt is a payment, as in Mercado Pago: `operation_type`
+"recurring_payment", and `point_of_interaction.transaction_data` names the
+preapproval (`subscription_id`) and the installment's `billing_date`; its
+dates are the emulator's clock (`/__emulator/clock`), at noon UTC.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+SEARCH_LIMIT = 1000  # the emulator's page size cap; clients follow `paging` as returned
+RETRY_OFFSETS = (0, 2, 4, 7, 10)  # first attempt + 4 retries within 10 days
+MAX_REJECTED_INSTALLMENTS = 3
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _error(status: int, message: str, error: str, cause: str | None = None) -> tuple[int, dict]:
+    body: dict[str, Any] = {"message": message, "error": error, "status": status, "cause": []}
+    if cause:
+        body["cause"] = [{"code": error, "description": cause}]
+    return status, body
+
+
+def _found(table: dict[str, dict], key: str, what: str) -> tuple[int, Any]:
+    item = table.get(key)
+    return (200, item) if item is not None else _error(404, f"{what} {key} not found", "not_found")
+
+
+@dataclass
+class _State:
+    plans: dict[str, dict] = field(default_factory=dict)
+    preapprovals: dict[str, dict] = field(default_factory=dict)
+    installments: dict[str, list[dict]] = field(default_factory=dict)
+    payments: dict[str, dict] = field(default_factory=dict)
+    idempotency: dict[str, tuple[int, dict]] = field(default_factory=dict)
+    behaviour: dict[str, str] = field(default_factory=dict)  # email/ext ref -> outcome
+    calls: list[dict] = field(default_factory=list)
+    failing: set[str] = field(default_factory=set)  # paths that answer 500
+    today: date = field(default_factory=date.today)
+    next_id: int = 1000
+    version: int = 0  # bumped on every payment change: invalidates `search_cache`
+    search_cache: tuple[Any, int, list[dict]] | None = None
+
+
+class MercadoPagoEmulator:
+    """`with MercadoPagoEmulator() as mp: mp.url` — a server on a free loopback port."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        timeout_seconds: float = 5.0,
+        today: date | None = None,
+    ) -> None:
+        self.state = _State()
+        if today is not None:
+            self.state.today = today
+        self.lock = threading.RLock()
+        self.timeout_seconds = timeout_seconds
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: without this, Nagle and the
+            # client's delayed ACK add 40 ms to every reply on a kept-alive connection
+            disable_nagle_algorithm = True
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _send(self, status: int, body: Any) -> None:
+                raw = json.dumps(body, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                try:
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a "timeout" outcome): nothing to do
+
+            def _handle(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    self._send(*_error(400, "invalid JSON body", "bad_request"))
+                    return
+                if not self.path.startswith("/__emulator") and not self.headers.get(
+                    "Authorization", ""
+                ).startswith("Bearer "):
+                    self._send(*_error(401, "invalid access token", "unauthorized"))
+                    return
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                status, out = emulator.dispatch(
+                    method, url.path, query, body, self.headers.get("X-Idempotency-Key")
+                )
+                if status == 0:  # "timeout": hold the request past the client's patience
+                    time.sleep(emulator.timeout_seconds)
+                    status, out = 504, {"message": "gateway timeout", "status": 504}
+                self._send(status, out)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._handle("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._handle("PUT")
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> MercadoPagoEmulator:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> MercadoPagoEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- dispatch ---------------------------------------------------------------
+
+    def dispatch(
+        self, method: str, path: str, query: dict[str, str], body: dict, idem_key: str | None
+    ) -> tuple[int, Any]:
+        with self.lock:
+            self.state.calls.append(
+                {"method": method, "path": path, "key": idem_key, "query": query}
+            )
+            if path in self.state.failing:
+                return _error(500, "internal server error", "internal_error")
+            routes: list[tuple[str, str, Any]] = [
+                ("POST", r"/preapproval_plan", self._create_plan),
+                ("GET", r"/preapproval_plan/(?P<id>[\w-]+)", self._get_plan),
+                ("POST", r"/preapproval", self._create_preapproval),
+                ("GET", r"/preapproval/search", self._search_preapprovals),
+                ("GET", r"/preapproval/(?P<id>[\w-]+)", self._get_preapproval),
+                ("PUT", r"/preapproval/(?P<id>[\w-]+)", self._update_preapproval),
+                ("GET", r"/authorized_payments/search", self._search_installments),
+                ("POST", r"/v1/payments", self._create_payment),
+                ("GET", r"/v1/payments/search", self._search_payments),
+                ("GET", r"/v1/payments/(?P<id>\d+)", self._get_payment),
+                ("POST", r"/__emulator/behaviour", self._set_behaviour),
+                ("POST", r"/__emulator/authorize/(?P<id>[\w-]+)", self._authorize),
+                ("POST", r"/__emulator/clock", self._clock),
+                ("POST", r"/__emulator/payments/(?P<id>\d+)", self._settle_payment),
+                ("GET", r"/__emulator/state", self._dump),
+                ("POST", r"/__emulator/seed", self._seed),
+            ]
+            for verb, pattern, fn in routes:
+                match = re.fullmatch(pattern, path)
+                if verb == method and match:
+                    if idem_key and method == "POST" and not path.startswith("/__"):
+                        cached = self.state.idempotency.get(f"{path}|{idem_key}")
+                        if cached is not None:
+                            return cached
+                        result = fn(body=body, query=query, **match.groupdict())
+                        if 200 <= result[0] < 300:  # what was done is replayed, refusals are not
+                            self.state.idempotency[f"{path}|{idem_key}"] = result
+                        return result
+                    return fn(body=body, query=query, **match.groupdict())
+            return _error(404, f"resource {path} not found", "not_found")
+
+    def _id(self) -> int:
+        self.state.next_id += 1
+        return self.state.next_id
+
+    def _outcome(self, *who: str | None) -> str:
+        for key in who:
+            if key and key in self.state.behaviour:
+                return self.state.behaviour[key]
+        return "approve"
+
+    # --- plans ----------------------------------------------------------------------
+
+    def _create_plan(self, body: dict, query: dict) -> tuple[int, Any]:
+        rec = body.get("auto_recurring") or {}
+        if not body.get("reason") or not rec.get("transaction_amount"):
+            return _error(
+                400, "reason and auto_recurring.transaction_amount are required", "bad_request"
+            )
+        day = rec.get("billing_day")
+        if day is not None and not (isinstance(day, int) and 1 <= day <= 28):
+            return _error(400, "billing_day must be between 1 and 28", "bad_request")
+        if rec.get("billing_day_proportional") and (
+            rec.get("frequency", 1) != 1 or rec.get("frequency_type", "months") != "months"
+        ):
+            return _error(
+                400,
+                "billing_day_proportional needs frequency 1 and frequency_type months",
+                "bad_request",
+            )
+        pid = uuid.uuid4().hex
+        plan = {
+            "id": pid,
+            "reason": body["reason"],
+            "status": "active",
+            "back_url": body.get("back_url"),
+            "date_created": _now(),
+            "init_point": "https://www.mercadopago.com.mx/subscriptions/checkout"
+            f"?preapproval_plan_id={pid}",
+            "auto_recurring": {
+                "frequency": rec.get("frequency", 1),
+                "frequency_type": rec.get("frequency_type", "months"),
+                "transaction_amount": rec["transaction_amount"],
+                "currency_id": rec.get("currency_id", "MXN"),
+                "billing_day": day,
+                "billing_day_proportional": bool(rec.get("billing_day_proportional")),
+            },
+        }
+        self.state.plans[pid] = plan
+        return 201, plan
+
+    def _get_plan(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        return _found(self.state.plans, id, "preapproval_plan")
+
+    # --- preapprovals -------------------------------------------------------------
+
+    def _create_preapproval(self, body: dict, query: dict) -> tuple[int, Any]:
+        email = body.get("payer_email")
+        recurring = dict(body.get("auto_recurring") or {})
+        plan = None
+        if body.get("preapproval_plan_id"):
+            plan = self.state.plans.get(body["preapproval_plan_id"])
+            if plan is None:
+                return _error(
+                    404, f"preapproval_plan {body['preapproval_plan_id']} not found", "not_found"
+                )
+            recurring = {**plan["auto_recurring"], **recurring}
+        if not email or not recurring.get("transaction_amount"):
+            return _error(
+                400, "payer_email and auto_recurring.transaction_amount are required", "bad_request"
+            )
+        outcome = self._outcome(email, body.get("external_reference"))
+        if outcome == "timeout":
+            return 0, {}
+        if outcome == "email_mismatch":
+            return _error(
+                400,
+                "Cannot operate between different countries or the payer email "
+                "does not belong to a Mercado Pago account",
+                "bad_request",
+                "payer_email must be the email of the payer's Mercado Pago account",
+            )
+        pid = uuid.uuid4().hex
+        start = recurring.get("start_date") or self.state.today.isoformat()
+        pre = {
+            "id": pid,
+            "payer_id": None,
+            "payer_email": email,
+            "status": "pending",
+            "reason": body.get("reason"),
+            "external_reference": body.get("external_reference"),
+            "back_url": body.get("back_url"),
+            "date_created": _now(),
+            "last_modified": _now(),
+            "init_point": f"https://www.mercadopago.com.mx/subscriptions/checkout?preapproval_id={pid}",
+            "preapproval_plan_id": plan["id"] if plan else None,
+            "auto_recurring": {
+                "frequency": recurring.get("frequency", 1),
+                "frequency_type": recurring.get("frequency_type", "months"),
+                "transaction_amount": recurring["transaction_amount"],
+                "currency_id": recurring.get("currency_id", "MXN"),
+                "start_date": start,
+                "billing_day": recurring.get("billing_day"),
+                "billing_day_proportional": bool(recurring.get("billing_day_proportional")),
+            },
+            "next_payment_date": start,
+            "summarized": {"charged_quantity": 0, "semaphore": "green"},
+            "rejected_in_a_row": 0,
+        }
+        self.state.preapprovals[pid] = pre
+        self.state.installments[pid] = []
+        return 201, pre
+
+    def _get_preapproval(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        return _found(self.state.preapprovals, id, "preapproval")
+
+    def _update_preapproval(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        pre = self.state.preapprovals.get(id)
+        if pre is None:
+            return _error(404, f"preapproval {id} not found", "not_found")
+        if "status" in body:
+            if body["status"] not in ("cancelled", "paused", "authorized"):
+                return _error(400, f"invalid status {body['status']}", "bad_request")
+            if pre["status"] == "cancelled":
+                return _error(400, "a cancelled preapproval cannot be modified", "bad_request")
+            pre["status"] = body["status"]
+        amount = (body.get("auto_recurring") or {}).get("transaction_amount")
+        if amount is not None:
+            pre["auto_recurring"]["transaction_amount"] = amount
+        pre["last_modified"] = _now()
+        return 200, pre
+
+    def _search_preapprovals(self, body: dict, query: dict) -> tuple[int, Any]:
+        results = [
+            p
+            for p in self.state.preapprovals.values()
+            if all(
+                str(p.get(k)) == v
+                for k, v in query.items()
+                if k in ("external_reference", "payer_email", "status")
+            )
+        ]
+        return 200, {
+            "paging": {"offset": 0, "limit": len(results), "total": len(results)},
+            "results": results,
+        }
+
+    def _search_installments(self, body: dict, query: dict) -> tuple[int, Any]:
+        pid = query.get("preapproval_id")
+        results = list(self.state.installments.get(pid or "", []))
+        return 200, {
+            "paging": {"offset": 0, "limit": len(results), "total": len(results)},
+            "results": results,
+        }
+
+    # --- one-off payments -----------------------------------------------------------
+
+    def _create_payment(self, body: dict, query: dict) -> tuple[int, Any]:
+        amount = body.get("transaction_amount")
+        payer = (body.get("payer") or {}).get("email")
+        if amount is None or not payer:
+            return _error(400, "transaction_amount and payer.email are required", "bad_request")
+        outcome = self._outcome(body.get("external_reference"), payer)
+        if outcome == "timeout":
+            return 0, {}
+        approved = outcome not in ("reject", "in_process")
+        state, detail = (
+            ("approved", "accredited")
+            if approved
+            else ("in_process", "pending_review_manual")
+            if outcome == "in_process"
+            else ("rejected", "cc_rejected_insufficient_amount")
+        )
+        pay = {
+            "id": self._id(),
+            "status": state,
+            "status_detail": detail,
+            "transaction_amount": amount,
+            "currency_id": body.get("currency_id", "MXN"),
+            "description": body.get("description"),
+            "external_reference": body.get("external_reference"),
+            "payer": {"email": payer},
+            "date_created": _now(),
+            "date_last_updated": _now(),
+            "date_approved": _now() if approved else None,
+        }
+        self._store_payment(pay)
+        return 201, pay
+
+    def _store_payment(self, pay: dict) -> None:
+        """Every new or changed payment goes through here: it invalidates `search_cache`."""
+        self.state.payments[str(pay["id"])] = pay
+        self.state.version += 1
+
+    def _get_payment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        return _found(self.state.payments, id, "payment")
+
+    def _search_payments(self, body: dict, query: dict) -> tuple[int, Any]:
+        try:
+            offset = int(query.get("offset", 0))
+            limit = min(int(query.get("limit", 30)), SEARCH_LIMIT)
+            window = (
+                (self._when(query["begin_date"]), self._when(query["end_date"]))
+                if "begin_date" in query or "end_date" in query
+                else None
+            )
+        except (KeyError, ValueError):
+            return _error(
+                400,
+                "offset and limit must be integers; begin_date and end_date "
+                "go together, as ISO 8601 dates or NOW[-nDAYS]",
+                "bad_request",
+            )
+        field_ = query.get("range", "date_created")
+        sort, desc = query.get("sort", "date_created"), query.get("criteria") == "desc"
+        if (
+            field_ not in ("date_created", "date_last_updated")
+            or sort not in ("date_created", "date_last_updated", "id")
+            or offset < 0
+            or limit < 1
+        ):
+            return _error(400, "invalid range, sort, offset or limit", "bad_request")
+        key = (query.get("external_reference"), window, field_, sort, desc)
+        cached = self.state.search_cache
+        if cached is not None and cached[0] == key and cached[1] == self.state.version:
+            results = cached[2]  # the next page of the same search: no new scan
+        else:
+            ref = key[0]
+            results = [
+                p
+                for p in self.state.payments.values()
+                if (ref is None or p.get("external_reference") == ref)
+                and (window is None or window[0] <= _parse(p[field_]) <= window[1])
+            ]
+            results.sort(
+                key=lambda p: (p["id"] if sort == "id" else _parse(p[sort]), p["id"]), reverse=desc
+            )
+            self.state.search_cache = (key, self.state.version, results)
+        return 200, {
+            "paging": {"total": len(results), "limit": limit, "offset": offset},
+            "results": results[offset : offset + limit],
+        }
+
+    def _when(self, text: str) -> datetime:
+        """Mercado Pago's date filters: ISO 8601, or NOW / NOW-nDAYS on the emulator's clock."""
+        relative = re.fullmatch(r"NOW(?:-(\d+)DAYS)?", text)
+        if relative:
+            end_of_day = datetime(
+                self.state.today.year,
+                self.state.today.month,
+                self.state.today.day,
+                23,
+                59,
+                59,
+                tzinfo=UTC,
+            )
+            return end_of_day - timedelta(days=int(relative.group(1) or 0))
+        return _parse(text)
+
+    # --- control ------------------------------------------------------------------
+
+    def _set_behaviour(self, body: dict, query: dict) -> tuple[int, Any]:
+        if "failing_path" in body:  # an endpoint that answers 500 (or again 200 with "")
+            path = str(body["failing_path"])
+            if body.get("outcome") == "error":
+                self.state.failing.add(path)
+            else:
+                self.state.failing.discard(path)
+            return 200, {"ok": True, "failing": sorted(self.state.failing)}
+        who = body.get("payer_email") or body.get("external_reference")
+        outcome = body.get("outcome")
+        if not who or outcome not in (
+            "approve",
+            "reject",
+            "timeout",
+            "email_mismatch",
+            "in_process",
+        ):
+            return _error(
+                400,
+                "need payer_email or external_reference, and an outcome of "
+                "approve|reject|timeout|email_mismatch|in_process",
+                "bad_request",
+            )
+        self.state.behaviour[who] = outcome
+        return 200, {"ok": True, who: outcome}
+
+    def _authorize(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        pre = self.state.preapprovals.get(id)
+        if pre is None:
+            return _error(404, f"preapproval {id} not found", "not_found")
+        self._accept(pre)
+        self._run_due(self.state.today)
+        return 200, pre
+
+    def _seed(self, body: dict, query: dict) -> tuple[int, Any]:
+        """Many payers subscribe and accept at once (benchmarks): one pass over the book."""
+        plan_id, payers = body.get("preapproval_plan_id"), body.get("payers")
+        if plan_id not in self.state.plans or not isinstance(payers, list):
+            return _error(
+                400, "need an existing preapproval_plan_id and a list of payers", "bad_request"
+            )
+        ids = []
+        for payer in payers:
+            status, pre = self._create_preapproval(
+                {"preapproval_plan_id": plan_id, "reason": "seed", **payer}, {}
+            )
+            if status != 201:
+                return status, pre
+            self._accept(pre)
+            ids.append(pre["id"])
+        self._run_due(self.state.today)
+        return 201, {"ids": ids}
+
+    def _accept(self, pre: dict) -> None:
+        pre["status"] = "authorized"
+        pre["payer_id"] = self._id()
+        rec = pre["auto_recurring"]
+        if rec.get("billing_day"):
+            today = self.state.today
+            amount = Decimal(str(rec["transaction_amount"]))
+            if rec.get("billing_day_proportional") and today.day != rec["billing_day"]:
+                nxt = _next_billing(today, rec["billing_day"])
+                days = min((nxt - today).days, 30)
+                amount = (amount * days / 30).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            self._schedule(pre, today, amount=float(amount))
+        else:
+            self._schedule(pre, date.fromisoformat(rec["start_date"][:10]))
+
+    def _clock(self, body: dict, query: dict) -> tuple[int, Any]:
+        try:
+            new = date.fromisoformat(body["date"])
+        except (KeyError, ValueError):
+            return _error(400, "date must be YYYY-MM-DD", "bad_request")
+        if new < self.state.today:
+            return _error(400, "the emulator's clock only moves forward", "bad_request")
+        day = self.state.today
+        while day <= new:
+            self._run_due(day)
+            day += timedelta(days=1)
+        self.state.today = new
+        return 200, {"today": new.isoformat()}
+
+    def _settle_payment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        pay = self.state.payments.get(id)
+        if pay is None or body.get("status") not in ("approved", "rejected"):
+            return _error(
+                400, "need an existing payment and a status approved|rejected", "bad_request"
+            )
+        pay["status"] = body["status"]
+        pay["status_detail"] = (
+            "accredited" if body["status"] == "approved" else "cc_rejected_other_reason"
+        )
+        pay["date_last_updated"] = _now()
+        self._store_payment(pay)
+        return 200, pay
+
+    def _dump(self, body: dict, query: dict) -> tuple[int, Any]:
+        return 200, {
+            "today": self.state.today.isoformat(),
+            "preapprovals": self.state.preapprovals,
+            "installments": self.state.installments,
+            "payments": self.state.payments,
+            "calls": len(self.state.calls),
+        }
+
+    # --- installments ---------------------------------------------------------------
+
+    def _schedule(self, pre: dict, debit: date, amount: float | None = None) -> None:
+        self.state.installments[pre["id"]].append(
+            {
+                "id": self._id(),
+                "preapproval_id": pre["id"],
+                "type": "recurring",
+                "status": "scheduled",
+                "debit_date": debit.isoformat(),
+                "retry_attempt": 0,
+                "transaction_amount": (
+                    pre["auto_recurring"]["transaction_amount"] if amount is None else amount
+                ),
+                "fixed_amount": amount is not None,  # the prorated first installment
+                "currency_id": pre["auto_recurring"]["currency_id"],
+                "date_created": _now(),
+                "payment": None,
+            }
+        )
+        pre["next_payment_date"] = debit.isoformat()
+
+    def _run_due(self, today: date) -> None:
+        for pre in self.state.preapprovals.values():
+            if pre["status"] != "authorized":
+                continue
+            for inst in self.state.installments[pre["id"]]:
+                if inst["status"] not in ("scheduled", "recycling"):
+                    continue
+                debit = date.fromisoformat(inst["debit_date"])
+                attempt = inst["retry_attempt"]
+                if (
+                    attempt >= len(RETRY_OFFSETS)
+                    or debit + timedelta(days=RETRY_OFFSETS[attempt]) > today
+                ):
+                    continue
+                self._attempt(pre, inst, today)
+
+    def _attempt(self, pre: dict, inst: dict, today: date) -> None:
+        if inst["retry_attempt"] == 0 and not inst.get("fixed_amount"):
+            # the amount is the preapproval's at debit time (a change applies next cycle)
+            inst["transaction_amount"] = pre["auto_recurring"]["transaction_amount"]
+        outcome = self._outcome(pre.get("external_reference"), pre.get("payer_email"))
+        approved = outcome != "reject"
+        moment = f"{today}T12:00:00.000Z"
+        pay = {
+            "id": self._id(),
+            "status": "approved" if approved else "rejected",
+            "status_detail": "accredited" if approved else "cc_rejected_insufficient_amount",
+            "operation_type": "recurring_payment",
+            "transaction_amount": inst["transaction_amount"],
+            "currency_id": inst["currency_id"],
+            "date_created": moment,
+            "date_last_updated": moment,
+            "date_approved": moment if approved else None,
+            "external_reference": pre.get("external_reference"),
+            "point_of_interaction": {
+                "type": "SUBSCRIPTIONS",
+                "transaction_data": {
+                    "subscription_id": pre["id"],
+                    "billing_date": inst["debit_date"],
+                    "subscription_sequence": {"number": None, "total": None},
+                },
+            },
+        }
+        self._store_payment(pay)
+        inst["payment"] = {
+            "id": pay["id"],
+            "status": pay["status"],
+            "status_detail": pay["status_detail"],
+        }
+        inst["retry_attempt"] += 1
+        if approved:
+            inst["status"] = "processed"
+            pre["rejected_in_a_row"] = 0
+            pre["summarized"]["charged_quantity"] += 1
+            self._schedule(pre, self._after(pre, date.fromisoformat(inst["debit_date"])))
+            return
+        if inst["retry_attempt"] < len(RETRY_OFFSETS):
+            inst["status"] = "recycling"
+            return
+        inst["status"] = "rejected"
+        pre["rejected_in_a_row"] += 1
+        if pre["rejected_in_a_row"] >= MAX_REJECTED_INSTALLMENTS:
+            pre["status"] = "cancelled"
+        else:
+            self._schedule(pre, self._after(pre, date.fromisoformat(inst["debit_date"])))
+
+    @staticmethod
+    def _after(pre: dict, debit: date) -> date:
+        """The next installment's date: the plan's billing day, else a month later."""
+        day = pre["auto_recurring"].get("billing_day")
+        return _next_billing(debit, day) if day else _next_month(debit)
+
+
+def _parse(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _next_billing(day: date, billing_day: int) -> date:
+    if day.day < billing_day:
+        return date(day.year, day.month, billing_day)
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return date(year, month, billing_day)
+
+
+def _next_month(day: date) -> date:
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return date(year, month, min(day.day, 28))

@@ -1,0 +1,73 @@
+"""A real CSD is never stamped by the test PAC, and no PAC is chosen silently."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from billing.core.settings import ConfigError, load_settings
+from billing.invoicing.pac import make_pac
+from billing.core.errors import InvoiceError
+from cli.devstack.democerts import demo_csd
+
+
+def sat_issued_csd(directory: Path) -> Path:
+    """A CSD shaped like the SAT's: signed by a certification authority, not by itself."""
+    now = datetime.now(UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                            "AC DEL SERVICIO DE ADMINISTRACION TRIBUTARIA")])
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CONTRIBUYENTE REAL"),
+                         x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, "AAA010101AAA")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .sign(ca_key, hashes.SHA256()))
+    path = directory / "real.cer"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    return path
+
+
+def test_a_sat_issued_csd_with_the_test_pac_is_refused_at_startup(tmp_path: Path) -> None:
+    real = sat_issued_csd(tmp_path)
+    with pytest.raises(ConfigError, match="pac_driver = local would stamp a SAT-issued CSD"):
+        load_settings(cfdi_csd_certificate=real, pac_driver="local")
+
+
+def test_a_csd_without_a_pac_driver_is_refused_at_startup(tmp_path: Path) -> None:
+    cer, _, _ = demo_csd(tmp_path)
+    with pytest.raises(ConfigError, match="pac_driver is not"):
+        load_settings(cfdi_csd_certificate=cer)
+    with pytest.raises(ConfigError, match="pac_driver is not"):
+        load_settings(cfdi_csd_certificate=sat_issued_csd(tmp_path))
+
+
+def test_the_demo_csd_may_use_the_test_pac_and_billing_never_builds_it(tmp_path: Path) -> None:
+    cer, _, _ = demo_csd(tmp_path)
+    settings = load_settings(cfdi_csd_certificate=cer, pac_driver="local")
+    assert settings.pac_driver == "local"
+    with pytest.raises(InvoiceError, match="dev stack's test PAC"):
+        make_pac(settings)  # production code has no test PAC to fall back on
+
+
+def test_the_cli_refuses_a_real_csd_with_the_test_pac_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    real = sat_issued_csd(tmp_path)
+    env = {**os.environ, "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(real),
+           "CAM2DRIVE_PAC_DRIVER": "local",
+           "CAM2DRIVE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "cam2drive"), "invoice", "issue"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SAT-issued CSD" in lines[0], proc.stderr

@@ -1,0 +1,1 @@
+"""The HTTP service: ERP API, Mercado Pago webhooks, portal, health and metrics."""
