@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.nodes import assert_one_line_error
+
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
 
@@ -23,14 +25,6 @@ def run(db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess
 
 def as_json(db_url: str, *args: str) -> dict:  # type: ignore[type-arg]
     return json.loads(run(db_url, *args, "--json").stdout)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> None:
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ") and text in lines[0], lines[0]
-    assert "Traceback" not in proc.stderr + proc.stdout
 
 
 def test_operator_flow(db_url: str, tmp_path: Path) -> None:

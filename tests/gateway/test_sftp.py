@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from tests.conftest import MiB, Stack
+from tests.support.stack import MiB, Stack
 
 
 def sftp_run(port: int, user: str, password: str, fn: Any) -> Any:
@@ -439,7 +439,7 @@ def test_failed_sftp_logins_ban_the_address_everywhere(stack: Stack, sftp_port: 
 
 def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Keys are made once and reused; legacy mode lets an old client in."""
-    from tests.conftest import Stack as S
+    from tests.support.stack import Stack as S
 
     bucket = "c2d-pg" if "postgresql" in db_url else "c2d-sqlite"
     old_client = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MiB, Stack, put
+from tests.support.stack import MiB, Stack, put
 
 
 def get(ftp: ftplib.FTP, path: str, rest: int | None = None) -> bytes:
@@ -313,7 +313,7 @@ def test_allo_mismatch_is_not_committed(stack: Stack) -> None:
 
 def test_passive_range_and_masquerade_address(db_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
     """PASV answers with the configured public address and a port from the range."""
-    from tests.conftest import Stack as S
+    from tests.support.stack import Stack as S
 
     stack = S(
         db_url,
@@ -344,7 +344,7 @@ def test_concurrent_pasv_on_a_narrow_range(db_url: str, seaweed) -> None:  # typ
     """
     import threading
 
-    from tests.conftest import Stack as S
+    from tests.support.stack import Stack as S
 
     base = 40000 + (os.getpid() % 200) * 100
     stack = S(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import MiB, Stack
-from tests.recorder import DahuaRecorder
+from tests.support.recorder import DahuaRecorder
+from tests.support.stack import MiB, Stack
 
 
 def test_dahua_session_video_and_snapshots(stack: Stack) -> None:
@@ -50,7 +50,7 @@ def test_recorder_on_a_full_reject_drive_keeps_its_file(stack: Stack) -> None:
 def test_dahua_recorder_over_sftp(stack: Stack) -> None:
     import asyncio
 
-    from tests.recorder import DahuaSftpRecorder
+    from tests.support.recorder import DahuaSftpRecorder
 
     port = stack.start_sftp()
     dev = stack.device(capacity=f"{8 * MiB}B", on_full="reject")

@@ -9,7 +9,7 @@ import pytest
 
 from billing.core.settings import Settings
 from cli.devstack.seaweed import free_port
-from tests.conftest import Stack, passive_range, put
+from tests.support.stack import Stack, passive_range, put
 
 # --- entitlement -------------------------------------------------------------------
 

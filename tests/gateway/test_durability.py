@@ -16,17 +16,8 @@ import pytest
 from billing.core.errors import NotFound
 from billing.core.models import utcnow
 from gateway.janitor import run_janitor
-from tests.conftest import MiB, Stack, stack_on_own_s3
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
+from tests.support.stack import MiB, Stack, stack_on_own_s3
+from tests.support.wait import wait_for
 
 KILLED_CLIENT = textwrap.dedent("""
     import ftplib, os, sys, time

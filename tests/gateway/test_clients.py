@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import MiB, Stack
+from tests.support.stack import MiB, Stack
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:

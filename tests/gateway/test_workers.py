@@ -23,10 +23,16 @@ from billing.core.errors import InvalidInput
 from billing.core.settings import Settings
 from cli.devstack.seaweed import SeaweedServer, free_port
 from gateway.workers import share, worker_count
-from tests.conftest import MiB, Stack
-from tests.test_cli import assert_one_line_error
-from tests.test_durability import wait_for
-from tests.test_nodes import BIN, ftp_put_many, gateway_env, sftp_put_many, stop_process
+from tests.support.nodes import (
+    BIN,
+    assert_one_line_error,
+    ftp_put_many,
+    gateway_env,
+    sftp_put_many,
+    stop_process,
+)
+from tests.support.stack import MiB, Stack
+from tests.support.wait import wait_for
 
 
 class WorkerNode:

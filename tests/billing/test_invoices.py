@@ -26,8 +26,8 @@ from billing.core.errors import StorageUnavailable
 from billing.core.models import Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
-from tests.conftest import DeviceLogin, Stack, fiscal
-from tests.test_billing_flow import Clock, control, subscribe
+from tests.support.billing import Clock, control, subscribe
+from tests.support.stack import DeviceLogin, Stack, fiscal
 
 SCHEMAS = (
     Path(satcfdi.__file__).parent

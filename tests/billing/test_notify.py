@@ -20,8 +20,8 @@ from billing.notify.outbox import collect, deliver
 from billing.payments.sync import day_start
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from cli.devstack.seaweed import free_port
-from tests.conftest import Stack, fiscal
-from tests.test_billing_flow import Clock, control, set_outcome, status, subscribe
+from tests.support.billing import Clock, control, set_outcome, status, subscribe
+from tests.support.stack import Stack, fiscal
 
 
 class Inbox:

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from billing.core.errors import InvoiceError
 from billing.core.settings import ConfigError, load_settings
 from billing.invoicing.pac import make_pac
-from billing.core.errors import InvoiceError
 from cli.devstack.democerts import demo_csd
 
 
@@ -21,15 +21,26 @@ def sat_issued_csd(directory: Path) -> Path:
     """A CSD shaped like the SAT's: signed by a certification authority, not by itself."""
     now = datetime.now(UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                            "AC DEL SERVICIO DE ADMINISTRACION TRIBUTARIA")])
+    ca_name = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "AC DEL SERVICIO DE ADMINISTRACION TRIBUTARIA")]
+    )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CONTRIBUYENTE REAL"),
-                         x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, "AAA010101AAA")])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
-            .sign(ca_key, hashes.SHA256()))
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "CONTRIBUYENTE REAL"),
+            x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, "AAA010101AAA"),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(ca_key, hashes.SHA256())
+    )
     path = directory / "real.cer"
     path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
     return path
@@ -63,11 +74,19 @@ def test_the_cli_refuses_a_real_csd_with_the_test_pac_in_one_line(tmp_path: Path
     import sys
 
     real = sat_issued_csd(tmp_path)
-    env = {**os.environ, "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(real),
-           "CAM2DRIVE_PAC_DRIVER": "local",
-           "CAM2DRIVE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
-    proc = subprocess.run([str(Path(sys.executable).parent / "cam2drive"), "invoice", "issue"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(real),
+        "CAM2DRIVE_PAC_DRIVER": "local",
+        "CAM2DRIVE_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
+    }
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "cam2drive"), "invoice", "issue"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "SAT-issued CSD" in lines[0], proc.stderr

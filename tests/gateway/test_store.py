@@ -11,7 +11,7 @@ import pytest
 
 from billing.core.settings import Settings
 from gateway.store import sign_payload
-from tests.conftest import MiB, Stack, put
+from tests.support.stack import MiB, Stack, put
 
 
 @pytest.mark.parametrize(

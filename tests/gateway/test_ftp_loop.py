@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from tests.conftest import Stack, put
+from tests.support.stack import Stack, put
 
 
 def _replies(sock: socket.socket, count: int) -> list[str]:

@@ -16,8 +16,8 @@ from billing.core.errors import Cam2DriveError
 from billing.core.models import utcnow
 from billing.entitlement import upload_entitlement
 from gateway.janitor import run_janitor
-from tests.conftest import Stack, announce, stack_on_own_s3
-from tests.test_durability import wait_for
+from tests.support.stack import Stack, announce, stack_on_own_s3
+from tests.support.wait import wait_for
 
 MiB = 1024 * 1024
 

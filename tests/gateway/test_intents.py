@@ -25,8 +25,8 @@ from billing.core.models import Reservation, utcnow
 from billing.entitlement import upload_entitlement
 from gateway.ingest import SessionIntents
 from gateway.janitor import run_janitor
-from tests.conftest import Stack, put
-from tests.test_durability import wait_for
+from tests.support.stack import Stack, put
+from tests.support.wait import wait_for
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from billing.core.errors import QuotaExceeded
 from billing.core.settings import Settings
 from billing.entitlement import upload_entitlement
 from gateway.ingest import IngestPipeline
-from tests.conftest import MiB, Stack, put
+from tests.support.stack import MiB, Stack, put
 
 
 def test_reject_at_the_edge(stack: Stack) -> None:

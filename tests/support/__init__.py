@@ -1,0 +1,1 @@
+"""What tests share: the stack harness, the billing clock, the recorder emulator."""
