@@ -160,6 +160,8 @@ def _db(what: str) -> StorageUnavailable:
 class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
+    expected_size: int | None = None  # the size FTP's ALLO announced: the count a commit needs
+
     def __init__(
         self,
         pipeline: IngestPipeline,

@@ -33,6 +33,7 @@ from billing.core.errors import (
 from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import Download, DriveView, Entry, Login, login_notice
+from gateway.ftp.bases import DataChannel
 from gateway.ftp.listing import list_lines, mlsd_lines, mlsx_facts
 from gateway.ftp.loop import Offload
 from gateway.ftp.passive import PassiveListener, PassiveRetryMixin
@@ -89,7 +90,7 @@ class _LoopWrites:
         self.upload.close()
 
 
-class DurableDTPMixin:
+class DurableDTPMixin(DataChannel):
     """Data channel that acknowledges an upload only once it is durable.
 
     pyftpdlib closes the file object and then sends 226. Here a finished
@@ -109,10 +110,11 @@ class DurableDTPMixin:
     _upload: Upload | None = None
     _busy = False  # a write or the commit is off the loop
     _close_pending = False  # close() came while busy: done when it ends
+    cmd_channel: GatewayMixin
 
     def enable_receiving(self, type: str, cmd: str) -> None:
-        super().enable_receiving(type, cmd)  # type: ignore[misc]
-        upload = self.file_obj  # type: ignore[has-type]
+        super().enable_receiving(type, cmd)
+        upload = self.file_obj
         if isinstance(upload, Upload):
             self._upload = upload
             self.file_obj = _LoopWrites(self, upload)
@@ -123,8 +125,8 @@ class DurableDTPMixin:
             upload.write(chunk)
             return
         self._busy = True
-        self.del_channel()  # type: ignore[attr-defined]
-        offload: Offload = self.cmd_channel.offload  # type: ignore[attr-defined]
+        self.del_channel()
+        offload: Offload = self.cmd_channel.offload
         if wait == "room":
             upload.when_room(lambda: offload.calls.call_soon(self._room, upload, chunk))
         else:
@@ -161,17 +163,17 @@ class DurableDTPMixin:
             self._close_pending = False
             self.close()
             return True
-        return self._closed  # type: ignore[attr-defined, no-any-return]
+        return self._closed
 
     def _read_on(self) -> None:
-        if self._closed:  # type: ignore[attr-defined]
+        if self._closed:
             return
-        self.add_channel(events=self.ioloop.READ)  # type: ignore[attr-defined]
-        pending = getattr(self.socket, "pending", None)  # type: ignore[attr-defined]
+        self.add_channel(events=self.ioloop.READ)
+        pending = getattr(self.socket, "pending", None)
         if pending is not None and pending():  # TLS bytes already decrypted: no poll event
             self.ioloop.call_later(
                 0,
-                self.handle_read_event,  # type: ignore[attr-defined]
+                self.handle_read_event,
                 _errback=self.handle_error,
             )
 
@@ -182,34 +184,29 @@ class DurableDTPMixin:
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError) and exc.errno in _BROKEN:
             self._reset = True
-        super().handle_close()  # type: ignore[misc]
+        super().handle_close()
 
     def close(self) -> None:
         if self._busy:
             self._close_pending = True
             return
         upload = self._upload
-        if (
-            not self._closed
-            and self.receive  # type: ignore[attr-defined]
-            and upload is not None
-            and not upload.closed
-        ):
-            resp = self._resp  # type: ignore[attr-defined]
-            if self.transfer_finished and resp and resp[0].startswith("226"):  # type: ignore[attr-defined]
+        if not self._closed and self.receive and upload is not None and not upload.closed:
+            resp = self._resp
+            if self.transfer_finished and resp and resp[0].startswith("226"):
                 self._commit(upload)
                 return
             upload.closed = True  # aborted off the loop: abort() may wait on S3
-            self.cmd_channel.offload.fire(upload.abort, f"abort of {upload.name}")  # type: ignore[attr-defined]
-        super().close()  # type: ignore[misc]
+            self.cmd_channel.offload.fire(upload.abort, f"abort of {upload.name}")
+        super().close()
 
     def _commit(self, upload: Upload) -> None:
         """Commit on the pool, the session quiet meanwhile; then close with its reply."""
         self._busy = True
-        self.del_channel()  # type: ignore[attr-defined]
-        if self._idler is not None and not self._idler.cancelled:  # type: ignore[has-type]
-            self._idler.cancel()  # type: ignore[has-type]
-        control = self.cmd_channel  # type: ignore[attr-defined]
+        self.del_channel()
+        if self._idler is not None and not self._idler.cancelled:
+            self._idler.cancel()
+        control = self.cmd_channel
         control._pause()
 
         def then(ok: bool, resp: Any) -> None:
@@ -219,14 +216,12 @@ class DurableDTPMixin:
                 resp = ("451 Internal error; file not stored, retry later.", ftplog.error)
             self._resp = resp if not control._closed else None
             control._resume()
-            super(DurableDTPMixin, self).close()  # type: ignore[misc]
+            super(DurableDTPMixin, self).close()
 
         control.offload.run(lambda: self._finish(upload), then)
 
     def _finish(self, upload: Upload) -> tuple[str, Any]:
-        problem = self.cmd_channel.incomplete_reason(  # type: ignore[attr-defined]
-            upload, reset=self._reset
-        )
+        problem = self.cmd_channel.incomplete_reason(upload, reset=self._reset)
         if problem:
             upload.abort()
             log.info("upload of %s aborted: %s", upload.name, problem)
@@ -248,7 +243,7 @@ class DurableDTPMixin:
             self._resp = (reply_for(err), ftplog.warning)
             self.close()
         except Exception:
-            super().handle_error()  # type: ignore[misc]
+            super().handle_error()
 
 
 class DurableDTPHandler(DurableDTPMixin, DTPHandler):
@@ -278,6 +273,7 @@ class GatewayMixin(PassiveRetryMixin):
     # CWD is most of the log and none of the news. MKD, renames and deletes stay.
     log_cmds_list = [c for c in FTPHandler.log_cmds_list if c not in ("CWD", "XCWD")]
     fs: DriveView
+    data_channel: DurableDTPMixin | None
 
     # --- connection and decoding -------------------------------------------
 
@@ -289,7 +285,7 @@ class GatewayMixin(PassiveRetryMixin):
 
     def handle(self) -> None:
         """Greet, or refuse a banned address with 421 (the ban is read off the loop)."""
-        ip = self.remote_ip  # type: ignore[attr-defined]
+        ip = self.remote_ip
 
         def check() -> Cam2DriveError | None:
             try:
@@ -300,18 +296,18 @@ class GatewayMixin(PassiveRetryMixin):
 
         def then(refusal: Cam2DriveError | None) -> None:
             if refusal is None:
-                super(GatewayMixin, self).handle()  # type: ignore[misc]
+                super(GatewayMixin, self).handle()
                 return
             self._refusal = reply_for(refusal, "421")
-            self.respond(self._refusal)  # type: ignore[attr-defined]
-            self.close_when_done()  # type: ignore[attr-defined]
+            self.respond(self._refusal)
+            self.close_when_done()
 
         self._step("", "", check, then)
 
     def close(self) -> None:
         """As pyftpdlib's (which aborts an unfinished upload), then the view's end."""
         view = getattr(self, "fs", None)
-        super().close()  # type: ignore[misc]
+        super().close()
         if isinstance(view, DriveView):
             self.offload.fire(view.close, "closing an FTP session's drive view")
 
@@ -346,7 +342,7 @@ class GatewayMixin(PassiveRetryMixin):
         self._pause()
 
         def then(ok: bool, value: Any) -> None:
-            if self._closed:  # type: ignore[attr-defined]
+            if self._closed:
                 if ok and discard is not None and value is not None:
                     discard(value)
                 return
@@ -360,11 +356,11 @@ class GatewayMixin(PassiveRetryMixin):
                 else:
                     raise value
             except Exception:
-                self.handle_error()  # type: ignore[attr-defined]  (logged; session closed)
+                self.handle_error()  # (logged; session closed)
                 return
             if cmd and self._last_response:
                 resp = self._last_response
-                self.log_cmd(cmd, arg, int(resp[:3]), resp[4:])  # type: ignore[attr-defined]
+                self.log_cmd(cmd, arg, int(resp[:3]), resp[4:])
 
         self.offload.run(work, then)
 
@@ -372,35 +368,35 @@ class GatewayMixin(PassiveRetryMixin):
         """Read no more from the client until `_resume` (a step is off the loop)."""
         if not self._paused:
             self._paused = True
-            self.del_channel()  # type: ignore[attr-defined]
+            self.del_channel()
 
     def _resume(self) -> None:
-        if not self._paused or self._closed:  # type: ignore[attr-defined]
+        if not self._paused or self._closed:
             return
         self._paused = False
-        loop = self.ioloop  # type: ignore[attr-defined]
-        self.add_channel(events=loop.READ | (loop.WRITE if self.writable() else 0))  # type: ignore[attr-defined]
+        loop = self.ioloop
+        self.add_channel(events=loop.READ | (loop.WRITE if self.writable() else 0))
         if self._queued:  # after this step's reply, which the caller sends now
-            loop.call_later(0, self._run_queued, _errback=self.handle_error)  # type: ignore[attr-defined]
+            loop.call_later(0, self._run_queued, _errback=self.handle_error)
 
     def _run_queued(self) -> None:
         """Commands a client sent without waiting for the previous reply."""
-        while self._queued and not self._paused and not self._closed:  # type: ignore[attr-defined]
+        while self._queued and not self._paused and not self._closed:
             self._command(self._queued.pop(0))
 
     def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
         if self._refusal:
-            self.respond(self._refusal)  # type: ignore[attr-defined]
-            self.close_when_done()  # type: ignore[attr-defined]
+            self.respond(self._refusal)
+            self.close_when_done()
             return
-        super().pre_process_command(line, cmd, arg)  # type: ignore[misc]
+        super().pre_process_command(line, cmd, arg)
 
     def found_terminator(self) -> None:
         """As pyftpdlib's, but decoding with our fallback and a clear 501, and
         holding commands that arrive while a step of the session is off the loop."""
-        if self._idler is not None and not self._idler.cancelled:  # type: ignore[attr-defined]
-            self._idler.reset()  # type: ignore[attr-defined]
-        raw = b"".join(self._in_buffer)  # type: ignore[attr-defined]
+        if self._idler is not None and not self._idler.cancelled:
+            self._idler.reset()
+        raw = b"".join(self._in_buffer)
         self._in_buffer = []
         self._in_buffer_len = 0
         if self._paused or self._queued:
@@ -412,24 +408,24 @@ class GatewayMixin(PassiveRetryMixin):
         try:
             line = paths.decode_client_bytes(raw, self.fallback_encoding)
         except InvalidPath as err:
-            self.respond(f"501 Command refused: {err}.")  # type: ignore[attr-defined]
+            self.respond(f"501 Command refused: {err}.")
             return
         cmd = line.split(" ")[0].upper()
-        self.pre_process_command(line, cmd, line[len(cmd) + 1 :])  # type: ignore[attr-defined]
+        self.pre_process_command(line, cmd, line[len(cmd) + 1 :])
 
     def reply_error(self, err: Cam2DriveError) -> None:
-        self.respond(reply_for(err))  # type: ignore[attr-defined]
+        self.respond(reply_for(err))
 
     # --- login --------------------------------------------------------------
 
     def ftp_PASS(self, line: str) -> None:
-        if self.authenticated:  # type: ignore[attr-defined]
-            self.respond("503 User already authenticated.")  # type: ignore[attr-defined]
+        if self.authenticated:
+            self.respond("503 User already authenticated.")
             return
-        if not self.username:  # type: ignore[attr-defined]
-            self.respond("503 Login with USER first.")  # type: ignore[attr-defined]
+        if not self.username:
+            self.respond("503 Login with USER first.")
             return
-        user, ip = self.username, self.remote_ip  # type: ignore[attr-defined]
+        user, ip = self.username, self.remote_ip
 
         def check() -> tuple[Login | None, str | Cam2DriveError]:
             """The login and its greeting, or the refusal (never raised: each
@@ -445,26 +441,27 @@ class GatewayMixin(PassiveRetryMixin):
             if login is not None:
                 return self._login_ok(login, line, str(msg))
             if isinstance(msg, AuthFailed):
-                return self.handle_auth_failed(str(msg), line)  # type: ignore[attr-defined]
-            self.respond(reply_for(msg, "421"))  # type: ignore[arg-type, attr-defined]
-            self.close_when_done()  # type: ignore[attr-defined]
+                return self.handle_auth_failed(str(msg), line)
+            assert isinstance(msg, Cam2DriveError)  # check() pairs no login with its refusal
+            self.respond(reply_for(msg, "421"))
+            self.close_when_done()
 
         self._step("PASS", "******", check, then)
 
     def _login_ok(self, login: Login, password: str, msg: str) -> None:
-        self.respond(f"230 {msg}")  # type: ignore[attr-defined]
-        self.log(f"USER '{self.username}' logged in.")  # type: ignore[attr-defined]
+        self.respond(f"230 {msg}")
+        self.log(f"USER '{self.username}' logged in.")
         self.authenticated = True
         self.password = ""
         self.attempted_logins = 0
         self.fs = DriveView(self.pipeline, login)
-        self.on_login(self.username)  # type: ignore[attr-defined]
+        self.on_login(self.username)
 
     # --- navigation ---------------------------------------------------------
 
     def ftp_PWD(self, line: str) -> None:
         cwd = self.fs.cwd_display.replace('"', '""')
-        self.respond(f'257 "{cwd}" is the current directory.')  # type: ignore[attr-defined]
+        self.respond(f'257 "{cwd}" is the current directory.')
 
     def ftp_CWD(self, path: str) -> None:
         path = path or "/"
@@ -472,7 +469,7 @@ class GatewayMixin(PassiveRetryMixin):
             "CWD",
             path,
             lambda: self.fs.chdir(path),
-            lambda cwd: self.respond(f'250 "{cwd}" is the current directory.'),  # type: ignore[attr-defined]
+            lambda cwd: self.respond(f'250 "{cwd}" is the current directory.'),
             now=self._known(path),
         )
 
@@ -497,7 +494,7 @@ class GatewayMixin(PassiveRetryMixin):
             shown, created = outcome
             quoted = shown.replace('"', '""')
             note = "created" if created else "already exists"
-            self.respond(f'257 "{quoted}" {note}.')  # type: ignore[attr-defined]
+            self.respond(f'257 "{quoted}" {note}.')
 
         self._step("MKD", path, lambda: self.fs.mkdir(path), made)
 
@@ -507,23 +504,23 @@ class GatewayMixin(PassiveRetryMixin):
             path,
             lambda: self.fs.rmdir(path),
             lambda _: self.respond("250 Directory removed."),
-        )  # type: ignore[attr-defined]
+        )
 
     def ftp_DELE(self, path: str) -> None:
         self._step(
             "DELE", path, lambda: self.fs.remove(path), lambda _: self.respond("250 File removed.")
-        )  # type: ignore[attr-defined]
+        )
 
     def ftp_RNFR(self, path: str) -> None:
         def ready(_: object) -> None:
             self._rnfr = self.fs.resolve(path)
-            self.respond("350 Ready for destination name.")  # type: ignore[attr-defined]
+            self.respond("350 Ready for destination name.")
 
         self._step("RNFR", path, lambda: self.fs.stat(path), ready)
 
     def ftp_RNTO(self, path: str) -> None:
         if not self._rnfr:
-            self.respond("503 Bad sequence of commands: use RNFR first.")  # type: ignore[attr-defined]
+            self.respond("503 Bad sequence of commands: use RNFR first.")
             return
         src, self._rnfr = self._rnfr, None
         self._step(
@@ -531,7 +528,7 @@ class GatewayMixin(PassiveRetryMixin):
             path,
             lambda: self.fs.rename("/" + src, path),
             lambda _: self.respond("250 Renaming ok."),
-        )  # type: ignore[attr-defined]
+        )
 
     # --- information --------------------------------------------------------
 
@@ -540,9 +537,9 @@ class GatewayMixin(PassiveRetryMixin):
 
         def then(entry: Entry) -> None:
             if entry.is_dir:
-                self.respond(f"550 {paths.display(entry.path)} is not a regular file.")  # type: ignore[attr-defined]
+                self.respond(f"550 {paths.display(entry.path)} is not a regular file.")
             else:
-                self.respond(reply(entry))  # type: ignore[attr-defined]
+                self.respond(reply(entry))
 
         self._step(cmd, path, lambda: self.fs.stat(path), then)
 
@@ -562,7 +559,7 @@ class GatewayMixin(PassiveRetryMixin):
     def ftp_LIST(self, path: str) -> None:
         def send(listing: list[Entry]) -> None:
             producer = BufferedIteratorProducer(list_lines(listing, self.fs.login.writable))
-            self.push_dtp_data(producer, isproducer=True, cmd="LIST")  # type: ignore[attr-defined]
+            self.push_dtp_data(producer, isproducer=True, cmd="LIST")
 
         arg = self._listing_arg(path)
         self._step("LIST", path, lambda: self.fs.listdir(arg), send)
@@ -570,7 +567,7 @@ class GatewayMixin(PassiveRetryMixin):
     def ftp_NLST(self, path: str) -> None:
         def send(listing: list[Entry]) -> None:
             data = "".join(f"{e.name}\r\n" for e in listing).encode("utf-8")
-            self.push_dtp_data(data, cmd="NLST")  # type: ignore[attr-defined]
+            self.push_dtp_data(data, cmd="NLST")
 
         arg = self._listing_arg(path)
         self._step("NLST", path, lambda: self.fs.listdir(arg), send)
@@ -583,31 +580,31 @@ class GatewayMixin(PassiveRetryMixin):
 
         def send(listing: list[Entry] | None) -> None:
             if listing is None:
-                self.respond("501 Not a directory.")  # type: ignore[attr-defined]
+                self.respond("501 Not a directory.")
                 return
             producer = BufferedIteratorProducer(mlsd_lines(listing, self.fs.login.writable))
-            self.push_dtp_data(producer, isproducer=True, cmd="MLSD")  # type: ignore[attr-defined]
+            self.push_dtp_data(producer, isproducer=True, cmd="MLSD")
 
         self._step("MLSD", path, read, send)
 
     def ftp_MLST(self, path: str) -> None:
         def send(entry: Entry) -> None:
             shown = paths.display(entry.path)
-            self.push(f'250-Listing "{shown}":\r\n')  # type: ignore[attr-defined]
-            self.push(f" {mlsx_facts(entry, self.fs.login.writable)} {shown}\r\n")  # type: ignore[attr-defined]
-            self.respond("250 End MLST.")  # type: ignore[attr-defined]
+            self.push(f'250-Listing "{shown}":\r\n')
+            self.push(f" {mlsx_facts(entry, self.fs.login.writable)} {shown}\r\n")
+            self.respond("250 End MLST.")
 
         self._step("MLST", path, lambda: self.fs.stat(path), send)
 
     def ftp_STAT(self, path: str) -> None:
         if not path:
-            return super().ftp_STAT(path)  # type: ignore[misc]
+            return super().ftp_STAT(path)
 
         def send(listing: list[Entry]) -> None:
-            self.push(f"213-Status of {path}:\r\n")  # type: ignore[attr-defined]
+            self.push(f"213-Status of {path}:\r\n")
             for line in list_lines(listing, self.fs.login.writable):
-                self.push(" " + line.decode("utf-8"))  # type: ignore[attr-defined]
-            self.respond("213 End of status.")  # type: ignore[attr-defined]
+                self.push(" " + line.decode("utf-8"))
+            self.respond("213 End of status.")
 
         self._step("STAT", path, lambda: self.fs.listdir(path), send)
 
@@ -617,23 +614,23 @@ class GatewayMixin(PassiveRetryMixin):
         """Remember the announced size; always 200 (a Dahua firmware drops on 202)."""
         size = line.split(" ")[0] if line else ""
         self._allo = int(size) if size.isdigit() else None
-        self.respond("200 ALLO command successful.")  # type: ignore[attr-defined]
+        self.respond("200 ALLO command successful.")
 
     def ftp_STOR(self, file: str, mode: str = "w") -> None:
-        rest, self._restart_position = self._restart_position, 0  # type: ignore[has-type]
+        rest, self._restart_position = self._restart_position, 0
         expected, self._allo = self._allo, None
         if rest:
-            self.respond("554 Resuming an upload is not supported; send the whole file again.")  # type: ignore[attr-defined]
+            self.respond("554 Resuming an upload is not supported; send the whole file again.")
             return
 
         def opened(upload: Upload) -> None:
-            upload.expected_size = expected  # type: ignore[attr-defined]
-            if self.data_channel is not None:  # type: ignore[attr-defined]
-                self.respond("125 Data connection already open. Transfer starting.")  # type: ignore[attr-defined]
-                self.data_channel.file_obj = upload  # type: ignore[attr-defined]
-                self.data_channel.enable_receiving(self._current_type, "STOR")  # type: ignore[attr-defined]
+            upload.expected_size = expected
+            if self.data_channel is not None:
+                self.respond("125 Data connection already open. Transfer starting.")
+                self.data_channel.file_obj = upload
+                self.data_channel.enable_receiving(self._current_type, "STOR")
             else:
-                self.respond("150 File status okay. About to open data connection.")  # type: ignore[attr-defined]
+                self.respond("150 File status okay. About to open data connection.")
                 self._in_dtp_queue = (upload, "STOR")
 
         self._step(
@@ -648,21 +645,20 @@ class GatewayMixin(PassiveRetryMixin):
     def ftp_APPE(self, file: str) -> None:
         self._restart_position = 0
         self.respond(
-            "502 APPE is not supported: stored recordings cannot be appended to; "  # type: ignore[attr-defined]
-            "upload a new file."
+            "502 APPE is not supported: stored recordings cannot be appended to; upload a new file."
         )
 
     def ftp_STOU(self, line: str) -> None:
-        self.respond("502 STOU is not supported; use STOR with a file name.")  # type: ignore[attr-defined]
+        self.respond("502 STOU is not supported; use STOR with a file name.")
 
     def ftp_MFMT(self, path: str, timeval: str = "") -> None:
-        self.respond("502 MFMT is not supported.")  # type: ignore[attr-defined]
+        self.respond("502 MFMT is not supported.")
 
     def ftp_SITE_CHMOD(self, path: str, mode: str = "") -> None:
-        self.respond("502 SITE CHMOD is not supported.")  # type: ignore[attr-defined]
+        self.respond("502 SITE CHMOD is not supported.")
 
     def ftp_RETR(self, file: str) -> None:
-        rest, self._restart_position = self._restart_position, 0  # type: ignore[has-type]
+        rest, self._restart_position = self._restart_position, 0
 
         def open_() -> Download | str:
             try:
@@ -674,10 +670,10 @@ class GatewayMixin(PassiveRetryMixin):
 
         def send(download: Download | str) -> None:
             if isinstance(download, str):
-                self.respond(download)  # type: ignore[attr-defined]
+                self.respond(download)
                 return
-            producer = ReadAhead(download, ascii_mode=self._current_type == "a")  # type: ignore[attr-defined]
-            self.push_dtp_data(producer, isproducer=True, file=producer, cmd="RETR")  # type: ignore[attr-defined]
+            producer = ReadAhead(download, ascii_mode=self._current_type == "a")
+            self.push_dtp_data(producer, isproducer=True, file=producer, cmd="RETR")
 
         self._step("RETR", file, open_, send, discard=Download.close)
 
@@ -708,7 +704,7 @@ class GatewayMixin(PassiveRetryMixin):
 
     def _control_alive(self, grace: float) -> bool:
         try:
-            fd = self.socket.fileno()  # type: ignore[attr-defined]
+            fd = self.socket.fileno()
             with socket.socket(fileno=os.dup(fd)) as probe:
                 if grace > 0 and not select.select([probe], [], [], grace)[0]:
                     return True  # nothing arrived: the client is waiting for our reply

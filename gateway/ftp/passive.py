@@ -17,6 +17,8 @@ from typing import Any
 
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
 
+from gateway.ftp.bases import ControlChannel
+
 # One per process: bind+listen of passive sockets is a few microseconds,
 # and holding it makes "bound but not yet listening" invisible to the
 # other sessions' threads, so pyftpdlib's own EADDRINUSE retry works.
@@ -59,7 +61,7 @@ class PassiveListener(PassiveDTP):
             _BIND_LOCK.release()
 
 
-class PassiveRetryMixin:
+class PassiveRetryMixin(ControlChannel):
     """Turn a lost port race with another process into a clean 425.
 
     Two gateway processes on one host sharing a passive range can still
@@ -69,9 +71,9 @@ class PassiveRetryMixin:
 
     def _make_epasv(self, extmode: bool = False) -> None:
         try:
-            super()._make_epasv(extmode)  # type: ignore[misc]
+            super()._make_epasv(extmode)
         except OSError as err:
             if err.errno != errno.EADDRINUSE:
                 raise
             self._dtp_acceptor = None
-            self.respond("425 No passive port free right now; try again.")  # type: ignore[attr-defined]
+            self.respond("425 No passive port free right now; try again.")
