@@ -14,6 +14,7 @@ from billing.core.db import session_scope
 from billing.core.models import AuditEvent, Charge, Subscription
 from billing.payments.mercadopago import MercadoPago
 from cli.devstack.mp_emulator import MercadoPagoEmulator
+from gateway.purge import DrivePurge
 from tests.support.billing import START, Clock, control, set_outcome, status, subscribe, upload
 from tests.support.stack import DeviceLogin, Stack
 
@@ -358,8 +359,8 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
     )
     clock.until(date(2026, 12, 19))
     assert status(stack, sub.id) == "blocked"
-    real = stack.store
-    stack.store = FlakyStore(real)  # type: ignore[assignment]
+    real, purger = stack.store, stack.purger
+    stack.purger = DrivePurge(FlakyStore(real))  # type: ignore[arg-type]
     try:
         clock.until(date(2026, 12, 20))
         assert status(stack, sub.id) == "blocked"  # interrupted: not deleted yet
@@ -367,7 +368,7 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
         assert remaining == 500
         report = clock.run()  # the next pass finishes
     finally:
-        stack.store = real
+        stack.purger = purger
     assert [d for d in report.deleted if d["subscription"] == sub.id] == [
         {"subscription": sub.id, "objects": 500, "bytes": 50_000}
     ]
