@@ -88,5 +88,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs no server `unit`, so `make test-fast` runs them in seconds."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
-        if not names & REAL_PARTS and not any(n.endswith("stack") for n in names):
+        spawns = item.get_closest_marker("process") is not None
+        if not spawns and not names & REAL_PARTS and not any(n.endswith("stack") for n in names):
             item.add_marker(pytest.mark.unit)

@@ -68,6 +68,7 @@ def test_the_demo_csd_may_use_the_test_pac_and_billing_never_builds_it(tmp_path:
         make_pac(settings)  # production code has no test PAC to fall back on
 
 
+@pytest.mark.process
 def test_the_cli_refuses_a_real_csd_with_the_test_pac_in_one_line(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.nodes import assert_one_line_error
 
+pytestmark = pytest.mark.process  # runs the cam2drive command
+
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
 

@@ -657,6 +657,7 @@ def test_an_announced_clip_takes_memory_as_it_arrives(stack: Stack) -> None:
     stack.assert_consistent(dev)
 
 
+@pytest.mark.process
 def test_a_plain_ftp_gateway_does_not_load_pyopenssl() -> None:
     """pyOpenSSL (and cryptography under it) is ~11 MB of RSS a plain-FTP
     gateway never uses; FTPS loads it when a certificate is configured."""

@@ -265,6 +265,7 @@ def test_zero_workers_means_one_per_core_on_postgresql_and_one_on_sqlite() -> No
     assert worker_count(Settings(database_url="postgresql://x/y")) == 1  # the default
 
 
+@pytest.mark.process
 def test_a_worker_count_out_of_range_is_one_line() -> None:
     proc = subprocess.run(
         [BIN, "gateway", "all"],
