@@ -35,7 +35,7 @@ from sqlalchemy import event, insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from billing import accounts  # noqa: E402
+from billing import catalog  # noqa: E402
 from billing.core.db import make_engine, session_scope  # noqa: E402
 from billing.core.models import Customer, Device, Drive, Subscription  # noqa: E402
 from billing.core.schema import upgrade  # noqa: E402
@@ -107,8 +107,8 @@ def drop_database(url: str) -> None:
 def seed(url: str, n: int, mp: MercadoPago, emu_url: str) -> None:
     engine = make_engine(url)
     with session_scope(engine) as s:
-        dist = accounts.add_distributor(s, name="Bench", email="bench@example.com", actor="bench")
-        plan = accounts.add_plan(
+        dist = catalog.add_distributor(s, name="Bench", email="bench@example.com", actor="bench")
+        plan = catalog.add_plan(
             s,
             code="AC-ST-50",
             capacity="50GB",

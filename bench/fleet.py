@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stack import PG_ADMIN, bench_stack  # noqa: E402
 from cli.devstack.seaweed import free_port  # noqa: E402
-from tests.recorder import DahuaRecorder, DahuaSftpRecorder  # noqa: E402
+from tests.support.recorder import DahuaRecorder, DahuaSftpRecorder  # noqa: E402
 
 KB, MB = 1000, 1000 * 1000
 

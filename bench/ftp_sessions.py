@@ -5,7 +5,7 @@
 
 Starts SeaweedFS, a fresh PostgreSQL database and one `cam2drive gateway ftp`
 process, then for each session count uploads `--files` snapshots in all
-from that many concurrent recorder sessions (tests/recorder.py: the Dahua
+from that many concurrent recorder sessions (tests/support/recorder.py: the Dahua
 CWD chain, PASV, ALLO, REST 0, STOR), spread over three client processes
 so the clients are not the limit. Prints, per count, snapshots per second
 and the gateway's CPU time per snapshot (user + system, from /proc).
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stack import bench_stack  # noqa: E402
 from cli.devstack.seaweed import free_port  # noqa: E402
-from tests.recorder import DahuaRecorder  # noqa: E402
+from tests.support.recorder import DahuaRecorder  # noqa: E402
 
 DIR = "2026-11-29/001/jpg/10/00"
 

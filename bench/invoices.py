@@ -3,7 +3,7 @@
     .venv/bin/python bench/invoices.py [--count 20]
 
 One run, the same stamped CFDIs (demo CSD, local test PAC) printed two ways:
-satcfdi's stock `render.pdf_bytes`, and `billing.invoice_pdf.pdf_bytes`
+satcfdi's stock `render.pdf_bytes`, and `billing.invoicing.pdf.pdf_bytes`
 (the same template with a definite width for the seal block). Prints
 invoices/s for building+sealing, for the local test PAC's stamp (it
 validates against the SAT's XSD as a real PAC does; production pays
@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from billing import invoice_pdf  # noqa: E402
 from billing.core.models import Customer  # noqa: E402
 from billing.core.settings import Settings  # noqa: E402
+from billing.invoicing import pdf as invoice_pdf  # noqa: E402
 from billing.invoicing.cfdi import build, load_signer, receiver_for  # noqa: E402
 from cli.devstack.democerts import demo_csd  # noqa: E402
 from cli.devstack.testpac import make_test_pac  # noqa: E402
