@@ -2,7 +2,7 @@
 
 Deletion is deliberate: only a subscription whose own ledger says it is
 unpaid past every step is deleted, only in a pass where Mercado Pago was
-reached for it (see run.py), and every deletion is audited with what it
+reached for it (see billing/cycle.py), and every deletion is audited with what it
 removed. An interrupted deletion resumes on the next pass: objects are
 removed first, then the index, and the status becomes `deleted` last.
 """

@@ -69,7 +69,7 @@ class Entry:
 
 
 # Built once: every CWD of a recorder's directory chain runs it, and building
-# a Core statement costs about what running it does (see billing/quota.py).
+# a Core statement costs about what running it does (see gateway/index.py).
 _ENTRY = select(entries).where(
     entries.c.drive_id == bindparam("q_drive"), entries.c.path == bindparam("q_path")
 )
@@ -266,7 +266,7 @@ class DriveView:
         them may have gone. Only those are forgotten: a recorder renames every
         clip from `name_` to `name`, and clearing the whole cache made the
         next file walk its seven-level CWD chain in the database again
-        (BENCHMARKS.md, session 9)."""
+        (BENCHMARKS.md, fleet)."""
         for path in paths_:
             under = path + "/"
             for cached in [p for p in self._dirs if p == path or p.startswith(under)]:

@@ -123,8 +123,8 @@ class _Expired(Exception):
 # PostgreSQL: reserving a small file's bytes and opening its reservation is
 # one statement (a data-modifying CTE), run outside a transaction block: one
 # round trip instead of BEGIN, UPDATE, INSERT, COMMIT. Under load every round
-# trip waits for the GIL again (~12 ms each in the paced fleet; BENCHMARKS.md,
-# session 9), so this took three such waits off every snapshot. SQLite, with
+# trip waits for the GIL again (BENCHMARKS.md, fleet), so this takes three
+# such waits off every snapshot. SQLite, with
 # no DML in CTEs and no network, keeps the two statements.
 _RES_COLS = ["id", "drive_id", "bytes", "key", "node", "lease_expires_at", "created_at"]
 _TS = reservations.c.created_at.type
@@ -243,9 +243,8 @@ _NEW_DIR = {name: _dialect_insert(name) for name in ("postgresql", "sqlite")}
 # PostgreSQL: the usual commit, MKD and rename, each one statement run outside
 # a transaction block. Each was a transaction (BEGIN, 1-4 statements, COMMIT:
 # three to six round trips), and under load every round trip holds a pooled
-# connection while its thread waits for the GIL again: in the paced fleet
-# the 20-connection pool was then the tail of a snapshot's commit (pool
-# checkout p99 612 ms; BENCHMARKS.md, session 11). `p` says whether the
+# connection while its thread waits for the GIL again, and the pool became
+# the tail of a snapshot's commit (BENCHMARKS.md, fleet). `p` says whether the
 # parent is a directory (or the root); when it is not, the statement changes
 # nothing and the caller takes the transactional path.
 _PARENT_OK = """p AS (SELECT CAST(:q_parent AS varchar) = '' OR EXISTS (

@@ -275,7 +275,7 @@ class Upload:
         grows it with realloc (mremap above the 1 MiB mmap threshold), never
         zero-filling. A pre-sized buffer made a clip's whole ALLO size
         resident at its first byte, while a saturated recorder's clip takes
-        seconds to arrive (BENCHMARKS.md, session 11).
+        seconds to arrive (BENCHMARKS.md, fleet).
         A file whose ALLO says it is large skips the chunk list: its session
         waits for budget at its first bytes, holding nothing uncharged,
         instead of at its first MiB (150 waiting clips held 150 MB).
@@ -381,8 +381,8 @@ class Upload:
         Only the S3 call may reference the part afterwards: the next buffer
         can wait for budget, and a reference left in write()'s frame kept
         the sent part alive through that wait, after S3 had acknowledged it
-        and its bytes had gone back to the budget (100 MB the budget did not
-        see in the saturated fleet; BENCHMARKS.md, session 8).
+        and its bytes had gone back to the budget: memory the budget did not
+        see (BENCHMARKS.md, fleet).
         """
         part, self._part = self._part, None
         charge, self._charged = self._charged, 0

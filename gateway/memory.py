@@ -67,12 +67,11 @@ def start_heap_trimmer(interval: float) -> threading.Thread | None:
 
     Small files, network reads and SQL rows are all under the 1 MiB mmap
     threshold, so they come from glibc's heap arenas. Freed, that memory
-    stays with the process unless it sits at the very top of a heap: in the
-    saturated fleet bench the arenas grew to 143 MB of which 117 MB were
-    free yet resident, and stayed so when the load stopped. `malloc_trim`
-    returns free pages from the middle of the heaps too. Measured there:
-    a median 0.8 ms per call (max 41 ms, without the GIL), peak RSS 335 ->
-    276 MB, RSS after the load 244 -> 143 MB.
+    stays with the process unless it sits at the very top of a heap: under a
+    saturating load most of the arenas were free yet resident, and stayed so
+    when the load stopped. `malloc_trim` returns free pages from the middle
+    of the heaps too, in about a millisecond without the GIL (BENCHMARKS.md,
+    fleet).
     """
     if interval <= 0 or _libc() is None:
         return None

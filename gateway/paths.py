@@ -4,7 +4,7 @@ Every path a client sends (FTP or SFTP) becomes a *drive path* here, before
 any database or storage call: absolute inside the login's root, normalised,
 and refused with InvalidPath when it would leave the root, is too long, or
 holds characters no recorder has a reason to send. Storage keys are never
-derived from these paths (see billing/quota.py), so even a path that passed
+derived from these paths (see gateway/ingest.py), so even a path that passed
 by mistake could not address another tenant's objects.
 """
 

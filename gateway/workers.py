@@ -2,7 +2,7 @@
 
 A gateway process is bound by its GIL: with ~200 recorders on one process
 every database round trip and S3 call waits for the interpreter
-(BENCHMARKS.md, fleet, sessions 9 and 15). More processes are the standard answer (gunicorn's and nginx's
+(BENCHMARKS.md, fleet). More processes are the standard answer (gunicorn's and nginx's
 pre-fork model): the supervisor binds the FTP and SFTP ports, so a port
 in use fails before anything starts, then forks workers that inherit the
 listening sockets. Each worker has its own socket of a SO_REUSEPORT group

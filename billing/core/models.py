@@ -69,7 +69,7 @@ class Device(SQLModel, table=True):
     username: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
-    # set while the recorder is reported silent (billing/notify.py), cleared on recovery
+    # set while the recorder is reported silent (billing/notify/outbox.py), cleared on recovery
     silent_since: datetime | None = Field(default=None)
 
 
@@ -125,7 +125,7 @@ class Subscription(SQLModel, table=True):
     next_plan_id: int | None = Field(default=None, foreign_key="plans.id")
     past_due_since: datetime | None = Field(default=None)
     blocked_at: datetime | None = Field(default=None)
-    # when a billing pass last heard from Mercado Pago about it (billing/run.py)
+    # when a billing pass last heard from Mercado Pago about it (billing/cycle.py)
     checked_at: datetime | None = Field(default=None)
 
 
@@ -164,7 +164,7 @@ class Charge(SQLModel, table=True):
 
 
 class Drive(SQLModel, table=True):
-    """A device's storage: counters kept exact by atomic UPDATEs (billing/quota.py)."""
+    """A device's storage: counters kept exact by atomic UPDATEs (gateway/index.py)."""
 
     __tablename__ = "drives"
 

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     heap_trim_interval: float = Field(5.0, ge=0)
     # how long a gateway thread may keep the GIL while others wait for it
     # (sys.setswitchinterval); longer means fewer forced hand-overs between
-    # the ~200 session threads (BENCHMARKS.md, fleet, session 9)
+    # its threads (BENCHMARKS.md, fleet)
     gil_switch_interval_ms: float = Field(20.0, ge=0.1, le=1000)
     s3_connect_timeout: float = 5.0
     s3_read_timeout: float = 60.0
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
 
     # gateway processes per node, sharing its ports (gateway/workers.py); 0: one
     # per core on PostgreSQL, one on SQLite. More use more cores and cost memory
-    # (BENCHMARKS.md, fleet, session 10)
+    # (BENCHMARKS.md, fleet)
     gateway_workers: int = Field(1, ge=0, le=64)
 
     # --- FTP frontend

@@ -25,6 +25,7 @@ from satcfdi.transform import get_timezone
 from billing.core.errors import InvoiceError
 from billing.core.models import Customer
 from billing.core.settings import Settings
+from billing.invoicing.catalogs import default_use
 
 #: SAT's generic receiver for customers who gave no fiscal data.
 PUBLIC_RFC = "XAXX010101000"
@@ -72,7 +73,9 @@ def receiver_for(customer: Customer, settings: Settings) -> Receiver:
             name=customer.name.upper(),
             postal_code=customer.postal_code,
             regime=customer.tax_regime,
-            use=customer.cfdi_use or "G03",
+            # set-fiscal stores a uso the SAT accepts for this régimen; rows from
+            # before that check get the catalogue's default, never a fixed G03
+            use=customer.cfdi_use or default_use(customer.tax_id.upper(), customer.tax_regime),
         )
     # SAT rule: the generic RFC takes the issuer's postal code, régimen 616, use S01
     return Receiver(

@@ -169,7 +169,7 @@ class MercadoPago:
         """A monthly preapproval plan charging on `billing_day`, prorating the first month.
 
         Mercado Pago computes the first charge as price x min(d, 30) / 30 with
-        `billing_day_proportional`, the rule billing/proration.py quotes.
+        `billing_day_proportional`, the rule billing/subscriptions/proration.py quotes.
         """
         body = {
             "reason": reason,

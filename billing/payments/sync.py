@@ -156,7 +156,7 @@ def sync(
 ) -> bool:
     """Apply Mercado Pago's view of `sub`; False if it could not be reached (nothing changed).
 
-    `snapshot` may be fetched beforehand (billing/run.py fetches a chunk at
+    `snapshot` may be fetched beforehand (billing/cycle.py fetches a chunk at
     once); `known` holds the subscription's ledger rows by idempotency key,
     `drive` its drive when the caller loaded it with others.
     """

@@ -3,7 +3,7 @@
 A paid subscription starts `pending`: cam2drive has asked Mercado Pago for a
 preapproval on the plan's Mercado Pago plan (billing day, proportional first
 month) and shows the payer's checkout URL. cam2drive never sees card data.
-It becomes `active` when the first installment is approved (billing/payments.py).
+It becomes `active` when the first installment is approved (billing/payments/sync.py).
 
 The subscription row is committed before Mercado Pago is called, so the
 idempotency key (derived from its id) exists first: a crash or a timeout

@@ -104,7 +104,7 @@ class DurableDTPMixin(DataChannel):
 
     # Up to 256 KiB a read, not pyftpdlib's 64 KiB: a loop event per read, and
     # the loop is shared by every session (a clip's tail waited its turn
-    # four times as often; BENCHMARKS.md, session 15).
+    # four times as often; BENCHMARKS.md, fleet).
     ac_in_buffer_size = 256 * 1024
     _reset = False  # the peer reset the data connection instead of closing it
     _upload: Upload | None = None

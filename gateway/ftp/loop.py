@@ -2,9 +2,8 @@
 
 pyftpdlib's threaded server gives each session a thread of its own, and a
 gateway serving 150 recorders then runs 150 Python threads taking turns at
-the GIL. Measured by bench/ftp_sessions.py (BENCHMARKS.md, session 15): a
-snapshot cost the threaded gateway 2.6 ms of CPU with 8 sessions and 4.7 ms
-with 150; on the loop, 2.5 and 3.4 ms. So the FTP gateway runs pyftpdlib's
+the GIL: a snapshot's CPU cost grows with the number of sessions
+(BENCHMARKS.md, FTP sessions). So the FTP gateway runs pyftpdlib's
 event loop, and every step that waits on the database or S3 (a login, MKD,
 a commit, a part handed to S3) runs on a small pool; its outcome comes back
 to the loop through `LoopCalls`, the only way another thread may touch a

@@ -31,8 +31,7 @@ class PassiveListener(PassiveDTP):
     The lock is taken at the first bind() and given back at listen(), not
     held around the whole constructor: that also sends the 227 reply, and
     under load a thread waiting for the GIL after that send held every
-    other session's PASV (9 % of a saturated gateway's thread samples
-    waited on this lock; BENCHMARKS.md, session 9).
+    other session's PASV (BENCHMARKS.md, fleet).
     """
 
     _holding = False
