@@ -45,6 +45,8 @@ def main() -> None:
             cfdi_csd_certificate=cer,
             cfdi_csd_key=key,
             cfdi_csd_password=password,
+            cfdi_issuer_name="ESCUELA KEMPER URGATE",
+            cfdi_issuer_regime="601",
             cfdi_issuer_postal_code="42501",
             pac_driver="local",
             pac_local_dir=Path(tmp) / "pac",

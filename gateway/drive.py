@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, select
 
 from billing.core.db import database_errors, reader
 from billing.core.errors import (
+    AlreadyExists,
     InvalidPath,
     IsADirectory,
     NotADirectory,
@@ -344,12 +345,19 @@ class DriveView:
             key = self.ledger.remove(drive_id, path)
         self.pipeline.delete_keys([key])
 
-    def rename(self, src_raw: str, dst_raw: str) -> str:
-        """Server-side rename: only the index row moves, never the bytes."""
+    def rename(self, src_raw: str, dst_raw: str, replace: bool = True) -> str:
+        """Server-side rename: only the index row moves, never the bytes.
+
+        `replace=False` refuses an existing destination (SFTP's plain rename,
+        as OpenSSH's sftp-server does); FTP's RNTO and SFTP's posix-rename
+        replace a file, as a recorder's `name_` -> `name` retry needs.
+        """
         src, dst = self.resolve(src_raw), self.resolve(dst_raw)
         drive_id = self._require_write(cached=True)
         if src == "" or dst == "":
             raise PermissionDenied("the drive's root cannot be renamed or replaced")
+        if not replace and src != dst and self._exists(drive_id, dst):
+            raise AlreadyExists(f"{paths.display(dst)} already exists")
         self._forget_dirs(src, dst)
         with database_errors():
             old_key = self.ledger.rename(drive_id, src, dst)
@@ -358,28 +366,36 @@ class DriveView:
         return paths.display(dst)
 
     def open_write(self, raw: str, expected_size: int | None = None) -> Upload:
-        """Start an upload; no database round trip for an entitled device.
+        """Start an upload: one indexed read (is the target a folder?) for an entitled device.
 
         The entitlement read at the session's first upload is reused for
         `ENTITLEMENT_TTL` seconds: it only supplies the drive and its rules,
         while the subscription itself is re-checked atomically by every
-        reservation (billing.entitlement.entitled). Writing over a directory
-        is refused at commit, by the index's unique path.
+        reservation (billing.entitlement.entitled). A folder is refused here,
+        before the client sends a byte, not at commit after all of them.
         """
         path = self.resolve(raw)
         if not self.login.writable:
             raise PermissionDenied("read-only login: recordings can be viewed, not changed")
-        if path == "":
-            raise IsADirectory("/ is a directory")
-        return self.pipeline.start(self._entitlement(), path, expected_size, self.intents)
+        if path == "" or self._cached_dir(path) is not None:
+            raise IsADirectory(f"{paths.display(path)} is a directory")
+        ent = self._entitlement()
+        with database_errors(), reader(self.pipeline.engine).connect() as conn:
+            row = conn.execute(_ENTRY, {"q_drive": ent.drive_id, "q_path": path}).first()
+        if row is not None and row.is_dir:
+            raise IsADirectory(f"{paths.display(path)} is a directory")
+        return self.pipeline.start(ent, path, expected_size, self.intents)
+
+    def _exists(self, drive_id: int, path: str) -> bool:
+        if self._cached_dir(path) is not None:
+            return True
+        with database_errors(), reader(self.pipeline.engine).connect() as conn:
+            return conn.execute(_ENTRY, {"q_drive": drive_id, "q_path": path}).first() is not None
 
     def writes_known(self) -> bool:
-        """True if `open_write` can answer without the database (the session's
-        entitlement read is fresh, or the login may not write at all)."""
-        if not self.login.writable:
-            return True
-        cached = self._ent
-        return cached is not None and time.monotonic() < cached[1]
+        """True if `open_write` can answer without the database: only for a
+        login that may not write (a device's target may be a folder)."""
+        return not self.login.writable
 
     def _entitlement(self) -> Entitlement:
         cached = self._ent

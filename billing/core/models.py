@@ -157,6 +157,9 @@ class Charge(SQLModel, table=True):
     idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     mp_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
     status: str = Field(sa_column=Column(String(20), nullable=False))  # pending|approved|rejected
+    # Mercado Pago's payment_type_id of the approved payment (credit_card, debit_card,
+    # account_money...): the CFDI's FormaPago (billing/invoicing/catalogs.py)
+    payment_type_id: str | None = Field(default=None, sa_column=Column(String(40)))
     period_start: date | None = Field(default=None)
     period_end: date | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)

@@ -13,6 +13,7 @@ credentials), then a TOML file (`--config`, `CAM2DRIVE_CONFIG`, or
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -191,13 +192,20 @@ class Settings(BaseSettings):
     cfdi_csd_certificate: Path | None = None  # the .cer (DER); no certificate, no invoices
     cfdi_csd_key: Path | None = None  # the .key (encrypted PKCS#8 DER)
     cfdi_csd_password: str | None = None
-    cfdi_issuer_name: str | None = None  # default: the name in the certificate
-    cfdi_issuer_regime: str = "601"  # régimen fiscal (c_RegimenFiscal)
-    cfdi_issuer_postal_code: str = "06000"  # LugarExpedicion (set it: the issuer's own)
+    # the issuer's fiscal data, as in its Constancia de Situación Fiscal: required
+    # with a CSD (no placeholders: a wrong LugarExpedicion is a wrong invoice);
+    # the name without "SA de CV", which CFDI 4.0 leaves out and a CSD carries
+    cfdi_issuer_name: str | None = None
+    cfdi_issuer_regime: str | None = None  # régimen fiscal (c_RegimenFiscal), e.g. 601
+    cfdi_issuer_postal_code: str | None = None  # LugarExpedicion: 5 digits
     cfdi_serie: str = "C2D"
     cfdi_product_code: str = "81112006"  # c_ClaveProdServ: servicios de almacenamiento de datos
     cfdi_unit_code: str = "E48"  # c_ClaveUnidad: unidad de servicio
-    cfdi_payment_form: str = "31"  # c_FormaPago: intermediario de pagos (Mercado Pago)
+    # c_FormaPago by Mercado Pago payment_type_id, over the table in
+    # billing/invoicing/catalogs.py (credit_card 04, debit_card 28, account_money 06...)
+    cfdi_payment_forms: dict[str, str] = Field(default_factory=dict)
+    # when the payment's type is unknown: intermediario de pagos
+    cfdi_payment_form: str = "31"
     cfdi_tax_rate: str = "0.160000"  # IVA, included in plan prices
     # finkok; or local, the dev stack's test PAC (make run, tests). No default:
     # a CSD configured without a driver is a startup error, never a silent test PAC
@@ -206,6 +214,11 @@ class Settings(BaseSettings):
     pac_password: str | None = None
     pac_production: bool = False  # the PAC's production endpoint, not its test one
     pac_local_dir: Path = Path("var/test-pac")  # the local test PAC's certificate
+    # every PAC call is bounded: a hung PAC costs one invoice a retry, never the pass
+    pac_connect_timeout: float = Field(10.0, gt=0)
+    pac_read_timeout: float = Field(60.0, gt=0)
+    # a CFDI the PAC refuses this many times stops being retried and alerts the operator
+    invoice_max_attempts: int = Field(5, ge=1)
     invoice_prefix: str = "invoices/"  # S3 prefix, outside every drive
 
     # --- notifications by email
@@ -259,6 +272,30 @@ class Settings(BaseSettings):
                 "pac_driver = local would stamp a SAT-issued CSD's invoices with "
                 "the test PAC, which the SAT never sees: set pac_driver = finkok"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_issuer(self) -> Settings:
+        """With a CSD, the issuer's data are real config: never a placeholder."""
+        if self.cfdi_csd_certificate is None:
+            return self
+        missing = [
+            name
+            for name in ("cfdi_issuer_name", "cfdi_issuer_regime", "cfdi_issuer_postal_code")
+            if not (getattr(self, name) or "").strip()
+        ]
+        if missing:
+            raise ValueError(
+                f"a CSD is configured but {', '.join(missing)} is not: set the issuer's "
+                "data as in its Constancia de Situación Fiscal"
+            )
+        if not re.fullmatch(r"[0-9]{5}", self.cfdi_issuer_postal_code or ""):
+            raise ValueError("cfdi_issuer_postal_code (LugarExpedicion) must be 5 digits")
+        if not re.fullmatch(r"[0-9]{3}", self.cfdi_issuer_regime or ""):
+            raise ValueError("cfdi_issuer_regime must be a c_RegimenFiscal key such as 601")
+        for kind, form in {**self.cfdi_payment_forms, "": self.cfdi_payment_form}.items():
+            if not re.fullmatch(r"[0-9]{2}", form):
+                raise ValueError(f"c_FormaPago {form!r} (for {kind or 'unknown'}) is not 2 digits")
         return self
 
     @field_validator("path_fallback_encoding")

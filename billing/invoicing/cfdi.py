@@ -25,7 +25,7 @@ from satcfdi.transform import get_timezone
 from billing.core.errors import InvoiceError
 from billing.core.models import Customer
 from billing.core.settings import Settings
-from billing.invoicing.catalogs import default_use
+from billing.invoicing.catalogs import default_use, payment_form
 
 #: SAT's generic receiver for customers who gave no fiscal data.
 PUBLIC_RFC = "XAXX010101000"
@@ -81,10 +81,22 @@ def receiver_for(customer: Customer, settings: Settings) -> Receiver:
     return Receiver(
         rfc=PUBLIC_RFC,
         name=PUBLIC_NAME,
-        postal_code=settings.cfdi_issuer_postal_code,
+        postal_code=issuer_place(settings),
         regime="616",
         use="S01",
     )
+
+
+def issuer_place(settings: Settings) -> str:
+    """LugarExpedicion: settings refuse a CSD without it, so this only guards misuse."""
+    if not settings.cfdi_issuer_postal_code:
+        raise InvoiceError("cfdi_issuer_postal_code (LugarExpedicion) is not configured")
+    return settings.cfdi_issuer_postal_code
+
+
+def form_of_payment(payment_type_id: str | None, settings: Settings) -> str:
+    """c_FormaPago of a Mercado Pago payment: the documented table plus config."""
+    return payment_form(payment_type_id, settings.cfdi_payment_forms, settings.cfdi_payment_form)
 
 
 def load_signer(settings: Settings) -> Signer:
@@ -116,12 +128,17 @@ def build(
     currency: str,
     when: datetime,
     folio: str,
+    payment_form: str | None = None,
 ) -> cfdi40.Comprobante:
-    """A sealed CFDI whose total is exactly `amount` (tax included)."""
+    """A sealed CFDI whose total is exactly `amount` (tax included).
+
+    `payment_form` is the c_FormaPago of the payment (`form_of_payment`);
+    MetodoPago is PUE: every charge is paid in full when it is approved.
+    """
     if currency != "MXN":
         raise InvoiceError(f"CFDI invoices are issued in MXN; this charge is in {currency}")
     rate = Decimal(settings.cfdi_tax_rate)
-    place = settings.cfdi_issuer_postal_code
+    place = issuer_place(settings)
     try:
         local = when.astimezone(get_timezone(place)).replace(tzinfo=None, microsecond=0)
     except Exception as exc:
@@ -165,7 +182,7 @@ def build(
             moneda="MXN",
             serie=settings.cfdi_serie,
             folio=folio,
-            forma_pago=settings.cfdi_payment_form,
+            forma_pago=payment_form or settings.cfdi_payment_form,
             metodo_pago="PUE",
             fecha=local,
         )

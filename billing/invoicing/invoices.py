@@ -33,7 +33,7 @@ from billing.core.models import (
 )
 from billing.core.settings import Settings
 from billing.invoicing import pdf as invoice_pdf
-from billing.invoicing.cfdi import build, load_signer, receiver_for
+from billing.invoicing.cfdi import build, form_of_payment, load_signer, receiver_for
 from billing.invoicing.pac import Pac, make_pac
 
 ACTOR = "invoicing"
@@ -180,6 +180,7 @@ def _issue_one(
             currency=charge.currency,
             when=inv.issued_on,
             folio=inv.folio,
+            payment_form=form_of_payment(charge.payment_type_id, settings),
         )
         serie, folio, customer_id = inv.serie, inv.folio, inv.customer_id
     stamped = pac.stamp(cfdi)

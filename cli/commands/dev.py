@@ -54,6 +54,8 @@ def dev_run(
             "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(cer),
             "CAM2DRIVE_CFDI_CSD_KEY": str(key),
             "CAM2DRIVE_CFDI_CSD_PASSWORD": csd_password,
+            "CAM2DRIVE_CFDI_ISSUER_NAME": "ESCUELA KEMPER URGATE",
+            "CAM2DRIVE_CFDI_ISSUER_REGIME": "601",
             "CAM2DRIVE_CFDI_ISSUER_POSTAL_CODE": "42501",
             "CAM2DRIVE_PAC_DRIVER": "local",
             "CAM2DRIVE_PAC_LOCAL_DIR": str(var / "test-pac"),

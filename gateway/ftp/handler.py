@@ -250,9 +250,16 @@ class DurableDTPHandler(DurableDTPMixin, DTPHandler):
     pass
 
 
+# Commands the gateway cannot honour, left out of the command table so that
+# FEAT never advertises them (pyftpdlib lists MFMT when the table has it);
+# the client gets pyftpdlib's "500 Command not understood".
+UNSUPPORTED = ("MFMT",)
+
+
 def no_fs_perm(cmds: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Pass raw path arguments through: DriveView judges them, not AbstractedFS."""
-    return {name: dict(spec, perm=None) for name, spec in cmds.items()}
+    """Pass raw path arguments through: DriveView judges them, not AbstractedFS.
+    Commands in UNSUPPORTED are left out."""
+    return {name: dict(spec, perm=None) for name, spec in cmds.items() if name not in UNSUPPORTED}
 
 
 class GatewayMixin(PassiveRetryMixin):
@@ -611,9 +618,14 @@ class GatewayMixin(PassiveRetryMixin):
     # --- transfers ----------------------------------------------------------
 
     def ftp_ALLO(self, line: str) -> None:
-        """Remember the announced size; always 200 (a Dahua firmware drops on 202)."""
+        """Remember the announced size: 200 (a Dahua firmware drops on 202), or
+        501 for what is no size (`ALLO -5`), which changes nothing."""
         size = line.split(" ")[0] if line else ""
-        self._allo = int(size) if size.isdigit() else None
+        if not (size.isascii() and size.isdigit()):
+            self._allo = None
+            self.respond("501 ALLO needs a size in bytes (a whole number, 0 or more).")
+            return
+        self._allo = int(size)
         self.respond("200 ALLO command successful.")
 
     def ftp_STOR(self, file: str, mode: str = "w") -> None:
@@ -650,9 +662,6 @@ class GatewayMixin(PassiveRetryMixin):
 
     def ftp_STOU(self, line: str) -> None:
         self.respond("502 STOU is not supported; use STOR with a file name.")
-
-    def ftp_MFMT(self, path: str, timeval: str = "") -> None:
-        self.respond("502 MFMT is not supported.")
 
     def ftp_SITE_CHMOD(self, path: str, mode: str = "") -> None:
         self.respond("502 SITE CHMOD is not supported.")

@@ -148,6 +148,31 @@ def _attrs(entry: Entry, writable: bool) -> asyncssh.SFTPAttrs:
     )
 
 
+def _refuse_changes(now: asyncssh.SFTPAttrs, asked: asyncssh.SFTPAttrs) -> None:
+    """Refuse a setstat that would change anything: recordings keep their
+    size, and the gateway keeps no modes, owners or times of its own to set.
+    Asking for what already is (a client echoing the attributes it read)
+    is answered OK, since it is then true."""
+    for field, what in (
+        ("size", "truncating or extending a recording"),
+        ("permissions", "changing permissions"),
+        ("uid", "changing the owner or group"),
+        ("gid", "changing the owner or group"),
+        ("owner", "changing the owner or group"),
+        ("group", "changing the owner or group"),
+        ("atime", "setting access or modification times"),
+        ("mtime", "setting access or modification times"),
+    ):
+        value = getattr(asked, field)
+        if value is None:
+            continue
+        current = getattr(now, field)
+        if field == "permissions":
+            value, current = value & 0o7777, (current or 0) & 0o7777
+        if value != current:
+            raise asyncssh.SFTPOpUnsupported(f"{what} is not supported")
+
+
 class WriteHandle:
     """An SFTP file open for writing: ordered writes batched into one Upload.
 
@@ -232,14 +257,24 @@ class SFTPSession(asyncssh.SFTPServer):
             permissions=statmod.S_IFREG | 0o644,
         )
 
-    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored: clients set times and modes after uploads."""
+    async def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        """OK only for what changes nothing; never a fake OK (README, "SFTP specifics")."""
+        if not self.view.login.writable:
+            raise asyncssh.SFTPPermissionDenied(
+                "Read-only login: recordings can be viewed, not changed"
+            )
+        target = self._path(path)
+        entry = self.view.known(target) or await self.gw.run(self.view.stat, target)
+        _refuse_changes(_attrs(entry, True), attrs)
 
-    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored, as setstat."""
+    async def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        if isinstance(file_obj, ReadHandle):
+            await self.setstat(file_obj.download.name.encode("utf-8"), attrs)
+            return
+        assert isinstance(file_obj, WriteHandle)
+        _refuse_changes(await self.fstat(file_obj), attrs)
 
-    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored, as setstat."""
+    lsetstat = setstat
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         target = self._path(path)
@@ -263,9 +298,12 @@ class SFTPSession(asyncssh.SFTPServer):
         await self.gw.run(self.view.remove, self._path(path))
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath))
+        """SFTP's rename never replaces a file, as OpenSSH's sftp-server;
+        posix-rename@openssh.com does."""
+        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath), False)
 
-    posix_rename = rename
+    async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath))
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("symbolic links are not supported")

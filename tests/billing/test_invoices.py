@@ -23,7 +23,7 @@ from sqlmodel import select
 from billing import catalog as accounts
 from billing.core.db import session_scope
 from billing.core.errors import StorageUnavailable
-from billing.core.models import Invoice
+from billing.core.models import Charge, Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, control, subscribe
@@ -125,6 +125,10 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
             cfdi_use="G03",
             postal_code="86991",
         )
+        # what the payments side records from the approved payment
+        for charge in s.exec(select(Charge).where(Charge.status == "approved")):
+            charge.payment_type_id = "credit_card"
+            s.add(charge)
     report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     assert report.failed == []
     with session_scope(istack.engine) as s:  # the databases hold other tests' charges too
@@ -138,12 +142,20 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
     assert seal_verifies(xml, certs / "csd.cer")
     ns = {"c": "http://www.sat.gob.mx/cfd/4", "t": "http://www.sat.gob.mx/TimbreFiscalDigital"}
     assert doc.get("Total") == "4.33" and doc.get("Moneda") == "MXN"
+    assert (doc.get("FormaPago"), doc.get("MetodoPago")) == ("04", "PUE")  # credit card
     assert doc.find("c:Receptor", ns).get("Rfc") == "URE180429TM6"
     assert doc.find("c:Emisor", ns).get("Rfc") == "EKU9003173C9"
     tfd = doc.find("c:Complemento/t:TimbreFiscalDigital", ns)
     assert tfd.get("UUID") == inv.uuid and tfd.get("SelloCFD") == doc.get("Sello")
     text = pdf_text(istack.store.get_document(inv.pdf_key), tmp_path)  # type: ignore[arg-type]
-    for needle in ("EKU9003173C9", "URE180429TM6", "almacenamiento en la nube", "4.33", inv.uuid):
+    for needle in (
+        "EKU9003173C9",
+        "URE180429TM6",
+        "almacenamiento en la nube",
+        "4.33",
+        "Tarjeta de crédito",
+        inv.uuid,
+    ):
         assert needle in text, needle
     flat = re.sub(r"[\s\u200b]", "", text)  # the seals wrap at any character
     for seal in (tfd.get("SelloCFD"), tfd.get("SelloSAT")):

@@ -46,6 +46,40 @@ def sat_issued_csd(directory: Path) -> Path:
     return path
 
 
+ISSUER = {
+    "cfdi_issuer_name": "ESCUELA KEMPER URGATE",
+    "cfdi_issuer_regime": "601",
+    "cfdi_issuer_postal_code": "42501",
+}
+
+
+@pytest.mark.parametrize(
+    ("missing", "value", "error"),
+    [
+        ("cfdi_issuer_postal_code", None, "cfdi_issuer_postal_code is not"),
+        ("cfdi_issuer_name", None, "cfdi_issuer_name is not"),
+        ("cfdi_issuer_regime", None, "cfdi_issuer_regime is not"),
+        ("cfdi_issuer_postal_code", "0600", "must be 5 digits"),
+    ],
+)
+def test_a_csd_without_the_issuers_data_is_refused_at_startup(
+    tmp_path: Path, missing: str, value: str | None, error: str
+) -> None:
+    """No placeholder LugarExpedicion or issuer: a wrong one makes every invoice wrong."""
+    cer, _, _ = demo_csd(tmp_path)
+    config = {**ISSUER, missing: value}
+    with pytest.raises(ConfigError, match=error):
+        load_settings(cfdi_csd_certificate=cer, pac_driver="local", **config)
+    with pytest.raises(ConfigError, match="c_FormaPago"):
+        load_settings(
+            cfdi_csd_certificate=cer,
+            pac_driver="local",
+            cfdi_payment_forms={"account_money": "6"},
+            **ISSUER,
+        )
+    assert load_settings(cfdi_issuer_postal_code=None).cfdi_csd_certificate is None  # no CSD
+
+
 def test_a_sat_issued_csd_with_the_test_pac_is_refused_at_startup(tmp_path: Path) -> None:
     real = sat_issued_csd(tmp_path)
     with pytest.raises(ConfigError, match="pac_driver = local would stamp a SAT-issued CSD"):
@@ -62,7 +96,7 @@ def test_a_csd_without_a_pac_driver_is_refused_at_startup(tmp_path: Path) -> Non
 
 def test_the_demo_csd_may_use_the_test_pac_and_billing_never_builds_it(tmp_path: Path) -> None:
     cer, _, _ = demo_csd(tmp_path)
-    settings = load_settings(cfdi_csd_certificate=cer, pac_driver="local")
+    settings = load_settings(cfdi_csd_certificate=cer, pac_driver="local", **ISSUER)
     assert settings.pac_driver == "local"
     with pytest.raises(InvoiceError, match="dev stack's test PAC"):
         make_pac(settings)  # production code has no test PAC to fall back on

@@ -260,6 +260,8 @@ def fiscal(certs: Path) -> dict[str, object]:
         "cfdi_csd_certificate": cer,
         "cfdi_csd_key": key,
         "cfdi_csd_password": password,
+        "cfdi_issuer_name": "ESCUELA KEMPER URGATE",  # SAT's test RFC EKU9003173C9
+        "cfdi_issuer_regime": "601",
         "cfdi_issuer_postal_code": "42501",
         "pac_driver": "local",
         "pac_local_dir": certs / "pac",
