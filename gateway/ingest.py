@@ -43,6 +43,7 @@ from billing.core.models import OnFull
 from billing.core.settings import Settings
 from billing.entitlement import Entitlement, upload_entitlement
 from gateway.index import DriveLedger, Intent
+from gateway.leases import LeaseKeeper, UploadStalled
 from gateway.memory import BufferBudget
 from gateway.store import S3DriveStore
 from gateway.stream import StreamedPut
@@ -80,7 +81,10 @@ class IngestPipeline:
         # announced uploads are streamed (gateway/stream.py) where payloads
         # need no signature; tests of the buffered path turn it off
         self.streaming = settings.s3_stream_announced and store.can_stream
-        self.stream_stall = settings.ftp_idle_timeout
+        # a stream's request is broken after as long without data as ends an
+        # upload (gateway/leases.py): the same rule, for a session that vanished
+        self.stream_stall = settings.upload_stall_seconds
+        self.leases = LeaseKeeper(self.ledger, settings.upload_stall_seconds)
 
     def start(
         self,
@@ -157,6 +161,12 @@ def _db(what: str) -> StorageUnavailable:
     return StorageUnavailable(f"database unavailable while {what}; retry later")
 
 
+def _lease_lost(exc: NotFound) -> StorageUnavailable:
+    """The janitor released the upload's reservation (the ledger's NotFound):
+    transient for the recorder, which still has the file (not a 550)."""
+    return StorageUnavailable(f"{exc}; file not stored, send it again")
+
+
 class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
@@ -202,7 +212,16 @@ class Upload:
         self._futures: list[Future[str]] = []
         self._slots = threading.BoundedSemaphore(pipeline.parts_in_flight)
         self._error: BaseException | None = None
-        self._renewed = time.monotonic()
+        # for the lease keeper (gateway/leases.py): when the upload last took
+        # or waited for data, and how many writes, S3 waits or commits are
+        # under way (an upload doing one is not stalled)
+        self._idle_since = time.monotonic()
+        self._active = 0
+        self._state = threading.Lock()
+        #: called (on the keeper's thread) when the upload stalled: the
+        #: frontend ends it on its own thread; without one the keeper aborts it
+        self.on_stall: Callable[[UploadStalled], None] | None = None
+        pipeline.leases.add(self)
 
     # --- quota ------------------------------------------------------------
 
@@ -254,6 +273,8 @@ class Upload:
                 self.p.delete_keys(freed)
         except SQLAlchemyError as exc:
             raise _db("reserving space") from exc
+        except NotFound as exc:
+            raise _lease_lost(exc) from exc
 
     def _why_not(self) -> None:
         """After a refused reservation: NotEntitled (with the reason) if that is why.
@@ -280,10 +301,21 @@ class Upload:
         waits for budget at its first bytes, holding nothing uncharged,
         instead of at its first MiB (150 waiting clips held 150 MB).
         """
-        if self.closed:
-            raise ValueError("write to a closed upload")
-        if self._error is not None:
-            raise self._wrap(self._error)
+        with self._state:
+            if self._error is not None:  # a failed part, or the keeper ended a stalled upload
+                raise self._wrap(self._error)
+            if self.closed:
+                raise ValueError("write to a closed upload")
+            self._active += 1
+        try:
+            self._take(data)
+        finally:
+            with self._state:
+                self._active -= 1
+                self._idle_since = time.monotonic()
+        return len(data)
+
+    def _take(self, data: bytes) -> None:
         n = len(data)
         self.size += n
         if self._streamed:
@@ -312,12 +344,6 @@ class Upload:
                 view = view[take:]
                 if len(self._part) == size:
                     self._hand_off()
-        if (
-            self._rid is not None
-            and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3
-        ):
-            self._renew()
-        return n
 
     def write_waits(self, n: int) -> str | None:
         """Whether `write()` of `n` bytes would wait, for an event-loop frontend:
@@ -330,11 +356,6 @@ class Upload:
         """
         if self.closed or self._error is not None:
             return None  # write() raises at once
-        if (
-            self._rid is not None
-            and time.monotonic() - self._renewed > self.p.ledger.lease.total_seconds() / 3
-        ):
-            return "io"
         if self._streamed:
             if self._stream is None:
                 return "io"  # the first bytes reserve the announced size
@@ -349,11 +370,23 @@ class Upload:
         return None
 
     def when_room(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (perhaps on another thread) once the stream's pipe has room."""
+        """Call `callback` (perhaps on another thread) once the stream's pipe has room.
+
+        Waiting for S3 to take the pipe is not a stalled recorder: the keeper
+        counts the wait as activity."""
         if self._stream is None:
             callback()
-        else:
-            self._stream.when_room(callback)
+            return
+        with self._state:
+            self._active += 1
+
+        def room() -> None:
+            with self._state:
+                self._active -= 1
+                self._idle_since = time.monotonic()
+            callback()
+
+        self._stream.when_room(room)
 
     def _feed(self, data: bytes) -> None:
         """Pass bytes on to the streamed PutObject, reserving the announced size
@@ -362,7 +395,6 @@ class Upload:
         commit then refuses the file."""
         if self._stream is None:
             self._reserve(self._hint)  # type: ignore[arg-type]
-            self._renewed = time.monotonic()
             self._stream = StreamedPut(
                 self.p.store,
                 self.key,
@@ -423,19 +455,11 @@ class Upload:
         self._chunks, self._buffered = [], 0
         return body
 
-    def _renew(self) -> None:
-        try:
-            self.p.ledger.renew(self._rid)  # type: ignore[arg-type]
-        except SQLAlchemyError as exc:
-            raise _db("renewing the upload's lease") from exc
-        self._renewed = time.monotonic()
-
     def _send_part(self, part: bytes | bytearray, charge: int = 0) -> None:
         """`charge`: budget bytes that go with the part and come back when it is
         sent, or at once if it never leaves (refused reservation, S3 error)."""
         try:
             self._reserve(len(part))
-            self._renewed = time.monotonic()
             if self._upload_id is None:
                 self._upload_id = self.p.store.create_multipart(self.key)
                 try:
@@ -475,7 +499,11 @@ class Upload:
         """Make the file durable and visible; raises (after aborting) on any failure."""
         if self.closed:
             raise ValueError("upload already closed")
+        with self._state:
+            self._active += 1  # a commit under way is not a stall
         try:
+            if self._error is not None:  # a failed part, or the keeper ended a stalled upload
+                raise self._error
             if self._streamed:
                 if self.size != self._hint:
                     raise UploadAborted(
@@ -490,6 +518,8 @@ class Upload:
                 self._record()
         except BaseException as exc:
             self.abort()
+            if isinstance(exc, NotFound):
+                raise _lease_lost(exc) from exc
             if isinstance(exc, Cam2DriveError):
                 raise
             if isinstance(exc, SQLAlchemyError):
@@ -497,6 +527,7 @@ class Upload:
             raise self._wrap(exc) from exc
         self._release()
         self.closed = self.committed = True
+        self.p.leases.discard(self)
 
     def _send_rest(self) -> None:
         """A buffered upload's end: one PutObject, or the last part and completion."""
@@ -570,6 +601,7 @@ class Upload:
         if self.committed:
             return
         self.closed = True
+        self.p.leases.discard(self)
         self._chunks, self._buffered, self._part = [], 0, None
         self._release()
         if self._stream is not None:
@@ -603,6 +635,37 @@ class Upload:
         """pyftpdlib closes file objects on every path: closing uncommitted aborts."""
         if not self.closed:
             self.abort()
+
+    # --- the lease keeper's side (gateway/leases.py) -------------------------
+
+    def lease_id(self) -> str | None:
+        """The reservation whose lease the keeper renews; None once failed
+        (its frontend is about to abort it; if it never does, the janitor may)."""
+        return self._rid if self._error is None else None
+
+    def stall_if_idle(self, limit: float, now: float) -> bool:
+        """End the upload if it took no data for `limit` seconds while nothing
+        of its own was under way; True if it did. The error is set under the
+        lock a write takes first, so a write that comes later fails with it;
+        the frontend's `on_stall` then aborts the upload on its own thread."""
+        with self._state:
+            if (
+                self.closed
+                or self._active
+                or self._error is not None
+                or now - self._idle_since < limit
+            ):
+                return False
+            err = UploadStalled(
+                f"no data from the client for {limit:.0f} s; file not stored, send it again"
+            )
+            self._error = err
+        log.info("upload of %s stalled: no data for %.0f s", self.name, limit)
+        if self.on_stall is not None:
+            self.on_stall(err)
+        else:
+            self.abort()
+        return True
 
 
 class OrderedWrites:

@@ -164,7 +164,10 @@ class Settings(BaseSettings):
     path_fallback_encoding: str | None = "gb18030"
 
     # --- reservations and logins
-    reservation_lease_seconds: int = 120
+    reservation_lease_seconds: int = Field(120, ge=1)
+    # an upload that takes no data for this long ends with a transient error
+    # (FTP 451) and gives its reservation back (gateway/leases.py)
+    upload_stall_seconds: float = Field(60.0, gt=0)
     ban_max_failures: int = 5
     ban_window_seconds: int = 600
     ban_seconds: int = 1800

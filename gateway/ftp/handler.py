@@ -118,6 +118,18 @@ class DurableDTPMixin(DataChannel):
         if isinstance(upload, Upload):
             self._upload = upload
             self.file_obj = _LoopWrites(self, upload)
+            calls = self.cmd_channel.offload.calls
+            upload.on_stall = lambda err: calls.call_soon(self._stalled, upload, err)
+
+    def _stalled(self, upload: Upload, err: Cam2DriveError) -> None:
+        """The upload took no data for the stall limit (gateway/leases.py):
+        451, and close() aborts it, which gives its reservation back. A step
+        off the loop meanwhile fails by itself with the same error. The
+        control connection stays: the recorder may send the file again."""
+        if self._closed or self._busy or upload is not self._upload:
+            return
+        self._resp = (reply_for(err), ftplog.warning)
+        self.close()
 
     def _write(self, upload: Upload, chunk: bytes) -> None:
         wait = upload.write_waits(len(chunk))

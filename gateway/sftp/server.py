@@ -332,7 +332,10 @@ class SFTPSession(asyncssh.SFTPServer):
                 if exists:
                     raise asyncssh.SFTPFileAlreadyExists(f"{target} already exists")
             upload = await self.gw.run(self.view.open_write, target, None)
-            return WriteHandle(upload, self.gw.settings.sftp_write_window)
+            handle = WriteHandle(upload, self.gw.settings.sftp_write_window)
+            loop = asyncio.get_running_loop()
+            upload.on_stall = lambda err: loop.call_soon_threadsafe(self._stalled, handle, err)
+            return handle
         download = await self.gw.run(self.view.open_read, target, 0)
         return ReadHandle(download)
 
@@ -362,6 +365,14 @@ class SFTPSession(asyncssh.SFTPServer):
             handle.failed = err
             await self._abort(handle)
             raise
+
+    def _stalled(self, handle: WriteHandle, err: Cam2DriveError) -> None:
+        """No data for the stall limit (gateway/leases.py): every later request
+        on the handle fails with why, and the upload is aborted now, which
+        gives its reservation back."""
+        if handle.failed is None:
+            handle.failed = sftp_error(err)
+            asyncio.ensure_future(self._abort(handle))
 
     async def _abort(self, handle: WriteHandle) -> None:
         handle.take_batch()

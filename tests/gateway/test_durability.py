@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from billing.core.errors import NotFound
+from billing.core.errors import NotFound, StorageUnavailable
 from billing.core.models import utcnow
 from gateway.janitor import run_janitor
 from tests.support.stack import MiB, Stack, stack_on_own_s3
@@ -162,8 +162,8 @@ def test_janitor_releases_crashed_node_reservations(stack: Stack) -> None:
     )
     assert report.released_reservations == 1 and report.released_bytes == 5 * MiB
     stack.assert_consistent(dev)
-    with pytest.raises(NotFound, match="reservation expired"):
-        upload.commit()  # the lease is gone: the zombie cannot commit
+    with pytest.raises(StorageUnavailable, match="reservation expired"):
+        upload.commit()  # the lease is gone: the zombie cannot commit (451: send it again)
     stack.assert_consistent(dev)
 
 
