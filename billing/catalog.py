@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Literal, overload
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.core import audit
 from billing.core.credentials import (
@@ -79,6 +80,24 @@ def _email(value: str) -> str:
     if not _EMAIL.match(value) or len(value) > 254:
         raise InvalidInput(f"{value!r} is not an email address")
     return value
+
+
+@overload
+def _text(value: str | None, what: str, limit: int, *, required: Literal[True]) -> str: ...
+
+
+@overload
+def normalise_email(value: str) -> str:
+    """An email as stored (trimmed, lower case); InvalidInput if it is not one."""
+    return _email(value)
+
+
+def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None: ...
+
+
+def normalise_email(value: str) -> str:
+    """An email as stored (trimmed, lower case); InvalidInput if it is not one."""
+    return _email(value)
 
 
 def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
@@ -212,7 +231,7 @@ def add_device(
 ) -> NewDevice:
     if session.get(Customer, customer_id) is None:
         raise NotFound(f"customer {customer_id} does not exist")
-    name = _text(name, "device name", 100, required=True)  # type: ignore[assignment]
+    name = _text(name, "device name", 100, required=True)
     if "/" in name:
         raise InvalidInput("device name must not contain '/'")
     taken = session.exec(
@@ -233,7 +252,8 @@ def add_device(
     )
     session.add(device)
     session.flush()
-    drive = Drive(device_id=device.id, prefix=drive_prefix(customer_id, device.id))  # type: ignore[arg-type]
+    assert device.id is not None  # flushed
+    drive = Drive(device_id=device.id, prefix=drive_prefix(customer_id, device.id))
     session.add(drive)
     session.flush()
     audit.record(
@@ -303,13 +323,14 @@ def grant_subscription(
     """
     device = get_device(session, device_ref)
     plan = get_plan(session, plan_code)
-    drive = drive_of(session, device.id)  # type: ignore[arg-type]
-    sub = current_subscription(session, device.id)  # type: ignore[arg-type]
+    assert device.id is not None and plan.id is not None  # rows read from the database
+    drive = drive_of(session, device.id)
+    sub = current_subscription(session, device.id)
     now = utcnow()
     if sub is None:
         sub = Subscription(
             device_id=device.id,
-            plan_id=plan.id,  # type: ignore[arg-type]
+            plan_id=plan.id,
             status=SubscriptionStatus.active.value,
             kind="courtesy",
         )
@@ -318,7 +339,7 @@ def grant_subscription(
         action, before = "granted", None
     else:
         before = sub.status
-        sub.plan_id, sub.status, sub.updated_at = plan.id, SubscriptionStatus.active.value, now  # type: ignore[assignment]
+        sub.plan_id, sub.status, sub.updated_at = plan.id, SubscriptionStatus.active.value, now
         session.add(sub)
         action = "regranted"
     drive.capacity_bytes = plan.capacity_bytes
@@ -346,7 +367,7 @@ def current_subscription(session: Session, device_id: int) -> Subscription | Non
             Subscription.device_id == device_id,
             Subscription.status != SubscriptionStatus.deleted.value,
         )
-        .order_by(Subscription.id.desc())  # type: ignore[union-attr]
+        .order_by(col(Subscription.id).desc())
     ).first()
 
 
@@ -390,6 +411,7 @@ def set_customer_password(
 
 def add_device_key(session: Session, ref: str | int, key_text: str, *, actor: str) -> DeviceKey:
     device = get_device(session, ref)
+    assert device.id is not None  # read from the database
     algorithm, line, fingerprint, comment = parse_public_key(key_text)
     if session.exec(
         select(DeviceKey).where(
@@ -400,7 +422,7 @@ def add_device_key(session: Session, ref: str | int, key_text: str, *, actor: st
     key = DeviceKey(
         device_id=device.id,
         algorithm=algorithm,
-        public_key=line,  # type: ignore[arg-type]
+        public_key=line,
         fingerprint=fingerprint,
         comment=comment,
     )
@@ -422,7 +444,7 @@ def device_keys(session: Session, ref: str | int) -> list[DeviceKey]:
     device = get_device(session, ref)
     return list(
         session.exec(
-            select(DeviceKey).where(DeviceKey.device_id == device.id).order_by(DeviceKey.id)
+            select(DeviceKey).where(DeviceKey.device_id == device.id).order_by(col(DeviceKey.id))
         )
     )
 
@@ -464,67 +486,34 @@ def set_customer_fiscal(
     postal_code: str | None = None,
     locale: str | None = None,
 ) -> Customer:
-    """The receiver data of the customer's CFDI invoices, and the language of their email.
-
-    Everything is checked before anything is set, against the SAT's catalogues
-    (billing/invoicing/catalogs.py): a receiver the PAC would reject is refused
-    here, in one line, instead of failing on every billing pass.
-    """
+    """The receiver data of the customer's CFDI invoices, and the language of their email."""
     from satcfdi.models.rfc import RFC
-
-    from billing.invoicing import catalogs
 
     cust = get_customer(session, ref)
     if rfc is not None:
         rfc = rfc.strip().upper()
         try:
-            valid = bool(catalogs.RFC_PATTERN.match(rfc)) and RFC(rfc).is_valid()
+            valid = RFC(rfc).is_valid()
         except Exception:
             valid = False
         if not valid:
-            raise InvalidInput(
-                f"{rfc!r} is not a valid RFC (13 characters for a persona física, "
-                "12 for a persona moral)"
-            )
-        if rfc in catalogs.GENERIC_RFCS:
-            raise InvalidInput(f"{rfc} is the SAT's generic RFC: leave the RFC unset instead")
+            raise InvalidInput(f"{rfc!r} is not a valid RFC")
+        cust.tax_id = rfc
     if name is not None:
-        name = _text(name, "name", 200, required=True)
-    checked: dict[str, str] = {}
+        cust.name = _text(name, "name", 200, required=True)
     for value, pattern, what, attr in (
         (regime, _REGIME, "régimen fiscal (e.g. 612)", "tax_regime"),
         (cfdi_use, _USE, "uso CFDI (e.g. G03)", "cfdi_use"),
-        (postal_code, catalogs.POSTAL_PATTERN, "postal code (5 digits)", "postal_code"),
+        (postal_code, _POSTAL, "postal code (5 digits)", "postal_code"),
     ):
         if value is not None:
             value = value.strip().upper()
             if not pattern.match(value):
                 raise InvalidInput(f"{value!r} is not a {what}")
-            checked[attr] = value
-    if locale is not None and locale not in LOCALES:
-        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
-    new_rfc = rfc or cust.tax_id
-    new_regime = checked.get("tax_regime", cust.tax_regime)
-    new_use = checked.get("cfdi_use", cust.cfdi_use)
-    if new_rfc and new_regime:
-        if new_use is None or (
-            "cfdi_use" not in checked and catalogs.receiver_problem(new_rfc, new_regime, new_use)
-        ):
-            # no uso named (now or before a régimen change): the SAT's usual one
-            if catalogs.receiver_problem(new_rfc, new_regime, "S01") is None:
-                new_use = catalogs.default_use(new_rfc, new_regime)
-        problem = catalogs.receiver_problem(new_rfc, new_regime, new_use or "S01")
-        if problem:
-            raise InvalidInput(problem)
-    if rfc is not None:
-        cust.tax_id = rfc
-    if name is not None:
-        cust.name = name
-    for attr, value in checked.items():
-        setattr(cust, attr, value)
-    if new_use is not None:
-        cust.cfdi_use = new_use
+            setattr(cust, attr, value)
     if locale is not None:
+        if locale not in LOCALES:
+            raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
         cust.locale = locale
     session.add(cust)
     audit.record(
@@ -536,7 +525,6 @@ def set_customer_fiscal(
         cause="operator request",
         rfc=cust.tax_id,
         regime=cust.tax_regime,
-        use=cust.cfdi_use,
         postal_code=cust.postal_code,
         locale=cust.locale,
     )

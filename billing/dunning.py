@@ -68,8 +68,15 @@ def ladder(
     )
 
 
+def retention_end(settings: Settings, cancelled_on: date) -> date:
+    """When a drive whose customer cancelled (at the end of the paid period) is deleted."""
+    return cancelled_on + timedelta(days=settings.cancel_retention_days)
+
+
 def due_step(sub: Subscription, today: date, settings: Settings) -> str | None:
     """ "block", "delete" or None: what the ladder asks of `sub` today."""
+    if sub.status == S.cancelled.value and sub.kind == "paid" and sub.blocked_at is not None:
+        return "delete" if today >= retention_end(settings, sub.blocked_at.date()) else None
     if sub.status == S.past_due.value and sub.past_due_since is not None:
         if today >= ladder(settings, past_due_since=sub.past_due_since.date()).block_on:
             return "block"
@@ -101,7 +108,9 @@ def delete_drive(session: Session, sub: Subscription, purger: DrivePurger) -> tu
         entity="drive",
         entity_id=drive.id,
         action="deleted",
-        cause=f"subscription {sub.id} unpaid past the dunning ladder",
+        cause=f"subscription {sub.id} cancelled past retention"
+        if sub.status == S.cancelled.value
+        else f"subscription {sub.id} unpaid past the dunning ladder",
         objects=objects,
         bytes=size,
         index_rows=indexed,
@@ -112,7 +121,9 @@ def delete_drive(session: Session, sub: Subscription, purger: DrivePurger) -> tu
         sub,
         S.deleted.value,
         actor=ACTOR,
-        cause="drive deleted after the dunning ladder",
+        cause="drive deleted after the dunning ladder"
+        if sub.status != S.cancelled.value
+        else "drive deleted after the cancellation's retention",
         objects=objects,
         bytes=size,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.core.models import (
     Charge,
@@ -26,22 +26,22 @@ from billing.core.models import (
 
 
 def distributors(session: Session) -> Sequence[Distributor]:
-    return session.exec(select(Distributor).order_by(Distributor.id)).all()  # type: ignore[arg-type]
+    return session.exec(select(Distributor).order_by(col(Distributor.id))).all()
 
 
 def customers(session: Session, distributor_id: int | None = None) -> Sequence[Customer]:
-    q = select(Customer).order_by(Customer.id)  # type: ignore[arg-type]
+    q = select(Customer).order_by(col(Customer.id))
     if distributor_id is not None:
         q = q.where(Customer.distributor_id == distributor_id)
     return session.exec(q).all()
 
 
 def plans(session: Session) -> Sequence[Plan]:
-    return session.exec(select(Plan).order_by(Plan.id)).all()  # type: ignore[arg-type]
+    return session.exec(select(Plan).order_by(col(Plan.id))).all()
 
 
 def devices(session: Session, customer_id: int | None = None) -> Sequence[Device]:
-    q = select(Device).order_by(Device.id)  # type: ignore[arg-type]
+    q = select(Device).order_by(col(Device.id))
     if customer_id is not None:
         q = q.where(Device.customer_id == customer_id)
     return session.exec(q).all()
@@ -50,9 +50,9 @@ def devices(session: Session, customer_id: int | None = None) -> Sequence[Device
 def subscriptions(
     session: Session, customer_id: int | None = None, status: str | None = None
 ) -> Sequence[Subscription]:
-    q = select(Subscription).order_by(Subscription.id)  # type: ignore[arg-type]
+    q = select(Subscription).order_by(col(Subscription.id))
     if customer_id is not None:
-        q = q.join(Device, Device.id == Subscription.device_id).where(  # type: ignore[arg-type]
+        q = q.join(Device, col(Device.id) == Subscription.device_id).where(
             Device.customer_id == customer_id
         )
     if status is not None:
@@ -61,36 +61,32 @@ def subscriptions(
 
 
 def ledger(session: Session, customer_id: int | None = None) -> Sequence[Charge]:
-    q = select(Charge).order_by(Charge.id)  # type: ignore[arg-type]
+    q = select(Charge).order_by(col(Charge.id))
     if customer_id is not None:
         q = (
-            q.join(Subscription, Subscription.id == Charge.subscription_id)
-            .join(  # type: ignore[arg-type]
-                Device, Device.id == Subscription.device_id
-            )
-            .where(  # type: ignore[arg-type]
-                Device.customer_id == customer_id
-            )
+            q.join(Subscription, col(Subscription.id) == Charge.subscription_id)
+            .join(Device, col(Device.id) == Subscription.device_id)
+            .where(Device.customer_id == customer_id)
         )
     return session.exec(q).all()
 
 
 def drives(session: Session, device_id: int | None = None) -> Sequence[Drive]:
-    q = select(Drive).order_by(Drive.id)  # type: ignore[arg-type]
+    q = select(Drive).order_by(col(Drive.id))
     if device_id is not None:
         q = q.where(Drive.device_id == device_id)
     return session.exec(q).all()
 
 
 def invoices(session: Session, customer_id: int | None = None) -> Sequence[Invoice]:
-    q = select(Invoice).order_by(Invoice.id)  # type: ignore[arg-type]
+    q = select(Invoice).order_by(col(Invoice.id))
     if customer_id is not None:
         q = q.where(Invoice.customer_id == customer_id)
     return session.exec(q).all()
 
 
 def notifications(session: Session, pending: bool = False) -> Sequence[Notification]:
-    q = select(Notification).order_by(Notification.id)  # type: ignore[arg-type]
+    q = select(Notification).order_by(col(Notification.id))
     if pending:
         q = q.where(Notification.status != "sent")
     return session.exec(q).all()

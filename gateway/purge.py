@@ -7,7 +7,7 @@ instance to billing as its `DrivePurger`.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+from sqlalchemy import CursorResult, delete, update
 from sqlmodel import Session
 
 from billing.core.models import Drive, DriveEntry
@@ -22,7 +22,9 @@ class DrivePurge:
         objects, size = self.store.delete_prefix(drive.prefix)
         entries = DriveEntry.__table__  # type: ignore[attr-defined]
         drives = Drive.__table__  # type: ignore[attr-defined]
-        indexed = session.execute(delete(entries).where(entries.c.drive_id == drive.id)).rowcount
+        deleted = session.execute(delete(entries).where(entries.c.drive_id == drive.id))
+        assert isinstance(deleted, CursorResult)  # what a DELETE gives
+        indexed = deleted.rowcount
         session.execute(
             update(drives)
             .where(drives.c.id == drive.id)

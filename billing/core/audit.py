@@ -24,7 +24,7 @@ def record(
     **detail: Any,
 ) -> None:
     """Add an audit event to `session`; it commits or rolls back with the change."""
-    row = {
+    row: dict[str, Any] = {
         "at": utcnow(),
         "actor": actor,
         "entity": entity,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -37,7 +38,7 @@ def make_engine(
     `BEGIN IMMEDIATE` so a transaction takes the write lock up front (a
     deferred transaction that reads and then writes can fail with "database is
     locked" without waiting). PostgreSQL: row locks taken by the atomic
-    UPDATEs in gateway/index.py keep counters exact across nodes.
+    UPDATEs in billing/quota.py keep counters exact across nodes.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -52,7 +53,7 @@ def make_engine(
         )
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -67,7 +68,7 @@ def make_engine(
         write_lock = threading.Lock()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        def _on_begin(conn: Connection) -> None:
             if conn.get_execution_options().get("readonly", False):
                 conn.exec_driver_sql("BEGIN")
                 return
@@ -79,7 +80,7 @@ def make_engine(
                 raise
             conn.info["c2d_write_lock"] = True
 
-        def _release(conn) -> None:  # type: ignore[no-untyped-def]
+        def _release(conn: Connection) -> None:
             if conn.info.pop("c2d_write_lock", False):
                 write_lock.release()
 

@@ -124,9 +124,14 @@ class Subscription(SQLModel, table=True):
     )
     next_plan_id: int | None = Field(default=None, foreign_key="plans.id")
     past_due_since: datetime | None = Field(default=None)
+    # when uploads stopped: blocked for non-payment, or cancelled at period end
     blocked_at: datetime | None = Field(default=None)
     # when a billing pass last heard from Mercado Pago about it (billing/cycle.py)
     checked_at: datetime | None = Field(default=None)
+    # the outbox of the preapproval's amount: set when a plan change must reach
+    # Mercado Pago (PUT /preapproval/{id}), cleared once it has; each billing
+    # pass retries it, isolated to this subscription (billing/payments/outbox.py)
+    mp_amount_pending: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
 
 
 class MercadoPagoPlan(SQLModel, table=True):

@@ -182,6 +182,10 @@ class Settings(BaseSettings):
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked
     delete_after_days: int = Field(5, ge=0)  # blocked -> drive deleted
+    # cancelled by the customer: the drive is kept this long after the paid period
+    cancel_retention_days: int = Field(15, ge=0)
+    # a pending paid subscription nobody subscribed to at Mercado Pago expires
+    pending_expiry_days: int = Field(7, ge=1)
     # a subscription that may change (renewal due, unpaid) is polled at most this often
     billing_recheck_minutes: int = Field(60, ge=0)
     billing_concurrency: int = Field(8, ge=1, le=64)  # Mercado Pago calls in flight in a pass

@@ -28,10 +28,12 @@ import requests
 import urllib3
 from mercadopago.config import RequestOptions
 from mercadopago.http.http_client import HttpClient
+from mercadopago.pagination import search_auto_paging_iter
 
 from billing.core.errors import Cam2DriveError
 
 MP_HOST = "https://api.mercadopago.com"
+PAGE = 50  # results asked per page of a search; Mercado Pago may answer fewer
 
 
 class MercadoPagoUnavailable(Cam2DriveError):
@@ -226,15 +228,78 @@ class MercadoPago:
             self._call("reading the subscription", self.sdk.preapproval().get, preapproval_id)
         )
 
+    def _paged(
+        self, what: str, uri: str, filters: dict[str, Any], limit: int = PAGE
+    ) -> list[dict[str, Any]]:
+        """Every result of a paged search, through the SDK's own auto-pager.
+
+        Mercado Pago's searches answer a page at a time (`offset`, `limit`,
+        `paging.total`); reading only the first page once made a paying
+        customer look unpaid. The SDK's `search_auto_paging_iter` follows
+        `paging` as returned, so any page size Mercado Pago enforces is honoured;
+        each page still goes through `_call`, so a failed page is
+        MercadoPagoUnavailable for the whole search, never a short answer.
+        """
+
+        def page(params: dict[str, Any], options: Any = None) -> dict[str, Any]:
+            body = self._call(what, self.sdk.preapproval()._get, uri, dict(params))
+            return {"status": 200, "response": body}
+
+        return list(search_auto_paging_iter(page, filters, None, limit))
+
     def installments(self, preapproval_id: str) -> list[dict[str, Any]]:
-        """Authorized payments (monthly installments) of a preapproval."""
-        raw = self._call(
+        """Every authorized payment (monthly installment) of a preapproval, all pages.
+
+        GET /authorized_payments/search?preapproval_id=…&offset=…&limit=…, answered
+        with `paging` {offset, limit, total} and `results`:
+        https://www.mercadopago.com.mx/developers/es/reference/online-payments/subscriptions/authorized-payment-search/get.md
+        Fields read per result (`debit_date`, `status`, `transaction_amount`,
+        `payment` {id, status}):
+        https://www.mercadopago.com.br/developers/es/reference/online-payments/subscriptions/get-authorized-payment/get.md
+        """
+        return self._paged(
             "listing installments",
-            self.sdk.preapproval()._get,
             "/authorized_payments/search",
             {"preapproval_id": preapproval_id},
         )
-        return list(raw.get("results", []))
+
+    def search_preapprovals(
+        self, *, plan_id: str | None = None, payer_email: str | None = None
+    ) -> list[Preapproval]:
+        """Every preapproval on `plan_id` for `payer_email`, all pages.
+
+        GET /preapproval/search filters by `preapproval_plan_id` and
+        `payer_email` and pages with `offset`/`limit`/`paging.total`:
+        https://www.mercadopago.com.mx/developers/en/reference/subscriptions/_preapproval_search/get
+        """
+        filters = {
+            k: v
+            for k, v in (("preapproval_plan_id", plan_id), ("payer_email", payer_email))
+            if v is not None
+        }
+        raw = self._paged("searching subscriptions", "/preapproval/search", filters)
+        return [_preapproval(r) for r in raw]
+
+    def ensure_cancelled(self, preapproval_id: str) -> Preapproval:
+        """Cancel the preapproval unless it already is, then read it back to confirm.
+
+        PUT /preapproval/{id} {"status": "cancelled"} stops every later charge
+        (statuses pending|authorized|paused|cancelled):
+        https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/update-preapproval/put
+        A drive is deleted only after this returns: a preapproval left
+        authorized would keep charging a customer who has nothing left.
+        Raises MercadoPagoUnavailable/Refused when it cannot be confirmed.
+        """
+        pre = self.get_preapproval(preapproval_id)
+        if pre.status != "cancelled":
+            self.cancel_preapproval(preapproval_id)
+            pre = self.get_preapproval(preapproval_id)
+        if pre.status != "cancelled":
+            raise MercadoPagoUnavailable(
+                f"Mercado Pago did not confirm the cancellation of {preapproval_id} "
+                f"(status {pre.status})"
+            )
+        return pre
 
     def update_preapproval_amount(self, preapproval_id: str, amount: Decimal) -> Preapproval:
         """Later installments charge `amount` (an upgrade, a downgrade)."""

@@ -54,19 +54,61 @@ class Snapshot:
 def coverage(
     sub: Subscription, installments: list[dict[str, Any]], today: date, billing_day: int
 ) -> tuple[date | None, bool]:
-    """(paid_through, a declined installment is due) as the installments tell it."""
-    paid_through, declined_due = sub.paid_through, False
+    """(paid_through, the current period's installment is declined).
+
+    Only the current period is judged: the latest installment whose debit
+    date has come. An old rejection (a month that was later recovered, or
+    paid another way) says nothing about today; an installment Mercado Pago
+    has not tried yet (no `payment`) is not a decline either. Statuses of an
+    authorized payment (`scheduled`, `processed`, `recycling`, `rejected`…):
+    https://www.mercadopago.com.br/developers/es/reference/online-payments/subscriptions/get-authorized-payment/get.md
+    """
+    paid_through = sub.paid_through
+    current: tuple[date, dict[str, Any]] | None = None
     for inst in installments:
         payment = inst.get("payment") or {}
-        if not payment:
-            continue
         debit = date.fromisoformat(str(inst["debit_date"])[:10])
         if payment.get("status") == "approved":
             end = next_billing_date(debit, billing_day)
             paid_through = end if paid_through is None or end > paid_through else paid_through
-        elif inst.get("status") in ("rejected", "recycling") and debit <= today:
-            declined_due = True
+        if debit <= today and (current is None or debit >= current[0]):
+            current = (debit, inst)
+    covered = paid_through is not None and paid_through > today
+    declined_due = (
+        not covered
+        and current is not None
+        and bool(current[1].get("payment"))
+        and charge_status(current[1]) == "rejected"
+    )
     return paid_through, declined_due
+
+
+#: A payment's status as the ledger keeps it. `refunded` and `charged_back` stay
+#: what they are (the invoicing side issues the credit note), never "pending":
+#: https://www.mercadopago.com.mx/developers/en/docs/checkout-api-payments/response-handling/query-results.md
+LEDGER_STATUS = {
+    "approved": "approved",
+    "rejected": "rejected",
+    "cancelled": "rejected",
+    "refunded": "refunded",
+    "charged_back": "charged_back",
+}
+
+
+def charge_status(inst: dict[str, Any]) -> str:
+    """The ledger status of an installment: its latest payment's, or the
+    installment's own when Mercado Pago is still retrying (`recycling`)."""
+    payment = inst.get("payment") or {}
+    status = LEDGER_STATUS.get(str(payment.get("status")))
+    if status is None and inst.get("status") in ("rejected", "recycling"):
+        return "rejected"
+    return status or "pending"
+
+
+#: Preapproval statuses that charge nothing more: the period that ends unpaid
+#: is unpaid (pending|authorized|paused|cancelled):
+#: https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/get-preapproval/get
+NOT_CHARGING = ("paused", "cancelled")
 
 
 Feed = dict[str, list[dict[str, Any]]]  # preapproval id -> installments seen in payments
@@ -230,11 +272,7 @@ def apply_preapproval(
         if not payment:
             continue
         debit = date.fromisoformat(str(inst["debit_date"])[:10])
-        status = (
-            "approved"
-            if payment.get("status") == "approved"
-            else ("rejected" if inst.get("status") in ("rejected", "recycling") else "pending")
-        )
+        status = charge_status(inst)
         _ledger(session, sub, inst, debit, status, plan.currency, billing_day, known)
     paid_through, declined_due = coverage(sub, installments, today, billing_day)
     if paid_through != sub.paid_through:
@@ -266,8 +304,22 @@ def apply_preapproval(
             cause="payment received",
             paid_through=paid_through,
         )
+    elif sub.status == S.active.value and not covered and sub.cancel_at_period_end:
+        # the customer chose to stop: not a failed payment, no dunning; the
+        # drive is kept for the retention period and then deleted (dunning.py)
+        sub.blocked_at = day_start(today)
+        transition(
+            session,
+            sub,
+            S.cancelled.value,
+            actor=ACTOR,
+            cause="cancelled by the customer; the paid period ended",
+            paid_through=paid_through,
+        )
     elif (
-        sub.status == S.active.value and not covered and (declined_due or pre_status == "cancelled")
+        sub.status == S.active.value
+        and not covered
+        and (declined_due or pre_status in NOT_CHARGING)
     ):
         sub.past_due_since = day_start(today)
         transition(
@@ -277,7 +329,7 @@ def apply_preapproval(
             actor=ACTOR,
             cause="installment declined"
             if declined_due
-            else "Mercado Pago cancelled the recurring charge",
+            else f"the paid period ended and Mercado Pago's recurring charge is {pre_status}",
             paid_through=paid_through,
         )
 

@@ -34,6 +34,7 @@ from billing.core.models import (
     utcnow,
 )
 from billing.payments.mercadopago import MercadoPago, idempotency_key
+from billing.payments.outbox import push_amount, queue_amount
 from billing.subscriptions.lifecycle import get_subscription
 from billing.subscriptions.proration import upgrade_charge
 
@@ -174,8 +175,7 @@ def settle_upgrade(
     drive = drive_of(session, sub.device_id)
     drive.capacity_bytes = new.capacity_bytes
     session.add_all([sub, drive])
-    if sub.mp_preapproval_id:
-        mp.update_preapproval_amount(sub.mp_preapproval_id, new.price)
+    queue_amount(session, sub, Decimal(new.price))  # pushed by the pass, isolated
     audit.record(
         session,
         actor=actor,
@@ -201,9 +201,8 @@ def downgrade(
             f"the drive holds {used} bytes, more than plan {new.code}'s "
             f"{new.capacity_bytes}: delete recordings first"
         )
-    if sub.mp_preapproval_id:  # the next installment is charged at the new price
-        mp.update_preapproval_amount(sub.mp_preapproval_id, new.price)
     sub.next_plan_id, sub.updated_at = new.id, utcnow()
+    queue_amount(session, sub, Decimal(new.price))  # the next installment's price
     session.add(sub)
     audit.record(
         session,
@@ -213,6 +212,8 @@ def downgrade(
         action="downgrade_scheduled",
         cause=f"{old.code} -> {new.code} at next cycle",
     )
+    session.commit()  # the change is recorded whether or not Mercado Pago answers now
+    push_amount(session, mp, sub, actor=actor)  # else the next billing pass retries it
     return sub
 
 

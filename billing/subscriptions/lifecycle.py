@@ -3,7 +3,7 @@
 A paid subscription starts `pending`: cam2drive has asked Mercado Pago for a
 preapproval on the plan's Mercado Pago plan (billing day, proportional first
 month) and shows the payer's checkout URL. cam2drive never sees card data.
-It becomes `active` when the first installment is approved (billing/payments/sync.py).
+It becomes `active` when the first installment is approved (billing/payments.py).
 
 The subscription row is committed before Mercado Pago is called, so the
 idempotency key (derived from its id) exists first: a crash or a timeout
@@ -67,6 +67,7 @@ def transition(
 
 def ensure_mp_plan(session: Session, mp: MercadoPago, plan: Plan, billing_day: int) -> str:
     """The Mercado Pago plan for (plan, price, billing day), created once."""
+    assert plan.id is not None  # read from the database
     row = session.exec(
         select(MercadoPagoPlan).where(
             MercadoPagoPlan.plan_id == plan.id,
@@ -86,7 +87,7 @@ def ensure_mp_plan(session: Session, mp: MercadoPago, plan: Plan, billing_day: i
     row = MercadoPagoPlan(
         plan_id=plan.id,
         billing_day=billing_day,
-        price=plan.price,  # type: ignore[arg-type]
+        price=plan.price,
         mp_plan_id=str(created["id"]),
     )
     session.add(row)
@@ -111,8 +112,9 @@ def create_paid(
     """
     device = get_device(session, device_ref)
     plan = get_plan(session, plan_code)
-    drive_of(session, device.id)  # type: ignore[arg-type]
-    current = current_subscription(session, device.id)  # type: ignore[arg-type]
+    assert device.id is not None and plan.id is not None  # rows read from the database
+    drive_of(session, device.id)
+    current = current_subscription(session, device.id)
     if current is not None and current.status in HOLDS_DRIVE_STATUSES:
         raise AlreadyExists(
             f"device {device.id} already has subscription {current.id} "
@@ -129,7 +131,7 @@ def create_paid(
     else:
         sub = Subscription(
             device_id=device.id,
-            plan_id=plan.id,  # type: ignore[arg-type]
+            plan_id=plan.id,
             status=SubscriptionStatus.pending.value,
             kind="paid",
             start_date=on,

@@ -13,7 +13,7 @@ from billing import catalog, queries
 from billing.core.db import session_scope
 from cli.commands.common import JsonOpt, parse_date
 from cli.context import app_state
-from cli.output import emit, record
+from cli.output import emit, fail, record
 
 billing_app = typer.Typer(help="Billing passes and the ledger.", no_args_is_help=True)
 
@@ -29,23 +29,35 @@ def billing_run(
     json_: JsonOpt = False,
 ) -> None:
     """One billing pass: poll Mercado Pago, walk the dunning ladder, delete due drives,
-    then issue the invoices of approved charges and queue notifications."""
+    then issue the invoices of approved charges and queue notifications.
+
+    Exits 3 when Mercado Pago could not be reached for some subscription (they
+    changed nothing and are retried next pass), after printing the report."""
     from billing.cycle import billing_cycle
 
+    day = parse_date(on)
+    if day > date.today() and not dry_run:
+        # a real pass "in the future" would run the ladder early: deletions included
+        fail(f"--date {day} is in the future: only a --dry-run may look ahead")
     state = app_state()
-    emit(
-        billing_cycle(
-            state.engine,
-            state.mercadopago,
-            state.purger,
-            state.store,
-            state.settings,
-            parse_date(on),
-            dry_run=dry_run,
-            pac=state.pac,
-        ),
-        json_,
+    report = billing_cycle(
+        state.engine,
+        state.mercadopago,
+        state.purger,
+        state.store,
+        state.settings,
+        day,
+        dry_run=dry_run,
+        pac=state.pac,
     )
+    emit(report, json_)
+    left = len(report.get("unreachable") or []) + len(report.get("retrying") or [])
+    if left:
+        fail(
+            f"Mercado Pago could not be reached for {left} subscription(s); "
+            "nothing changed for them, the next pass retries",
+            code=3,
+        )
 
 
 @billing_app.command("ledger")

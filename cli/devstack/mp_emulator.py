@@ -24,7 +24,9 @@ Control (the emulator's own, documented in README):
   POST /__emulator/behaviour  {"payer_email"| "external_reference", "outcome":
                                "approve"|"reject"|"timeout"|"email_mismatch"}
                               {"failing_path": "/v1/payments/search", "outcome": "error"|""}
-                               an endpoint answers 500 until told otherwise
+                               an endpoint answers 500 until told otherwise; a path
+                               with "?key=value" fails only for that query
+                               parameter (one subscription's installments)
   POST /__emulator/authorize/{preapproval_id}   the payer accepts at checkout
   POST /__emulator/clock      {"date": "YYYY-MM-DD"}  run installments due up to that date
   POST /__emulator/payments/{id} {"status": "approved"|"rejected"}  settle an in-process payment
@@ -108,7 +110,15 @@ class MercadoPagoEmulator:
         *,
         timeout_seconds: float = 5.0,
         today: date | None = None,
+        page_limit: int = 20,
+        retry_offsets: tuple[int, ...] = RETRY_OFFSETS,
+        max_rejected_installments: int = MAX_REJECTED_INSTALLMENTS,
     ) -> None:
+        self.page_limit = page_limit
+        # Mercado Pago documents that it retries a declined installment, not on
+        # which days nor after how many declines it gives up: both are settings
+        self.retry_offsets = retry_offsets
+        self.max_rejected_installments = max_rejected_installments
         self.state = _State()
         if today is not None:
             self.state.today = today
@@ -200,7 +210,9 @@ class MercadoPagoEmulator:
             self.state.calls.append(
                 {"method": method, "path": path, "key": idem_key, "query": query}
             )
-            if path in self.state.failing:
+            if path in self.state.failing or any(
+                f"{path}?{k}={v}" in self.state.failing for k, v in query.items()
+            ):
                 return _error(500, "internal server error", "internal_error")
             routes: list[tuple[str, str, Any]] = [
                 ("POST", r"/preapproval_plan", self._create_plan),
@@ -365,28 +377,39 @@ class MercadoPagoEmulator:
         pre["last_modified"] = _now()
         return 200, pre
 
+    def _page(self, results: list[dict], query: dict) -> tuple[int, Any]:
+        """One page of a search: `offset`, `limit` (default 20, as the docs' sample
+        answer), `paging` {offset, limit, total}. The largest page Mercado Pago
+        serves is not documented: `page_limit` (constructor) caps it here."""
+        try:
+            offset = int(query.get("offset", 0))
+            limit = min(int(query.get("limit", 20)), self.page_limit)
+        except ValueError:
+            return _error(400, "offset and limit must be integers", "bad_request")
+        if offset < 0 or limit < 1:
+            return _error(400, "invalid offset or limit", "bad_request")
+        return 200, {
+            "paging": {"offset": offset, "limit": limit, "total": len(results)},
+            "results": results[offset : offset + limit],
+        }
+
     def _search_preapprovals(self, body: dict, query: dict) -> tuple[int, Any]:
+        """GET /preapproval/search by payer_email, preapproval_plan_id (and the
+        emulator also filters external_reference, status), paged:
+        https://www.mercadopago.com.mx/developers/en/reference/subscriptions/_preapproval_search/get"""
+        fields = ("external_reference", "payer_email", "status", "preapproval_plan_id")
         results = [
             p
             for p in self.state.preapprovals.values()
-            if all(
-                str(p.get(k)) == v
-                for k, v in query.items()
-                if k in ("external_reference", "payer_email", "status")
-            )
+            if all(str(p.get(k)) == v for k, v in query.items() if k in fields)
         ]
-        return 200, {
-            "paging": {"offset": 0, "limit": len(results), "total": len(results)},
-            "results": results,
-        }
+        return self._page(results, query)
 
     def _search_installments(self, body: dict, query: dict) -> tuple[int, Any]:
+        """GET /authorized_payments/search?preapproval_id=…, paged (offset, limit):
+        https://www.mercadopago.com.mx/developers/es/reference/online-payments/subscriptions/authorized-payment-search/get.md"""
         pid = query.get("preapproval_id")
-        results = list(self.state.installments.get(pid or "", []))
-        return 200, {
-            "paging": {"offset": 0, "limit": len(results), "total": len(results)},
-            "results": results,
-        }
+        return self._page(list(self.state.installments.get(pid or "", [])), query)
 
     # --- one-off payments -----------------------------------------------------------
 
@@ -577,17 +600,30 @@ class MercadoPagoEmulator:
         return 200, {"today": new.isoformat()}
 
     def _settle_payment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        """Settle, refund or charge back a payment; statuses and details as listed in
+        https://www.mercadopago.com.mx/developers/en/docs/checkout-api-payments/response-handling/query-results.md"""
+        details = {
+            "approved": "accredited",
+            "rejected": "cc_rejected_other_reason",
+            "refunded": "refunded",
+            "charged_back": "settled",
+        }
         pay = self.state.payments.get(id)
-        if pay is None or body.get("status") not in ("approved", "rejected"):
+        if pay is None or body.get("status") not in details:
             return _error(
-                400, "need an existing payment and a status approved|rejected", "bad_request"
+                400,
+                "need an existing payment and a status approved|rejected|refunded|charged_back",
+                "bad_request",
             )
         pay["status"] = body["status"]
-        pay["status_detail"] = (
-            "accredited" if body["status"] == "approved" else "cc_rejected_other_reason"
-        )
+        pay["status_detail"] = details[body["status"]]
         pay["date_last_updated"] = _now()
         self._store_payment(pay)
+        for insts in self.state.installments.values():  # the installment names its payment
+            for inst in insts:
+                if (inst.get("payment") or {}).get("id") == pay["id"]:
+                    inst["payment"]["status"] = pay["status"]
+                    inst["payment"]["status_detail"] = pay["status_detail"]
         return 200, pay
 
     def _dump(self, body: dict, query: dict) -> tuple[int, Any]:
@@ -631,8 +667,8 @@ class MercadoPagoEmulator:
                 debit = date.fromisoformat(inst["debit_date"])
                 attempt = inst["retry_attempt"]
                 if (
-                    attempt >= len(RETRY_OFFSETS)
-                    or debit + timedelta(days=RETRY_OFFSETS[attempt]) > today
+                    attempt >= len(self.retry_offsets)
+                    or debit + timedelta(days=self.retry_offsets[attempt]) > today
                 ):
                     continue
                 self._attempt(pre, inst, today)
@@ -677,12 +713,12 @@ class MercadoPagoEmulator:
             pre["summarized"]["charged_quantity"] += 1
             self._schedule(pre, self._after(pre, date.fromisoformat(inst["debit_date"])))
             return
-        if inst["retry_attempt"] < len(RETRY_OFFSETS):
+        if inst["retry_attempt"] < len(self.retry_offsets):
             inst["status"] = "recycling"
             return
         inst["status"] = "rejected"
         pre["rejected_in_a_row"] += 1
-        if pre["rejected_in_a_row"] >= MAX_REJECTED_INSTALLMENTS:
+        if pre["rejected_in_a_row"] >= self.max_rejected_installments:
             pre["status"] = "cancelled"
         else:
             self._schedule(pre, self._after(pre, date.fromisoformat(inst["debit_date"])))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
-KEYS = (
+KEYS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("ssh_host_ed25519_key", "ssh-ed25519", {}),
     ("ssh_host_rsa_key", "ssh-rsa", {"key_size": 3072}),
 )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncssh
 
 from billing.core import errors as e
 
-_ERRORS: list[tuple[type[e.Cam2DriveError], type[asyncssh.SFTPError]]] = [
+# each SFTPError subclass takes the reason alone (the base class takes a code first)
+_ERRORS: list[tuple[type[e.Cam2DriveError], Callable[[str], asyncssh.SFTPError]]] = [
     (e.NotFound, asyncssh.SFTPNoSuchFile),
     (e.PermissionDenied, asyncssh.SFTPPermissionDenied),
     (e.NotEntitled, asyncssh.SFTPPermissionDenied),

@@ -266,6 +266,8 @@ def test_upgrade_charges_once_even_after_a_crash(
         assert s.get(Subscription, sub.id).plan_id != sub.plan_id  # type: ignore[union-attr]
     assert stack.drive(dev).capacity_bytes == 5_000_000_000
     pre = mp_emulator.state.preapprovals[sub.mp_preapproval_id]  # type: ignore[index]
+    assert pre["auto_recurring"]["transaction_amount"] == 10.0  # queued in the outbox
+    assert sub.id in clock.run().polled  # the next pass pushes it
     assert pre["auto_recurring"]["transaction_amount"] == 40.0  # later cycles: new price
 
 
@@ -294,7 +296,7 @@ def test_downgrade_waits_for_the_cycle_and_must_fit(
         assert charges[-1].amount == Decimal("5.00")
 
 
-def test_cancel_keeps_the_paid_period_then_the_ladder(
+def test_cancel_keeps_the_paid_period_then_the_retention(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
     from billing.subscriptions.changes import cancel
@@ -308,10 +310,10 @@ def test_cancel_keeps_the_paid_period_then_the_ladder(
     assert status(stack, sub.id) == "active"  # paid through Dec 5
     assert upload(stack, dev, "still-paid.jpg").startswith("226")
     clock.until(date(2026, 12, 5))
-    assert status(stack, sub.id) == "past_due"
-    clock.until(date(2026, 12, 15))
-    assert status(stack, sub.id) == "blocked"
-    clock.until(date(2026, 12, 20))
+    assert status(stack, sub.id) == "cancelled"  # not a failed payment: no dunning
+    clock.until(date(2026, 12, 19))
+    assert status(stack, sub.id) == "cancelled"
+    clock.until(date(2026, 12, 20))  # cancel_retention_days (15) after the paid period
     assert status(stack, sub.id) == "deleted"
 
 
@@ -430,7 +432,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     clock.until(date(2027, 9, 4))  # paid through Sep 5: kept, no refund
     assert status(stack, sub.id) == "active" and upload(stack, dev, "sep.jpg").startswith("226")
     clock.until(date(2027, 9, 5))
-    assert status(stack, sub.id) == "past_due"
+    assert status(stack, sub.id) == "cancelled"
     clock.until(date(2027, 9, 20))
     assert status(stack, sub.id) == "deleted"
     assert stack.s3_keys(dev) == {}
@@ -449,7 +451,8 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
             .order_by(AuditEvent.id)
         ).all()  # type: ignore[arg-type]
         actions = [a.action for a in trail]
-        assert actions.count("status:past_due") == 3 and "upgraded" in actions
+        assert actions.count("status:past_due") == 2 and "upgraded" in actions
+        assert "status:cancelled" in actions
         assert actions[-1] == "status:deleted"
 
 

@@ -93,3 +93,46 @@ def upload(stack: Stack, dev: DeviceLogin, name: str) -> str:
             return ftp.storbinary(f"STOR {name}", io.BytesIO(b"recording-" + name.encode()))
     except ftplib.error_perm as exc:
         return str(exc)
+
+
+def authorize(emu: MercadoPagoEmulator, sub: Subscription) -> None:
+    """The payer completes Mercado Pago's checkout for `sub`."""
+    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+
+
+def active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin) -> Subscription:
+    """A paid subscription whose payer subscribed and paid the first installment."""
+    sub = subscribe(stack, clock, dev)
+    authorize(emu, sub)
+    clock.run()
+    assert status(stack, sub.id) == "active"
+    return sub
+
+
+def writes(emu: MercadoPagoEmulator, since: int = 0) -> list[dict]:  # type: ignore[type-arg]
+    """Every request since `since` that could change something at Mercado Pago."""
+    return [
+        c
+        for c in emu.state.calls[since:]
+        if c["method"] != "GET" and not c["path"].startswith("/__emulator")
+    ]
+
+
+def add_plan(stack: Stack, code: str, capacity: str, price: str, currency: str = "MXN") -> str:
+    """A plan with a code no other test uses (the databases are shared): its code."""
+    import os
+
+    from billing import catalog
+
+    code = f"{code}-{os.urandom(3).hex().upper()}"
+    with session_scope(stack.engine) as s:
+        catalog.add_plan(
+            s,
+            code=code,
+            capacity=capacity,
+            price=price,
+            currency=currency,
+            on_full="reject",
+            actor="test",
+        )
+    return code
