@@ -222,6 +222,7 @@ class Settings(BaseSettings):
     pac_production: bool = False  # the PAC's production endpoint, not its test one
     pac_local_dir: Path = Path("var/test-pac")  # the local test PAC's certificate
     # every PAC call is bounded: a hung PAC costs one invoice a retry, never the pass
+    pac_url: str | None = None  # the PAC's endpoint instead of its published one
     pac_connect_timeout: float = Field(10.0, gt=0)
     pac_read_timeout: float = Field(60.0, gt=0)
     # a CFDI the PAC refuses this many times stops being retried and alerts the operator

@@ -10,8 +10,9 @@ deleted for non-payment never takes its receipts with it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from satcfdi.models import Signer
@@ -34,9 +35,17 @@ from billing.core.models import (
 from billing.core.settings import Settings
 from billing.invoicing import pdf as invoice_pdf
 from billing.invoicing.cfdi import build, form_of_payment, load_signer, receiver_for
-from billing.invoicing.pac import Pac, make_pac
+from billing.invoicing.pac import UNREACHABLE, Pac, make_pac
 
 ACTOR = "invoicing"
+log = logging.getLogger(__name__)
+#: the SAT's limit between a CFDI's Fecha and its stamp (Anexo 20, Fecha)
+STAMP_WINDOW = timedelta(hours=72)
+
+
+def _aware(when: datetime) -> datetime:
+    """SQLite gives naive UTC back: compare like with like."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class DocumentStore(Protocol):
@@ -75,24 +84,57 @@ def issue_pending(
         return report
     signer = load_signer(settings)
     pac = pac or make_pac(settings)
-    _open_rows(engine, settings, now or utcnow(), report)
+    now = now or utcnow()
+    _open_rows(engine, settings, now, report)
     with session_scope(engine) as s:
         pending = list(
             s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(Invoice.id))
         )  # type: ignore[arg-type]
     for invoice_id in pending:
         try:
-            _issue_one(engine, store, settings, signer, pac, invoice_id)  # type: ignore[arg-type]
+            _issue_one(engine, store, settings, signer, pac, invoice_id, now)  # type: ignore[arg-type]
             report.issued.append(invoice_id)  # type: ignore[arg-type]
         except Cam2DriveError as exc:
-            with session_scope(engine) as s:
-                inv = s.get(Invoice, invoice_id)
-                assert inv is not None
-                inv.attempts += 1
-                inv.last_error = str(exc)
-                s.add(inv)
+            _failed(engine, settings, invoice_id, exc)  # type: ignore[arg-type]
             report.failed.append({"invoice": invoice_id, "error": str(exc)})
     return report
+
+
+def _failed(engine: Engine, settings: Settings, invoice_id: int, exc: Cam2DriveError) -> None:
+    """Count the failure; a PAC refusal alerts the operator and stops after a few tries.
+
+    An unreachable PAC is retried every pass (the call is bounded by the PAC
+    timeouts); a refusal will not change by itself (a bad receiver, a bad
+    CSD), so it is an audit row and a log line for the operator, and after
+    `invoice_max_attempts` the invoice is `failed`, never retried forever.
+    """
+    refused = isinstance(exc, InvoiceError)
+    with session_scope(engine) as s:
+        inv = s.get(Invoice, invoice_id)
+        assert inv is not None
+        inv.attempts += 1
+        inv.last_error = str(exc)[:2000]
+        if refused and inv.attempts >= settings.invoice_max_attempts:
+            inv.status = "failed"
+        s.add(inv)
+        if refused:
+            audit.record(
+                s,
+                actor=ACTOR,
+                entity="invoice",
+                entity_id=invoice_id,
+                action="failed" if inv.status == "failed" else "refused",
+                cause="the PAC refused the CFDI; operator action needed",
+                attempts=inv.attempts,
+                error=str(exc)[:500],
+            )
+            log.error(
+                "invoice %s refused by the PAC (attempt %s of %s): %r",
+                invoice_id,
+                inv.attempts,
+                settings.invoice_max_attempts,
+                str(exc)[:500],
+            )
 
 
 def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueReport) -> None:
@@ -164,6 +206,7 @@ def _issue_one(
     signer: Signer,
     pac: Pac,
     invoice_id: int,
+    now: datetime,
 ) -> None:
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
@@ -171,19 +214,38 @@ def _issue_one(
         charge, customer = s.get(Charge, inv.charge_id), s.get(Customer, inv.customer_id)
         assert charge is not None and customer is not None
         receiver = receiver_for(customer, settings)
-        cfdi = build(
-            signer,
-            settings,
-            receiver,
-            concept=concept_of(s, charge),
-            amount=charge.amount,
-            currency=charge.currency,
-            when=inv.issued_on,
-            folio=inv.folio,
-            payment_form=form_of_payment(charge.payment_type_id, settings),
-        )
-        serie, folio, customer_id = inv.serie, inv.folio, inv.customer_id
-    stamped = pac.stamp(cfdi)
+
+        def seal(when: datetime) -> Any:
+            return build(
+                signer,
+                settings,
+                receiver,
+                concept=concept_of(s, charge),
+                amount=charge.amount,
+                currency=charge.currency,
+                when=when,
+                folio=folio,
+                payment_form=form_of_payment(charge.payment_type_id, settings),
+            )
+
+        serie, folio, customer_id, dated = inv.serie, inv.folio, inv.customer_id, inv.issued_on
+        cfdi = seal(dated)
+        uncertain = (inv.last_error or "").startswith(UNREACHABLE)
+    stamped = None
+    if uncertain and hasattr(pac, "stamped"):
+        # the last call may have reached the PAC: its stamp, if any, is the invoice
+        stamped = pac.stamped(cfdi)
+    if stamped is None and _aware(now) - _aware(dated) > STAMP_WINDOW:
+        # the SAT stamps a CFDI only within 72 hours of its Fecha: re-date, re-seal
+        with session_scope(engine) as s:
+            row = s.get(Invoice, invoice_id)
+            assert row is not None
+            row.issued_on = now
+            s.add(row)
+            charge = s.get(Charge, row.charge_id)
+            cfdi = seal(now)
+    if stamped is None:
+        stamped = pac.stamp(cfdi)
     uuid = stamped["Complemento"]["TimbreFiscalDigital"]["UUID"]
     xml = stamped.xml_bytes(pretty_print=True)
     try:

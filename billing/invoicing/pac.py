@@ -12,13 +12,16 @@ CFDI was stamped before.
 from __future__ import annotations
 
 import base64
-from typing import Protocol
+from typing import Any, Protocol
 
 from satcfdi.cfdi import CFDI
 from satcfdi.models import Certificate
 
 from billing.core.errors import InvoiceError, StorageUnavailable
 from billing.core.settings import Settings
+
+#: how a failed call that may have reached the PAC starts (a timeout, a lost answer)
+UNREACHABLE = "the PAC is unreachable"
 
 
 class Pac(Protocol):
@@ -44,7 +47,24 @@ class FinkokPac:
         if not (settings.pac_username and settings.pac_password):
             raise InvoiceError("pac = finkok needs pac_username and pac_password")
         env = Environment.PRODUCTION if settings.pac_production else Environment.TEST
-        self.client = Finkok(settings.pac_username, settings.pac_password, environment=env)
+        timeouts = (settings.pac_connect_timeout, settings.pac_read_timeout)
+        url = settings.pac_url
+
+        class _Bounded(Finkok):  # type: ignore[misc]
+            """satcfdi's Finkok posts with no timeout: a hung PAC would hang the pass."""
+
+            @property
+            def host(self) -> str:
+                return url.rstrip("/") if url else super().host  # type: ignore[no-any-return]
+
+            def _perform_request(self, url: str, envelope: Any) -> Any:
+                import requests
+                from lxml import etree
+
+                response = requests.post(url=url, data=etree.tostring(envelope), timeout=timeouts)
+                return etree.fromstring(response.content)
+
+        self.client = _Bounded(settings.pac_username, settings.pac_password, environment=env)
 
     def stamp(self, cfdi: CFDI) -> CFDI:
         import requests
@@ -52,12 +72,24 @@ class FinkokPac:
         try:
             doc = self.client.stamp(cfdi)
         except requests.RequestException as exc:
-            raise StorageUnavailable(f"the PAC is unreachable: {exc}") from exc
+            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
         except Exception as first:
             try:  # stamped before (a retry after a lost answer): fetch that stamp
                 doc = self.client.stamped(cfdi)
             except Exception:
                 raise InvoiceError(f"the PAC refused the CFDI: {first}") from first
+        return CFDI.from_string(doc.xml)
+
+    def stamped(self, cfdi: CFDI) -> CFDI | None:
+        """The PAC's earlier stamp of this sealed CFDI, None if it has none."""
+        import requests
+
+        try:
+            doc = self.client.stamped(cfdi)
+        except requests.RequestException as exc:
+            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
+        except Exception:
+            return None
         return CFDI.from_string(doc.xml)
 
 

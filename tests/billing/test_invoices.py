@@ -259,3 +259,97 @@ def test_orders_and_invoice_files_from_the_cli(
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and text in bad.stderr, (
             bad.stderr
         )
+
+
+class Refusing:
+    """A PAC that refuses every CFDI, as Finkok does a bad receiver."""
+
+    def stamp(self, cfdi):  # type: ignore[no-untyped-def]
+        from billing.core.errors import InvoiceError
+
+        raise InvoiceError("the PAC refused the CFDI: CFDI40158")
+
+
+def test_an_invoice_unstamped_for_72_hours_is_redated_and_resealed(
+    istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path
+) -> None:
+    from datetime import timedelta
+
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    issue_pending(istack.engine, istack.store, istack.settings, pac=LostAnswer(istack.pac))
+    with session_scope(istack.engine) as s:
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+        first = inv.issued_on
+    later = first + timedelta(hours=73)  # time travel: the PAC was down three days
+    report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac, now=later)
+    assert inv.id in report.issued
+    with session_scope(istack.engine) as s:
+        done = s.get(Invoice, inv.id)
+        assert done is not None and done.issued_on != first
+    xml = istack.store.get_document(done.xml_key)  # type: ignore[arg-type]
+    doc = etree.fromstring(xml)
+    assert (
+        doc.get("Fecha")[:10]
+        == later.astimezone(__import__("zoneinfo").ZoneInfo("America/Mexico_City"))
+        .date()
+        .isoformat()
+    )
+    assert xsd().validate(doc) and seal_verifies(xml, certs / "csd.cer")
+
+
+def test_a_refused_invoice_alerts_and_stops_being_retried(
+    istack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    from billing.core.models import AuditEvent
+
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    tries = istack.settings.invoice_max_attempts
+    for _ in range(tries):
+        issue_pending(istack.engine, istack.store, istack.settings, pac=Refusing())
+    with session_scope(istack.engine) as s:
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+        assert inv.status == "failed" and inv.attempts == tries
+        actions = [
+            e.action
+            for e in s.exec(
+                select(AuditEvent).where(
+                    AuditEvent.entity == "invoice", AuditEvent.entity_id == str(inv.id)
+                )
+            )
+        ]
+        assert actions.count("refused") == tries - 1 and actions[-1] == "failed"
+    again = issue_pending(istack.engine, istack.store, istack.settings, pac=Refusing())
+    assert all(f["invoice"] != inv.id for f in again.failed)  # not retried forever
+
+
+def test_a_hung_pac_does_not_stop_a_billing_pass(
+    istack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    import socket
+
+    from billing.invoicing.pac import UNREACHABLE, FinkokPac
+
+    clock = Clock(istack, mp_emulator)
+    dev, _ = paid_device(istack, clock, mp_emulator)
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # accepts connections, never answers a byte
+    try:
+        st = istack.settings.model_copy(
+            update={
+                "pac_driver": "finkok",
+                "pac_username": "u",
+                "pac_password": "p",
+                "pac_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
+                "pac_read_timeout": 0.5,
+            }
+        )
+        report = issue_pending(istack.engine, istack.store, st, pac=FinkokPac(st))
+    finally:
+        hung.close()
+    assert report.failed and all(f["error"].startswith(UNREACHABLE) for f in report.failed)
+    with session_scope(istack.engine) as s:
+        inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
+        assert inv.status == "pending"  # retried next pass, asking for a stamp first
