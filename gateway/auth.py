@@ -1,27 +1,46 @@
-"""Logins and IP bans, shared by every protocol and every gateway node.
+"""Logins and bans, shared by every protocol and every gateway node.
 
-Failed logins are counted per address in the database, so a ban earned on
-one node is honoured by all of them (ARCHITECTURE: gateways are stateless).
+Failed logins are counted in the database, so a ban earned on one node is
+honoured by all of them (ARCHITECTURE: gateways are stateless). They are
+counted twice: per address (`ban_max_failures`: one address guessing any
+accounts) and per account name (`ban_max_failures_per_account`: guesses at
+one account spread over many addresses). A successful login resets
+neither: with one valid login, an address could otherwise clear its count
+between guesses at other accounts. Counts fall back to zero only when
+their window passes.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from datetime import timedelta
+import secrets
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Column, Engine, Table, and_, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from billing.core.credentials import verify
+from billing.core.credentials import hash_device_secret, hash_password, verify
 from billing.core.db import database_errors, reader
 from billing.core.errors import Cam2DriveError
-from billing.core.models import Customer, Device, DeviceKey, Drive, LoginFailure, utcnow
+from billing.core.models import (
+    AccountLoginFailure,
+    Customer,
+    Device,
+    DeviceKey,
+    Drive,
+    LoginFailure,
+    utcnow,
+)
 from billing.core.settings import Settings
 from gateway.drive import Login
+from gateway.logsafe import printable
 
 log = logging.getLogger("cam2drive.auth")
 failures = LoginFailure.__table__  # type: ignore[attr-defined]
+account_failures = AccountLoginFailure.__table__  # type: ignore[attr-defined]
 devices = Device.__table__  # type: ignore[attr-defined]
 drives = Drive.__table__  # type: ignore[attr-defined]
 customers = Customer.__table__  # type: ignore[attr-defined]
@@ -46,6 +65,15 @@ def _ip(remote: str) -> str:
     return str(addr)
 
 
+@cache
+def _dummy_hash(scheme: str) -> str:
+    """A hash no password matches, verified when the account is unknown (or
+    has no password yet), so that an unknown name costs the argon2 check a
+    known one does: failing fast would tell which emails are customers."""
+    secret = secrets.token_urlsafe(32)
+    return hash_password(secret) if scheme == "argon2" else hash_device_secret(secret)
+
+
 class Authenticator:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.settings = settings
@@ -54,67 +82,131 @@ class Authenticator:
     # --- bans -------------------------------------------------------------
 
     def check_ban(self, remote: str) -> None:
-        """Raise Banned if `remote` is banned right now."""
+        """Raise Banned if the address `remote` is banned right now."""
         row = self._one(select(failures.c.banned_until).where(failures.c.ip == _ip(remote)))
         until = row.banned_until if row is not None else None
         if until is not None and until > utcnow():
-            minutes = max(1, int((until - utcnow()).total_seconds() // 60))
-            raise Banned(f"too many failed logins from {_ip(remote)}; try again in {minutes} min")
+            raise Banned(f"too many failed logins from {_ip(remote)}; try again in {_mins(until)}")
 
-    def record_failure(self, remote: str) -> bool:
-        """Count one failed login; True if this failure earned a ban."""
-        ip, now, s = _ip(remote), utcnow(), self.settings
+    def check_account(self, account: str, remote: str) -> None:
+        """Raise Banned if password logins to `account` are banned for `remote`.
+
+        The address the account last logged in from is exempt: strangers
+        failing at a recorder's user name must not lock the recorder out.
+        """
+        row = self._one(
+            select(account_failures.c.banned_until, account_failures.c.last_ok_ip).where(
+                account_failures.c.account == _account(account)
+            )
+        )
+        if row is None or row.banned_until is None or row.banned_until <= utcnow():
+            return
+        if row.last_ok_ip is not None and row.last_ok_ip == _ip(remote):
+            return
+        raise Banned(
+            f"too many failed logins for this account; try again in {_mins(row.banned_until)}"
+        )
+
+    def record_failure(self, remote: str, account: str | None = None) -> bool:
+        """Count one failed login against the address and the account name;
+        True if this failure earned a ban on either."""
+        s = self.settings
+        banned = self._count(failures, failures.c.ip, _ip(remote), s.ban_max_failures)
+        if account is not None:
+            key = _account(account)
+            if self._count(
+                account_failures, account_failures.c.account, key, s.ban_max_failures_per_account
+            ):
+                banned = True
+        return banned
+
+    def _count(self, table: Table, column: Column[Any], key: str, limit: int) -> bool:
+        """One more failure for `key` in its window; True if it earned a ban."""
+        now, s = utcnow(), self.settings
         window = timedelta(seconds=s.ban_window_seconds)
+        this = column == key
         for _ in range(3):  # a concurrent first insert on another node: retry as update
             try:
                 with self.engine.begin() as conn:
-                    row = conn.execute(select(failures).where(failures.c.ip == ip)).first()
+                    self._forget_stale(conn, table, now - window)
+                    row = conn.execute(select(table).where(this)).first()
                     if row is None:
                         conn.execute(
-                            insert(failures).values(
-                                ip=ip, failures=1, window_started_at=now, banned_until=None
+                            insert(table).values(
+                                {
+                                    column.name: key,
+                                    "failures": 1,
+                                    "window_started_at": now,
+                                    "banned_until": None,
+                                }
                             )
                         )
                         count = 1
                     elif now - row.window_started_at > window:
                         conn.execute(
-                            update(failures)
-                            .where(failures.c.ip == ip)
+                            update(table)
+                            .where(this)
                             .values(failures=1, window_started_at=now, banned_until=None)
                         )
                         count = 1
                     else:
                         conn.execute(
-                            update(failures)
-                            .where(failures.c.ip == ip)
-                            .values(failures=failures.c.failures + 1)
+                            update(table).where(this).values(failures=table.c.failures + 1)
                         )
                         count = row.failures + 1
-                    if count >= s.ban_max_failures:
+                    if count >= limit:
                         conn.execute(
-                            update(failures)
-                            .where(failures.c.ip == ip)
+                            update(table)
+                            .where(this)
                             .values(banned_until=now + timedelta(seconds=s.ban_seconds))
                         )
                         log.warning(
-                            "banned %s for %ss after %d failed logins", ip, s.ban_seconds, count
+                            "banned %s %s for %ss after %d failed logins",
+                            column.name,
+                            printable(key),
+                            s.ban_seconds,
+                            count,
                         )
                         return True
                     return False
             except IntegrityError:
                 continue
             except SQLAlchemyError as exc:
-                log.error("cannot record failed login from %s: %s", ip, exc)
+                log.error("cannot record failed login for %s: %s", printable(key), exc)
                 return False
         return False
 
-    def clear(self, remote: str) -> None:
+    @staticmethod
+    def _forget_stale(conn: Any, table: Table, window_start: datetime) -> None:
+        """Rows of past windows and ended bans go (names tried once by a
+        scanner would pile up); an account's last good address stays."""
+        stale = and_(
+            table.c.window_started_at < window_start,
+            or_(table.c.banned_until.is_(None), table.c.banned_until < utcnow()),
+        )
+        if table is account_failures:
+            stale = and_(stale, table.c.last_ok_ip.is_(None))
+        conn.execute(delete(table).where(stale))
+
+    def _remember_ok(self, account: str, remote: str) -> None:
+        """Note where `account` logged in (the address its bans exempt).
+
+        Written only when the account already has a row (it was failed at):
+        a recorder's every login costs no write, while one under attack
+        records its address at its next login.
+        """
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    update(failures)
-                    .where(failures.c.ip == _ip(remote), failures.c.banned_until.is_(None))
-                    .values(failures=0)
+                    update(account_failures)
+                    .where(
+                        account_failures.c.account == _account(account),
+                        or_(
+                            account_failures.c.last_ok_ip.is_(None),
+                            account_failures.c.last_ok_ip != _ip(remote),
+                        ),
+                    )
+                    .values(last_ok_ip=_ip(remote))
                 )
         except SQLAlchemyError:
             pass
@@ -125,15 +217,17 @@ class Authenticator:
         """A Login for valid credentials; AuthFailed (counted toward a ban) otherwise.
 
         Device logins are `c2d-…` user names; people (viewers) log in with
-        their email address and the password they set.
+        their email address and the password they set. A known and an
+        unknown name fail alike, in the same time.
         """
         self.check_ban(remote)
         name = username.strip().lower()
+        self.check_account(name, remote)
         login = self._viewer(name, password) if "@" in name else self._device(name, password)
         if login is None:
-            banned = self.record_failure(remote)
+            banned = self.record_failure(remote, name)
             raise AuthFailed("login incorrect" + ("; address banned" if banned else ""))
-        self.clear(remote)
+        self._remember_ok(name, remote)
         return login
 
     def _device(self, name: str, password: str) -> Login | None:
@@ -148,7 +242,8 @@ class Authenticator:
             .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
             .where(devices.c.username == name)
         )
-        if row is None or not verify(row.secret_hash, password):
+        stored = row.secret_hash if row is not None else _dummy_hash("sha256")
+        if not verify(stored, password) or row is None:
             return None
         return Login(
             kind="device",
@@ -164,7 +259,8 @@ class Authenticator:
                 customers.c.email == email
             )
         )
-        if row is None or not row.password_hash or not verify(row.password_hash, password):
+        stored = row.password_hash if row is not None and row.password_hash else None
+        if not verify(stored or _dummy_hash("argon2"), password) or stored is None:
             return None
         return Login(kind="viewer", username=row.email, customer_id=row.id)
 
@@ -199,3 +295,11 @@ class Authenticator:
     def _one(self, query):  # type: ignore[no-untyped-def]
         with database_errors(), reader(self.engine).connect() as conn:
             return conn.execute(query).first()
+
+
+def _account(name: str) -> str:
+    return name.strip().lower()[:320]
+
+
+def _mins(until: datetime) -> str:
+    return f"{max(1, int((until - utcnow()).total_seconds() // 60))} min"

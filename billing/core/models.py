@@ -241,6 +241,20 @@ class LoginFailure(SQLModel, table=True):
     banned_until: datetime | None = Field(default=None)
 
 
+class AccountLoginFailure(SQLModel, table=True):
+    """Failed logins per account name, from any address: guesses spread over
+    many addresses still add up (gateway/auth.py). `last_ok_ip` is where the
+    account last logged in: its own recorder is not locked out by strangers."""
+
+    __tablename__ = "account_login_failures"
+
+    account: str = Field(sa_column=Column(String(320), primary_key=True))
+    failures: int = Field(default=0, nullable=False)
+    window_started_at: datetime = Field(default_factory=utcnow, nullable=False)
+    banned_until: datetime | None = Field(default=None)
+    last_ok_ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
 class AuditEvent(SQLModel, table=True):
     """Every state change, with who did it and why."""
 

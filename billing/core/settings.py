@@ -168,7 +168,9 @@ class Settings(BaseSettings):
     # an upload that takes no data for this long ends with a transient error
     # (FTP 451) and gives its reservation back (gateway/leases.py)
     upload_stall_seconds: float = Field(60.0, gt=0)
-    ban_max_failures: int = 5
+    ban_max_failures: int = 5  # per address, within the window
+    # per account name, from any addresses (the account's last good address is exempt)
+    ban_max_failures_per_account: int = Field(10, ge=1)
     ban_window_seconds: int = 600
     ban_seconds: int = 1800
     auth_failed_delay: float = 1.0

@@ -87,6 +87,8 @@ class SSHServer(asyncssh.SSHServer):
                 self.gw.executor, self.gw.auth.authenticate, username, password, self.ip
             )
         except AuthFailed:
+            # the same pause as FTP's 530: guesses cost a client time on both
+            await asyncio.sleep(self.gw.settings.auth_failed_delay)
             return False
         except (Banned, StorageUnavailable) as err:
             raise asyncssh.DisconnectError(

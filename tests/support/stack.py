@@ -139,7 +139,19 @@ class Stack:
             loop, acceptor = self._sftp
             loop.call_soon_threadsafe(acceptor.close)
             loop.call_soon_threadsafe(loop.stop)
+        self.clear_bans()
         self.engine.dispose()
+
+    def clear_bans(self) -> None:
+        """Forget failed logins: a success no longer resets them (gateway/auth.py),
+        so a test's wrong passwords from 127.0.0.1 would add up to a ban of later tests."""
+        from sqlalchemy import delete
+
+        from billing.core.models import AccountLoginFailure, LoginFailure
+
+        with self.engine.begin() as conn:
+            conn.execute(delete(LoginFailure.__table__))  # type: ignore[attr-defined]
+            conn.execute(delete(AccountLoginFailure.__table__))  # type: ignore[attr-defined]
 
     # --- records ----------------------------------------------------------
 

@@ -1,0 +1,31 @@
+"""failed logins per account name, and the account's last good address
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "account_login_failures",
+        sa.Column("account", sa.String(length=320), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("window_started_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("banned_until", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("last_ok_ip", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("account"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("account_login_failures")
