@@ -82,22 +82,17 @@ def _email(value: str) -> str:
     return value
 
 
+def normalise_email(value: str) -> str:
+    """An email as stored (trimmed, lower case); InvalidInput if it is not one."""
+    return _email(value)
+
+
 @overload
 def _text(value: str | None, what: str, limit: int, *, required: Literal[True]) -> str: ...
 
 
 @overload
-def normalise_email(value: str) -> str:
-    """An email as stored (trimmed, lower case); InvalidInput if it is not one."""
-    return _email(value)
-
-
 def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None: ...
-
-
-def normalise_email(value: str) -> str:
-    """An email as stored (trimmed, lower case); InvalidInput if it is not one."""
-    return _email(value)
 
 
 def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
@@ -486,34 +481,67 @@ def set_customer_fiscal(
     postal_code: str | None = None,
     locale: str | None = None,
 ) -> Customer:
-    """The receiver data of the customer's CFDI invoices, and the language of their email."""
+    """The receiver data of the customer's CFDI invoices, and the language of their email.
+
+    Everything is checked before anything is set, against the SAT's catalogues
+    (billing/invoicing/catalogs.py): a receiver the PAC would reject is refused
+    here, in one line, instead of failing on every billing pass.
+    """
     from satcfdi.models.rfc import RFC
+
+    from billing.invoicing import catalogs
 
     cust = get_customer(session, ref)
     if rfc is not None:
         rfc = rfc.strip().upper()
         try:
-            valid = RFC(rfc).is_valid()
+            valid = bool(catalogs.RFC_PATTERN.match(rfc)) and RFC(rfc).is_valid()
         except Exception:
             valid = False
         if not valid:
-            raise InvalidInput(f"{rfc!r} is not a valid RFC")
-        cust.tax_id = rfc
+            raise InvalidInput(
+                f"{rfc!r} is not a valid RFC (13 characters for a persona física, "
+                "12 for a persona moral)"
+            )
+        if rfc in catalogs.GENERIC_RFCS:
+            raise InvalidInput(f"{rfc} is the SAT's generic RFC: leave the RFC unset instead")
     if name is not None:
-        cust.name = _text(name, "name", 200, required=True)
+        name = _text(name, "name", 200, required=True)
+    checked: dict[str, str] = {}
     for value, pattern, what, attr in (
         (regime, _REGIME, "régimen fiscal (e.g. 612)", "tax_regime"),
         (cfdi_use, _USE, "uso CFDI (e.g. G03)", "cfdi_use"),
-        (postal_code, _POSTAL, "postal code (5 digits)", "postal_code"),
+        (postal_code, catalogs.POSTAL_PATTERN, "postal code (5 digits)", "postal_code"),
     ):
         if value is not None:
             value = value.strip().upper()
             if not pattern.match(value):
                 raise InvalidInput(f"{value!r} is not a {what}")
-            setattr(cust, attr, value)
+            checked[attr] = value
+    if locale is not None and locale not in LOCALES:
+        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+    new_rfc = rfc or cust.tax_id
+    new_regime = checked.get("tax_regime", cust.tax_regime)
+    new_use = checked.get("cfdi_use", cust.cfdi_use)
+    if new_rfc and new_regime:
+        if new_use is None or (
+            "cfdi_use" not in checked and catalogs.receiver_problem(new_rfc, new_regime, new_use)
+        ):
+            # no uso named (now or before a régimen change): the SAT's usual one
+            if catalogs.receiver_problem(new_rfc, new_regime, "S01") is None:
+                new_use = catalogs.default_use(new_rfc, new_regime)
+        problem = catalogs.receiver_problem(new_rfc, new_regime, new_use or "S01")
+        if problem:
+            raise InvalidInput(problem)
+    if rfc is not None:
+        cust.tax_id = rfc
+    if name is not None:
+        cust.name = name
+    for attr, value in checked.items():
+        setattr(cust, attr, value)
+    if new_use is not None:
+        cust.cfdi_use = new_use
     if locale is not None:
-        if locale not in LOCALES:
-            raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
         cust.locale = locale
     session.add(cust)
     audit.record(
@@ -525,6 +553,7 @@ def set_customer_fiscal(
         cause="operator request",
         rfc=cust.tax_id,
         regime=cust.tax_regime,
+        use=cust.cfdi_use,
         postal_code=cust.postal_code,
         locale=cust.locale,
     )

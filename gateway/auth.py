@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from billing.core.credentials import hash_device_secret, hash_password, verify
 from billing.core.db import database_errors, reader
-from billing.core.errors import Cam2DriveError
+from billing.core.errors import Cam2DriveError, NotEntitled
 from billing.core.models import (
     AccountLoginFailure,
     Customer,
@@ -35,6 +35,7 @@ from billing.core.models import (
     utcnow,
 )
 from billing.core.settings import Settings
+from billing.entitlement import viewable_drives
 from gateway.drive import Login
 from gateway.logsafe import printable
 
@@ -52,6 +53,15 @@ class AuthFailed(Cam2DriveError):
 
 class Banned(Cam2DriveError):
     pass
+
+
+class ViewingRefused(Banned):
+    """A viewer with the right password whose contracts forbid viewing now.
+
+    A kind of Banned because every frontend already answers a ban the way
+    this must be answered: the reason in one line, the connection closed,
+    and no failed login counted toward a real ban.
+    """
 
 
 def _ip(remote: str) -> str:
@@ -262,6 +272,11 @@ class Authenticator:
         stored = row.password_hash if row is not None and row.password_hash else None
         if not verify(stored or _dummy_hash("argon2"), password) or stored is None:
             return None
+        try:
+            with database_errors():
+                viewable_drives(self.engine, row.id)
+        except NotEntitled as err:
+            raise ViewingRefused(str(err)) from None
         return Login(kind="viewer", username=row.email, customer_id=row.id)
 
     def device_key_login(self, username: str, key_fingerprint: str) -> Login | None:

@@ -38,7 +38,7 @@ def make_engine(
     `BEGIN IMMEDIATE` so a transaction takes the write lock up front (a
     deferred transaction that reads and then writes can fail with "database is
     locked" without waiting). PostgreSQL: row locks taken by the atomic
-    UPDATEs in billing/quota.py keep counters exact across nodes.
+    UPDATEs in gateway/index.py keep counters exact across nodes.
     """
     url = normalise_url(url)
     parsed = make_url(url)

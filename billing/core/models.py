@@ -329,3 +329,117 @@ class Cursor(SQLModel, table=True):
 
     name: str = Field(sa_column=Column(String(40), primary_key=True))
     position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+# --- ISPs' ERPs (billing/contracts.py, web/api/) ---------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    """A distributor's ERP credential: `key_id` in clear, the secret only hashed."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    key_id: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
+    secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    revoked_at: datetime | None = Field(default=None)
+
+
+class DistributorPlan(SQLModel, table=True):
+    """A plan a distributor sells (a product its ERP syncs) and what it pays for it."""
+
+    __tablename__ = "distributor_plans"
+    __table_args__ = (
+        UniqueConstraint("distributor_id", "plan_id", name="uq_distributor_plans"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    wholesale_price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Contract(SQLModel, table=True):
+    """An ERP's contract: its own id, the customer and the one device (and drive) it made.
+
+    Its status is the device's subscription's (kind `isp`), so the gateway's
+    entitlement and viewing rules read one column whoever changed it.
+    """
+
+    __tablename__ = "contracts"
+    __table_args__ = (
+        UniqueConstraint("distributor_id", "external_id", name="uq_contracts_external"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", nullable=False)
+    external_id: str = Field(sa_column=Column(String(64), nullable=False))
+    customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
+    device_id: int = Field(foreign_key="devices.id", nullable=False, unique=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    cancelled_at: datetime | None = Field(default=None)
+    delete_on: date | None = Field(default=None)  # cancelled: the drive goes on this day
+    next_plan_on: date | None = Field(default=None)  # a downgrade waits for this day
+
+
+class ContractSpan(SQLModel, table=True):
+    """Days a contract was billed to its ISP on one plan: [start_on, end_on)."""
+
+    __tablename__ = "contract_spans"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int = Field(foreign_key="contracts.id", index=True, nullable=False)
+    plan_id: int = Field(foreign_key="plans.id", nullable=False)
+    price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))  # monthly wholesale
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    start_on: date = Field(nullable=False)
+    end_on: date | None = Field(default=None)
+
+
+class IdempotentReply(SQLModel, table=True):
+    """The first answer to an API call made with an `Idempotency-Key`, for its replays."""
+
+    __tablename__ = "idempotent_replies"
+    __table_args__ = (UniqueConstraint("distributor_id", "key", name="uq_idempotent_replies"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", nullable=False)
+    key: str = Field(sa_column=Column(String(200), nullable=False))
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    status_code: int = Field(nullable=False)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False, index=True)
+
+
+class CallbackEndpoint(SQLModel, table=True):
+    """Where a distributor's ERP hears about its contracts, and the key events are signed with."""
+
+    __tablename__ = "callback_endpoints"
+
+    distributor_id: int = Field(foreign_key="distributors.id", primary_key=True)
+    url: str = Field(sa_column=Column(String(500), nullable=False))
+    secret: str = Field(sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class CallbackEvent(SQLModel, table=True):
+    """The ERP outbox: one signed POST to make, unique by the event it tells."""
+
+    __tablename__ = "callback_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    dedupe_key: str = Field(sa_column=Column(String(160), nullable=False, unique=True))
+    event: str = Field(sa_column=Column(String(40), nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body, as sent
+    status: str = Field(sa_column=Column(String(10), nullable=False, index=True))
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(default_factory=utcnow, nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    sent_at: datetime | None = Field(default=None)

@@ -160,6 +160,20 @@ class Settings(BaseSettings):
     # Address a recorder should be told to use (printed by `device add`).
     public_host: str | None = None
 
+    # --- HTTP service (web/): the ERP API, health and metrics
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    # Prometheus /metrics of a gateway or scheduler process (0: off); gateway
+    # worker i of several serves on metrics_port + i
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(0, ge=0, le=65535)
+    # --- ERP contracts (billing/contracts.py)
+    contract_retention_days: int = Field(15, ge=0)  # cancelled -> drive deleted
+    idempotency_hours: int = Field(24, ge=1)  # an Idempotency-Key's answer is kept this long
+    erp_every_seconds: int = Field(60, ge=5)  # scheduler: callbacks and contract sweep
+    callback_timeout: float = Field(10.0, gt=0)
+    callback_max_attempts: int = Field(15, ge=1)  # then the event is kept as failed
+
     # --- path decoding: firmwares may send GB2312 bytes
     path_fallback_encoding: str | None = "gb18030"
 
@@ -244,6 +258,12 @@ class Settings(BaseSettings):
     notify_every_seconds: int = Field(300, ge=5)  # scheduler: collect and send
     silent_hours: float = Field(6, gt=0)  # a recorder silent this long is reported
     final_warning_days: int = Field(2, ge=0)  # warning this many days before deletion
+
+    def recorder_host(self) -> str:
+        """The address a recorder is told to upload to (`device add`, the ERP's PUT)."""
+        if self.public_host or self.ftp_masquerade_address:
+            return str(self.public_host or self.ftp_masquerade_address)
+        return "127.0.0.1" if self.ftp_host in ("0.0.0.0", "::") else self.ftp_host
 
     @field_validator("ftp_passive_ports")
     @classmethod

@@ -3,7 +3,7 @@
 A paid subscription starts `pending`: cam2drive has asked Mercado Pago for a
 preapproval on the plan's Mercado Pago plan (billing day, proportional first
 month) and shows the payer's checkout URL. cam2drive never sees card data.
-It becomes `active` when the first installment is approved (billing/payments.py).
+It becomes `active` when the first installment is approved (billing/payments/sync.py).
 
 The subscription row is committed before Mercado Pago is called, so the
 idempotency key (derived from its id) exists first: a crash or a timeout
@@ -105,10 +105,17 @@ def create_paid(
     billing_day: int,
     actor: str,
 ) -> Subscription:
-    """A pending paid subscription with its checkout URL (or the reason it has none yet).
+    """A pending paid subscription with its plan's checkout URL and the email to pay with.
 
-    Running it again for a device whose paid subscription is still pending
-    retries Mercado Pago with the same idempotency key.
+    Mercado Pago requires a card token to create a plan-linked preapproval
+    (https://www.mercadopago.com.mx/developers/en/docs/subscriptions/integration-configuration/subscription-associated-plan),
+    and card data never reaches cam2drive: the payer subscribes at the plan's
+    `init_point` with their own Mercado Pago account, and the billing pass
+    links the preapproval that appears for this plan and the customer's email
+    (billing/payments/sync.py `link`). So nothing is created at Mercado Pago
+    here but the plan, once. Running it again for the device returns the same
+    pending subscription (moved to `plan_code` if that changed): never a
+    second subscription, never a preapproval.
     """
     device = get_device(session, device_ref)
     plan = get_plan(session, plan_code)
@@ -125,9 +132,12 @@ def create_paid(
         current is not None
         and current.kind == "paid"
         and current.status == SubscriptionStatus.pending.value
-        and current.plan_id == plan.id
+        and current.mp_preapproval_id is None
     ):
         sub = current
+        if sub.plan_id != plan.id:  # nothing paid yet: the same request, another plan
+            sub.plan_id, sub.first_charge = plan.id, quote.amount  # type: ignore[assignment]
+            session.add(sub)
     else:
         sub = Subscription(
             device_id=device.id,
@@ -150,22 +160,12 @@ def create_paid(
             device_id=device.id,
             first_charge=quote.amount,
         )
-    session.commit()  # the key below is derived from this row: it must exist first
+    session.commit()  # the subscription exists whatever Mercado Pago answers
     customer = session.get(Customer, device.customer_id)
     assert customer is not None
     try:
-        mp_plan = ensure_mp_plan(session, mp, plan, billing_day)
-        pre = mp.create_preapproval(
-            # the payer's email is part of the key: a corrected email is a new request
-            key=idempotency_key("preapproval", sub.id, customer.email),
-            payer_email=customer.email,
-            reason=f"cam2drive {plan.code} {device.name}",
-            amount=plan.price,
-            currency=plan.currency,
-            start_date=on.isoformat(),
-            external_reference=f"sub-{sub.id}",
-            plan_id=mp_plan,
-        )
+        ensure_mp_plan(session, mp, plan, billing_day)
+        checkout = plan_checkout(session, mp, plan)
     except (MercadoPagoRefused, MercadoPagoUnavailable) as exc:
         retry = " Run the command again later." if isinstance(exc, MercadoPagoUnavailable) else ""
         sub.pending_reason = f"{exc}.{retry}"
@@ -181,7 +181,8 @@ def create_paid(
             cause=str(exc),
         )
         return sub
-    sub.mp_preapproval_id, sub.checkout_url, sub.pending_reason = pre.id, pre.init_point, None
+    sub.checkout_url = checkout
+    sub.pending_reason = waiting_reason(customer.email)
     session.add(sub)
     audit.record(
         session,
@@ -189,10 +190,31 @@ def create_paid(
         entity="subscription",
         entity_id=sub.id,
         action="checkout_created",
-        cause="Mercado Pago preapproval created",
-        preapproval_id=pre.id,
+        cause="the plan's Mercado Pago checkout; linked when the payer subscribes",
+        payer_email=customer.email,
     )
     return sub
+
+
+def waiting_reason(email: str) -> str:
+    return (
+        f"waiting for the payer to subscribe at the checkout URL with the Mercado Pago "
+        f"account {email}"
+    )
+
+
+def plan_checkout(session: Session, mp: MercadoPago, plan: Plan) -> str:
+    """The plan's `init_point`: where a payer subscribes with their own Mercado Pago
+    account (card data never reaches us). GET /preapproval_plan/{id}:
+    https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/get-preapproval-plan/get
+    """
+    row = session.exec(
+        select(MercadoPagoPlan)
+        .where(MercadoPagoPlan.plan_id == plan.id)
+        .order_by(MercadoPagoPlan.id.desc())  # type: ignore[union-attr]
+    ).first()
+    assert row is not None  # ensure_mp_plan made it
+    return str(mp.get_plan(row.mp_plan_id)["init_point"])
 
 
 def get_subscription(session: Session, sub_id: int) -> Subscription:

@@ -87,8 +87,6 @@ class SSHServer(asyncssh.SSHServer):
                 self.gw.executor, self.gw.auth.authenticate, username, password, self.ip
             )
         except AuthFailed:
-            # the same pause as FTP's 530: guesses cost a client time on both
-            await asyncio.sleep(self.gw.settings.auth_failed_delay)
             return False
         except (Banned, StorageUnavailable) as err:
             raise asyncssh.DisconnectError(
@@ -148,6 +146,31 @@ def _attrs(entry: Entry, writable: bool) -> asyncssh.SFTPAttrs:
         mtime=mtime,
         nlink=1,
     )
+
+
+def _refuse_changes(now: asyncssh.SFTPAttrs, asked: asyncssh.SFTPAttrs) -> None:
+    """Refuse a setstat that would change anything: recordings keep their
+    size, and the gateway keeps no modes, owners or times of its own to set.
+    Asking for what already is (a client echoing the attributes it read)
+    is answered OK, since it is then true."""
+    for field, what in (
+        ("size", "truncating or extending a recording"),
+        ("permissions", "changing permissions"),
+        ("uid", "changing the owner or group"),
+        ("gid", "changing the owner or group"),
+        ("owner", "changing the owner or group"),
+        ("group", "changing the owner or group"),
+        ("atime", "setting access or modification times"),
+        ("mtime", "setting access or modification times"),
+    ):
+        value = getattr(asked, field)
+        if value is None:
+            continue
+        current = getattr(now, field)
+        if field == "permissions":
+            value, current = value & 0o7777, (current or 0) & 0o7777
+        if value != current:
+            raise asyncssh.SFTPOpUnsupported(f"{what} is not supported")
 
 
 class WriteHandle:
@@ -234,14 +257,24 @@ class SFTPSession(asyncssh.SFTPServer):
             permissions=statmod.S_IFREG | 0o644,
         )
 
-    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored: clients set times and modes after uploads."""
+    async def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        """OK only for what changes nothing; never a fake OK (README, "SFTP specifics")."""
+        if not self.view.login.writable:
+            raise asyncssh.SFTPPermissionDenied(
+                "Read-only login: recordings can be viewed, not changed"
+            )
+        target = self._path(path)
+        entry = self.view.known(target) or await self.gw.run(self.view.stat, target)
+        _refuse_changes(_attrs(entry, True), attrs)
 
-    def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored, as setstat."""
+    async def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
+        if isinstance(file_obj, ReadHandle):
+            await self.setstat(file_obj.download.name.encode("utf-8"), attrs)
+            return
+        assert isinstance(file_obj, WriteHandle)
+        _refuse_changes(await self.fstat(file_obj), attrs)
 
-    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        """Accepted and ignored, as setstat."""
+    lsetstat = setstat
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         target = self._path(path)
@@ -265,9 +298,12 @@ class SFTPSession(asyncssh.SFTPServer):
         await self.gw.run(self.view.remove, self._path(path))
 
     async def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath))
+        """SFTP's rename never replaces a file, as OpenSSH's sftp-server;
+        posix-rename@openssh.com does."""
+        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath), False)
 
-    posix_rename = rename
+    async def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
+        await self.gw.run(self.view.rename, self._path(oldpath), self._path(newpath))
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPOpUnsupported("symbolic links are not supported")
@@ -296,7 +332,10 @@ class SFTPSession(asyncssh.SFTPServer):
                 if exists:
                     raise asyncssh.SFTPFileAlreadyExists(f"{target} already exists")
             upload = await self.gw.run(self.view.open_write, target, None)
-            return WriteHandle(upload, self.gw.settings.sftp_write_window)
+            handle = WriteHandle(upload, self.gw.settings.sftp_write_window)
+            loop = asyncio.get_running_loop()
+            upload.on_stall = lambda err: loop.call_soon_threadsafe(self._stalled, handle, err)
+            return handle
         download = await self.gw.run(self.view.open_read, target, 0)
         return ReadHandle(download)
 
@@ -327,6 +366,14 @@ class SFTPSession(asyncssh.SFTPServer):
             handle.failed = err
             await self._abort(handle)
             raise
+
+    def _stalled(self, handle: WriteHandle, err: Cam2DriveError) -> None:
+        """No data for the stall limit (gateway/leases.py): every later request
+        on the handle fails with why, and the upload is aborted now, which
+        gives its reservation back."""
+        if handle.failed is None:
+            handle.failed = sftp_error(err)
+            asyncio.ensure_future(self._abort(handle))
 
     async def _abort(self, handle: WriteHandle) -> None:
         handle.take_batch()
