@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     # --- FTP frontend
     ftp_host: str = "0.0.0.0"
     ftp_port: int = 2121
-    ftp_passive_ports: str = "30000-30099"
+    ftp_passive_ports: str = "30000-30511"  # a port for each of ftp_max_connections
     ftp_masquerade_address: str | None = None
     ftp_tls_certfile: Path | None = None
     ftp_tls_keyfile: Path | None = None

@@ -7,12 +7,18 @@ could two sessions under pyftpdlib's threaded server; the second `listen()`
 then fails with EADDRINUSE and pyftpdlib drops the whole control
 connection: a recorder's upload lost to a race, seen with 30 concurrent
 sessions on a 100-port range.
+
+When every port of the range is in use, pyftpdlib falls back to a port the
+kernel picks, outside the range, which the firewall then blocks: the
+client's data connection hangs instead of failing. Here PASV and EPSV get
+`425` instead, counted in `COUNTERS` for the metrics endpoint.
 """
 
 from __future__ import annotations
 
 import errno
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from pyftpdlib.handlers.ftp.dispatchers import PassiveDTP
@@ -25,6 +31,23 @@ from gateway.ftp.bases import ControlChannel
 _BIND_LOCK = threading.Lock()
 
 
+@dataclass
+class PassiveCounters:
+    """This process's passive-mode refusals, ready for a metrics collector."""
+
+    exhausted: int = 0  # PASV/EPSV answered 425: every port of the range was in use
+
+
+COUNTERS = PassiveCounters()
+
+
+class RangeExhausted(OSError):
+    """No free port in the passive range (never a port outside it)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EADDRINUSE, "no free port in the passive range")
+
+
 class PassiveListener(PassiveDTP):
     """`PassiveDTP` whose bind and listen are one step within the process.
 
@@ -35,6 +58,7 @@ class PassiveListener(PassiveDTP):
     """
 
     _holding = False
+    _tried_range = False  # a port of the range was tried: port 0 now means "outside it"
 
     def __init__(self, cmd_channel: Any, extmode: bool = False) -> None:
         try:
@@ -43,6 +67,12 @@ class PassiveListener(PassiveDTP):
             self._let_go()
 
     def bind(self, addr: Any) -> None:
+        if addr[1] != 0:
+            self._tried_range = True
+        elif self._tried_range:
+            # pyftpdlib's fallback once every port of the range was taken
+            self.close()
+            raise RangeExhausted()
         if not self._holding:
             _BIND_LOCK.acquire()
             self._holding = True
@@ -75,4 +105,7 @@ class PassiveRetryMixin(ControlChannel):
             if err.errno != errno.EADDRINUSE:
                 raise
             self._dtp_acceptor = None
+            if isinstance(err, RangeExhausted):
+                COUNTERS.exhausted += 1
+                self.log("passive port range used up: PASV/EPSV refused with 425")
             self.respond("425 No passive port free right now; try again.")

@@ -80,4 +80,19 @@ def build_server(
     server = FTPServer(address, handler, ioloop=ioloop)
     server.max_cons = settings.ftp_max_connections
     server.max_cons_per_ip = settings.ftp_max_connections_per_ip
+    warn_small_passive_range(settings)
     return server
+
+
+def warn_small_passive_range(settings: Settings) -> None:
+    """Say at start when sessions could outnumber passive ports: past the range,
+    PASV gets 425 (gateway/ftp/passive.py), and the operator should know why."""
+    ports = len(passive_port_range(settings.ftp_passive_ports))
+    if ports < settings.ftp_max_connections:
+        log.warning(
+            "passive port range %s has %d ports for up to %d FTP sessions: PASV/EPSV "
+            "answer 425 while all are in use; widen ftp_passive_ports",
+            settings.ftp_passive_ports,
+            ports,
+            settings.ftp_max_connections,
+        )

@@ -1,0 +1,54 @@
+"""Passive ports: never one outside the configured range (a firewall blocks it)."""
+
+from __future__ import annotations
+
+import ftplib
+import logging
+import os
+
+import pytest
+
+from cli.devstack.seaweed import SeaweedServer
+from gateway.ftp.passive import COUNTERS
+from tests.support.stack import Stack
+
+
+def test_pasv_and_epsv_get_425_when_the_range_is_used_up(
+    db_url: str, seaweed: SeaweedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = 41000 + (os.getpid() % 150) * 100
+    caplog.set_level(logging.WARNING, logger="cam2drive.ftp")
+    stack = Stack(
+        db_url,
+        seaweed,
+        "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite",
+        ftp_passive_ports=f"{base}-{base + 1}",
+    )
+    # told at start: 2 ports for up to 512 sessions
+    assert any(
+        f"passive port range {base}-{base + 1} has 2 ports for up to 512" in r.getMessage()
+        for r in caplog.records
+    )
+    try:
+        dev = stack.device()
+        holders = [stack.ftp(dev), stack.ftp(dev)]
+        ports = set()
+        for ftp in holders:  # each holds a listening passive port, unconnected
+            reply = ftp.sendcmd("EPSV")
+            ports.add(int(reply.split("|")[3]))
+        assert ports == {base, base + 1}
+        before = COUNTERS.exhausted
+        with stack.ftp(dev) as ftp:
+            for cmd in ("PASV", "EPSV"):  # today: a kernel port outside the range
+                with pytest.raises(ftplib.error_temp, match="^425 No passive port free"):
+                    ftp.sendcmd(cmd)
+            assert COUNTERS.exhausted == before + 2
+            assert ftp.pwd() == "/"  # the session goes on
+            holders.pop().close()  # a port comes free: the next PASV gets it
+            reply = ftp.sendcmd("PASV")
+            nums = [int(n) for n in reply[reply.index("(") + 1 : reply.index(")")].split(",")]
+            assert nums[4] * 256 + nums[5] in (base, base + 1)
+        for ftp in holders:
+            ftp.close()
+    finally:
+        stack.close()
