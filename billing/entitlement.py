@@ -1,4 +1,4 @@
-"""May this device upload now, and into which drive, under which rules?"""
+"""May this device upload now, into which drive, under which rules; may its customer view?"""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from billing.core.db import reader
 from billing.core.errors import NotEntitled
 from billing.core.models import (
     UPLOAD_STATUSES,
+    Device,
     Drive,
     Plan,
     Subscription,
     SubscriptionStatus,
 )
+from billing.core.vocab import VIEW_REFUSED_STATUSES
 
 _REASONS = {
     SubscriptionStatus.pending.value: "its subscription is waiting for the first payment",
     SubscriptionStatus.blocked.value: "its subscription is blocked for non-payment; recordings can still be viewed",
+    SubscriptionStatus.blocked_total.value: "its contract is blocked by the provider",
     SubscriptionStatus.suspended.value: "its subscription is suspended",
     SubscriptionStatus.cancelled.value: "its subscription was cancelled",
     SubscriptionStatus.deleted.value: "its subscription ended and its drive was deleted",
@@ -91,3 +94,45 @@ def entitled(device_id: int | BindParameter[Any]) -> ColumnElement[bool]:
     return exists().where(
         subs.c.id == newest, subs.c.status.in_([s.value for s in UPLOAD_STATUSES])
     )
+
+
+_VIEW_REASONS = {
+    SubscriptionStatus.blocked_partial.value: "blocked by the provider",
+    SubscriptionStatus.blocked_total.value: "blocked by the provider",
+    SubscriptionStatus.suspended.value: "suspended",
+    SubscriptionStatus.cancelled.value: "cancelled",
+}
+
+
+def viewable_drives(engine: Engine, customer_id: int) -> dict[str, int]:
+    """A viewer's folders: device name -> drive id, for the devices they may watch.
+
+    A device whose newest subscription is in VIEW_REFUSED_STATUSES is left
+    out (an ISP's block, suspension or cancellation); a customer left with
+    no device at all while some are refused gets NotEntitled naming why, so
+    the login is refused with the reason instead of showing an empty root.
+    """
+    devices = Device.__table__  # type: ignore[attr-defined]
+    drives = Drive.__table__  # type: ignore[attr-defined]
+    subs = Subscription.__table__  # type: ignore[attr-defined]
+    newest = (
+        select(func.max(subs.c.id))
+        .where(subs.c.device_id == devices.c.id)
+        .correlate(devices)
+        .scalar_subquery()
+    )
+    with reader(engine).connect() as conn:
+        rows = conn.execute(
+            select(devices.c.name, drives.c.id, subs.c.status)
+            .select_from(
+                devices.join(drives, drives.c.device_id == devices.c.id).outerjoin(
+                    subs, subs.c.id == newest
+                )
+            )
+            .where(devices.c.customer_id == customer_id)
+        ).all()
+    allowed = {r.name: r.id for r in rows if r.status not in VIEW_REFUSED_STATUSES}
+    refused = [r.status for r in rows if r.status in VIEW_REFUSED_STATUSES]
+    if refused and not allowed:
+        raise NotEntitled(f"viewing refused: the contract is {_VIEW_REASONS[refused[0]]}")
+    return allowed

@@ -12,7 +12,16 @@ from cli.commands.accounts import customer_app, device_app, distributor_app, pla
 from cli.commands.billing import billing_app, janitor, scheduler, usage
 from cli.commands.db import db_app
 from cli.commands.dev import dev_app
+from cli.commands.erp import (
+    api_key_app,
+    contract_app,
+    distributor_callback,
+    distributor_price,
+    distributor_products,
+    distributor_statement,
+)
 from cli.commands.gateway import gateway_app
+from cli.commands.http import http_app
 from cli.commands.orders import invoice_app, notify_app, orders_app
 from cli.commands.subscription import subscription_app
 from cli.context import STATE, App
@@ -38,8 +47,15 @@ for sub, name in (
     (orders_app, "orders"),
     (invoice_app, "invoice"),
     (notify_app, "notify"),
+    (http_app, "http"),
+    (contract_app, "contract"),
 ):
     app.add_typer(sub, name=name)
+distributor_app.add_typer(api_key_app, name="api-key")
+distributor_app.command("price")(distributor_price)
+distributor_app.command("products")(distributor_products)
+distributor_app.command("statement")(distributor_statement)
+distributor_app.command("callback")(distributor_callback)
 app.command("scheduler")(scheduler)
 app.command("usage")(usage)
 app.command("janitor")(janitor)

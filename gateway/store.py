@@ -136,6 +136,10 @@ class S3DriveStore:
 
     # --- setup ----------------------------------------------------------
 
+    def ping(self) -> None:
+        """One HeadBucket: does the store answer (the HTTP service's /readyz)?"""
+        self._call("head_bucket")
+
     def ensure_bucket(self) -> None:
         """Create the bucket if missing. Several nodes starting at once all
         see it missing and all create it: the losers' "already yours" is fine."""

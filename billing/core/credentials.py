@@ -31,6 +31,16 @@ def new_device_username() -> str:
     return "c2d-" + "".join(secrets.choice(alphabet) for _ in range(8))
 
 
+def new_api_key() -> tuple[str, str]:
+    """An ERP's (key id, secret): the id is public, the secret (~190 bits) is shown once.
+
+    Random like device passwords, so the secret is stored as a fast digest
+    too (`hash_device_secret`) and every API call costs one SHA-256.
+    """
+    key_id = "c2dk_" + "".join(secrets.choice(_ALPHABET) for _ in range(16))
+    return key_id, "".join(secrets.choice(_ALPHABET) for _ in range(33))
+
+
 def hash_device_secret(secret: str) -> str:
     return "sha256$" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
 

@@ -66,3 +66,16 @@ class UploadAborted(Cam2DriveError):
 
 class InvoiceError(Cam2DriveError):
     """An invoice could not be built, sealed or stamped; the charge stays uninvoiced."""
+
+
+class InvalidField(InvalidInput):
+    """Bad input in one named field of a request (`customer.email`): the API's 422 names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
+class Conflict(Cam2DriveError):
+    """The request is well formed but the record's state forbids it (a cancelled contract)."""

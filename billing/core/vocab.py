@@ -24,6 +24,10 @@ class SubscriptionStatus(StrEnum):
     active = "active"
     past_due = "past_due"
     blocked = "blocked"
+    # an ISP's ERP blocked the contract (billing/contracts.py): partial keeps
+    # recording while the customer feels the block; total stops both
+    blocked_partial = "blocked_partial"
+    blocked_total = "blocked_total"
     suspended = "suspended"
     cancelled = "cancelled"
     deleted = "deleted"
@@ -31,12 +35,43 @@ class SubscriptionStatus(StrEnum):
 
 _S = SubscriptionStatus
 
-#: The device may upload (past_due: the dunning grace period).
-UPLOAD_STATUSES = frozenset({_S.active, _S.past_due})
+#: The device may upload (past_due: the dunning grace period; blocked_partial:
+#: an ISP's partial block keeps the evidence coming while viewing stops).
+UPLOAD_STATUSES = frozenset({_S.active, _S.past_due, _S.blocked_partial})
 #: Billed and recording: silent-recorder alerts watch these.
-RECORDING_STATUSES = frozenset({_S.active.value, _S.past_due.value})
+RECORDING_STATUSES = frozenset({_S.active.value, _S.past_due.value, _S.blocked_partial.value})
 #: The subscription still holds its device's drive, so a second one is refused.
-HOLDS_DRIVE_STATUSES = frozenset({_S.active.value, _S.past_due.value, _S.blocked.value})
+HOLDS_DRIVE_STATUSES = frozenset(
+    {
+        _S.active.value,
+        _S.past_due.value,
+        _S.blocked.value,
+        _S.blocked_partial.value,
+        _S.blocked_total.value,
+        _S.suspended.value,
+    }
+)
+#: A viewer (the end customer) may not watch this device's recordings: the
+#: ISP's blocks, suspension and cancellation are felt by the customer. A
+#: drive blocked for non-payment (`blocked`) stays viewable, as the ladder says.
+VIEW_REFUSED_STATUSES = frozenset(
+    {
+        _S.blocked_partial.value,
+        _S.blocked_total.value,
+        _S.suspended.value,
+        _S.cancelled.value,
+    }
+)
+#: Contracts an ISP pays for in its monthly statement (billing/statement.py):
+#: the drive is kept for it whether or not the ERP has blocked the customer.
+BILLED_CONTRACT_STATUSES = frozenset(
+    {
+        _S.active.value,
+        _S.blocked_partial.value,
+        _S.blocked_total.value,
+        _S.suspended.value,
+    }
+)
 
 #: Languages of emails and (later) pages; the first is the default.
 LOCALES: tuple[str, ...] = ("es", "pt", "en")

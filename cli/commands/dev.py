@@ -10,7 +10,7 @@ import typer
 
 from billing import catalog
 from billing.core.db import session_scope
-from cli.devstack.demo import ensure_demo
+from cli.devstack.demo import ensure_demo, ensure_demo_erp
 from cli.devstack.mailsink import MailSink
 from cli.output import out
 
@@ -68,6 +68,7 @@ def dev_run(
         STATE["app"] = state
         upgrade(state.settings.database_url)
         username, password = ensure_demo(state.engine)
+        erp_key, erp_secret = ensure_demo_erp(state.engine)
         viewer, viewer_password = "cliente@example.com", "cliente-demo-2026"
         with session_scope(state.engine) as s:
             catalog.set_customer_password(s, viewer, viewer_password, actor="demo")
@@ -79,6 +80,10 @@ def dev_run(
         out.print(
             f"  try:    curl -T somefile ftp://{username}:{password}@127.0.0.1:"
             f"{st.ftp_port}/2026-11-22/001/jpg/"
+        )
+        out.print(
+            f"  HTTP    http://{st.http_host}:{st.http_port}/docs  ERP API: ApiKey "
+            f"{erp_key}  ApiSecret {erp_secret}  (README: Integrating your ERP)"
         )
         out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
         out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
@@ -97,7 +102,15 @@ def dev_run(
             )
         )
         out.print(f"  other shells: export {exports}\n")
-        serve_protocols(state, ("ftp", "sftp"))  # one process: this one runs threads already
+        # the HTTP service on its own thread of this dev runner (production: its own
+        # process, systemd/cam2drive-http.service), never inside the gateway's loop
+        from cli.commands.http import serve_in_thread
+
+        http = serve_in_thread(state)
+        try:
+            serve_protocols(state, ("ftp", "sftp"))  # one process: this one runs threads already
+        finally:
+            http.should_exit = True
     finally:
         mail.controller.stop()
         emulator.stop()

@@ -45,3 +45,29 @@ def ensure_demo(engine: Engine) -> tuple[str, str]:
         assert device is not None
         _, password = catalog.reset_device_password(s, str(device.id), actor="demo")
         return device.username, password
+
+
+DEMO_KEY_ID, DEMO_SECRET = "c2dk_demo", "demo-secret-for-make-run"
+
+
+def ensure_demo_erp(engine: Engine) -> tuple[str, str]:
+    """The demo distributor sells AC-ST-50 through its ERP and has a fixed API key,
+    so README's curl examples work against `make run` as written (dev only)."""
+    from billing.contracts import products, set_wholesale_price
+    from billing.core.credentials import hash_device_secret
+    from billing.core.models import ApiKey
+
+    with session_scope(engine) as s:
+        dist = s.exec(select(Distributor).order_by(Distributor.id)).first()  # type: ignore[arg-type]
+        assert dist is not None and dist.id is not None
+        if not products(s, dist.id):
+            set_wholesale_price(s, dist.id, "AC-ST-50", "49.90", actor="demo")
+        if s.exec(select(ApiKey).where(ApiKey.key_id == DEMO_KEY_ID)).first() is None:
+            s.add(
+                ApiKey(
+                    distributor_id=dist.id,
+                    key_id=DEMO_KEY_ID,
+                    secret_hash=hash_device_secret(DEMO_SECRET),
+                )
+            )
+    return DEMO_KEY_ID, DEMO_SECRET

@@ -1,0 +1,83 @@
+"""Distributors' API credentials for their ERP: HTTP Basic `key_id:secret` on /api/v1."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+from sqlmodel import select as sm_select
+
+from billing.core import audit
+from billing.core.credentials import hash_device_secret, new_api_key, verify
+from billing.core.db import reader
+from billing.core.errors import NotFound
+from billing.core.models import ApiKey, Distributor, utcnow
+
+keys = ApiKey.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    secret: str  # shown once, never stored
+
+
+def create(session: Session, distributor_id: int, *, actor: str) -> NewKey:
+    if session.get(Distributor, distributor_id) is None:
+        raise NotFound(f"distributor {distributor_id} does not exist")
+    key_id, secret = new_api_key()
+    key = ApiKey(
+        distributor_id=distributor_id, key_id=key_id, secret_hash=hash_device_secret(secret)
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        entity="distributor",
+        entity_id=distributor_id,
+        action="api_key_created",
+        cause="operator request",
+        key_id=key_id,
+    )
+    return NewKey(key, secret)
+
+
+def listing(session: Session, distributor_id: int) -> Sequence[ApiKey]:
+    return session.exec(
+        sm_select(ApiKey).where(ApiKey.distributor_id == distributor_id).order_by(ApiKey.id)  # type: ignore[arg-type]
+    ).all()
+
+
+def revoke(session: Session, key_id: str, *, actor: str) -> ApiKey:
+    key = session.exec(sm_select(ApiKey).where(ApiKey.key_id == key_id.strip())).first()
+    if key is None:
+        raise NotFound(f"API key {key_id} does not exist")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        audit.record(
+            session,
+            actor=actor,
+            entity="distributor",
+            entity_id=key.distributor_id,
+            action="api_key_revoked",
+            cause="operator request",
+            key_id=key.key_id,
+        )
+    return key
+
+
+def authenticate(engine: Engine, key_id: str, secret: str) -> int | None:
+    """The distributor a live key belongs to, or None: one indexed read and a digest."""
+    with reader(engine).connect() as conn:
+        row = conn.execute(
+            select(keys.c.distributor_id, keys.c.secret_hash).where(
+                keys.c.key_id == key_id, keys.c.revoked_at.is_(None)
+            )
+        ).first()
+    if row is None or not verify(row.secret_hash, secret):
+        return None
+    return int(row.distributor_id)

@@ -1,0 +1,204 @@
+"""The ERP contract API over real HTTP: provisioning, idempotency, isolation, bad input."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from sqlmodel import func, select
+
+from billing.core.db import session_scope
+from billing.core.models import Contract, Customer, Device
+from tests.support.stack import Stack
+from tests.support.web import CNPJ, RFC, Erp, WebServer, customer_body, new_erp
+
+
+def counts(stack: Stack) -> tuple[int, int, int]:
+    with session_scope(stack.engine) as s:
+        return tuple(  # type: ignore[return-value]
+            s.exec(select(func.count()).select_from(model)).one()
+            for model in (Customer, Device, Contract)
+        )
+
+
+def test_products_are_the_distributors_plans(erp: Erp) -> None:
+    reply = erp.http.get("/api/v1/products")
+    assert reply.status_code == 200
+    products = reply.json()
+    assert [p["label"] for p in products] == sorted([erp.small, erp.large])
+    small = next(p for p in products if p["label"] == erp.small)
+    assert small == {
+        "label": erp.small,
+        "name": small["name"],
+        "capacity_bytes": 1_000_000,
+        "price": "30.00",
+        "currency": "BRL",
+    }
+
+
+def test_put_creates_once_then_answers_200_with_the_same_device(erp: Erp, stack: Stack) -> None:
+    customer = customer_body(document=CNPJ)
+    first = erp.http.put(
+        "/api/v1/contracts/HS-1001", json={"label": erp.small, "customer": customer}
+    )
+    assert first.status_code == 201, first.text
+    body = first.json()
+    device = body["device"]
+    assert body["contract_id"] == "HS-1001" and body["status"] == "active"
+    assert body["customer"]["email"] == customer["email"]
+    assert device["username"].startswith("c2d-") and len(device["password"]) >= 20
+    assert device["ftp"] == {"host": "127.0.0.1", "port": stack.settings.ftp_port}
+    assert device["sftp"]["port"] == stack.settings.sftp_port and device["remote_dir"] == "/"
+    # the recorder settings work: the installer's NVR uploads with them
+    with stack.ftp() as ftp:
+        ftp.login(device["username"], device["password"])
+        ftp.storbinary("STOR clip.jpg", __import__("io").BytesIO(b"jpeg"))
+    again = erp.http.put(
+        "/api/v1/contracts/HS-1001", json={"label": erp.small, "customer": customer}
+    )
+    assert again.status_code == 200
+    assert again.json()["customer"] == body["customer"]
+    assert again.json()["device"]["username"] == device["username"]
+    assert "password" not in again.json()["device"]
+    got = erp.http.get("/api/v1/contracts/HS-1001").json()
+    assert got["status"] == "active" and got["label"] == erp.small
+    assert got["usage"] == {"capacity_bytes": 1_000_000, "committed_bytes": 4}
+    assert got["last_upload_at"] is not None
+
+
+def test_idempotency_key_replays_the_first_answer(erp: Erp, stack: Stack) -> None:
+    body = {"label": erp.small, "customer": customer_body()}
+    headers = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = erp.http.put("/api/v1/contracts/R-1", json=body, headers=headers)
+    before = counts(stack)
+    replay = erp.http.put("/api/v1/contracts/R-1", json=body, headers=headers)
+    assert first.status_code == replay.status_code == 201
+    assert replay.json() == first.json()  # the password too: the ERP may have missed it
+    assert counts(stack) == before
+    other = {"label": erp.large, "customer": body["customer"]}
+    reused = erp.http.put("/api/v1/contracts/R-1", json=other, headers=headers)
+    assert reused.status_code == 422 and reused.json()["field"] == "Idempotency-Key"
+    # a POST too: the second cancel with the key gets the first answer, not a new one
+    key = {"Idempotency-Key": "cancel-R-1"}
+    one = erp.http.post("/api/v1/contracts/R-1/cancel", headers=key)
+    two = erp.http.post("/api/v1/contracts/R-1/cancel", headers=key)
+    assert one.status_code == two.status_code == 200 and one.json() == two.json()
+    history = erp.http.get("/api/v1/contracts/R-1/history").json()
+    assert [h["action"] for h in history] == ["created", "cancel"]
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"email": "not-an-email"}, "customer.email"),
+        ({"document": "529.982.247-24"}, "customer.document"),  # CPF check digit off by one
+        ({"document": "11.222.333/0001-82"}, "customer.document"),  # CNPJ
+        ({"document": "GODE561231GR9"}, "customer.document"),  # RFC homoclave digit
+        ({"phone": None}, "customer.phone"),
+        ({"name": ""}, "customer.name"),
+        ({"password": "short"}, "customer.password"),
+        ({"label": "NO-SUCH-PLAN"}, "label"),
+        ({"label": 42}, "label"),
+    ],
+)
+def test_bad_input_is_422_naming_the_field_and_creates_nothing(
+    erp: Erp, stack: Stack, change: dict[str, object], field: str
+) -> None:
+    label = change.pop("label", erp.small)
+    before = counts(stack)
+    reply = erp.http.put(
+        "/api/v1/contracts/BAD-1", json={"label": label, "customer": customer_body(**change)}
+    )
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["field"] == field
+    assert field in reply.json()["detail"]
+    assert counts(stack) == before
+    assert erp.http.get("/api/v1/contracts/BAD-1").status_code == 404
+
+
+def test_valid_rfc_and_cnpj_are_accepted(erp: Erp) -> None:
+    assert erp.put("MX-1", document=RFC).status_code == 201
+    assert erp.put("BR-1", document=CNPJ).status_code == 201
+
+
+def test_another_distributors_contract_is_404_for_every_verb(
+    erp: Erp, stack: Stack, web: WebServer
+) -> None:
+    assert erp.put("SHARED-ID").status_code == 201
+    other = new_erp(stack, web)
+    try:
+        assert other.http.get("/api/v1/contracts/SHARED-ID").status_code == 404
+        assert other.http.get("/api/v1/contracts/SHARED-ID/history").status_code == 404
+        for verb in ("unblock", "suspend", "reactivate", "cancel"):
+            assert other.http.post(f"/api/v1/contracts/SHARED-ID/{verb}").status_code == 404
+        block = other.http.post("/api/v1/contracts/SHARED-ID/block", json={"level": "total"})
+        assert block.status_code == 404
+        # the same id is the other distributor's own, separate contract
+        assert other.put("SHARED-ID").status_code == 201
+    finally:
+        other.close()
+    assert erp.http.get("/api/v1/contracts/SHARED-ID").json()["status"] == "active"
+
+
+def test_credentials_missing_wrong_or_revoked_are_401(erp: Erp, web: WebServer) -> None:
+    with httpx.Client(base_url=web.url) as anon:
+        assert anon.get("/api/v1/products").status_code == 401
+        assert anon.get("/api/v1/products", auth=(erp.key_id, "wrong")).status_code == 401
+        assert anon.get("/api/v1/products", auth=("nobody", erp.secret)).status_code == 401
+        reply = anon.put("/api/v1/contracts/X", json={})
+        assert reply.status_code == 401 and reply.headers["www-authenticate"].startswith("Basic")
+    from billing import apikeys
+
+    with session_scope(erp_engine(web)) as s:
+        apikeys.revoke(s, erp.key_id, actor="test")
+    assert erp.http.get("/api/v1/products").status_code == 401
+
+
+def erp_engine(web: WebServer):  # type: ignore[no-untyped-def]
+    return web.server.config.app.state.parts.engine
+
+
+def test_label_change_upgrades_at_once_and_downgrades_next_month(erp: Erp) -> None:
+    customer = customer_body()
+    assert erp.put("PC-1", erp.small, **customer).status_code == 201
+    up = erp.put("PC-1", erp.large, **customer)
+    assert up.status_code == 200
+    assert up.json()["label"] == erp.large and up.json()["usage"]["capacity_bytes"] == 10_000_000
+    down = erp.put("PC-1", erp.small, **customer).json()
+    assert down["label"] == erp.large and down["next_label"] == erp.small
+    back = erp.put("PC-1", erp.large, **customer).json()  # the ERP changed its mind
+    assert back["next_label"] is None
+    actions = [h["action"] for h in erp.http.get("/api/v1/contracts/PC-1/history").json()]
+    assert actions == ["created", "upgraded", "downgrade_scheduled", "downgrade_cancelled"]
+
+
+def test_history_names_each_source(erp: Erp, stack: Stack) -> None:
+    from billing import contracts
+    from billing.core.models import utcnow
+
+    assert erp.put("H-1").status_code == 201
+    assert erp.http.post("/api/v1/contracts/H-1/suspend").json()["status"] == "suspended"
+    with session_scope(stack.engine) as s:  # an operator reactivates from the shell
+        contract = contracts.get(s, erp.distributor_id, "H-1")
+        contracts.act(s, stack.settings, contract, "reactivate", actor="cli", today=utcnow().date())
+    history = erp.http.get("/api/v1/contracts/H-1/history").json()
+    assert [(h["action"], h["source"]) for h in history] == [
+        ("created", f"api_key {erp.key_id}"),
+        ("suspend", f"api_key {erp.key_id}"),
+        ("reactivate", "cli"),
+    ]
+    assert history[1]["effect"] == "status active -> suspended"
+    assert all(h["at"] for h in history)
+
+
+def test_a_cancelled_contract_cannot_be_blocked_and_a_repeat_changes_nothing(erp: Erp) -> None:
+    assert erp.put("C-1").status_code == 201
+    assert erp.http.post("/api/v1/contracts/C-1/cancel").json()["status"] == "cancelled"
+    again = erp.http.post("/api/v1/contracts/C-1/cancel")
+    assert again.status_code == 200 and again.json()["delete_on"] is not None
+    refused = erp.http.post("/api/v1/contracts/C-1/block", json={"level": "partial"})
+    assert refused.status_code == 409 and "cancelled" in refused.json()["detail"]
+    bad = erp.http.post("/api/v1/contracts/C-1/block", json={"level": "half"})
+    assert bad.status_code == 422 and bad.json()["field"] == "level"
+    assert len(erp.http.get("/api/v1/contracts/C-1/history").json()) == 2

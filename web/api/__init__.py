@@ -1,0 +1,1 @@
+"""The ERP integration API, `/api/v1`: products, contracts, the monthly statement."""

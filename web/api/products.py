@@ -1,0 +1,28 @@
+"""`GET /api/v1/products`: what the ERP's "Sincronizar" reads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from billing import contracts
+from billing.core.db import session_scope
+from gateway.ingest import human
+from web.api.schemas import Product
+from web.deps import CallerDep, parts
+
+router = APIRouter(tags=["products"])
+
+
+@router.get("/products", response_model=list[Product], summary="The plans this distributor sells")
+def list_products(request: Request, who: CallerDep) -> list[Product]:
+    with session_scope(parts(request).engine) as s:
+        return [
+            Product(
+                label=plan.code,
+                name=f"cam2drive {human(plan.capacity_bytes)}",
+                capacity_bytes=plan.capacity_bytes,
+                price=str(product.wholesale_price),
+                currency=product.currency,
+            )
+            for plan, product in contracts.products(s, who.distributor_id)
+        ]

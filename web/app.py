@@ -1,0 +1,64 @@
+"""The HTTP service's one ASGI app, built from the parts the composition root hands in.
+
+`create_app(parts)` is the only way to make it (as Datasette's `Datasette`
+object is): cli/commands/http.py passes the CLI's `App`, tests pass their
+stack. Routers live in their own modules and know nothing of where their
+database or S3 store came from.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from billing.core.settings import Settings
+from web import errors, metrics, ops
+from web.api import contracts, products, statement
+
+VERSION = "1"
+DESCRIPTION = """\
+The HTTP service of cam2drive: the ERP integration API under `/api/v1`, and
+health (`/livez`, `/readyz`) and Prometheus metrics (`/metrics`).
+
+Every `/api/v1` call authenticates with HTTP Basic `key_id:secret`
+(`cam2drive distributor api-key create`). Every PUT and POST honours an
+`Idempotency-Key` header: a replay within a day gets the first answer.
+Bad input is `422` naming the field; another distributor's contract is `404`.
+"""
+
+
+class Store(Protocol):
+    def ping(self) -> None: ...
+
+
+class WebParts(Protocol):
+    """What the service runs on; cli.context.App provides it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def store(self) -> Store: ...
+
+
+def create_app(parts: WebParts) -> FastAPI:
+    app = FastAPI(
+        title="cam2drive",
+        version=VERSION,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.parts = parts
+    errors.install(app)
+    metrics.install(app, parts.engine)
+    app.include_router(ops.router)
+    for module in (products, contracts, statement):
+        app.include_router(module.router, prefix="/api/v1")
+    return app

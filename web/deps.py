@@ -1,0 +1,52 @@
+"""What a request handler is given: the parts, and the distributor its API key belongs to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from billing import apikeys
+from billing.core.db import database_errors
+
+_basic = HTTPBasic(auto_error=False, realm="cam2drive", description="key_id:secret")
+
+
+def parts(request: Request) -> Any:
+    return request.app.state.parts
+
+
+@dataclass(frozen=True)
+class Caller:
+    distributor_id: int
+    key_id: str
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log and a contract's history name as the source."""
+        return f"api:{self.key_id}"
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
+) -> Caller:
+    """The distributor behind `key_id:secret`; 401 for anything else, always the same words."""
+    distributor_id = None
+    if credentials is not None and len(credentials.username) <= 40:
+        with database_errors():
+            distributor_id = apikeys.authenticate(
+                parts(request).engine, credentials.username, credentials.password
+            )
+    if distributor_id is None:
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong API credentials (HTTP Basic key_id:secret)",
+            headers={"WWW-Authenticate": 'Basic realm="cam2drive"'},
+        )
+    return Caller(distributor_id, credentials.username)  # type: ignore[union-attr]
+
+
+CallerDep = Annotated[Caller, Depends(caller)]
