@@ -60,5 +60,7 @@ def create_app(parts: WebParts) -> FastAPI:
     metrics.install(app, parts.engine)
     app.include_router(ops.router)
     for module in (products, contracts, statement):
-        app.include_router(module.router, prefix="/api/v1")
+        # each router carries its /api/v1 prefix: a request's route (its
+        # metrics label) is then the full path template
+        app.include_router(module.router)
     return app

@@ -28,7 +28,7 @@ from web.api.schemas import (
 )
 from web.deps import CallerDep, parts
 
-router = APIRouter(tags=["contracts"])
+router = APIRouter(prefix="/api/v1", tags=["contracts"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong API credentials"},
     404: {"model": Problem, "description": "no such contract for this distributor"},

@@ -10,7 +10,7 @@ from gateway.ingest import human
 from web.api.schemas import Product
 from web.deps import CallerDep, parts
 
-router = APIRouter(tags=["products"])
+router = APIRouter(prefix="/api/v1", tags=["products"])
 
 
 @router.get("/products", response_model=list[Product], summary="The plans this distributor sells")

@@ -9,7 +9,7 @@ from billing.statement import statement
 from web.api.schemas import StatementOut
 from web.deps import CallerDep, parts
 
-router = APIRouter(tags=["statement"])
+router = APIRouter(prefix="/api/v1", tags=["statement"])
 
 
 @router.get(
