@@ -33,7 +33,18 @@ from sqlmodel import Session, select
 from billing.core import audit
 from billing.core.db import session_scope
 from billing.core.errors import InvalidField, NotFound
-from billing.core.models import CallbackEndpoint, CallbackEvent, Distributor, utcnow
+from billing.core.models import (
+    CallbackEndpoint,
+    CallbackEvent,
+    Contract,
+    Cursor,
+    Distributor,
+    Drive,
+    Notification,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
 from billing.core.settings import Settings
 
 log = logging.getLogger("cam2drive.callbacks")
@@ -113,6 +124,71 @@ def queue(
     except IntegrityError:
         return False  # queued by a concurrent sweep
     return True
+
+
+_RECORDER_NOTICES = {"recorder_silent": "device.silent", "recorder_recovered": "device.recovered"}
+QUOTA_ALERT = 0.9
+
+
+def collect(session: Session, now: datetime | None = None) -> int:
+    """Queue the events nothing queues in a request: a recorder gone silent or back
+    (read from the customers' email outbox, billing/notify/outbox.py, which
+    already decides when a recorder is silent) and a drive at 90 % of its plan
+    (once a month per drive). Returns how many were queued."""
+    now = now or utcnow()
+    queued = 0
+    cursor = session.get(Cursor, "erp_events") or Cursor(name="erp_events", position=0)
+    notes = session.exec(
+        select(Notification)
+        .where(
+            Notification.id > cursor.position,  # type: ignore[operator]
+            Notification.kind.in_(tuple(_RECORDER_NOTICES)),  # type: ignore[attr-defined]
+        )
+        .order_by(Notification.id)  # type: ignore[arg-type]
+    ).all()
+    for note in notes:
+        # dedupe keys name the device: silent:device:<id>:... / recovered:device:<id>:...
+        parts = note.dedupe_key.split(":")
+        device_id = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+        contract = (
+            session.exec(select(Contract).where(Contract.device_id == device_id)).first()
+            if device_id is not None
+            else None
+        )
+        if contract is not None:
+            queued += queue(
+                session,
+                contract.distributor_id,
+                _RECORDER_NOTICES[note.kind],
+                f"{_RECORDER_NOTICES[note.kind]}:{note.id}",
+                {"contract_id": contract.external_id, **json.loads(note.payload)},
+            )
+        cursor.position = max(cursor.position, note.id or 0)
+    session.add(cursor)
+    month = now.strftime("%Y-%m")
+    full = session.exec(
+        select(Contract, Drive)
+        .join(Drive, Drive.device_id == Contract.device_id)  # type: ignore[arg-type]
+        .join(Subscription, Subscription.id == Contract.subscription_id)  # type: ignore[arg-type]
+        .where(
+            Drive.capacity_bytes > 0,
+            Drive.committed_bytes >= Drive.capacity_bytes * QUOTA_ALERT,
+            Subscription.status != SubscriptionStatus.deleted.value,
+        )
+    ).all()
+    for contract, drive in full:
+        queued += queue(
+            session,
+            contract.distributor_id,
+            "drive.quota_90",
+            f"drive.quota_90:{drive.id}:{month}",
+            {
+                "contract_id": contract.external_id,
+                "capacity_bytes": drive.capacity_bytes,
+                "committed_bytes": drive.committed_bytes,
+            },
+        )
+    return queued
 
 
 @dataclass

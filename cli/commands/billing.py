@@ -107,6 +107,10 @@ def scheduler() -> None:
             st.notify_every_seconds,
         ),
     ]
+    from cli.commands.erp import run_sweep
+
+    # ERP contracts: downgrades due, cancelled drives past retention, callbacks
+    jobs.append(("erp", lambda: run_sweep(state, date.today()), st.erp_every_seconds))
     if st.mp_access_token:
         jobs.append(
             (

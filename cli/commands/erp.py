@@ -152,6 +152,7 @@ def run_sweep(state: App, today: date) -> dict[str, Any]:
     with Session(state.engine, expire_on_commit=False) as s:
         report = contracts.sweep(s, state.purger, today)
         forgotten = forget_old(s, state.settings.idempotency_hours)
+        events = callbacks.collect(s)
         s.commit()
     sent = callbacks.deliver(state.engine, state.settings)
     return {
@@ -159,6 +160,7 @@ def run_sweep(state: App, today: date) -> dict[str, Any]:
         "deleted": report.deleted,
         "downgrades_dropped": report.kept,
         "idempotent_answers_forgotten": forgotten,
+        "events_queued": events,
         "callbacks": sent.as_dict(),
     }
 

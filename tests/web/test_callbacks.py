@@ -1,0 +1,121 @@
+"""Signed callbacks to the ERP, sent from the outbox to a real local HTTP server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from billing import callbacks
+from billing.core.db import session_scope
+from billing.core.models import utcnow
+from tests.support.stack import Stack
+from tests.support.web import Erp
+
+SECRET = "erp-shared-secret-0123456789"
+
+
+class Receiver:
+    """An ERP's endpoint: records each POST and answers the next status in `answers`."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers = answers
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                self.send_response(outer.answers.pop(0) if outer.answers else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/cam2drive"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def verified(headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """What an ERP does: recompute the HMAC over timestamp + body, then trust the JSON."""
+    stamp = headers["X-Cam2drive-Timestamp"]
+    mac = hmac.new(SECRET.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Cam2drive-Signature"], f"sha256={mac}")
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def test_events_are_signed_sent_outside_requests_and_retried_after_a_500(
+    erp: Erp, stack: Stack
+) -> None:
+    receiver = Receiver([500])
+    try:
+        with session_scope(stack.engine) as s:
+            callbacks.set_endpoint(s, erp.distributor_id, receiver.url, SECRET, actor="test")
+        reply = erp.put("CB-1")
+        assert reply.status_code == 201
+        assert receiver.received == []  # never inside the ERP's own request
+        t0 = utcnow()
+        first = callbacks.deliver(stack.engine, stack.settings, t0)
+        assert (first.sent, first.retrying) == (0, 1)
+        assert callbacks.deliver(stack.engine, stack.settings, t0).as_dict() == {
+            "sent": 0,
+            "retrying": 0,
+            "failed": 0,
+        }  # backing off
+        later = t0 + callbacks.backoff(1) + timedelta(seconds=1)
+        assert callbacks.deliver(stack.engine, stack.settings, later).sent == 1
+        assert len(receiver.received) == 2
+        (h1, b1), (h2, b2) = receiver.received
+        assert b1 == b2 and h1["X-Cam2drive-Delivery"] == h2["X-Cam2drive-Delivery"]
+        event = verified(h2, b2)
+        assert event["event"] == "contract.activated" == h2["X-Cam2drive-Event"]
+        assert event["data"]["contract_id"] == "CB-1"
+        assert event["data"]["device"] == reply.json()["device"]["username"]
+        forged = dict(h2, **{"X-Cam2drive-Signature": "sha256=" + "0" * 64})
+        with pytest.raises(AssertionError):
+            verified(forged, b2)
+
+        # a drive at 90 % of its plan, once a month; a cancellation tells its deletion day
+        with stack.ftp() as ftp:
+            ftp.login(reply.json()["device"]["username"], reply.json()["device"]["password"])
+            ftp.storbinary("STOR big.bin", io.BytesIO(b"x" * 950_000))
+        with session_scope(stack.engine) as s:
+            assert callbacks.collect(s) >= 1
+        with session_scope(stack.engine) as s:
+            assert callbacks.collect(s) == 0
+        erp.http.post("/api/v1/contracts/CB-1/cancel")
+        assert callbacks.deliver(stack.engine, stack.settings, later).sent == 2
+        events = {verified(h, b)["event"]: verified(h, b)["data"] for h, b in receiver.received[2:]}
+        assert events["drive.quota_90"]["committed_bytes"] == 950_000
+        assert (
+            events["drive.deletion_scheduled"]["delete_on"]
+            == (erp.http.get("/api/v1/contracts/CB-1").json()["delete_on"])
+        )
+    finally:
+        receiver.close()
+
+
+def test_a_distributor_without_an_endpoint_queues_nothing(erp: Erp, stack: Stack) -> None:
+    from sqlmodel import select
+
+    from billing.core.models import CallbackEvent
+
+    assert erp.put("CB-NONE").status_code == 201
+    with session_scope(stack.engine) as s:
+        rows = s.exec(
+            select(CallbackEvent).where(CallbackEvent.distributor_id == erp.distributor_id)
+        ).all()
+    assert rows == []
