@@ -26,7 +26,7 @@ from billing.core.errors import (
 )
 from billing.core.models import DriveEntry, utcnow
 from billing.entitlement import Entitlement, upload_entitlement, viewable_drives
-from gateway import paths
+from gateway import metrics, paths
 from gateway.ingest import IngestPipeline, SessionIntents, Upload
 
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
@@ -153,9 +153,12 @@ class Download:
 class DriveView:
     """One session's view: `cwd` is the client's current directory (no leading slash)."""
 
-    def __init__(self, pipeline: IngestPipeline, login: Login) -> None:
+    def __init__(self, pipeline: IngestPipeline, login: Login, protocol: str = "ftp") -> None:
         self.pipeline = pipeline
         self.login = login
+        self.protocol = protocol  # a metrics label (gateway/metrics.py)
+        self._session = metrics.SESSIONS.labels(protocol, login.kind)
+        self._session.inc()
         self.ledger = pipeline.ledger
         self.cwd = ""
         self._ent: tuple[Entitlement, float] | None = None
@@ -164,6 +167,9 @@ class DriveView:
 
     def close(self) -> None:
         """The session has ended: give back what it held for its next files."""
+        if self._session is not None:
+            self._session.dec()
+            self._session = None
         if self.intents is not None:
             self.intents.close()
 
@@ -373,12 +379,22 @@ class DriveView:
             raise PermissionDenied("read-only login: recordings can be viewed, not changed")
         if path == "" or self._cached_dir(path) is not None:
             raise IsADirectory(f"{paths.display(path)} is a directory")
-        ent = self._entitlement()
+        try:
+            ent = self._entitlement()
+        except Exception as exc:  # refused (not entitled) or the database: counted once
+            metrics.upload_failed(self.protocol, exc)
+            raise
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
             row = conn.execute(_ENTRY, {"q_drive": ent.drive_id, "q_path": path}).first()
         if row is not None and row.is_dir:
             raise IsADirectory(f"{paths.display(path)} is a directory")
-        return self.pipeline.start(ent, path, expected_size, self.intents)
+        try:
+            upload = self.pipeline.start(ent, path, expected_size, self.intents)
+        except Exception as exc:  # larger than the whole drive
+            metrics.upload_failed(self.protocol, exc)
+            raise
+        upload.protocol = self.protocol
+        return upload
 
     def _exists(self, drive_id: int, path: str) -> bool:
         if self._cached_dir(path) is not None:

@@ -42,6 +42,7 @@ from billing.core.errors import (
 from billing.core.models import OnFull
 from billing.core.settings import Settings
 from billing.entitlement import Entitlement, upload_entitlement
+from gateway import metrics
 from gateway.index import DriveLedger, Intent
 from gateway.leases import LeaseKeeper, UploadStalled
 from gateway.memory import BufferBudget
@@ -171,6 +172,7 @@ class Upload:
     """One file being written. Not thread-safe: one frontend session drives it."""
 
     expected_size: int | None = None  # the size FTP's ALLO announced: the count a commit needs
+    protocol = "ftp"  # set by the drive view: the metrics label (gateway/metrics.py)
 
     def __init__(
         self,
@@ -499,6 +501,7 @@ class Upload:
         """Make the file durable and visible; raises (after aborting) on any failure."""
         if self.closed:
             raise ValueError("upload already closed")
+        started = time.perf_counter()
         with self._state:
             self._active += 1  # a commit under way is not a stall
         try:
@@ -517,6 +520,7 @@ class Upload:
                 self._send_rest()
                 self._record()
         except BaseException as exc:
+            metrics.upload_failed(self.protocol, exc)
             self.abort()
             if isinstance(exc, NotFound):
                 raise _lease_lost(exc) from exc
@@ -528,6 +532,7 @@ class Upload:
         self._release()
         self.closed = self.committed = True
         self.p.leases.discard(self)
+        metrics.upload_committed(self.protocol, self.size, time.perf_counter() - started)
 
     def _send_rest(self) -> None:
         """A buffered upload's end: one PutObject, or the last part and completion."""
@@ -634,6 +639,7 @@ class Upload:
     def close(self) -> None:
         """pyftpdlib closes file objects on every path: closing uncommitted aborts."""
         if not self.closed:
+            metrics.upload_failed(self.protocol, None)
             self.abort()
 
     # --- the lease keeper's side (gateway/leases.py) -------------------------

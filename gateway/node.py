@@ -138,6 +138,9 @@ def prepare_gateway(parts: NodeParts) -> None:
     tune_allocator()
     start_heap_trimmer(parts.settings.heap_trim_interval)
     parts.store.ensure_bucket()
+    from gateway.metrics import serve as serve_metrics
+
+    serve_metrics(parts.settings)
     freeze_startup_heap()
 
 

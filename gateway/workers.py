@@ -78,6 +78,8 @@ def share(settings: Settings, index: int, count: int) -> Settings:
             "database_pool_size": math.ceil(settings.database_pool_size / count),
             "ftp_max_connections": math.ceil(settings.ftp_max_connections / count),
             "node_name": f"{settings.node_name}.{index}",
+            # each worker process has its own counters: its own metrics port
+            "metrics_port": settings.metrics_port + index if settings.metrics_port else 0,
         }
     )
 

@@ -112,10 +112,12 @@ def scheduler() -> None:
     # ERP contracts: downgrades due, cancelled drives past retention, callbacks
     jobs.append(("erp", lambda: run_sweep(state, date.today()), st.erp_every_seconds))
     if st.mp_access_token:
-        jobs.append(
-            (
-                "billing",
-                lambda: billing_cycle(
+
+        def billing_job() -> Any:
+            from billing.metrics import observe_pass
+
+            try:
+                report = billing_cycle(
                     state.engine,
                     state.mercadopago,
                     state.purger,
@@ -123,14 +125,22 @@ def scheduler() -> None:
                     st,
                     date.today(),
                     pac=state.pac,
-                ),
-                st.billing_every_seconds,
-            )
-        )
+                )
+            except BaseException:
+                observe_pass(None)
+                raise
+            observe_pass(report)
+            return report
+
+        jobs.append(("billing", billing_job, st.billing_every_seconds))
     else:
         logging.getLogger("cam2drive").warning(
             "CAM2DRIVE_MP_ACCESS_TOKEN is not set: billing passes are off, the janitor runs"
         )
+    if st.metrics_port:  # billing passes and outcomes (billing/metrics.py)
+        from prometheus_client import start_http_server
+
+        start_http_server(st.metrics_port, addr=st.metrics_host)
     run_scheduler(LeaderLock(state.engine), jobs)
 
 

@@ -221,7 +221,7 @@ class SFTPSession(asyncssh.SFTPServer):
         self.gw = gw
         self.chan = chan
         login: Login = chan.get_connection().get_extra_info(LOGIN_KEY)
-        self.view = DriveView(gw.pipeline, login)
+        self.view = DriveView(gw.pipeline, login, "sftp")
         self.fallback = gw.settings.path_fallback_encoding
 
     # --- paths ---------------------------------------------------------------
