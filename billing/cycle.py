@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.catalog import current_subscription
 from billing.core import audit, staging
@@ -74,32 +74,36 @@ class RunReport:
 def due(session: Session, today: date, now: datetime, recheck: timedelta) -> list[int]:
     """Ids of the paid subscriptions a pass must poll now (see the module docstring)."""
     sub = Subscription
-    stale = or_(sub.checked_at.is_(None), sub.checked_at <= now - recheck)  # type: ignore[union-attr, operator]
+    stale = or_(col(sub.checked_at).is_(None), col(sub.checked_at) <= now - recheck)
     upgrading = select(Charge.subscription_id).where(
         Charge.kind == "upgrade", Charge.status == "pending"
     )
     return list(
         session.exec(
-            select(sub.id)
+            select(sub.id)  # type: ignore[arg-type]  # SQLModel types keys int | None
             .where(
                 sub.kind == "paid",
                 or_(
-                    sub.status == S.pending.value,
-                    and_(sub.status.in_([S.past_due.value, S.blocked.value]), stale),  # type: ignore[union-attr]
+                    col(sub.status) == S.pending.value,
+                    and_(col(sub.status).in_([S.past_due.value, S.blocked.value]), stale),
                     and_(
-                        sub.status == S.active.value,
+                        col(sub.status) == S.active.value,
                         stale,
-                        or_(sub.paid_through.is_(None), sub.paid_through <= today),
-                    ),  # type: ignore[union-attr, operator]
-                    sub.id.in_(upgrading),
-                    sub.mp_amount_pending.is_not(None),  # type: ignore[union-attr]
+                        or_(col(sub.paid_through).is_(None), col(sub.paid_through) <= today),
+                    ),
+                    col(sub.id).in_(upgrading),
+                    col(sub.mp_amount_pending).is_not(None),
                     # cancelled by the customer: its retention ends some day
-                    and_(sub.status == S.cancelled.value, sub.blocked_at.is_not(None), stale),  # type: ignore[union-attr]
+                    and_(
+                        col(sub.status) == S.cancelled.value,
+                        col(sub.blocked_at).is_not(None),
+                        stale,
+                    ),
                 ),
-            )  # type: ignore[union-attr]
-            .order_by(sub.id)
+            )
+            .order_by(col(sub.id))
         )
-    )  # type: ignore[arg-type]
+    )
 
 
 CHUNK = 500
@@ -175,23 +179,21 @@ def _chunks(
         chunk = ids[lo : lo + CHUNK]
         subs = list(
             session.exec(
-                select(Subscription).where(Subscription.id.in_(chunk)).order_by(Subscription.id)
+                select(Subscription)
+                .where(col(Subscription.id).in_(chunk))
+                .order_by(col(Subscription.id))
             )
-        )  # type: ignore[union-attr, arg-type]
-        ledger: dict[int, dict[str, Charge]] = {sub.id: {} for sub in subs}  # type: ignore[misc]
-        for charge in session.exec(select(Charge).where(Charge.subscription_id.in_(chunk))):  # type: ignore[attr-defined]
+        )
+        ledger: dict[int | None, dict[str, Charge]] = {sub.id: {} for sub in subs}
+        for charge in session.exec(select(Charge).where(col(Charge.subscription_id).in_(chunk))):
             ledger[charge.subscription_id][charge.idempotency_key] = charge
         # pending ones activate: their drives in one query, not one each
         drives = {
             d.device_id: d
             for d in session.exec(
                 select(Drive).where(
-                    Drive.device_id.in_(
-                        [
-                            s.device_id
-                            for s in subs  # type: ignore[attr-defined]
-                            if s.status == S.pending.value
-                        ]
+                    col(Drive.device_id).in_(
+                        [s.device_id for s in subs if s.status == S.pending.value]
                     )
                 )
             )
@@ -199,8 +201,8 @@ def _chunks(
         upgrading = set(
             session.exec(
                 select(Charge.subscription_id).where(
-                    Charge.subscription_id.in_(chunk),
-                    Charge.kind == "upgrade",  # type: ignore[attr-defined]
+                    col(Charge.subscription_id).in_(chunk),
+                    Charge.kind == "upgrade",
                     Charge.status == "pending",
                 )
             )
@@ -224,7 +226,7 @@ def _chunks(
                     ledger[sub.id],
                     sub.id in upgrading,
                     report,
-                    dry_run,  # type: ignore[index]
+                    dry_run,
                     drives.get(sub.device_id),
                 )
         _finish(session, dry_run)
@@ -246,7 +248,8 @@ def _one(
     drive: Drive | None = None,
 ) -> None:
     """One subscription of a chunk: what Mercado Pago said, then the ladder."""
-    sub_id: int = sub.id  # type: ignore[assignment]
+    assert sub.id is not None  # read from the database
+    sub_id = sub.id
     before = sub.status
     reached = sync(session, mp, sub, today, settings.billing_day, snapshot, known, upgrading, drive)
     report.polled.append(sub_id)

@@ -19,7 +19,19 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Column, Engine, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    Executable,
+    Row,
+    Table,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from billing.core.credentials import hash_device_secret, hash_password, verify
@@ -272,6 +284,7 @@ class Authenticator:
         stored = row.password_hash if row is not None and row.password_hash else None
         if not verify(stored or _dummy_hash("argon2"), password) or stored is None:
             return None
+        assert row is not None  # the hash came from it
         try:
             with database_errors():
                 viewable_drives(self.engine, row.id)
@@ -307,7 +320,7 @@ class Authenticator:
             customer_id=row.customer_id,
         )
 
-    def _one(self, query):  # type: ignore[no-untyped-def]
+    def _one(self, query: Executable) -> Row[Any] | None:
         with database_errors(), reader(self.engine).connect() as conn:
             return conn.execute(query).first()
 

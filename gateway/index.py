@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Engine,
+    Insert,
+    Row,
     and_,
     bindparam,
     case,
@@ -38,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import ReturningInsert
 
 from billing.core.db import reader
 from billing.core.errors import (
@@ -224,17 +227,26 @@ _DIR_ROW = {
 }
 
 
-def _dialect_insert(dialect: str):  # type: ignore[no-untyped-def]
+def _dialect_insert(dialect: str) -> ReturningInsert[Any]:
+    # each dialect's insert is a class of its own, with the same on_conflict_do_nothing
+    stmt: Insert
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = (
+            pg_insert(entries)
+            .values(**_DIR_ROW)
+            .on_conflict_do_nothing(index_elements=["drive_id", "path"])
+        )
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return (
-        dialect_insert(entries)
-        .values(**_DIR_ROW)
-        .on_conflict_do_nothing(index_elements=["drive_id", "path"])
-        .returning(entries.c.id)
-    )
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = (
+            sqlite_insert(entries)
+            .values(**_DIR_ROW)
+            .on_conflict_do_nothing(index_elements=["drive_id", "path"])
+        )
+    return stmt.returning(entries.c.id)
 
 
 # INSERT ... ON CONFLICT (drive_id, path) DO NOTHING, one per dialect, built once
@@ -482,11 +494,9 @@ class DriveLedger:
 
     def open_intent(self, drive_id: int, key: str) -> Intent:
         """A session's first intent (later ones come with each commit)."""
-        return Intent(
-            self.open_reservation(drive_id, key),
-            key,  # type: ignore[arg-type]
-            time.monotonic(),
-        )
+        rid = self.open_reservation(drive_id, key)
+        assert rid is not None  # 0 bytes always fit
+        return Intent(rid, key, time.monotonic())
 
     def renew_intent(self, intent: Intent) -> Intent | None:
         """The intent with a fresh lease, or None if the janitor released it."""
@@ -601,7 +611,7 @@ class DriveLedger:
             self._release(conn, rid)
 
     @staticmethod
-    def _release(conn: Connection, rid: str) -> Reservation | None:
+    def _release(conn: Connection, rid: str) -> Row[Any] | None:
         row = conn.execute(select(reservations).where(reservations.c.id == rid)).first()
         if row is None:
             return None
@@ -612,15 +622,16 @@ class DriveLedger:
                 .where(drives.c.id == row.drive_id)
                 .values(reserved_bytes=drives.c.reserved_bytes - row.bytes)
             )
-        return row  # type: ignore[return-value]
+        return row
 
-    def expired(self, now: datetime | None = None) -> list[Reservation]:
+    def expired(self, now: datetime | None = None) -> list[Row[Any]]:
+        """The reservations whose lease ran out (columns of `Reservation`)."""
         with reader(self.engine).connect() as conn:
             return list(
                 conn.execute(
                     select(reservations).where(reservations.c.lease_expires_at < (now or utcnow()))
                 ).all()
-            )  # type: ignore[arg-type]
+            )
 
     # --- commit -------------------------------------------------------
 
@@ -652,7 +663,7 @@ class DriveLedger:
                 if row.parent_ok:
                     if row.reserved is None:
                         raise NotFound("the upload's reservation expired before it completed")
-                    return row.old_key  # type: ignore[no-any-return]
+                    return row.old_key
             with self.engine.begin() as conn:
                 old_key = self._settle(conn, rid, drive_id, path, size, now)
                 self._index_file(conn, drive_id, path, key, size, now)
@@ -673,7 +684,7 @@ class DriveLedger:
             ).first()
             if row is None:
                 raise NotFound("the upload's reservation expired before it completed")
-            return row.old_key  # type: ignore[no-any-return]
+            return row.old_key
         res = conn.execute(_TAKE_RES, {"q_rid": rid}).first()
         if res is None:
             raise NotFound("the upload's reservation expired before it completed")
@@ -828,7 +839,7 @@ class DriveLedger:
             if row.is_dir:
                 raise IsADirectory(f"/{path} is a directory; use RMD to delete directories")
             self._drop(conn, drive_id, row.id, row.size)
-            return row.key  # type: ignore[no-any-return]
+            return row.key
 
     @staticmethod
     def _drop(conn: Connection, drive_id: int, entry_id: int, size: int) -> bool:

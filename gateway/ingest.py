@@ -591,6 +591,7 @@ class Upload:
         try:
             if self._rid is None:  # empty file with nothing reserved yet
                 self._rid = self.p.ledger.open_reservation(self.ent.drive_id, self.key)
+            assert self._rid is not None  # 0 bytes always fit
             old_key = self.p.ledger.commit(
                 self._rid, self.ent.drive_id, self.path, self.key, self.size
             )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from satcfdi.models import Signer
 from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.core import audit
 from billing.core.db import session_scope
@@ -88,8 +88,8 @@ def issue_pending(
     _open_rows(engine, settings, now, report)
     with session_scope(engine) as s:
         pending = list(
-            s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(Invoice.id))
-        )  # type: ignore[arg-type]
+            s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(col(Invoice.id)))
+        )
     for invoice_id in pending:
         try:
             _issue_one(engine, store, settings, signer, pac, invoice_id, now)  # type: ignore[arg-type]
@@ -142,14 +142,15 @@ def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueR
     with session_scope(engine) as s:
         rows = s.exec(
             select(Charge, Device.customer_id)
-            .join(Subscription, Subscription.id == Charge.subscription_id)  # type: ignore[arg-type]
-            .join(Device, Device.id == Subscription.device_id)  # type: ignore[arg-type]
-            .outerjoin(Invoice, Invoice.charge_id == Charge.id)  # type: ignore[arg-type]
-            .where(Charge.status == "approved", Invoice.id.is_(None))  # type: ignore[union-attr]
-            .order_by(Charge.id)
-        ).all()  # type: ignore[arg-type]
+            .join(Subscription, col(Subscription.id) == Charge.subscription_id)
+            .join(Device, col(Device.id) == Subscription.device_id)
+            .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
+            .where(Charge.status == "approved", col(Invoice.id).is_(None))
+            .order_by(col(Charge.id))
+        ).all()
         charges = [(c.id, c.amount, c.currency, customer_id) for c, customer_id in rows]
     for charge_id, amount, currency, customer_id in charges:
+        assert charge_id is not None  # read from the database
         if currency != "MXN":
             report.skipped.append(
                 {"charge": charge_id, "reason": f"CFDI is issued in MXN, not {currency}"}
@@ -215,7 +216,7 @@ def _issue_one(
         assert charge is not None and customer is not None
         receiver = receiver_for(customer, settings)
 
-        def seal(when: datetime) -> Any:
+        def seal(when: datetime, charge: Charge) -> Any:
             return build(
                 signer,
                 settings,
@@ -229,7 +230,7 @@ def _issue_one(
             )
 
         serie, folio, customer_id, dated = inv.serie, inv.folio, inv.customer_id, inv.issued_on
-        cfdi = seal(dated)
+        cfdi = seal(dated, charge)
         uncertain = (inv.last_error or "").startswith(UNREACHABLE)
     stamped = None
     if uncertain and hasattr(pac, "stamped"):
@@ -243,7 +244,8 @@ def _issue_one(
             row.issued_on = now
             s.add(row)
             charge = s.get(Charge, row.charge_id)
-            cfdi = seal(now)
+            assert charge is not None
+            cfdi = seal(now, charge)
     if stamped is None:
         stamped = pac.stamp(cfdi)
     uuid = stamped["Complemento"]["TimbreFiscalDigital"]["UUID"]
@@ -292,13 +294,14 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
     """The customer's "Ver Pedidos": every charge, with its invoice when there is one."""
     # one query for the whole list: a distributor's orders run to thousands of rows
     q = (
-        select(Charge, Invoice, Device.customer_id, Device.name, Plan.code)
-        .join(Subscription, Subscription.id == Charge.subscription_id)  # type: ignore[arg-type]
-        .join(Device, Device.id == Subscription.device_id)  # type: ignore[arg-type]
+        # SQLModel's select() is typed for at most four columns
+        select(Charge, Invoice, Device.customer_id, Device.name, Plan.code)  # type: ignore[call-overload]
+        .join(Subscription, col(Subscription.id) == Charge.subscription_id)
+        .join(Device, col(Device.id) == Subscription.device_id)
         .join(Plan, Plan.id == func.coalesce(Charge.plan_id, Subscription.plan_id))
-        .outerjoin(Invoice, Invoice.charge_id == Charge.id)  # type: ignore[arg-type]
-        .order_by(Charge.id)
-    )  # type: ignore[arg-type]
+        .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
+        .order_by(col(Charge.id))
+    )
     if customer_id is not None:
         if session.get(Customer, customer_id) is None:
             raise NotFound(f"customer {customer_id} does not exist")

@@ -50,12 +50,12 @@ class FinkokPac:
         timeouts = (settings.pac_connect_timeout, settings.pac_read_timeout)
         url = settings.pac_url
 
-        class _Bounded(Finkok):  # type: ignore[misc]
+        class _Bounded(Finkok):
             """satcfdi's Finkok posts with no timeout: a hung PAC would hang the pass."""
 
             @property
             def host(self) -> str:
-                return url.rstrip("/") if url else super().host  # type: ignore[no-any-return]
+                return url.rstrip("/") if url else super().host
 
             def _perform_request(self, url: str, envelope: Any) -> Any:
                 import requests

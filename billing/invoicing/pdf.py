@@ -36,4 +36,4 @@ def pdf_bytes(stamped: Any) -> bytes:
     """The invoice PDF of a stamped CFDI (satcfdi's layout and page margins)."""
     weasyprint, render, stylesheets = _printer()
     html = weasyprint.HTML(string=render.html_str(stamped))
-    return html.write_pdf(stylesheets=stylesheets)  # type: ignore[no-any-return]
+    return html.write_pdf(stylesheets=stylesheets)

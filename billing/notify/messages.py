@@ -176,7 +176,7 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "?"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.core.db import session_scope
 from billing.core.errors import Cam2DriveError
@@ -133,14 +133,14 @@ def _from_audit(s: Session, settings: Settings, now: datetime, report: NotifyRep
     events = s.exec(
         select(AuditEvent)
         .where(
-            AuditEvent.id > cursor.position,  # type: ignore[operator]
+            col(AuditEvent.id) > cursor.position,
             or_(
-                and_(AuditEvent.entity == "subscription", AuditEvent.action.in_(WATCHED)),  # type: ignore[attr-defined]
-                and_(AuditEvent.entity == "invoice", AuditEvent.action == "issued"),
+                and_(col(AuditEvent.entity) == "subscription", col(AuditEvent.action).in_(WATCHED)),
+                and_(col(AuditEvent.entity) == "invoice", col(AuditEvent.action) == "issued"),
             ),
         )
-        .order_by(AuditEvent.id)
-    ).all()  # type: ignore[arg-type]
+        .order_by(col(AuditEvent.id))
+    ).all()
     settled, gap = cursor.position, False
     for ev in events:
         if ev.entity == "invoice":
@@ -212,9 +212,9 @@ def _final_warnings(s: Session, settings: Settings, now: datetime, report: Notif
     today = now.date()
     for sub in s.exec(
         select(Subscription).where(
-            Subscription.status == S.blocked.value, Subscription.blocked_at.is_not(None)
+            Subscription.status == S.blocked.value, col(Subscription.blocked_at).is_not(None)
         )
-    ):  # type: ignore[union-attr]
+    ):
         assert sub.blocked_at is not None
         blocked_on = sub.blocked_at.date()
         dates = ladder(settings, blocked_on=blocked_on)
@@ -238,12 +238,12 @@ def _silent_recorders(s: Session, settings: Settings, now: datetime, report: Not
     cutoff = now - timedelta(hours=settings.silent_hours)
     live = (
         select(Device, Drive.last_upload_at, Subscription.updated_at)
-        .join(Drive, Drive.device_id == Device.id)  # type: ignore[arg-type]
-        .join(Subscription, Subscription.device_id == Device.id)  # type: ignore[arg-type]
-        .where(Subscription.status.in_(RECORDING_STATUSES))
-    )  # type: ignore[union-attr]
+        .join(Drive, col(Drive.device_id) == Device.id)
+        .join(Subscription, col(Subscription.device_id) == Device.id)
+        .where(col(Subscription.status).in_(RECORDING_STATUSES))
+    )
     hours = f"{settings.silent_hours:g}"
-    for device, last, since in s.exec(live.where(Device.silent_since.is_(None))).all():  # type: ignore[union-attr]
+    for device, last, since in s.exec(live.where(col(Device.silent_since).is_(None))).all():
         quiet_from = last or since
         if quiet_from is None or quiet_from >= cutoff:
             continue
@@ -264,15 +264,15 @@ def _silent_recorders(s: Session, settings: Settings, now: datetime, report: Not
         )
     back = (
         select(Device, Drive.last_upload_at)
-        .join(Drive, Drive.device_id == Device.id)  # type: ignore[arg-type]
+        .join(Drive, col(Drive.device_id) == Device.id)
         .where(
-            Device.silent_since.is_not(None),
-            Drive.last_upload_at.is_not(None),  # type: ignore[union-attr]
-            Drive.last_upload_at > Device.silent_since,
+            col(Device.silent_since).is_not(None),
+            col(Drive.last_upload_at).is_not(None),
+            col(Drive.last_upload_at) > Device.silent_since,
         )
-    )  # type: ignore[operator]
+    )
     for device, last in s.exec(back).all():
-        assert device.silent_since is not None
+        assert device.silent_since is not None and last is not None  # the query asks for both
         _queue(
             s,
             now,
@@ -308,13 +308,16 @@ def deliver(
             s.exec(
                 select(Notification.id)
                 .where(
-                    or_(Notification.status == "pending", Notification.status == "sending"),
+                    or_(
+                        col(Notification.status) == "pending",
+                        col(Notification.status) == "sending",
+                    ),
                     Notification.next_attempt_at <= now,
                 )
-                .order_by(Notification.id)
+                .order_by(col(Notification.id))
                 .limit(limit)
             )
-        )  # type: ignore[arg-type]
+        )
     smtp: smtplib.SMTP | None = None
     try:
         for note_id in due:
@@ -352,9 +355,7 @@ def _claim(engine: Engine, note_id: int, now: datetime) -> bool:
     with session_scope(engine) as s:
         done = s.exec(
             update(table)
-            .where(  # type: ignore[call-overload]
-                table.c.id == note_id, table.c.status != "sent", table.c.next_attempt_at <= now
-            )
+            .where(table.c.id == note_id, table.c.status != "sent", table.c.next_attempt_at <= now)
             .values(status="sending", next_attempt_at=now + CLAIM)
         )
         return bool(done.rowcount == 1)

@@ -70,7 +70,7 @@ class _BaseUrlClient(HttpClient):
         method,
         url,
         maxretries=None,
-        retry_on=None,  # type: ignore[no-untyped-def]
+        retry_on=None,
         backoff_factor=None,
         headers=None,
         params=None,

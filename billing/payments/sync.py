@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.catalog import drive_of
 from billing.core import audit, staging
@@ -233,12 +233,13 @@ def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
             Charge.subscription_id == sub.id,
             Charge.kind == "upgrade",
             Charge.status == "pending",
-            Charge.mp_id.is_not(None),
+            col(Charge.mp_id).is_not(None),
         )
-    ).all()  # type: ignore[union-attr]
+    ).all()
     for charge in waiting:
+        assert charge.mp_id is not None  # the query asks for one
         try:
-            payment = mp.get_payment(charge.mp_id)  # type: ignore[arg-type]
+            payment = mp.get_payment(charge.mp_id)
         except (MercadoPagoUnavailable, MercadoPagoRefused):
             return False
         settle_upgrade(
@@ -355,7 +356,7 @@ def _ledger(
     )
     if charge is None:
         now, amount = utcnow(), Decimal(str(inst["transaction_amount"]))
-        row = {
+        row: dict[str, Any] = {
             "subscription_id": sub.id,
             "kind": "installment",
             "plan_id": None,
@@ -400,10 +401,10 @@ def _ledger(
 def _apply_downgrade(session: Session, sub: Subscription) -> None:
     """A scheduled downgrade takes effect with the first installment of the new cycle."""
     old, new = session.get(Plan, sub.plan_id), session.get(Plan, sub.next_plan_id)
-    assert old is not None and new is not None
+    assert old is not None and new is not None and new.id is not None
     drive = drive_of(session, sub.device_id)
     drive.capacity_bytes = new.capacity_bytes
-    sub.plan_id, sub.next_plan_id = new.id, None  # type: ignore[assignment]
+    sub.plan_id, sub.next_plan_id = new.id, None
     session.add_all([sub, drive])
     audit.record(
         session,

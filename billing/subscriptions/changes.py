@@ -74,6 +74,7 @@ def upgrade(
     actor: str,
 ) -> Charge:
     sub, old = _paid(session, sub_id)
+    assert sub.id is not None  # read from the database
     new = get_plan(session, plan_code)
     key = idempotency_key("upgrade", sub.id, new.code, on.isoformat())
     done = session.exec(select(Charge).where(Charge.idempotency_key == key)).first()
@@ -89,7 +90,7 @@ def upgrade(
         charge = Charge(
             subscription_id=sub.id,
             kind="upgrade",
-            amount=quote.amount,  # type: ignore[arg-type]
+            amount=quote.amount,
             currency=new.currency,
             idempotency_key=key,
             status="pending",

@@ -136,7 +136,7 @@ def create_paid(
     ):
         sub = current
         if sub.plan_id != plan.id:  # nothing paid yet: the same request, another plan
-            sub.plan_id, sub.first_charge = plan.id, quote.amount  # type: ignore[assignment]
+            sub.plan_id, sub.first_charge = plan.id, quote.amount
             session.add(sub)
     else:
         sub = Subscription(
