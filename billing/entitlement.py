@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Engine, exists, func, select
+from sqlalchemy import ColumnElement, Engine, exists, func, select
 from sqlalchemy.engine import Connection
 
 from billing.core.db import reader
@@ -82,7 +82,7 @@ def upload_entitlement(
     )
 
 
-def entitled(device_id: int | BindParameter[Any]) -> ColumnElement[bool]:
+def entitled(device_id: int | ColumnElement[Any]) -> ColumnElement[bool]:
     """SQL condition: the device's newest subscription allows uploads.
 
     Used inside the UPDATE that reserves bytes, so the check and the

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    LogFun = Callable[[str], object]
+    LogFun = Callable[[str], None]
 
     class CallLater:
         """pyftpdlib.ioloop._CallLater: a call scheduled on the loop."""
@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 
         remote_ip: str
         username: str
+        log_prefix: str
+        _log_debug: bool
         password: str
         authenticated: bool
         attempted_logins: int
