@@ -20,6 +20,16 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _listener: QueueListener | None = None
 
 
+class _Formatter(logging.Formatter):
+    """FORMAT, except that a record marked `json_line` (a transfer logged as
+    JSON, gateway/transferlog.py) is written alone: one object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "json_line", False):
+            return record.getMessage()
+        return super().format(record)
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Root logger -> queue -> one thread writing to stderr; idempotent."""
     global _listener
@@ -31,7 +41,7 @@ def setup_logging(verbose: bool = False) -> None:
     if _listener is not None or root.handlers:  # as basicConfig: an embedder's handlers win
         return
     stream = logging.StreamHandler()
-    stream.setFormatter(logging.Formatter(FORMAT))
+    stream.setFormatter(_Formatter(FORMAT))
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     root.addHandler(QueueHandler(records))
     _listener = QueueListener(records, stream, respect_handler_level=True)

@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     # larger packets cost asyncssh less CPU per byte (BENCHMARKS.md, fleet)
     sftp_max_packet: int = Field(256 * 1024, ge=32 * 1024, le=256 * 1024)
 
+    # each transfer logged as one text line, or as one JSON object per line
+    # (session, protocol, user, path, bytes, ms, outcome: gateway/transferlog.py)
+    log_format: Literal["text", "json"] = "text"
+
     # Address a recorder should be told to use (printed by `device add`).
     public_host: str | None = None
 

@@ -19,7 +19,7 @@ import select
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pyftpdlib.handlers import DTPHandler, FTPHandler
 from pyftpdlib.handlers.ftp.producers import BufferedIteratorProducer
@@ -40,6 +40,8 @@ from gateway.ftp.passive import PassiveListener, PassiveRetryMixin
 from gateway.ftp.readahead import ReadAhead
 from gateway.ftp.replies import reply_for
 from gateway.ingest import IngestPipeline, Upload
+from gateway.logsafe import printable
+from gateway.transferlog import log_transfer, session_id
 
 log = logging.getLogger("cam2drive.ftp")
 
@@ -224,7 +226,7 @@ class DurableDTPMixin(DataChannel):
         def then(ok: bool, resp: Any) -> None:
             self._busy = self._close_pending = False
             if not ok:  # _finish answers every failure itself
-                log.error("commit of %s failed", upload.name, exc_info=resp)
+                log.error("commit of %s failed", printable(upload.name), exc_info=resp)
                 resp = ("451 Internal error; file not stored, retry later.", ftplog.error)
             self._resp = resp if not control._closed else None
             control._resume()
@@ -236,14 +238,14 @@ class DurableDTPMixin(DataChannel):
         problem = self.cmd_channel.incomplete_reason(upload, reset=self._reset)
         if problem:
             upload.abort()
-            log.info("upload of %s aborted: %s", upload.name, problem)
+            log.info("upload of %s aborted: %s", printable(upload.name), problem)
             return (f"426 Transfer aborted: {problem}; file not stored.", ftplog.info)
         try:
             upload.commit()
         except Cam2DriveError as err:
             return (reply_for(err), ftplog.warning)
         except Exception:
-            log.exception("commit of %s failed", upload.name)
+            log.exception("commit of %s failed", printable(upload.name))
             upload.abort()
             return ("451 Internal error; file not stored, retry later.", ftplog.error)
         return (f"226 Transfer complete: {upload.size} bytes stored.", ftplog.debug)
@@ -283,6 +285,7 @@ class GatewayMixin(PassiveRetryMixin):
     offload: Offload
     fallback_encoding: str | None = "gb18030"
     eof_grace: float = 0.03
+    transfer_log_format: Literal["text", "json"] = "text"
 
     banner = "cam2drive FTP gateway ready."
     authorizer = Authorizer()
@@ -298,6 +301,7 @@ class GatewayMixin(PassiveRetryMixin):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._queued: list[bytes] = []  # commands held while a step is off the loop
+        self.session = session_id()
         self._allo: int | None = None
         self._refusal: str | None = None
         super().__init__(*args, **kwargs)
@@ -466,6 +470,47 @@ class GatewayMixin(PassiveRetryMixin):
             self.close_when_done()
 
         self._step("PASS", "******", check, then)
+
+    # --- logging: every line through printable (the user name and command
+    # arguments in it are client-sent), transfers with their real outcome
+
+    def log(self, msg: str, logfun: Callable[[str], None] = ftplog.info) -> None:
+        logfun(printable(f"{self.log_prefix % self.__dict__} {msg}"))
+
+    def logline(self, msg: str, logfun: Callable[[str], None] = ftplog.debug) -> None:
+        if self._log_debug:
+            logfun(printable(f"{self.log_prefix % self.__dict__} {msg}"))
+
+    def logerror(self, msg: str) -> None:
+        ftplog.error(printable(f"{self.log_prefix % self.__dict__} {msg}"))
+
+    def log_transfer(
+        self,
+        cmd: str | None,
+        filename: str | None,
+        receive: bool,
+        completed: bool,
+        elapsed: float,
+        bytes: int,  # noqa: A002  (pyftpdlib's keyword)
+    ) -> None:
+        """The transfer's final reply as its outcome (pyftpdlib logged
+        `completed=1` for an upload then refused with 451, and `None` as the
+        command of every download)."""
+        reply = self._last_response
+        if not reply or reply[0] == "1":  # no final reply: the client went away first
+            reply = "aborted: the connection closed before the transfer ended"
+        log_transfer(
+            form=self.transfer_log_format,
+            protocol="ftp",
+            session=self.session,
+            user=self.username,
+            ip=self.remote_ip,
+            op=cmd or ("STOR" if receive else "RETR"),
+            path=filename or "",
+            nbytes=bytes,
+            ms=int(elapsed * 1000),
+            outcome=reply,
+        )
 
     def _login_ok(self, login: Login, password: str, msg: str) -> None:
         self.respond(f"230 {msg}")

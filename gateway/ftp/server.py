@@ -34,6 +34,7 @@ def handler_class(
         offload=offload,
         fallback_encoding=settings.path_fallback_encoding,
         eof_grace=settings.ftp_eof_grace_ms / 1000,
+        transfer_log_format=settings.log_format,
         passive_ports=passive_port_range(settings.ftp_passive_ports),
         masquerade_address=settings.ftp_masquerade_address,
         timeout=settings.ftp_idle_timeout,

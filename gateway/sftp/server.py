@@ -14,6 +14,7 @@ import logging
 import socket
 import stat as statmod
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,13 +27,16 @@ from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import Download, DriveView, Entry, Login, login_notice
 from gateway.ingest import IngestPipeline, OrderedWrites, Upload
+from gateway.logsafe import printable
 from gateway.sftp.hostkeys import ensure_host_keys
 from gateway.sftp.replies import sftp_error
+from gateway.transferlog import log_transfer, session_id
 
 log = logging.getLogger("cam2drive.sftp")
 T = TypeVar("T")
 BATCH = 1 << 20  # bytes handed to the pipeline per thread hop
 LOGIN_KEY = "cam2drive_login"
+SESSION_KEY = "cam2drive_session"
 
 
 class Gateway:
@@ -65,6 +69,7 @@ class SSHServer(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
+        conn.set_extra_info(**{SESSION_KEY: session_id()})
         peer = conn.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else ""
 
@@ -87,6 +92,8 @@ class SSHServer(asyncssh.SSHServer):
                 self.gw.executor, self.gw.auth.authenticate, username, password, self.ip
             )
         except AuthFailed:
+            # the same pause as FTP's 530: guesses cost a client time on both
+            await asyncio.sleep(self.gw.settings.auth_failed_delay)
             return False
         except (Banned, StorageUnavailable) as err:
             raise asyncssh.DisconnectError(
@@ -119,7 +126,7 @@ class SSHServer(asyncssh.SSHServer):
         (an SSH auth banner, shown by OpenSSH's sftp and most clients)."""
         assert self.conn is not None
         self.conn.set_extra_info(**{LOGIN_KEY: login})
-        log.info("%s logged in from %s (%s)", login.username, self.ip, login.kind)
+        log.info("%s logged in from %s (%s)", printable(login.username), self.ip, login.kind)
         notice = await asyncio.get_running_loop().run_in_executor(
             self.gw.executor, login_notice, self.gw.pipeline.engine, login
         )
@@ -186,6 +193,7 @@ class WriteHandle:
         self.staged: list[bytes] = []
         self.staged_bytes = 0
         self.failed: asyncssh.SFTPError | None = None
+        self.started = time.monotonic()  # for the transfer log
 
     def take_batch(self) -> list[bytes]:
         batch, self.staged, self.staged_bytes = self.staged, [], 0
@@ -211,6 +219,8 @@ class ReadHandle:
         self.download = download
         self.start = 0  # offset of `data`
         self.data = b""
+        self.sent = 0  # bytes answered, for the transfer log
+        self.started = time.monotonic()
 
 
 class SFTPSession(asyncssh.SFTPServer):
@@ -220,7 +230,12 @@ class SFTPSession(asyncssh.SFTPServer):
         super().__init__(chan)
         self.gw = gw
         self.chan = chan
-        login: Login = chan.get_connection().get_extra_info(LOGIN_KEY)
+        conn = chan.get_connection()
+        login: Login = conn.get_extra_info(LOGIN_KEY)
+        # kept for the transfer log: the connection is gone when a dropped
+        # session's files are closed
+        self.session_id: str = conn.get_extra_info(SESSION_KEY) or ""
+        self.ip = str((conn.get_extra_info("peername") or ("",))[0])
         self.view = DriveView(gw.pipeline, login, "sftp")
         self.fallback = gw.settings.path_fallback_encoding
 
@@ -397,6 +412,7 @@ class SFTPSession(asyncssh.SFTPServer):
         want = min(size, total - offset)  # full reads: some clients mishandle short ones
         rel = offset - h.start
         end = len(h.data)
+        h.sent += want
         if 0 <= rel < end:
             if rel + want <= end:
                 return h.data[rel : rel + want]
@@ -423,25 +439,44 @@ class SFTPSession(asyncssh.SFTPServer):
             await asyncio.get_running_loop().run_in_executor(
                 self.gw.executor, file_obj.download.close
             )
+            self._log(file_obj, "RETR", file_obj.download.name, file_obj.sent, "ok")
             return
         assert isinstance(file_obj, WriteHandle)
         h = file_obj
         if h.failed is not None:
+            self._log(h, "STOR", h.upload.name, h.upload.size, f"failed: {h.failed.reason}")
             raise h.failed
         if self._session_ending():
             # asyncssh also "closes" files left open when the connection
             # drops; a file the client never closed is not complete.
             await self._abort(h)
-            log.info("upload of %s aborted: the client went away", h.upload.name)
+            why = "aborted: the client went away before closing the file"
+            self._log(h, "STOR", h.upload.name, h.upload.size, why)
             return
         try:
             hole = h.order.finish()
             if hole:
                 raise sftp_error(hole)
             await self.gw.run(h.finish, h.take_batch())
-        except asyncssh.SFTPError:
+        except asyncssh.SFTPError as err:
             await self._abort(h)
+            self._log(h, "STOR", h.upload.name, h.upload.size, f"failed: {err.reason}")
             raise
+        self._log(h, "STOR", h.upload.name, h.upload.size, "ok")
+
+    def _log(self, handle: ReadHandle | WriteHandle, op: str, path: str, n: int, how: str) -> None:
+        log_transfer(
+            form=self.gw.settings.log_format,
+            protocol="sftp",
+            session=self.session_id,
+            user=self.view.login.username,
+            ip=self.ip,
+            op=op,
+            path=path,
+            nbytes=n,
+            ms=int((time.monotonic() - handle.started) * 1000),
+            outcome=how,
+        )
 
     def _session_ending(self) -> bool:
         """True when asyncssh is cleaning up a session rather than serving a close request."""
@@ -531,6 +566,7 @@ async def start_server(
         server_host_keys=keys,
         sftp_factory=lambda chan: SFTPSession(chan, gw),
         allow_scp=False,
+        server_version="cam2drive",  # not asyncssh's name and exact version
         agent_forwarding=False,
         x11_forwarding=False,
         allow_pty=False,
