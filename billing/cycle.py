@@ -251,7 +251,18 @@ def _one(
     assert sub.id is not None  # read from the database
     sub_id = sub.id
     before = sub.status
-    reached = sync(session, mp, sub, today, settings.billing_day, snapshot, known, upgrading, drive)
+    reached = sync(
+        session,
+        mp,
+        sub,
+        today,
+        settings.billing_day,
+        snapshot,
+        known,
+        upgrading,
+        drive,
+        pending_expiry_days=settings.pending_expiry_days,
+    )
     report.polled.append(sub_id)
     if not reached:
         # unknown is not unpaid: the ladder waits for a pass that can see

@@ -170,8 +170,14 @@ class MercadoPago:
     ) -> dict[str, Any]:
         """A monthly preapproval plan charging on `billing_day`, prorating the first month.
 
-        Mercado Pago computes the first charge as price x min(d, 30) / 30 with
-        `billing_day_proportional`, the rule billing/subscriptions/proration.py quotes.
+        POST /preapproval_plan with `reason`, `back_url` and `auto_recurring`
+        {frequency 1, frequency_type months, transaction_amount, currency_id,
+        billing_day (1-28), billing_day_proportional}:
+        https://www.mercadopago.com.mx/developers/es/reference/subscriptions/_preapproval_plan/post
+        With `billing_day_proportional` Mercado Pago charges the first month in
+        proportion to the days left until the billing day, on a 30-day basis,
+        monthly plans only, the rule billing/subscriptions/proration.py quotes:
+        https://mercadopago.com.mx/developers/en/docs/subscriptions/integration-customization/payment-methods/proportional-amount
         """
         body = {
             "reason": reason,
@@ -186,6 +192,12 @@ class MercadoPago:
             },
         }
         return self._call("creating the plan", self.sdk.plan().create, body, self._options(key))
+
+    def get_plan(self, plan_id: str) -> dict[str, Any]:
+        """GET /preapproval_plan/{id}: its `init_point` is the payer's checkout.
+        https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/get-preapproval-plan/get
+        """
+        return self._call("reading the plan", self.sdk.plan().get, plan_id)
 
     # --- preapprovals (recurring charges) -------------------------------------------
 

@@ -20,7 +20,10 @@ from billing.catalog import drive_of
 from billing.core import audit, staging
 from billing.core.models import (
     Charge,
+    Customer,
+    Device,
     Drive,
+    MercadoPagoPlan,
     Plan,
     Subscription,
     SubscriptionStatus,
@@ -195,14 +198,30 @@ def sync(
     known: dict[str, Charge] | None = None,
     upgrading: bool = True,
     drive: Drive | None = None,
+    pending_expiry_days: int = 7,
 ) -> bool:
     """Apply Mercado Pago's view of `sub`; False if it could not be reached (nothing changed).
+
+    A pending subscription is first linked to its preapproval (`link`), or
+    expires after `pending_expiry_days` without one.
 
     `snapshot` may be fetched beforehand (billing/cycle.py fetches a chunk at
     once); `known` holds the subscription's ledger rows by idempotency key,
     `drive` its drive when the caller loaded it with others.
     """
-    if sub.kind != "paid" or not sub.mp_preapproval_id:
+    if sub.kind != "paid":
+        return True
+    if sub.status == S.pending.value and not sub.mp_preapproval_id:
+        try:
+            found = link(session, mp, sub)
+        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+            snapshot = exc
+        else:
+            if not found:
+                expire_pending(session, sub, today, pending_expiry_days)
+                return True
+            snapshot = None  # linked just now: read its installments
+    if not sub.mp_preapproval_id and not isinstance(snapshot, BaseException):
         return True
     if snapshot is None:
         snapshot = try_fetch(mp, sub, today, billing_day)
@@ -222,6 +241,77 @@ def sync(
         session, sub, snapshot.pre_status, snapshot.installments, today, billing_day, known, drive
     )
     return _poll_one_off(session, mp, sub) if upgrading else True
+
+
+def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
+    """Find the preapproval the payer made at the plan's checkout; True once linked.
+
+    The payer subscribes at the plan's `init_point` with their Mercado Pago
+    account; the preapproval that appears names the plan and the payer's
+    email, which is why the customer's email must be their Mercado Pago
+    email (seed 000). GET /preapproval/search?preapproval_plan_id=…&payer_email=…,
+    every page (https://www.mercadopago.com.mx/developers/en/reference/subscriptions/_preapproval_search/get).
+    A preapproval already linked to another subscription (the same payer with
+    two devices on one plan) is left to it: the oldest free one is taken.
+    Raises MercadoPagoUnavailable/Refused; changes nothing then.
+    """
+    device = session.get(Device, sub.device_id)
+    customer = session.get(Customer, device.customer_id) if device else None
+    assert customer is not None
+    email = customer.email.strip().lower()
+    plans = session.exec(
+        select(MercadoPagoPlan.mp_plan_id).where(MercadoPagoPlan.plan_id == sub.plan_id)
+    ).all()
+    found = [
+        pre
+        for plan_id in plans
+        for pre in mp.search_preapprovals(plan_id=plan_id, payer_email=customer.email)
+        if pre.payer_email.strip().lower() == email and pre.status in ("authorized", "paused")
+    ]
+    if not found:
+        return False
+    taken = set(
+        session.exec(
+            select(Subscription.mp_preapproval_id).where(
+                Subscription.mp_preapproval_id.in_([p.id for p in found])  # type: ignore[union-attr]
+            )
+        ).all()
+    )
+    free = sorted(
+        (p for p in found if p.id not in taken), key=lambda p: str(p.raw.get("date_created"))
+    )
+    if not free:
+        return False
+    sub.mp_preapproval_id, sub.pending_reason = free[0].id, None
+    session.add(sub)
+    audit.record(
+        session,
+        actor=ACTOR,
+        entity="subscription",
+        entity_id=sub.id,
+        action="linked",
+        cause="the payer subscribed at Mercado Pago's checkout with the customer's email",
+        preapproval_id=free[0].id,
+    )
+    return True
+
+
+def expire_pending(session: Session, sub: Subscription, today: date, days: int) -> None:
+    """A pending subscription nobody paid for within `days` of the request ends."""
+    started = sub.start_date or sub.created_at.date()
+    if today < started + timedelta(days=days):
+        return
+    sub.pending_reason = (
+        f"expired: no Mercado Pago subscription with the customer's email within {days} days; "
+        "create it again to get a new checkout"
+    )
+    transition(
+        session,
+        sub,
+        S.cancelled.value,
+        actor=ACTOR,
+        cause=f"pending for {days} days without a Mercado Pago subscription",
+    )
 
 
 def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:

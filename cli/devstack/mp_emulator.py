@@ -227,6 +227,7 @@ class MercadoPagoEmulator:
                 ("GET", r"/v1/payments/(?P<id>\d+)", self._get_payment),
                 ("POST", r"/__emulator/behaviour", self._set_behaviour),
                 ("POST", r"/__emulator/authorize/(?P<id>[\w-]+)", self._authorize),
+            ("POST", r"/__emulator/subscribe", self._subscribe),
                 ("POST", r"/__emulator/clock", self._clock),
                 ("POST", r"/__emulator/payments/(?P<id>\d+)", self._settle_payment),
                 ("GET", r"/__emulator/state", self._dump),
@@ -301,7 +302,9 @@ class MercadoPagoEmulator:
 
     # --- preapprovals -------------------------------------------------------------
 
-    def _create_preapproval(self, body: dict, query: dict) -> tuple[int, Any]:
+    def _create_preapproval(
+        self, body: dict, query: dict, checkout: bool = False
+    ) -> tuple[int, Any]:
         email = body.get("payer_email")
         recurring = dict(body.get("auto_recurring") or {})
         plan = None
@@ -315,6 +318,14 @@ class MercadoPagoEmulator:
         if not email or not recurring.get("transaction_amount"):
             return _error(
                 400, "payer_email and auto_recurring.transaction_amount are required", "bad_request"
+            )
+        if plan is not None and not body.get("card_token_id") and not checkout:
+            # a subscription with an associated plan is created with the payer's card
+            # token: https://www.mercadopago.com.mx/developers/en/docs/subscriptions/integration-configuration/subscription-associated-plan
+            return _error(
+                400,
+                "card_token_id is required to subscribe to a preapproval_plan",
+                "bad_request",
             )
         outcome = self._outcome(email, body.get("external_reference"))
         if outcome == "timeout":
@@ -551,6 +562,28 @@ class MercadoPagoEmulator:
         self._run_due(self.state.today)
         return 200, pre
 
+    def _subscribe(self, body: dict, query: dict) -> tuple[int, Any]:
+        """The payer subscribes at a plan's `init_point` with their Mercado Pago account
+        (`payer_email`): an authorized preapproval on the plan, its first installment
+        charged at once (proportional to the billing day when the plan says so)."""
+        status, pre = self._create_preapproval(
+            {
+                "preapproval_plan_id": body.get("preapproval_plan_id"),
+                "payer_email": body.get("payer_email"),
+                "reason": "checkout",
+                # the emulator's own label, so /__emulator/behaviour can steer
+                # this payer's installments; cam2drive never reads it
+                "external_reference": body.get("external_reference"),
+            },
+            {},
+            checkout=True,
+        )
+        if status != 201:
+            return status, pre
+        self._accept(pre)
+        self._run_due(self.state.today)
+        return 201, pre
+
     def _seed(self, body: dict, query: dict) -> tuple[int, Any]:
         """Many payers subscribe and accept at once (benchmarks): one pass over the book."""
         plan_id, payers = body.get("preapproval_plan_id"), body.get("payers")
@@ -561,7 +594,7 @@ class MercadoPagoEmulator:
         ids = []
         for payer in payers:
             status, pre = self._create_preapproval(
-                {"preapproval_plan_id": plan_id, "reason": "seed", **payer}, {}
+                {"preapproval_plan_id": plan_id, "reason": "seed", **payer}, {}, checkout=True
             )
             if status != 201:
                 return status, pre

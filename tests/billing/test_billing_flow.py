@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,7 +15,18 @@ from billing.core.models import AuditEvent, Charge, Subscription
 from billing.payments.mercadopago import MercadoPago
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from gateway.purge import DrivePurge
-from tests.support.billing import START, Clock, control, set_outcome, status, subscribe, upload
+from tests.support.billing import (
+    START,
+    Clock,
+    active,
+    authorize,
+    control,
+    payer_email,
+    set_outcome,
+    status,
+    subscribe,
+    upload,
+)
 from tests.support.stack import DeviceLogin, Stack
 
 
@@ -25,10 +36,12 @@ def test_paid_subscription_lifecycle_to_deletion(
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     sub = subscribe(stack, clock, dev)
-    assert sub.status == "pending" and sub.checkout_url and "preapproval_id=" in sub.checkout_url
+    assert sub.status == "pending" and sub.checkout_url
+    assert "preapproval_plan_id=" in sub.checkout_url  # the plan's own checkout
+    assert sub.mp_preapproval_id is None and payer_email(stack, sub) in (sub.pending_reason or "")
     assert sub.first_charge == Decimal("4.33")  # 10.00 x 13/30: 13 days to the 5th
     assert upload(stack, dev, "early.jpg").startswith("532")
-    control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    authorize(stack, mp_emulator, sub)
     report = clock.run()
     assert sub.id in report.activated and status(stack, sub.id) == "active"
     assert upload(stack, dev, "a.jpg").startswith("226")
@@ -97,7 +110,6 @@ def test_billing_day_is_read_from_the_payment_feed(
     clock = Clock(stack, mp_emulator)
     stack.settings.billing_feed_min = 1
     subs = [subscribe(stack, clock, stack.device(capacity="1GB", grant=False)) for _ in range(8)]
-    pres = {sub.mp_preapproval_id for sub in subs}
 
     def installment_calls(since: int) -> int:
         return sum(
@@ -108,11 +120,13 @@ def test_billing_day_is_read_from_the_payment_feed(
         )
 
     for sub in subs:
-        control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
-    mark = len(mp_emulator.state.calls)
-    report = clock.run()
+        authorize(stack, mp_emulator, sub)
+    report = clock.run()  # links each to its preapproval and activates it
     assert {s.id for s in subs} <= set(report.activated)
-    assert installment_calls(mark) == 0 and "subscriptions" in report.feed
+    with session_scope(stack.engine) as s:
+        subs = [s.get(Subscription, sub.id) for sub in subs]  # type: ignore[misc]
+    pres = {sub.mp_preapproval_id for sub in subs}
+    assert "subscriptions" in report.feed
     late = subs[:3]
     for sub in late:
         set_outcome(mp_emulator, sub, "reject")
@@ -178,21 +192,38 @@ def test_unreachable_mercadopago_is_never_non_payment(
 def test_email_mismatch_leaves_it_pending_with_the_reason(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
+    """The payer subscribed at the plan's checkout with another Mercado Pago account:
+    nothing links, the subscription stays pending and says which email to use;
+    subscribing with the right one links and activates it. Asking again never
+    makes a second subscription, nor any preapproval of ours."""
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
-    with session_scope(stack.engine) as s:
-        from billing.core.models import Customer
-
-        email = s.get(Customer, dev.customer_id).email  # type: ignore[union-attr]
-    control(
-        mp_emulator, "/__emulator/behaviour", {"payer_email": email, "outcome": "email_mismatch"}
-    )
     sub = subscribe(stack, clock, dev)
-    assert sub.status == "pending" and sub.checkout_url is None
-    assert "Mercado Pago account" in (sub.pending_reason or "")
-    control(mp_emulator, "/__emulator/behaviour", {"payer_email": email, "outcome": "approve"})
-    again = subscribe(stack, clock, dev)  # retried: the same subscription, now with a checkout
-    assert again.id == sub.id and again.checkout_url and again.pending_reason is None
+    email = payer_email(stack, sub)
+    authorize(stack, mp_emulator, sub, email=f"other-{email}")
+    clock.run()
+    assert status(stack, sub.id) == "pending"
+    again = subscribe(stack, clock, dev)  # asked again: the same one
+    assert again.id == sub.id and again.mp_preapproval_id is None
+    assert email in (again.pending_reason or "") and "Mercado Pago account" in again.pending_reason  # type: ignore[operator]
+    authorize(stack, mp_emulator, sub)
+    report = clock.run()
+    assert sub.id in report.activated
+    assert not [c for c in mp_emulator.state.calls if c["path"] == "/preapproval" and c["method"] == "POST"]
+
+
+def test_pending_expires_after_its_days(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
+    clock = Clock(stack, mp_emulator)
+    dev = stack.device(capacity="1GB", grant=False)
+    sub = subscribe(stack, clock, dev)
+    clock.until(START + timedelta(days=6))
+    assert status(stack, sub.id) == "pending"
+    clock.until(START + timedelta(days=7))  # pending_expiry_days
+    assert status(stack, sub.id) == "cancelled"
+    with session_scope(stack.engine) as s:
+        assert "expired" in (s.get(Subscription, sub.id).pending_reason or "")  # type: ignore[union-attr]
+    fresh = subscribe(stack, clock, dev)  # a new request gets a new subscription
+    assert fresh.id != sub.id and fresh.status == "pending"
 
 
 def _plan(stack: Stack, code: str, capacity: str, price: str) -> str:
@@ -212,11 +243,7 @@ def _plan(stack: Stack, code: str, capacity: str, price: str) -> str:
 
 
 def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin) -> Subscription:
-    sub = subscribe(stack, clock, dev)
-    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
-    clock.run()
-    assert status(stack, sub.id) == "active"
-    return sub
+    return active(stack, clock, emu, dev)
 
 
 def test_upgrade_charges_once_even_after_a_crash(

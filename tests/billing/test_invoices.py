@@ -26,7 +26,7 @@ from billing.core.errors import StorageUnavailable
 from billing.core.models import Charge, Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
-from tests.support.billing import Clock, control, subscribe
+from tests.support.billing import Clock, authorize, subscribe
 from tests.support.stack import DeviceLogin, Stack, fiscal
 
 SCHEMAS = (
@@ -104,7 +104,7 @@ def pdf_text(pdf: bytes, tmp: Path) -> str:
 def paid_device(stack: Stack, clock: Clock, emu: MercadoPagoEmulator) -> tuple[DeviceLogin, int]:
     dev = stack.device(capacity="1GB", grant=False)
     sub = subscribe(stack, clock, dev)
-    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    authorize(stack, emu, sub)
     clock.run()
     return dev, sub.id  # type: ignore[return-value]
 

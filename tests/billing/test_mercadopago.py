@@ -217,17 +217,25 @@ def test_plan_with_proportional_first_charge_matches_the_quote(
         billing_day=5,
     )
     assert plan["auto_recurring"]["billing_day_proportional"] is True
-    pre = mp.create_preapproval(
-        key=f"pre-{today}",
-        payer_email="ana@x.mx",
-        reason="AC-ST-50",
-        amount=Decimal("199.00"),
-        currency="MXN",
-        start_date=today,
-        external_reference=f"sub-{today}",
-        plan_id=plan["id"],
+    with pytest.raises(MercadoPagoRefused, match="card_token_id"):  # a plan needs a card
+        mp.create_preapproval(
+            key=f"pre-{today}",
+            payer_email="ana@x.mx",
+            reason="AC-ST-50",
+            amount=Decimal("199.00"),
+            currency="MXN",
+            start_date=today,
+            external_reference=f"sub-{today}",
+            plan_id=plan["id"],
+        )
+    # the payer subscribes at the plan's checkout instead; we find it by plan and email
+    control(
+        emulator,
+        "/__emulator/subscribe",
+        {"preapproval_plan_id": plan["id"], "payer_email": "ana@x.mx"},
     )
-    control(emulator, f"/__emulator/authorize/{pre.id}", {})
+    (pre,) = mp.search_preapprovals(plan_id=plan["id"], payer_email="ana@x.mx")
+    assert pre.status == "authorized"
     installments = mp.installments(pre.id)
     charged = Decimal(str(installments[0]["transaction_amount"]))
     assert installments[0]["payment"]["status"] == "approved"

@@ -20,7 +20,7 @@ from billing.notify.outbox import collect, deliver
 from billing.payments.sync import day_start
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from cli.devstack.seaweed import free_port
-from tests.support.billing import Clock, control, set_outcome, status, subscribe
+from tests.support.billing import Clock, authorize, control, set_outcome, status, subscribe
 from tests.support.stack import Stack, fiscal
 
 
@@ -93,7 +93,7 @@ def test_the_dunning_ladder_by_email(
         addresses = sorted([cust.email, s.get(Distributor, cust.distributor_id).email])  # type: ignore[union-attr]
         to = cust.email
     sub = subscribe(nstack, clock, dev)
-    control(mp_emulator, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+    authorize(nstack, mp_emulator, sub)
 
     def tick(day: date, times: int = 2) -> None:
         """The scheduler's day: billing, invoices, notices; sometimes twice."""

@@ -390,13 +390,19 @@ def test_paid_subscription_commands(db_url: str) -> None:
                 "--json",
             )
             assert json.loads(again.stdout)["id"] == sub["id"]  # retried, not duplicated
-            urllib.request.urlopen(
+            assert f"pc{tag}@x.mx" in sub["pending_reason"]  # the email to pay with
+            plan_id = sub["checkout_url"].split("preapproval_plan_id=")[1]
+            urllib.request.urlopen(  # the payer subscribes at the plan's checkout
                 urllib.request.Request(
-                    f"{emu.url}/__emulator/authorize/{sub['mp_preapproval_id']}",
-                    data=b"{}",
+                    f"{emu.url}/__emulator/subscribe",
+                    data=json.dumps(
+                        {"preapproval_plan_id": plan_id, "payer_email": f"pc{tag}@x.mx"}
+                    ).encode(),
                     method="POST",
                 )
             ).read()
+            ahead = run(db_url, "billing", "run", "--date", "2099-01-05", ok=False)
+            assert_one_line_error(ahead, "only a --dry-run may look ahead")
             dry = as_json(db_url, "billing", "run", "--date", "2026-11-22", "--dry-run")
             assert sub["id"] in dry["activated"] and dry["dry_run"] is True
             shown = as_json(db_url, "subscription", "show", str(sub["id"]))

@@ -7,6 +7,7 @@ import io
 import json
 import urllib.request
 from datetime import date, timedelta
+from urllib.parse import parse_qs, urlparse
 
 from sqlmodel import select
 
@@ -95,18 +96,42 @@ def upload(stack: Stack, dev: DeviceLogin, name: str) -> str:
         return str(exc)
 
 
-def authorize(emu: MercadoPagoEmulator, sub: Subscription) -> None:
-    """The payer completes Mercado Pago's checkout for `sub`."""
-    control(emu, f"/__emulator/authorize/{sub.mp_preapproval_id}", {})
+def payer_email(stack: Stack, sub: Subscription) -> str:
+    from billing.core.models import Customer, Device
+
+    with session_scope(stack.engine) as s:
+        device = s.get(Device, sub.device_id)
+        customer = s.get(Customer, device.customer_id)  # type: ignore[union-attr]
+        return customer.email  # type: ignore[union-attr]
+
+
+def authorize(
+    stack: Stack, emu: MercadoPagoEmulator, sub: Subscription, email: str | None = None
+) -> None:
+    """The payer subscribes at the plan's checkout URL with their Mercado Pago account
+    (the customer's email unless `email` says otherwise)."""
+    assert sub.checkout_url
+    plan_id = parse_qs(urlparse(sub.checkout_url).query)["preapproval_plan_id"][0]
+    control(
+        emu,
+        "/__emulator/subscribe",
+        {
+            "preapproval_plan_id": plan_id,
+            "payer_email": email or payer_email(stack, sub),
+            "external_reference": f"sub-{sub.id}",  # set_outcome's handle
+        },
+    )
 
 
 def active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin) -> Subscription:
     """A paid subscription whose payer subscribed and paid the first installment."""
     sub = subscribe(stack, clock, dev)
-    authorize(emu, sub)
+    authorize(stack, emu, sub)
     clock.run()
-    assert status(stack, sub.id) == "active"
-    return sub
+    with session_scope(stack.engine) as s:
+        linked = s.get(Subscription, sub.id)
+        assert linked is not None and linked.status == "active"
+        return linked
 
 
 def writes(emu: MercadoPagoEmulator, since: int = 0) -> list[dict]:  # type: ignore[type-arg]
