@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from sqlmodel import Session
 
 from billing import apikeys
-from billing.core.db import database_errors
+from billing.core.db import database_errors, reader
 
 _basic = HTTPBasic(auto_error=False, realm="cam2drive", description="key_id:secret")
 
 
 def parts(request: Request) -> Any:
     return request.app.state.parts
+
+
+@contextmanager
+def read_session(request: Request) -> Iterator[Session]:
+    """A session for GETs: no write lock on SQLite, no BEGIN/ROLLBACK on PostgreSQL."""
+    with Session(reader(parts(request).engine), expire_on_commit=False) as session:
+        yield session
 
 
 @dataclass(frozen=True)

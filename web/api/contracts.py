@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
 from billing import contracts
-from billing.core.db import session_scope
 from billing.core.models import utcnow
 from web import idempotency
 from web.api.schemas import (
@@ -26,7 +25,7 @@ from web.api.schemas import (
     Problem,
     contract_out,
 )
-from web.deps import CallerDep, parts
+from web.deps import CallerDep, parts, read_session
 
 router = APIRouter(prefix="/api/v1", tags=["contracts"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -86,7 +85,7 @@ def put_contract(
     responses=ERRORS,
 )
 def get_contract(contract_id: str, request: Request, who: CallerDep) -> dict[str, Any]:
-    with session_scope(parts(request).engine) as s:
+    with read_session(request) as s:
         return contract_out(contracts.view(s, contracts.get(s, who.distributor_id, contract_id)))
 
 
@@ -137,5 +136,5 @@ _verb("cancel", "Cancel: refused at once; the drive is deleted after the retenti
     responses=ERRORS,
 )
 def history(contract_id: str, request: Request, who: CallerDep) -> list[dict[str, Any]]:
-    with session_scope(parts(request).engine) as s:
+    with read_session(request) as s:
         return contracts.history(s, contracts.get(s, who.distributor_id, contract_id))

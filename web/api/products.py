@@ -5,17 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from billing import contracts
-from billing.core.db import session_scope
 from gateway.ingest import human
 from web.api.schemas import Product
-from web.deps import CallerDep, parts
+from web.deps import CallerDep, read_session
 
 router = APIRouter(prefix="/api/v1", tags=["products"])
 
 
 @router.get("/products", response_model=list[Product], summary="The plans this distributor sells")
 def list_products(request: Request, who: CallerDep) -> list[Product]:
-    with session_scope(parts(request).engine) as s:
+    with read_session(request) as s:
         return [
             Product(
                 label=plan.code,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request
 
-from billing.core.db import session_scope
 from billing.statement import statement
 from web.api.schemas import StatementOut
-from web.deps import CallerDep, parts
+from web.deps import CallerDep, read_session
 
 router = APIRouter(prefix="/api/v1", tags=["statement"])
 
@@ -22,7 +21,7 @@ def get_statement(
     who: CallerDep,
     month: str = Query(description="YYYY-MM", max_length=7),
 ) -> StatementOut:
-    with session_scope(parts(request).engine) as s:
+    with read_session(request) as s:
         st = statement(s, who.distributor_id, month)
     return StatementOut(
         month=st.month,
