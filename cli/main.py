@@ -12,6 +12,7 @@ from cli.commands.accounts import customer_app, device_app, distributor_app, pla
 from cli.commands.billing import billing_app, janitor, scheduler, usage
 from cli.commands.db import db_app
 from cli.commands.dev import dev_app
+from cli.commands.drive import drive_app
 from cli.commands.erp import (
     api_key_app,
     contract_app,
@@ -40,6 +41,7 @@ for sub, name in (
     (customer_app, "customer"),
     (plan_app, "plan"),
     (device_app, "device"),
+    (drive_app, "drive"),
     (subscription_app, "subscription"),
     (gateway_app, "gateway"),
     (billing_app, "billing"),

@@ -7,6 +7,7 @@ entitlement, quotas and commits all happen behind it, once.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam, select
 from billing.core.db import database_errors, reader
 from billing.core.errors import (
     AlreadyExists,
+    Cam2DriveError,
     InvalidPath,
     IsADirectory,
     NotADirectory,
@@ -28,7 +30,9 @@ from billing.core.models import DriveEntry, utcnow
 from billing.entitlement import Entitlement, upload_entitlement, viewable_drives
 from gateway import metrics, paths
 from gateway.ingest import IngestPipeline, SessionIntents, Upload
+from gateway.names import Naming, name_key, record_body
 
+log = logging.getLogger("cam2drive.drive")
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
 ENTITLEMENT_TTL = 30.0  # seconds a session reuses its drive's rules (capacity, on_full)
 # Seconds a device session trusts a directory it has seen. A recorder walks
@@ -359,11 +363,37 @@ class DriveView:
         if not replace and src != dst and self._exists(drive_id, dst):
             raise AlreadyExists(f"{paths.display(dst)} already exists")
         self._forget_dirs(src, dst)
-        with database_errors():
-            old_key = self.ledger.rename(drive_id, src, dst)
+        moved = self._record_names(drive_id, src, dst)
+        try:
+            with database_errors():
+                old_key = self.ledger.rename(drive_id, src, dst)
+        except Cam2DriveError:
+            try:
+                self._record_names(drive_id, src, src, moved)  # the names they keep
+            except Cam2DriveError as exc:  # fsck --repair trusts the index while it lives
+                log.warning(
+                    "could not restore %d name records after a refused rename: %s", len(moved), exc
+                )
+            raise
         if old_key:
             self.pipeline.delete_keys([old_key])
         return paths.display(dst)
+
+    def _record_names(
+        self, drive_id: int, src: str, dst: str, files: list[tuple[str, str]] | None = None
+    ) -> list[tuple[str, str]]:
+        """Tell the bucket the names files under `src` take under `dst`
+        (gateway/names.py), before the index moves them: a rename the
+        bucket could not learn is refused (451) and changes nothing. One
+        small PutObject per file moved (a recorder's clip: one); `files`:
+        the (path, key) pairs to name, else those at `src` now."""
+        if files is None:
+            with database_errors():
+                files = self.ledger.files_at(drive_id, src)
+        for path, key in files:
+            naming = Naming(drive_id, self.login.device_id, dst + path[len(src) :])
+            self.pipeline.store.put(name_key(key), record_body(naming))
+        return files
 
     def open_write(self, raw: str, expected_size: int | None = None) -> Upload:
         """Start an upload: one indexed read (is the target a folder?) for an entitled device.

@@ -925,6 +925,20 @@ class DriveLedger:
 
     # --- rotation -----------------------------------------------------
 
+    def files_at(self, drive_id: int, path: str) -> list[tuple[str, str]]:
+        """(path, key) of the file at `path`, or of every file under the
+        directory `path` (a rename's name records: gateway/names.py)."""
+        with reader(self.engine).connect() as conn:
+            rows = conn.execute(
+                select(entries.c.path, entries.c.key).where(
+                    entries.c.drive_id == drive_id,
+                    entries.c.is_dir.is_(False),
+                    (entries.c.path == path)
+                    | entries.c.path.startswith(path + "/", autoescape=True),
+                )
+            ).all()
+        return [(row.path, row.key) for row in rows]
+
     def oldest(self, drive_id: int, limit: int = 16) -> list[Victim]:
         with reader(self.engine).connect() as conn:
             rows = conn.execute(

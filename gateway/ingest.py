@@ -46,6 +46,7 @@ from gateway import metrics
 from gateway.index import DriveLedger, Intent
 from gateway.leases import LeaseKeeper, UploadStalled
 from gateway.memory import BufferBudget
+from gateway.names import object_metadata
 from gateway.store import S3DriveStore
 from gateway.stream import StreamedPut
 
@@ -200,6 +201,8 @@ class Upload:
         self.path = path
         self.name = "/" + path  # pyftpdlib logs file_obj.name
         self.key = f"{ent.prefix}{uuid.uuid4().hex}"
+        # on the object itself: the bucket alone can name it (gateway/names.py)
+        self.meta = object_metadata(ent.drive_id, ent.device_id, path)
         self.closed = False
         self.committed = False
         self.size = 0
@@ -402,6 +405,7 @@ class Upload:
                 self.key,
                 self._hint,  # type: ignore[arg-type]
                 self.p.stream_stall,
+                meta=self.meta,
             )
         room = self._hint - self._handed  # type: ignore[operator]
         if room > 0:
@@ -463,7 +467,7 @@ class Upload:
         try:
             self._reserve(len(part))
             if self._upload_id is None:
-                self._upload_id = self.p.store.create_multipart(self.key)
+                self._upload_id = self.p.store.create_multipart(self.key, self.meta)
                 try:
                     self.p.ledger.set_upload_id(self._rid, self._upload_id)  # type: ignore[arg-type]
                 except SQLAlchemyError as exc:
@@ -505,8 +509,8 @@ class Upload:
         with self._state:
             self._active += 1  # a commit under way is not a stall
         try:
-            if self._error is not None:  # a failed part, or the keeper ended a stalled upload
-                raise self._error
+            if isinstance(self._error, UploadStalled):  # the keeper ended it (a failed part:
+                raise self._error  # _send_part says so, after the lease check)
             if self._streamed:
                 if self.size != self._hint:
                     raise UploadAborted(
@@ -539,7 +543,7 @@ class Upload:
         body = self._take_rest()
         if self._upload_id is None:
             self._reserve(len(body))
-            self.p.store.put(self.key, body)
+            self.p.store.put(self.key, body, self.meta)
             return
         if body:
             self._send_part(body)
@@ -562,7 +566,7 @@ class Upload:
         except SQLAlchemyError as exc:
             raise _db("reserving space") from exc
         self.key, self._rid = intent.key, intent.rid  # an abort releases the intent
-        self.p.store.put(self.key, body)
+        self.p.store.put(self.key, body, self.meta)
         try:
             done = ledger.commit_after_put(
                 intent,

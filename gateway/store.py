@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from billing.core.errors import NotFound, StorageUnavailable
 from billing.core.settings import Settings
 from billing.core.vocab import DRIVE_ROOT, parse_drive_key, parse_drive_prefix
+from gateway.names import is_name_key, name_key
 
 
 def _check_key(key: str) -> str:
@@ -41,6 +42,10 @@ def _check_document_prefix(prefix: str) -> str:
     if not prefix.endswith("/") or prefix.startswith((DRIVE_ROOT, "/")) or ".." in prefix:
         raise ValueError(f"invoice prefix must end in '/' and lie outside t/: {prefix!r}")
     return prefix
+
+
+def _metadata(meta: dict[str, str] | None) -> dict[str, Any]:
+    return {"Metadata": meta} if meta else {}
 
 
 def sign_payload(settings: Settings) -> bool:
@@ -159,15 +164,18 @@ class S3DriveStore:
 
     # --- writes ---------------------------------------------------------
 
-    def put(self, key: str, body: bytearray) -> None:
+    def put(self, key: str, body: bytearray, meta: dict[str, str] | None = None) -> None:
         """One PutObject. The body is a bytearray on purpose: botocore wraps a
         `bytes` body in a BytesIO, and any file-like body gets
         `Expect: 100-continue` (a round trip to S3 before the first byte) and
         is sent in 8 KiB reads. A bytearray goes out in one send: a 200 KB
-        snapshot costs 2.3 instead of 2.8 ms (BENCHMARKS.md, ingest)."""
-        self._call("put_object", Key=_check_key(key), Body=body)
+        snapshot costs 2.3 instead of 2.8 ms (BENCHMARKS.md, ingest).
+        `meta`: the object's naming (gateway/names.py), on every recording."""
+        self._call("put_object", Key=_check_key(key), Body=body, **_metadata(meta))
 
-    def put_stream(self, key: str, body: Any, length: int) -> None:
+    def put_stream(
+        self, key: str, body: Any, length: int, meta: dict[str, str] | None = None
+    ) -> None:
         """One PutObject of `length` bytes read from `body` as they arrive
         (gateway/stream.py). Only where payloads are not signed
         (`can_stream`): a signature would need the whole body first."""
@@ -179,10 +187,12 @@ class S3DriveStore:
             Key=_check_key(key),
             Body=body,
             ContentLength=length,
+            **_metadata(meta),
         )
 
-    def create_multipart(self, key: str) -> str:
-        return str(self._call("create_multipart_upload", Key=_check_key(key))["UploadId"])
+    def create_multipart(self, key: str, meta: dict[str, str] | None = None) -> str:
+        resp = self._call("create_multipart_upload", Key=_check_key(key), **_metadata(meta))
+        return str(resp["UploadId"])
 
     def upload_part(self, key: str, upload_id: str, number: int, body: bytes | bytearray) -> str:
         resp = self._call(
@@ -206,7 +216,11 @@ class S3DriveStore:
             pass
 
     def delete(self, keys: list[str]) -> None:
-        """Delete keys in batches of 1000 (a missing key is not an error)."""
+        """Delete keys in batches of 1000 (a missing key is not an error).
+
+        A recording's name record (gateway/names.py) goes with it, in the
+        same request: records never outlive their objects."""
+        keys = [*keys, *(name_key(k) for k in keys if not is_name_key(k))]
         for i in range(0, len(keys), 1000):
             batch = [{"Key": _check_key(k)} for k in keys[i : i + 1000]]
             resp = self._call("delete_objects", Delete={"Objects": batch, "Quiet": True})
@@ -268,6 +282,20 @@ class S3DriveStore:
                     yield obj["Key"], int(obj["Size"])
         except (ClientError, BotoCoreError) as exc:
             raise StorageUnavailable("storage is unreachable") from exc
+
+    def list_objects(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
+        """(key, size, last modified) of everything under a drive prefix."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=_check_prefix(prefix)):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"], int(obj["Size"]), obj.get("LastModified")
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable("storage is unreachable") from exc
+
+    def head(self, key: str) -> dict[str, str]:
+        """An object's user metadata (`x-amz-meta-*`, names without the prefix)."""
+        return dict(self._call("head_object", Key=_check_key(key)).get("Metadata") or {})
 
     def list_multipart(self, prefix: str = DRIVE_ROOT) -> list[tuple[str, str, Any]]:
         """(key, upload_id, initiated) of multipart uploads started under `prefix`."""

@@ -37,11 +37,19 @@ class StreamedPut:
     """One streamed PutObject: the session feeds it, a worker thread sends it."""
 
     def __init__(
-        self, store: object, key: str, length: int, stall: float, limit: int = PIPE_BYTES
+        self,
+        store: object,
+        key: str,
+        length: int,
+        stall: float,
+        limit: int = PIPE_BYTES,
+        meta: dict[str, str] | None = None,
     ) -> None:
         """`stall`: seconds the request may wait for the recorder's next bytes
         before it is broken (an upload whose session vanished without an
-        abort must not hold its thread and S3 connection for ever)."""
+        abort must not hold its thread and S3 connection for ever). `meta`:
+        the object's naming (gateway/names.py)."""
+        self._meta = meta
         self.length = length
         self._stall = stall
         self._limit = limit
@@ -57,7 +65,7 @@ class StreamedPut:
     def _run(self, store: object, key: str) -> None:
         self._future.set_running_or_notify_cancel()
         try:
-            store.put_stream(key, self, self.length)  # type: ignore[attr-defined]
+            store.put_stream(key, self, self.length, self._meta)  # type: ignore[attr-defined]
         except BaseException as exc:  # noqa: BLE001  (handed to the session)
             self._future.set_exception(exc)
         else:

@@ -248,6 +248,10 @@ class Settings(BaseSettings):
     # a CFDI the PAC refuses this many times stops being retried and alerts the operator
     invoice_max_attempts: int = Field(5, ge=1)
     invoice_prefix: str = "invoices/"  # S3 prefix, outside every drive
+    # Litestream's copy of the SQLite database, in the drive bucket, outside
+    # every drive (cli/litestream.py); `db replicate` streams it, `db restore` reads it
+    litestream_prefix: str = "backup/litestream/"
+    litestream_sync_interval: float = Field(1.0, gt=0)  # seconds a commit may wait to be copied
 
     # --- notifications by email
     smtp_host: str | None = None  # none: notifications queue and wait
@@ -273,6 +277,15 @@ class Settings(BaseSettings):
     @classmethod
     def _check_ports(cls, value: str) -> str:
         passive_port_range(value)
+        return value
+
+    @field_validator("litestream_prefix")
+    @classmethod
+    def _check_litestream_prefix(cls, value: str) -> str:
+        from billing.core.vocab import DRIVE_ROOT
+
+        if not value.endswith("/") or value.startswith((DRIVE_ROOT, "/")) or ".." in value:
+            raise ValueError(f"litestream_prefix must end in '/' and lie outside {DRIVE_ROOT}")
         return value
 
     @field_validator("default_locale")

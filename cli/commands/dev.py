@@ -12,6 +12,7 @@ from billing import catalog
 from billing.core.db import session_scope
 from cli.devstack.demo import ensure_demo, ensure_demo_erp
 from cli.devstack.mailsink import MailSink
+from cli.litestream import Replication, replica_path
 from cli.output import out
 
 dev_app = typer.Typer(help="Local development stack (SQLite + SeaweedFS).", no_args_is_help=True)
@@ -38,6 +39,7 @@ def dev_run(
     emulator.start()
     mail = MailSink(var / "mail", int(os.environ.get("CAM2DRIVE_DEV_SMTP_PORT", "8025")))
     mail.controller.start()
+    replication: Replication | None = None
     try:
         for key, value in weed.env().items():
             os.environ.setdefault(key, value)
@@ -67,6 +69,9 @@ def dev_run(
         state = App(STATE["app"].config_path if "app" in STATE else None)
         STATE["app"] = state
         upgrade(state.settings.database_url)
+        if state.settings.database_url.startswith("sqlite"):
+            # the database streams to the bucket as production's does (systemd unit)
+            replication = Replication(state.settings, var / "litestream.log").start()
         username, password = ensure_demo(state.engine)
         erp_key, erp_secret = ensure_demo_erp(state.engine)
         viewer, viewer_password = "cliente@example.com", "cliente-demo-2026"
@@ -86,6 +91,11 @@ def dev_run(
             f"{erp_key}  ApiSecret {erp_secret}  (README: Integrating your ERP)"
         )
         out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
+        if replication is not None:
+            out.print(
+                f"  backup  Litestream copies the database to {st.s3_bucket}/"
+                f"{replica_path(st)} (cam2drive db restore; log in {var / 'litestream.log'})"
+            )
         out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
         out.print(f"  mail    notifications land in {mail.directory}/ (SMTP 127.0.0.1:{mail.port})")
         exports = " ".join(
@@ -112,6 +122,8 @@ def dev_run(
         finally:
             http.should_exit = True
     finally:
+        if replication is not None:
+            replication.stop()
         mail.controller.stop()
         emulator.stop()
         weed.stop()

@@ -26,6 +26,7 @@ from cli.devstack.testpac import make_test_pac
 from gateway.auth import Authenticator
 from gateway.ftp.server import build_server
 from gateway.ingest import IngestPipeline
+from gateway.names import is_name_key, object_key
 from gateway.purge import DrivePurge
 from gateway.store import S3DriveStore
 
@@ -217,7 +218,8 @@ class Stack:
             return {e.path: e for e in rows}
 
     def s3_keys(self, dev: DeviceLogin) -> dict[str, int]:
-        return dict(self.store.list_keys(dev.prefix))
+        """The recordings under the drive's prefix (not their name records: gateway/names.py)."""
+        return {k: n for k, n in self.store.list_keys(dev.prefix) if not is_name_key(k)}
 
     def multipart_uploads(self, dev: DeviceLogin) -> list[Any]:
         return self.store.list_multipart(dev.prefix)
@@ -230,6 +232,8 @@ class Stack:
         assert drive.committed_bytes == sum(e.size for e in files.values())
         assert drive.object_count == len(files)
         assert self.s3_keys(dev) == {e.key: e.size for e in files.values()}
+        records = {object_key(k) for k, _ in self.store.list_keys(dev.prefix) if is_name_key(k)}
+        assert records <= set(self.s3_keys(dev))  # no name record outlives its recording
         assert self.multipart_uploads(dev) == []
 
     # --- clients ------------------------------------------------------------
