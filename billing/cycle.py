@@ -44,6 +44,7 @@ from billing.payments.mercadopago import (
     MercadoPagoRefused,
     MercadoPagoUnavailable,
 )
+from billing.payments.notifications import drain
 from billing.payments.outbox import push_amount
 from billing.payments.sync import Feed, Snapshot, feed, sync, try_fetch
 
@@ -132,6 +133,8 @@ def billing_pass(
     """
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
     now = now or utcnow()
+    if not dry_run:  # webhooks the HTTP service queued but could not apply yet
+        drain(engine, mp, today, settings.billing_day, settings.pending_expiry_days)
     with (
         Session(engine, expire_on_commit=False) as session,
         ThreadPoolExecutor(max_workers=settings.billing_concurrency) as pool,

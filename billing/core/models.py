@@ -443,3 +443,18 @@ class CallbackEvent(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     sent_at: datetime | None = Field(default=None)
+
+
+class MercadoPagoNotification(SQLModel, table=True):
+    """A webhook from Mercado Pago, queued when it arrived and applied afterwards
+    (billing/payments/notifications.py): a row survives a crash, a background task does not."""
+
+    __tablename__ = "mp_notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(sa_column=Column(String(40), nullable=False))
+    resource_id: str = Field(sa_column=Column(String(64), nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, nullable=False)
+    processed_at: datetime | None = Field(default=None, index=True)
+    attempts: int = Field(default=0, nullable=False)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))

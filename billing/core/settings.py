@@ -198,6 +198,8 @@ class Settings(BaseSettings):
     mp_access_token: str | None = None
     mp_api_base: str = "https://api.mercadopago.com"
     mp_timeout: float = 10.0
+    # the application's secret signature (Your integrations > Webhooks): checks x-signature
+    mp_webhook_secret: str | None = None
     billing_every_seconds: int = Field(900, ge=10)  # scheduler: billing pass period
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked

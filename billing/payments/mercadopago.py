@@ -275,6 +275,18 @@ class MercadoPago:
             {"preapproval_id": preapproval_id},
         )
 
+    def get_installment(self, installment_id: str) -> dict[str, Any]:
+        """One authorized payment (what a `subscription_authorized_payment`
+        notification names): GET /authorized_payments/{id}, which says its
+        `preapproval_id`:
+        https://www.mercadopago.com.br/developers/es/reference/online-payments/subscriptions/get-authorized-payment/get.md
+        """
+        return self._call(
+            "reading the installment",
+            self.sdk.preapproval()._get,
+            f"/authorized_payments/{installment_id}",
+        )
+
     def search_preapprovals(
         self, *, plan_id: str | None = None, payer_email: str | None = None
     ) -> list[Preapproval]:

@@ -33,6 +33,26 @@ Control (the emulator's own, documented in README):
   GET  /__emulator/state                         everything, for debugging
   POST /__emulator/seed  {"preapproval_plan_id": P, "payers": [{"payer_email", "external_reference"}]}
                          many preapprovals created and accepted at once (benchmarks)
+  POST /__emulator/preferences/{id}/pay {"payer_email", "outcome"?}  the payer pays a
+                         Checkout Pro preference at its init_point (refused once expired)
+
+Also: GET /authorized_payments/{id}; POST /checkout/preferences and GET
+/checkout/preferences/{id} (Checkout Pro, for pay-now links).
+
+Webhooks: built with `notification_url` and `webhook_secret` (what "Your
+integrations > Webhooks" configures at Mercado Pago), the emulator POSTs a
+notification for every change, signed as Mercado Pago signs them:
+`?data.id=<id>&type=<topic>`, body {action, api_version, data: {id}, type, ...},
+headers `x-request-id` and `x-signature: ts=<unix seconds>,v1=<hex HMAC-SHA256(secret,
+"id:<data.id lower-cased>;request-id:<x-request-id>;ts:<ts>;")>`
+(https://mercadopago.com.mx/developers/en/docs/links-and-debts/additional-content/your-integrations/notifications/webhooks).
+Topics (https://www.mercadopago.com.mx/developers/en/docs/your-integrations/notifications):
+`subscription_preapproval` (a preapproval created or changed),
+`subscription_authorized_payment` (an installment charged) and `payment`
+(every payment created or changed). A preference's own `notification_url`
+takes precedence for its payments, as the page says. Each delivery is made
+once, from its own thread, and recorded in `deliveries`; Mercado Pago's
+retries of unanswered deliveries are not emulated.
 
 With a plan's `billing_day` the first installment is charged at
 authorisation and every later one on that day of the month; with
@@ -51,10 +71,14 @@ dates are the emulator's clock (`/__emulator/clock`), at noon UTC.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -94,6 +118,7 @@ class _State:
     behaviour: dict[str, str] = field(default_factory=dict)  # email/ext ref -> outcome
     calls: list[dict] = field(default_factory=list)
     failing: set[str] = field(default_factory=set)  # paths that answer 500
+    preferences: dict[str, dict] = field(default_factory=dict)
     today: date = field(default_factory=date.today)
     next_id: int = 1000
     version: int = 0  # bumped on every payment change: invalidates `search_cache`
@@ -113,7 +138,11 @@ class MercadoPagoEmulator:
         page_limit: int = 20,
         retry_offsets: tuple[int, ...] = RETRY_OFFSETS,
         max_rejected_installments: int = MAX_REJECTED_INSTALLMENTS,
+        notification_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
+        self.notification_url, self.webhook_secret = notification_url, webhook_secret
+        self.deliveries: list[dict[str, Any]] = []  # every webhook sent: topic, id, status
         self.page_limit = page_limit
         # Mercado Pago documents that it retries a declined installment, not on
         # which days nor after how many declines it gives up: both are settings
@@ -222,12 +251,16 @@ class MercadoPagoEmulator:
                 ("GET", r"/preapproval/(?P<id>[\w-]+)", self._get_preapproval),
                 ("PUT", r"/preapproval/(?P<id>[\w-]+)", self._update_preapproval),
                 ("GET", r"/authorized_payments/search", self._search_installments),
+                ("GET", r"/authorized_payments/(?P<id>\d+)", self._get_installment),
+                ("POST", r"/checkout/preferences", self._create_preference),
+                ("GET", r"/checkout/preferences/(?P<id>[\w-]+)", self._get_preference),
+                ("POST", r"/__emulator/preferences/(?P<id>[\w-]+)/pay", self._pay_preference),
                 ("POST", r"/v1/payments", self._create_payment),
                 ("GET", r"/v1/payments/search", self._search_payments),
                 ("GET", r"/v1/payments/(?P<id>\d+)", self._get_payment),
                 ("POST", r"/__emulator/behaviour", self._set_behaviour),
                 ("POST", r"/__emulator/authorize/(?P<id>[\w-]+)", self._authorize),
-            ("POST", r"/__emulator/subscribe", self._subscribe),
+                ("POST", r"/__emulator/subscribe", self._subscribe),
                 ("POST", r"/__emulator/clock", self._clock),
                 ("POST", r"/__emulator/payments/(?P<id>\d+)", self._settle_payment),
                 ("GET", r"/__emulator/state", self._dump),
@@ -386,6 +419,7 @@ class MercadoPagoEmulator:
         if amount is not None:
             pre["auto_recurring"]["transaction_amount"] = amount
         pre["last_modified"] = _now()
+        self._notify("subscription_preapproval", pre["id"])
         return 200, pre
 
     def _page(self, results: list[dict], query: dict) -> tuple[int, Any]:
@@ -415,6 +449,15 @@ class MercadoPagoEmulator:
             if all(str(p.get(k)) == v for k, v in query.items() if k in fields)
         ]
         return self._page(results, query)
+
+    def _get_installment(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        """GET /authorized_payments/{id}:
+        https://www.mercadopago.com.br/developers/es/reference/online-payments/subscriptions/get-authorized-payment/get.md"""
+        for insts in self.state.installments.values():
+            for inst in insts:
+                if str(inst["id"]) == id:
+                    return 200, inst
+        return _error(404, f"authorized_payment {id} not found", "not_found")
 
     def _search_installments(self, body: dict, query: dict) -> tuple[int, Any]:
         """GET /authorized_payments/search?preapproval_id=…, paged (offset, limit):
@@ -454,6 +497,7 @@ class MercadoPagoEmulator:
             "date_approved": _now() if approved else None,
         }
         self._store_payment(pay)
+        self._notify("payment", pay["id"])
         return 201, pay
 
     def _store_payment(self, pay: dict) -> None:
@@ -605,6 +649,7 @@ class MercadoPagoEmulator:
 
     def _accept(self, pre: dict) -> None:
         pre["status"] = "authorized"
+        self._notify("subscription_preapproval", pre["id"])
         pre["payer_id"] = self._id()
         rec = pre["auto_recurring"]
         if rec.get("billing_day"):
@@ -657,6 +702,7 @@ class MercadoPagoEmulator:
                 if (inst.get("payment") or {}).get("id") == pay["id"]:
                     inst["payment"]["status"] = pay["status"]
                     inst["payment"]["status_detail"] = pay["status_detail"]
+        self._notify("payment", pay["id"], self._notify_url_of(pay))
         return 200, pay
 
     def _dump(self, body: dict, query: dict) -> tuple[int, Any]:
@@ -667,6 +713,120 @@ class MercadoPagoEmulator:
             "payments": self.state.payments,
             "calls": len(self.state.calls),
         }
+
+    # --- Checkout Pro preferences (pay-now links) -----------------------------------
+
+    def _create_preference(self, body: dict, query: dict) -> tuple[int, Any]:
+        """POST /checkout/preferences: `items` (title, quantity, unit_price,
+        currency_id), `external_reference`, `notification_url`, `expires`,
+        `expiration_date_to`; answered with `id` and `init_point`:
+        https://www.mercadopago.com.mx/developers/en/guides/online-payments/checkout-pro/configurations"""
+        items = body.get("items")
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(
+                isinstance(i, dict) and i.get("title") and i.get("quantity") and "unit_price" in i
+                for i in items
+            )
+        ):
+            return _error(
+                400, "items with title, quantity and unit_price are required", "bad_request"
+            )
+        if body.get("expires") and not body.get("expiration_date_to"):
+            return _error(400, "expires needs expiration_date_to", "bad_request")
+        pid = f"{self._id()}-{uuid.uuid4()}"
+        pref = {
+            **body,
+            "id": pid,
+            "date_created": _now(),
+            "init_point": f"https://www.mercadopago.com.mx/checkout/v1/redirect?pref_id={pid}",
+        }
+        self.state.preferences[pid] = pref
+        return 201, pref
+
+    def _get_preference(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        return _found(self.state.preferences, id, "preference")
+
+    def _pay_preference(self, body: dict, query: dict, id: str) -> tuple[int, Any]:
+        """The payer pays at the preference's init_point: a payment with the
+        preference's `external_reference`, notified to its `notification_url`."""
+        pref = self.state.preferences.get(id)
+        if pref is None or not body.get("payer_email"):
+            return _error(400, "need an existing preference and a payer_email", "bad_request")
+        if pref.get("expires") and _parse(str(pref["expiration_date_to"])) < datetime.combine(
+            self.state.today, datetime.min.time(), UTC
+        ):
+            return _error(400, "the preference has expired", "bad_request")
+        approved = body.get("outcome", "approve") != "reject"
+        pay = {
+            "id": self._id(),
+            "status": "approved" if approved else "rejected",
+            "status_detail": "accredited" if approved else "cc_rejected_other_reason",
+            "payment_type_id": "credit_card",
+            "transaction_amount": sum(
+                float(i["unit_price"]) * int(i["quantity"]) for i in pref["items"]
+            ),
+            "currency_id": pref["items"][0].get("currency_id", "MXN"),
+            "description": pref["items"][0]["title"],
+            "external_reference": pref.get("external_reference"),
+            "preference_id": id,
+            "payer": {"email": body["payer_email"]},
+            "date_created": _now(),
+            "date_last_updated": _now(),
+            "date_approved": _now() if approved else None,
+        }
+        self._store_payment(pay)
+        self._notify("payment", pay["id"], pref.get("notification_url"))
+        return 201, pay
+
+    # --- webhooks -------------------------------------------------------------------
+
+    def _notify_url_of(self, pay: dict) -> str | None:
+        pref = self.state.preferences.get(str(pay.get("preference_id")))
+        return pref.get("notification_url") if pref else None
+
+    def _notify(self, topic: str, resource_id: object, url: str | None = None) -> None:
+        """Send a signed notification (see the module docstring), off the lock."""
+        url = url or self.notification_url
+        if not url or not self.webhook_secret:
+            return
+        data_id, request_id, ts = str(resource_id), str(uuid.uuid4()), str(int(time.time()))
+        manifest = f"id:{data_id.lower()};request-id:{request_id};ts:{ts};"
+        digest = hmac.new(self.webhook_secret.encode(), manifest.encode(), hashlib.sha256)
+        body = {
+            "id": self._id(),
+            "action": f"{topic}.updated",
+            "api_version": "v1",
+            "type": topic,
+            "data": {"id": data_id},
+            "date_created": _now(),
+            "live_mode": False,
+            "user_id": 1,
+        }
+        req = urllib.request.Request(
+            f"{url}{'&' if '?' in url else '?'}data.id={data_id}&type={topic}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "x-request-id": request_id,
+                "x-signature": f"ts={ts},v1={digest.hexdigest()}",
+            },
+        )
+        record: dict[str, Any] = {"topic": topic, "id": data_id, "status": None}
+        self.deliveries.append(record)
+
+        def deliver() -> None:
+            try:
+                with urllib.request.urlopen(req, timeout=22) as resp:  # MP waits 22 s
+                    record["status"] = resp.status
+            except urllib.error.HTTPError as exc:
+                record["status"] = exc.code
+            except OSError as exc:
+                record["status"] = f"unreachable: {exc}"
+
+        threading.Thread(target=deliver, daemon=True).start()
 
     # --- installments ---------------------------------------------------------------
 
@@ -740,6 +900,8 @@ class MercadoPagoEmulator:
             "status_detail": pay["status_detail"],
         }
         inst["retry_attempt"] += 1
+        self._notify("payment", pay["id"])
+        self._notify("subscription_authorized_payment", inst["id"])
         if approved:
             inst["status"] = "processed"
             pre["rejected_in_a_row"] = 0

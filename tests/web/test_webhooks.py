@@ -1,0 +1,203 @@
+"""POST /webhooks/mercadopago on real uvicorn, fed by the emulator's signed deliveries.
+
+The emulator's clock is today's date: the service judges "paid through" by
+the wall-clock date, as in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from billing.core.db import session_scope
+from billing.core.models import MercadoPagoNotification, Subscription
+from billing.payments.mercadopago import MercadoPago
+from billing.subscriptions.lifecycle import create_paid
+from cli.devstack.mp_emulator import MercadoPagoEmulator
+from tests.support.billing import add_plan, authorize, status
+from tests.support.stack import Stack
+from tests.support.wait import wait_for
+from tests.support.web import WebServer
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def hooked(stack: Stack) -> Iterator[tuple[WebServer, MercadoPagoEmulator, MercadoPago]]:
+    """The service with a webhook secret, and an emulator that notifies it."""
+    emu = MercadoPagoEmulator(timeout_seconds=1, today=date.today()).start()
+    settings = stack.settings.model_copy(
+        update={
+            "mp_webhook_secret": SECRET,
+            "mp_access_token": "TEST-token",
+            "mp_api_base": emu.url,
+            "mp_timeout": 5.0,
+        }
+    )
+    web = WebServer(SimpleNamespace(settings=settings, engine=stack.engine, store=stack.store))
+    emu.notification_url, emu.webhook_secret = f"{web.url}/webhooks/mercadopago", SECRET
+    yield web, emu, MercadoPago("TEST-token", emu.url, timeout=5)
+    web.close()
+    emu.stop()
+
+
+def signed(data_id: str, secret: str = SECRET, request_id: str | None = None) -> dict[str, str]:
+    rid, ts = request_id or str(uuid.uuid4()), str(int(time.time()))
+    digest = hmac.new(
+        secret.encode(), f"id:{data_id};request-id:{rid};ts:{ts};".encode(), hashlib.sha256
+    ).hexdigest()
+    return {"x-request-id": rid, "x-signature": f"ts={ts},v1={digest}"}
+
+
+def queued(stack: Stack) -> int:
+    with session_scope(stack.engine) as s:
+        return len(s.exec(select(MercadoPagoNotification)).all())
+
+
+def pending(stack: Stack, mp: MercadoPago) -> Subscription:
+    dev = stack.device(grant=False)
+    code = add_plan(stack, "HOOK", "1MB", "99.00")
+    with session_scope(stack.engine) as s:
+        return create_paid(
+            s,
+            mp,
+            device_ref=dev.device_id,
+            plan_code=code,
+            on=date.today(),
+            billing_day=5,
+            actor="test",
+        )
+
+
+def test_checkout_activates_through_the_signed_webhook(
+    stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago]
+) -> None:
+    web, emu, mp = hooked
+    sub = pending(stack, mp)
+    assert sub.id is not None and status(stack, sub.id) == "pending"
+    authorize(stack, emu, sub)  # the payer subscribes at the plan's checkout
+    # no billing pass runs: only the webhook can activate it
+    wait_for(lambda: status(stack, sub.id) == "active", what="the webhook to activate", timeout=20)
+    topics = {d["topic"] for d in emu.deliveries}
+    assert {"subscription_preapproval", "subscription_authorized_payment", "payment"} <= topics
+    wait_for(lambda: all(d["status"] == 200 for d in emu.deliveries), what="every delivery 200")
+    with session_scope(stack.engine) as s:
+        linked = s.get(Subscription, sub.id)
+        assert linked is not None and linked.mp_preapproval_id
+        notes = s.exec(
+            select(MercadoPagoNotification).where(
+                MercadoPagoNotification.resource_id == linked.mp_preapproval_id
+            )
+        ).all()
+        assert notes and all(n.processed_at is not None for n in notes)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # unsigned
+        signed("123456", secret="not-the-secret"),  # forged
+        signed("999999"),  # signed for another resource: altered
+        {"x-request-id": "r", "x-signature": "garbage"},
+    ],
+    ids=["unsigned", "forged", "altered", "malformed"],
+)
+def test_refused_notifications_queue_nothing(
+    stack: Stack,
+    hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago],
+    headers: dict[str, str],
+) -> None:
+    web, _emu, _mp = hooked
+    before = queued(stack)
+    reply = httpx.post(
+        f"{web.url}/webhooks/mercadopago?data.id=123456&type=payment",
+        json={"type": "payment", "data": {"id": "123456"}},
+        headers=headers,
+    )
+    assert reply.status_code == 401, reply.text
+    assert queued(stack) == before
+
+
+def test_body_naming_another_resource_is_refused(
+    stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago]
+) -> None:
+    web, _emu, _mp = hooked
+    before = queued(stack)
+    reply = httpx.post(
+        f"{web.url}/webhooks/mercadopago?data.id=123456&type=payment",
+        json={"type": "payment", "data": {"id": "654321"}},
+        headers=signed("123456"),
+    )
+    assert reply.status_code == 401
+    assert queued(stack) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[1, 2]", b'{"type": "payment", "data": {"id": "../../etc"}}', b"{}"],
+)
+def test_garbage_is_4xx_never_5xx(
+    stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago], body: bytes
+) -> None:
+    web, _emu, _mp = hooked
+    before = queued(stack)
+    reply = httpx.post(
+        f"{web.url}/webhooks/mercadopago",
+        content=body,
+        headers={"content-type": "application/json", **signed("x")},
+    )
+    assert reply.status_code == 400, reply.text
+    assert "detail" in reply.json()
+    assert queued(stack) == before
+
+
+def test_answered_at_once_while_mercado_pago_is_down(
+    stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago]
+) -> None:
+    """The delivery is queued and 200; the failed read leaves it queued for the billing pass."""
+    web, emu, mp = hooked
+    emu.notification_url = None  # this payment's own delivery would race the one below
+    pay = mp.create_payment(
+        key=str(uuid.uuid4()),
+        payer_email="someone@example.com",
+        amount=Decimal("10.00"),
+        currency="MXN",
+        description="one-off",
+        external_reference="nobody",
+    )
+    pay_id = str(pay["id"])
+    emu.notification_url = f"{web.url}/webhooks/mercadopago"
+    emu.dispatch(
+        "POST",
+        "/__emulator/behaviour",
+        {},
+        {"failing_path": f"/v1/payments/{pay_id}", "outcome": "error"},
+        None,
+    )
+    reply = httpx.post(
+        f"{web.url}/webhooks/mercadopago?data.id={pay_id}&type=payment",
+        content=json.dumps({"type": "payment", "data": {"id": pay_id}}),
+        headers=signed(pay_id),
+    )
+    assert reply.status_code == 200 and reply.json() == {"status": "queued"}
+
+    def note() -> MercadoPagoNotification | None:
+        with session_scope(stack.engine) as s:
+            return s.exec(
+                select(MercadoPagoNotification).where(MercadoPagoNotification.resource_id == pay_id)
+            ).first()
+
+    wait_for(lambda: (n := note()) is not None and n.attempts >= 1, what="a drain attempt")
+    row = note()
+    assert row is not None and row.processed_at is None and row.last_error
