@@ -123,7 +123,7 @@ async def bench(db: str, url: str, args: argparse.Namespace) -> None:
         [BIN, "http", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{port}"
     try:
