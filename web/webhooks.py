@@ -51,7 +51,7 @@ def _no(status: int, detail: str) -> JSONResponse:
 def _mercadopago(parts: Any) -> MercadoPago:
     given = getattr(parts, "mercadopago", None)
     if given is not None:
-        return given  # type: ignore[no-any-return]
+        return given
     st = parts.settings
     return MercadoPago(st.mp_access_token or "", st.mp_api_base, timeout=st.mp_timeout)
 

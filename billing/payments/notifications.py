@@ -91,6 +91,7 @@ def drain(
             .order_by(col(MercadoPagoNotification.id))
         ).all()
     for note_id in ids:
+        assert note_id is not None  # read from the database
         with Session(engine) as session:
             note = session.get(MercadoPagoNotification, note_id)
             if note is None or note.processed_at is not None:
