@@ -38,6 +38,9 @@ def setup_logging(verbose: bool = False) -> None:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     for noisy in ("weasyprint", "fontTools"):  # PDF rendering chatter, not operator news
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # the dev stack's mail sink logs every SMTP handshake; alembic every plugin it loads
+    for chatty in ("mail.log", "alembic.runtime.plugins"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if _listener is not None or root.handlers:  # as basicConfig: an embedder's handlers win
         return
     stream = logging.StreamHandler()

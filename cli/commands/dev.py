@@ -12,6 +12,7 @@ from billing import catalog
 from billing.core.db import session_scope
 from cli.devstack.demo import ensure_demo, ensure_demo_erp
 from cli.devstack.mailsink import MailSink
+from cli.devstack.tls import self_signed
 from cli.litestream import Replication, replica_path
 from cli.output import out
 
@@ -21,13 +22,23 @@ dev_app = typer.Typer(help="Local development stack (SQLite + SeaweedFS).", no_a
 @dev_app.command("run")
 def dev_run(
     var: Annotated[Path, typer.Option(help="Where data lives.")] = Path("var"),
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="Listen on every address (default: 127.0.0.1 only, this machine)."
+        ),
+    ] = False,
 ) -> None:
-    """Start SeaweedFS, migrate SQLite, create demo data and serve FTP + SFTP until Ctrl-C."""
+    """Start SeaweedFS, migrate SQLite, create demo data and serve FTP(S), SFTP and HTTP
+    until Ctrl-C. Demo passwords are new at every start."""
+    import secrets
+
     from billing.core.schema import upgrade
     from cli.context import STATE, App
     from cli.devstack.seaweed import SeaweedServer
     from gateway.node import serve_protocols
 
+    var = var.resolve()  # the printed export line must work from any folder
     weed = SeaweedServer(
         var / "seaweed", s3_port=int(os.environ.get("CAM2DRIVE_DEV_S3_PORT", "8333"))
     )
@@ -64,6 +75,17 @@ def dev_run(
             "CAM2DRIVE_SMTP_HOST": "127.0.0.1",
             "CAM2DRIVE_SMTP_PORT": str(mail.port),
         }
+        cert, tls_key = self_signed(var / "tls")
+        bind = "0.0.0.0" if public else "127.0.0.1"
+        dev_env.update(
+            {
+                "CAM2DRIVE_FTP_TLS_CERTFILE": str(cert),
+                "CAM2DRIVE_FTP_TLS_KEYFILE": str(tls_key),
+                "CAM2DRIVE_FTP_HOST": bind,
+                "CAM2DRIVE_SFTP_HOST": bind,
+                "CAM2DRIVE_HTTP_HOST": bind,
+            }
+        )
         for name, value in dev_env.items():
             os.environ.setdefault(name, value)
         state = App(STATE["app"].config_path if "app" in STATE else None)
@@ -74,7 +96,7 @@ def dev_run(
             replication = Replication(state.settings, var / "litestream.log").start()
         username, password = ensure_demo(state.engine)
         erp_key, erp_secret = ensure_demo_erp(state.engine)
-        viewer, viewer_password = "cliente@example.com", "cliente-demo-2026"
+        viewer, viewer_password = "cliente@example.com", secrets.token_urlsafe(12)
         with session_scope(state.engine) as s:
             catalog.set_customer_password(s, viewer, viewer_password, actor="demo")
         st = state.settings
@@ -83,12 +105,15 @@ def dev_run(
         out.print(f"  SFTP    sftp -P {st.sftp_port} {username}@127.0.0.1  (same password)")
         out.print(f"  viewer  {viewer}  password {viewer_password}  (FTP or SFTP, read-only)")
         out.print(
-            f"  try:    curl -T somefile ftp://{username}:{password}@127.0.0.1:"
-            f"{st.ftp_port}/2026-11-22/001/jpg/"
+            f"  try:    curl --ssl-reqd --cacert {cert} --ftp-create-dirs -T somefile "
+            f"ftp://{username}:{password}@127.0.0.1:{st.ftp_port}/2026-11-22/001/jpg/"
         )
         out.print(
             f"  HTTP    http://{st.http_host}:{st.http_port}/docs  ERP API: ApiKey "
             f"{erp_key}  ApiSecret {erp_secret}  (README: Integrating your ERP)"
+        )
+        out.print(
+            f"          API=http://127.0.0.1:{st.http_port}/api/v1; KEY={erp_key}:{erp_secret}"
         )
         out.print(f"  S3      {weed.endpoint} bucket {st.s3_bucket}")
         if replication is not None:
@@ -96,8 +121,16 @@ def dev_run(
                 f"  backup  Litestream copies the database to {st.s3_bucket}/"
                 f"{replica_path(st)} (cam2drive db restore; log in {var / 'litestream.log'})"
             )
-        out.print(f"  MP      Mercado Pago emulator at {emulator.url} (README: steering it)")
+        out.print(
+            f"  MP      Mercado Pago emulator at {emulator.url} (README: Mercado Pago and its emulator)"
+        )
         out.print(f"  mail    notifications land in {mail.directory}/ (SMTP 127.0.0.1:{mail.port})")
+        for name, value in (
+            ("CAM2DRIVE_FTP_PORT", st.ftp_port),
+            ("CAM2DRIVE_SFTP_PORT", st.sftp_port),
+            ("CAM2DRIVE_HTTP_PORT", st.http_port),
+        ):
+            os.environ.setdefault(name, str(value))
         exports = " ".join(
             f"{k}={os.environ[k]}"
             for k in dict.fromkeys(
@@ -106,6 +139,9 @@ def dev_run(
                     "CAM2DRIVE_S3_ENDPOINT_URL",
                     "CAM2DRIVE_MP_API_BASE",
                     "CAM2DRIVE_MP_ACCESS_TOKEN",
+                    "CAM2DRIVE_FTP_PORT",
+                    "CAM2DRIVE_SFTP_PORT",
+                    "CAM2DRIVE_HTTP_PORT",
                     *weed.env(),
                     *dev_env,
                 )

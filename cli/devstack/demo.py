@@ -47,14 +47,15 @@ def ensure_demo(engine: Engine) -> tuple[str, str]:
         return device.username, password
 
 
-DEMO_KEY_ID, DEMO_SECRET = "c2dk_demo", "demo-secret-for-make-run"
+DEMO_KEY_ID = "c2dk_demo"
 
 
 def ensure_demo_erp(engine: Engine) -> tuple[str, str]:
-    """The demo distributor sells AC-ST-50 through its ERP and has a fixed API key,
-    so README's curl examples work against `make run` as written (dev only)."""
+    """The demo distributor sells AC-ST-50 through its ERP; its API key gets a fresh
+    secret at every start (printed once, like the demo device's password), so no
+    fixed secret ever opens a `make run` that someone exposed."""
     from billing.contracts import products, set_wholesale_price
-    from billing.core.credentials import hash_device_secret
+    from billing.core.credentials import hash_device_secret, new_device_secret
     from billing.core.models import ApiKey
 
     with session_scope(engine) as s:
@@ -62,12 +63,10 @@ def ensure_demo_erp(engine: Engine) -> tuple[str, str]:
         assert dist is not None and dist.id is not None
         if not products(s, dist.id):
             set_wholesale_price(s, dist.id, "AC-ST-50", "49.90", actor="demo")
-        if s.exec(select(ApiKey).where(ApiKey.key_id == DEMO_KEY_ID)).first() is None:
-            s.add(
-                ApiKey(
-                    distributor_id=dist.id,
-                    key_id=DEMO_KEY_ID,
-                    secret_hash=hash_device_secret(DEMO_SECRET),
-                )
-            )
-    return DEMO_KEY_ID, DEMO_SECRET
+        secret = new_device_secret()
+        key = s.exec(select(ApiKey).where(ApiKey.key_id == DEMO_KEY_ID)).first()
+        if key is None:
+            key = ApiKey(distributor_id=dist.id, key_id=DEMO_KEY_ID, secret_hash="")
+        key.secret_hash = hash_device_secret(secret)
+        s.add(key)
+    return DEMO_KEY_ID, secret
