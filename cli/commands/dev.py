@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -132,7 +133,7 @@ def dev_run(
         ):
             os.environ.setdefault(name, str(value))
         exports = " ".join(
-            f"{k}={os.environ[k]}"
+            f"{k}={shlex.quote(os.environ[k])}"
             for k in dict.fromkeys(
                 (
                     "CAM2DRIVE_DATABASE_URL",
