@@ -45,8 +45,7 @@ class LeasedUpload(Protocol):
 
 
 class LeaseRenewer(Protocol):
-    @property
-    def lease_seconds(self) -> float: ...
+    lease_seconds: float
 
     def renew(self, rids: list[str]) -> set[str]: ...
 

@@ -150,10 +150,6 @@ class Settings(BaseSettings):
     sftp_mac_algs: list[str] | None = None
     sftp_login_timeout: int = 60
     sftp_write_window: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
-    # out-of-order data (writes past a hole) one SFTP session may hold over all
-    # its open files; a gateway process holds at most half its
-    # upload_buffer_budget of it (gateway/ingest.py HeldBytes)
-    sftp_held_per_session: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     # SSH channel window: what a client may send before the gateway has taken it
     # in; each session can hold this much in its buffers
     sftp_channel_window: int = Field(2 * 1024 * 1024, ge=64 * 1024)
@@ -171,14 +167,6 @@ class Settings(BaseSettings):
     # --- HTTP service (web/): the ERP API, health and metrics
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
-    # --- the portal (web/portal/): where emailed links point, and its cookies
-    portal_url: str = "http://127.0.0.1:8080"  # the public address customers open
-    # Secure cookies: "auto" when the request came over TLS (X-Forwarded-Proto is
-    # believed only from trusted_proxies), "always" or "never"
-    portal_secure_cookies: Literal["auto", "always", "never"] = "auto"
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
-    session_hours: float = Field(12, gt=0)  # a portal sign-in lasts this long
-    password_link_hours: float = Field(24, gt=0)  # a first-password or reset link expires
     # Prometheus /metrics of a gateway or scheduler process (0: off); gateway
     # worker i of several serves on metrics_port + i
     metrics_host: str = "127.0.0.1"
@@ -212,11 +200,6 @@ class Settings(BaseSettings):
     mp_timeout: float = 10.0
     # the application's secret signature (Your integrations > Webhooks): checks x-signature
     mp_webhook_secret: str | None = None
-    # where Mercado Pago notifies a pay-now or upgrade link's payment: this
-    # service's POST /webhooks/mercadopago as the internet reaches it (None: polling only)
-    mp_notification_url: str | None = None
-    # a pay-now or upgrade link (Checkout Pro preference) can be paid this long
-    pay_link_days: int = Field(3, ge=1)
     billing_every_seconds: int = Field(900, ge=10)  # scheduler: billing pass period
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked
@@ -253,9 +236,6 @@ class Settings(BaseSettings):
     # when the payment's type is unknown: intermediario de pagos
     cfdi_payment_form: str = "31"
     cfdi_tax_rate: str = "0.160000"  # IVA, included in plan prices
-    # c_Periodicidad of the global invoice to customers without fiscal data:
-    # 01 daily, 02 weekly, 04 monthly (billing/invoicing/globals.py)
-    cfdi_global_periodicity: Literal["01", "02", "04"] = "04"
     # finkok; or local, the dev stack's test PAC (make run, tests). No default:
     # a CSD configured without a driver is a startup error, never a silent test PAC
     pac_driver: str | None = None
@@ -287,8 +267,6 @@ class Settings(BaseSettings):
     default_locale: str = "es"  # es | pt | en, for customers without one
     notify_every_seconds: int = Field(300, ge=5)  # scheduler: collect and send
     silent_hours: float = Field(6, gt=0)  # a recorder silent this long is reported
-    # a recorder's clock when its device names none (Dahua file names carry no zone)
-    device_timezone: str = "America/Mexico_City"
     final_warning_days: int = Field(2, ge=0)  # warning this many days before deletion
 
     def recorder_host(self) -> str:
@@ -310,17 +288,6 @@ class Settings(BaseSettings):
 
         if not value.endswith("/") or value.startswith((DRIVE_ROOT, "/")) or ".." in value:
             raise ValueError(f"litestream_prefix must end in '/' and lie outside {DRIVE_ROOT}")
-        return value
-
-    @field_validator("device_timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"device_timezone: unknown time zone {value!r}") from None
         return value
 
     @field_validator("default_locale")
