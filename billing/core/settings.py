@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     sftp_mac_algs: list[str] | None = None
     sftp_login_timeout: int = 60
     sftp_write_window: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    # out-of-order data (writes past a hole) one SFTP session may hold over all
+    # its open files; a gateway process holds at most half its
+    # upload_buffer_budget of it (gateway/ingest.py HeldBytes)
+    sftp_held_per_session: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     # SSH channel window: what a client may send before the gateway has taken it
     # in; each session can hold this much in its buffers
     sftp_channel_window: int = Field(2 * 1024 * 1024, ge=64 * 1024)
