@@ -679,21 +679,72 @@ class Upload:
         return True
 
 
+class HeldBytes:
+    """What one SFTP session may hold out of order, over all its open files.
+
+    Each file may hold up to its window past a hole; without a bound per
+    session and per process, a client opening many files and writing past
+    a hole in each grew a gateway by hundreds of megabytes. Bytes held are
+    charged to the process's upload buffer budget, up to `node_limit` of it.
+    """
+
+    def __init__(self, budget: BufferBudget, session_limit: int, node_limit: int) -> None:
+        self.budget = budget
+        self.session_limit = session_limit
+        self.node_limit = node_limit
+        self.held = 0
+
+    def take(self, n: int) -> None:
+        if self.held + n > self.session_limit:
+            raise UploadAborted(
+                f"more than {human(self.session_limit)} written past holes in this session's "
+                "files: not stored; write each file in order"
+            )
+        if not self.budget.hold(n, self.node_limit):
+            raise UploadAborted(
+                "the gateway holds all the out-of-order data it may: not stored; "
+                "write each file in order, or retry later"
+            )
+        self.held += n
+
+    def give(self, n: int) -> None:
+        self.held -= n
+        self.budget.unhold(n)
+
+
 class OrderedWrites:
     """Turns writes at offsets (SFTP) into the in-order stream an Upload takes.
 
     SFTP clients pipeline many writes and may send them out of order; those
-    ahead of the next expected offset wait here, up to `window` bytes. A
-    write that rewrites bytes already passed on, or that would leave a hole
-    wider than the window, is refused: S3 objects are written once, front to
-    back, and a file with a hole must never be committed.
+    ahead of the next expected offset wait here, up to `window` bytes, and
+    charged to `account` (per session and per process). A write that
+    rewrites bytes already passed on, or that would leave a hole wider than
+    the window, is refused: S3 objects are written once, front to back, and
+    a file with a hole must never be committed. `discard()` gives what is
+    held back when the file ends any other way.
     """
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, account: HeldBytes | None = None) -> None:
         self.window = window
+        self.account = account
         self.next = 0
         self.pending: dict[int, bytes] = {}
         self.pending_bytes = 0
+
+    def _charge(self, n: int) -> None:
+        if self.account is not None:
+            self.account.take(n)
+        self.pending_bytes += n
+
+    def _release(self, n: int) -> None:
+        if self.account is not None:
+            self.account.give(n)
+        self.pending_bytes -= n
+
+    def discard(self) -> None:
+        """Drop what is held past a hole (the upload is being aborted)."""
+        self.pending.clear()
+        self._release(self.pending_bytes)
 
     def accept(self, offset: int, data: bytes) -> list[bytes]:
         """The chunks that are now contiguous, in order (possibly none)."""
@@ -709,15 +760,15 @@ class OrderedWrites:
                     f"ahead of offset {self.next}: a hole the gateway cannot fill"
                 )
             if offset in self.pending:
-                self.pending_bytes -= len(self.pending[offset])
+                self._release(len(self.pending.pop(offset)))
+            self._charge(len(data))
             self.pending[offset] = bytes(data)
-            self.pending_bytes += len(data)
             return []
         ready = [bytes(data)]
         self.next += len(data)
         while self.next in self.pending:
             chunk = self.pending.pop(self.next)
-            self.pending_bytes -= len(chunk)
+            self._release(len(chunk))
             ready.append(chunk)
             self.next += len(chunk)
         return ready

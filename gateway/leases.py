@@ -45,7 +45,8 @@ class LeasedUpload(Protocol):
 
 
 class LeaseRenewer(Protocol):
-    lease_seconds: float
+    @property
+    def lease_seconds(self) -> float: ...
 
     def renew(self, rids: list[str]) -> set[str]: ...
 

@@ -126,6 +126,7 @@ class BufferBudget:
         self.peak = 0
         self.waits = 0  # buffers that had to wait
         self.overdrafts = 0  # buffers granted past the limit after `wait`
+        self.held = 0  # of `used`: bytes held out of order (see `hold`)
         self._cond = threading.Condition()
 
     def take(self, n: int) -> None:
@@ -152,5 +153,29 @@ class BufferBudget:
     def give(self, n: int) -> None:
         if n:
             with self._cond:
+                self.used -= n
+                self._cond.notify_all()
+
+    def hold(self, n: int, cap: int) -> bool:
+        """Charge `n` bytes of data held out of order (SFTP writes past a hole), or
+        False if the process would then hold more than `cap` such bytes.
+
+        Never waits: a client that leaves a hole and never fills it would keep
+        what it holds for as long as it likes, so waiting for others to give
+        bytes back could last forever. The bytes count in `used` too, so part
+        buffers wait for them as for any other upload buffer.
+        """
+        with self._cond:
+            if self.held + n > cap:
+                return False
+            self.held += n
+            self.used += n
+            self.peak = max(self.peak, self.used)
+            return True
+
+    def unhold(self, n: int) -> None:
+        if n:
+            with self._cond:
+                self.held -= n
                 self.used -= n
                 self._cond.notify_all()

@@ -26,7 +26,7 @@ from billing.core.settings import Settings
 from gateway import paths
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import Download, DriveView, Entry, Login, login_notice
-from gateway.ingest import IngestPipeline, OrderedWrites, Upload
+from gateway.ingest import HeldBytes, IngestPipeline, OrderedWrites, Upload
 from gateway.logsafe import printable
 from gateway.sftp.hostkeys import ensure_host_keys
 from gateway.sftp.replies import sftp_error
@@ -187,9 +187,9 @@ class WriteHandle:
     them cost a copy of every byte before the part buffer's own.
     """
 
-    def __init__(self, upload: Upload, window: int) -> None:
+    def __init__(self, upload: Upload, window: int, held: HeldBytes) -> None:
         self.upload = upload
-        self.order = OrderedWrites(window)
+        self.order = OrderedWrites(window, held)
         self.staged: list[bytes] = []
         self.staged_bytes = 0
         self.failed: asyncssh.SFTPError | None = None
@@ -238,6 +238,10 @@ class SFTPSession(asyncssh.SFTPServer):
         self.ip = str((conn.get_extra_info("peername") or ("",))[0])
         self.view = DriveView(gw.pipeline, login, "sftp")
         self.fallback = gw.settings.path_fallback_encoding
+        settings = gw.settings
+        self.held = HeldBytes(
+            gw.pipeline.budget, settings.sftp_held_per_session, settings.upload_buffer_budget // 2
+        )
 
     # --- paths ---------------------------------------------------------------
 
@@ -279,7 +283,9 @@ class SFTPSession(asyncssh.SFTPServer):
                 "Read-only login: recordings can be viewed, not changed"
             )
         target = self._path(path)
-        entry = self.view.known(target) or await self.gw.run(self.view.stat, target)
+        entry = self.view.known(target)
+        if entry is None:
+            entry = await self.gw.run(self.view.stat, target)
         _refuse_changes(_attrs(entry, True), attrs)
 
     async def fsetstat(self, file_obj: object, attrs: asyncssh.SFTPAttrs) -> None:
@@ -347,9 +353,13 @@ class SFTPSession(asyncssh.SFTPServer):
                 if exists:
                     raise asyncssh.SFTPFileAlreadyExists(f"{target} already exists")
             upload = await self.gw.run(self.view.open_write, target, None)
-            handle = WriteHandle(upload, self.gw.settings.sftp_write_window)
+            handle = WriteHandle(upload, self.gw.settings.sftp_write_window, self.held)
             loop = asyncio.get_running_loop()
-            upload.on_stall = lambda err: loop.call_soon_threadsafe(self._stalled, handle, err)
+
+            def stalled(err: Cam2DriveError) -> None:
+                loop.call_soon_threadsafe(self._stalled, handle, err)
+
+            upload.on_stall = stalled
             return handle
         download = await self.gw.run(self.view.open_read, target, 0)
         return ReadHandle(download)
@@ -392,6 +402,7 @@ class SFTPSession(asyncssh.SFTPServer):
 
     async def _abort(self, handle: WriteHandle) -> None:
         handle.take_batch()
+        handle.order.discard()
         await asyncio.get_running_loop().run_in_executor(self.gw.executor, handle.upload.abort)
 
     async def read(self, file_obj: object, offset: int, size: int) -> bytes:
