@@ -1,9 +1,9 @@
 """The ERP API under load: PUT contracts and GET their status at concurrency 50.
 
-The HTTP service runs as its own process (`cam2drive http serve`, one
-uvicorn worker), on SQLite and on a fresh PostgreSQL database; the load
-comes from this process (httpx, asyncio). Each run prints p50, p99 and
-req/s for:
+The HTTP service runs as its own process (`cam2drive http serve`, with
+`--workers` uvicorn workers, one by default), on SQLite and on a fresh
+PostgreSQL database; the load comes from this process (httpx, asyncio) on
+the same machine. Each run prints p50, p99 and req/s for:
 
 * `put`: new contracts, each a customer, a recorder, a drive and its
   subscription (no `customer.password`: its argon2 hash would be the figure);
@@ -12,6 +12,7 @@ req/s for:
   target being p99 < 50 ms at 200 req/s on PostgreSQL.
 
 Usage: python bench/api.py [--puts 1000] [--gets 3000] [--rate 200] [--db sqlite,postgresql]
+                          [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -105,14 +106,15 @@ def report(db: str, name: str, result: tuple[list[float], float, int]) -> None:
     latencies, wall, errors = result
     cuts = statistics.quantiles(latencies, n=100)
     print(
-        f"{db:<10} {name:<9} n={len(latencies):<5} p50={cuts[49]:6.1f} ms  "
+        f"{db:<13} {name:<9} n={len(latencies):<5} p50={cuts[49]:6.1f} ms  "
         f"p99={cuts[98]:6.1f} ms  {len(latencies) / wall:7.1f} req/s  errors={errors}",
         flush=True,
     )
 
 
-async def bench(db: str, url: str, args: argparse.Namespace) -> None:
+async def bench(db: str, url: str, args: argparse.Namespace, workers: int) -> None:
     key_id, secret, label = seed(url)
+    db = f"{db}/{workers}w"
     port = free_port()
     env = {
         **os.environ,
@@ -120,7 +122,7 @@ async def bench(db: str, url: str, args: argparse.Namespace) -> None:
         "CAM2DRIVE_S3_ENDPOINT_URL": "http://127.0.0.1:9",  # never called by these routes
     }
     server = subprocess.Popen(
-        [BIN, "http", "serve", "--port", str(port)],
+        [BIN, "http", "serve", "--port", str(port), *(["--workers", str(workers)] * (workers > 1))],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
@@ -131,7 +133,9 @@ async def bench(db: str, url: str, args: argparse.Namespace) -> None:
             base_url=base,
             auth=(key_id, secret),
             timeout=60,
-            limits=httpx.Limits(max_connections=CONCURRENCY),
+            # idle connections dropped before uvicorn's 5 s keep-alive ends them:
+            # a request sent on one it is closing fails with ReadError
+            limits=httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=3),
         ) as client:
             for _ in range(200):
                 try:
@@ -163,13 +167,14 @@ def main() -> None:
     parser.add_argument("--gets", type=int, default=3000, help="GETs of their status")
     parser.add_argument("--rate", type=float, default=200, help="paced phase req/s (0: none)")
     parser.add_argument("--db", default="sqlite,postgresql", help="databases to run on")
+    parser.add_argument("--workers", default="1", help="server processes, e.g. 1,2")
     args = parser.parse_args()
-    for db in args.db.split(","):
+    for db, workers in [(db, int(w)) for db in args.db.split(",") for w in args.workers.split(",")]:
         if db == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
                 url = f"sqlite:///{tmp}/bench.db"
                 upgrade(url)
-                asyncio.run(bench(db, url, args))
+                asyncio.run(bench(db, url, args, workers))
         else:
             name = f"c2d_bench_api_{uuid.uuid4().hex[:6]}"
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
@@ -177,7 +182,8 @@ def main() -> None:
             url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
             try:
                 upgrade(url)
-                asyncio.run(bench(db, url.replace("postgresql://", "postgresql+psycopg://"), args))
+                pg = url.replace("postgresql://", "postgresql+psycopg://")
+                asyncio.run(bench(db, pg, args, workers))
             finally:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection, Select
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from billing import callbacks, catalog
@@ -186,7 +189,7 @@ def set_wholesale_price(
 
 def products(session: Session, distributor_id: int) -> Sequence[tuple[Plan, DistributorPlan]]:
     """The plans a distributor sells, with its wholesale price: what the ERP syncs."""
-    return session.exec(  # type: ignore[return-value]
+    return session.exec(
         select(Plan, DistributorPlan)
         .join(DistributorPlan, col(DistributorPlan.plan_id) == Plan.id)
         .where(DistributorPlan.distributor_id == distributor_id)
@@ -209,28 +212,65 @@ def get(session: Session, distributor_id: int, contract_id: str) -> Contract:
     return row
 
 
-def view(session: Session, contract: Contract) -> ContractView:
-    sub = session.get(Subscription, contract.subscription_id)
-    device = session.get(Device, contract.device_id)
-    customer = session.get(Customer, contract.customer_id)
-    drive = catalog.drive_of(session, contract.device_id)
-    assert sub is not None and device is not None and customer is not None
-    plan = session.get(Plan, sub.plan_id)
-    nxt = session.get(Plan, sub.next_plan_id) if sub.next_plan_id else None
-    assert plan is not None
-    return ContractView(
-        contract_id=contract.external_id,
-        status=sub.status,
-        label=plan.code,
-        next_label=nxt.code if nxt else None,
-        customer_id=customer.id,  # type: ignore[arg-type]
-        email=customer.email,
-        username=device.username,
-        capacity_bytes=drive.capacity_bytes,
-        committed_bytes=drive.committed_bytes,
-        last_upload_at=drive.last_upload_at,
-        delete_on=contract.delete_on,
+_plan, _next = aliased(Plan, name="plan"), aliased(Plan, name="next_plan")
+#: a contract's status, plans, customer, recorder and drive usage: one SELECT with joins
+_VIEW: Select[*tuple[Any, ...]] = (
+    sa_select(
+        col(Contract.external_id),
+        col(Subscription.status),
+        col(_plan.code).label("label"),
+        col(_next.code).label("next_label"),
+        col(Customer.id).label("customer_id"),
+        col(Customer.email),
+        col(Device.username),
+        col(Drive.capacity_bytes),
+        col(Drive.committed_bytes),
+        col(Drive.last_upload_at),
+        col(Contract.delete_on),
     )
+    .select_from(Contract)
+    .join(Subscription, col(Subscription.id) == Contract.subscription_id)
+    .join(_plan, col(_plan.id) == Subscription.plan_id)
+    .outerjoin(_next, col(_next.id) == Subscription.next_plan_id)
+    .join(Customer, col(Customer.id) == Contract.customer_id)
+    .join(Device, col(Device.id) == Contract.device_id)
+    .join(Drive, col(Drive.device_id) == Contract.device_id)
+)
+
+
+def _as_view(row: Any) -> ContractView:
+    return ContractView(
+        contract_id=row.external_id,
+        status=row.status,
+        label=row.label,
+        next_label=row.next_label,
+        customer_id=row.customer_id,
+        email=row.email,
+        username=row.username,
+        capacity_bytes=row.capacity_bytes,
+        committed_bytes=row.committed_bytes,
+        last_upload_at=row.last_upload_at,
+        delete_on=row.delete_on,
+    )
+
+
+def view(session: Session, contract: Contract) -> ContractView:
+    """The contract as its writer just left it (the SELECT sees the session's flushed changes)."""
+    row = session.execute(_VIEW.where(col(Contract.id) == contract.id)).one()
+    return _as_view(row)
+
+
+def status(conn: Connection | Session, distributor_id: int, contract_id: str) -> ContractView:
+    """GET /contracts/{id}: the view in one round trip, no ORM objects; NotFound like `get`."""
+    row = conn.execute(
+        _VIEW.where(
+            col(Contract.distributor_id) == distributor_id,
+            col(Contract.external_id) == contract_id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"contract {contract_id} does not exist")
+    return _as_view(row)
 
 
 def _record(
@@ -646,8 +686,8 @@ def sweep(session: Session, purger: DrivePurger, today: date) -> SweepReport:
     report = SweepReport([], [], [])
     for contract in session.exec(
         select(Contract).where(
-            col(Contract.next_plan_on).is_not(None), Contract.next_plan_on <= today
-        )  # type: ignore[operator]
+            col(Contract.next_plan_on).is_not(None), col(Contract.next_plan_on) <= today
+        )
     ).all():
         sub = session.get(Subscription, contract.subscription_id)
         assert sub is not None

@@ -100,10 +100,20 @@ def reader(engine: Engine) -> Engine:
     """The same engine for single-statement reads (listings, stats, logins,
     entitlement checks). SQLite: a plain BEGIN, so readers never queue behind
     writers. PostgreSQL: autocommit, so a read is one round trip, not
-    BEGIN + SELECT + ROLLBACK."""
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(readonly=True, isolation_level="AUTOCOMMIT")
-    return engine.execution_options(readonly=True)
+    BEGIN + SELECT + ROLLBACK. Made once per engine: an HTTP GET calls this
+    on every request."""
+    made = engine.__dict__.get(_READER)  # kept on the engine: it dies with it
+    if made is None:
+        if engine.dialect.name == "postgresql":
+            made = engine.execution_options(readonly=True, isolation_level="AUTOCOMMIT")
+        else:
+            made = engine.execution_options(readonly=True)
+        engine.__dict__[_READER] = made
+    assert isinstance(made, Engine)
+    return made
+
+
+_READER = "_c2d_reader"
 
 
 @contextmanager

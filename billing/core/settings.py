@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     # --- HTTP service (web/): the ERP API, health and metrics
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    # uvicorn worker processes of `cam2drive http serve` sharing its port; more
+    # pay off on PostgreSQL (SQLite has one writer). Each keeps its own request
+    # counters in /metrics (BENCHMARKS.md, ERP API)
+    http_workers: int = Field(1, ge=1, le=64)
     # Prometheus /metrics of a gateway or scheduler process (0: off); gateway
     # worker i of several serves on metrics_port + i
     metrics_host: str = "127.0.0.1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,14 @@ from cli.output import out
 http_app = typer.Typer(help="The HTTP service: ERP API, /livez, /readyz, /metrics.")
 
 
+_UVICORN: dict[str, Any] = {
+    "log_config": None,  # cam2drive's own logging (cli/logs.py)
+    "access_log": False,  # /metrics counts requests; paths are client-chosen text
+    "server_header": False,
+    "proxy_headers": False,
+}
+
+
 def _server(state: App, host: str | None = None, port: int | None = None) -> Any:
     import uvicorn
 
@@ -25,24 +34,45 @@ def _server(state: App, host: str | None = None, port: int | None = None) -> Any
         create_app(state),
         host=host or st.http_host,
         port=st.http_port if port is None else port,
-        log_config=None,  # cam2drive's own logging (cli/logs.py)
-        access_log=False,  # /metrics counts requests; paths are client-chosen text
-        server_header=False,
-        proxy_headers=False,
+        **_UVICORN,
     )
     return uvicorn.Server(config)
+
+
+def worker_app() -> Any:
+    """The app of one of several uvicorn workers: each process builds its own parts
+    (engine, pool, S3 client) from the config file the parent names in CAM2DRIVE_CONFIG."""
+    from web.app import create_app
+
+    return create_app(App())
 
 
 @http_app.command("serve")
 def http_serve(
     host: Annotated[str | None, typer.Option(help="Default: http_host (127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Default: http_port (8080).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Processes. Default: http_workers (1).")
+    ] = None,
 ) -> None:
     """Serve the HTTP service until stopped (SIGTERM or Ctrl-C)."""
     state = app_state()
-    server = _server(state, host, port)
-    out.print(f"cam2drive HTTP service on http://{server.config.host}:{server.config.port}")
-    server.run()
+    st = state.settings
+    workers = st.http_workers if workers is None else workers
+    if workers == 1:
+        server = _server(state, host, port)
+        out.print(f"cam2drive HTTP service on http://{server.config.host}:{server.config.port}")
+        server.run()
+        return
+    import uvicorn
+
+    if state.config_path is not None:  # the workers are spawned: they read the same file
+        os.environ["CAM2DRIVE_CONFIG"] = str(state.config_path.resolve())
+    host, port = host or st.http_host, st.http_port if port is None else port
+    out.print(f"cam2drive HTTP service on http://{host}:{port} ({workers} workers)")
+    uvicorn.run(
+        f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers, **_UVICORN
+    )
 
 
 @http_app.command("openapi")
