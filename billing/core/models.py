@@ -281,12 +281,31 @@ class Invoice(SQLModel, table=True):
     __tablename__ = "invoices"
 
     id: int | None = Field(default=None, primary_key=True)
-    charge_id: int = Field(foreign_key="charges.id", nullable=False, unique=True)
+    # the charge an ingreso invoices; a global or an egreso lists its charges
+    # in invoice_lines instead (billing/invoicing/globals.py, credits.py)
+    charge_id: int | None = Field(default=None, foreign_key="charges.id", unique=True)
+    # I = the ingreso of one charge, G = a global ingreso to "público en
+    # general" (InformacionGlobal), E = an egreso (credit note) for a refund
+    kind: str = Field(
+        default="I", sa_column=Column(String(1), nullable=False, server_default="I")
+    )
+    # what a global or an egreso is unique by ("G:2026-11:17", "E:42"), so two
+    # schedulers racing open it once
+    doc_key: str | None = Field(default=None, sa_column=Column(String(40), unique=True))
+    related_uuid: str | None = Field(default=None, sa_column=Column(String(36)))
+    # the c_Periodicidad / c_Meses / Año of a global (and of an egreso to público en general)
+    periodicity: str | None = Field(default=None, sa_column=Column(String(2)))
+    months: str | None = Field(default=None, sa_column=Column(String(2)))
+    year: int | None = Field(default=None)
+    cancel_reason: str | None = Field(default=None, sa_column=Column(String(2)))
+    substitute_uuid: str | None = Field(default=None, sa_column=Column(String(36)))
+    cancelled_at: datetime | None = Field(default=None)
     customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
     serie: str = Field(sa_column=Column(String(25), nullable=False))
     folio: str = Field(sa_column=Column(String(40), nullable=False))
     issued_on: datetime = Field(nullable=False)  # the CFDI's Fecha, in UTC
-    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending | issued
+    # pending | issued | failed | cancelled | void (refunded before it was stamped)
+    status: str = Field(sa_column=Column(String(20), nullable=False))
     uuid: str | None = Field(default=None, sa_column=Column(String(36), unique=True))
     issuer_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
     receiver_rfc: str | None = Field(default=None, sa_column=Column(String(13)))
@@ -298,6 +317,15 @@ class Invoice(SQLModel, table=True):
     attempts: int = Field(default=0, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     stamped_at: datetime | None = Field(default=None)
+
+
+class InvoiceLine(SQLModel, table=True):
+    """A charge a global invoice or a credit note covers (a concept of its CFDI)."""
+
+    __tablename__ = "invoice_lines"
+
+    invoice_id: int = Field(foreign_key="invoices.id", primary_key=True)
+    charge_id: int = Field(foreign_key="charges.id", primary_key=True, index=True)
 
 
 class Notification(SQLModel, table=True):

@@ -244,6 +244,9 @@ class Settings(BaseSettings):
     # when the payment's type is unknown: intermediario de pagos
     cfdi_payment_form: str = "31"
     cfdi_tax_rate: str = "0.160000"  # IVA, included in plan prices
+    # c_Periodicidad of the global invoice to customers without fiscal data:
+    # 01 daily, 02 weekly, 04 monthly (billing/invoicing/globals.py)
+    cfdi_global_periodicity: Literal["01", "02", "04"] = "04"
     # finkok; or local, the dev stack's test PAC (make run, tests). No default:
     # a CSD configured without a driver is a startup error, never a silent test PAC
     pac_driver: str | None = None

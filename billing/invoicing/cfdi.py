@@ -118,6 +118,26 @@ def load_signer_files(cert: Path, key: Path, password: str | None) -> Signer:
         raise InvoiceError(f"cannot load the CSD {cert}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class Line:
+    """One concept: an amount with tax included, and the SAT keys it is sold under."""
+
+    description: str
+    amount: Decimal
+    product_code: str
+    unit_code: str
+    identifier: str | None = None  # NoIdentificacion: our charge id on a global's concepts
+
+
+@dataclass(frozen=True)
+class GlobalInfo:
+    """InformacionGlobal: c_Periodicidad, c_Meses and the year of the sales covered."""
+
+    periodicity: str
+    months: str
+    year: int
+
+
 def build(
     signer: Signer,
     settings: Settings,
@@ -130,21 +150,54 @@ def build(
     folio: str,
     payment_form: str | None = None,
 ) -> cfdi40.Comprobante:
-    """A sealed CFDI whose total is exactly `amount` (tax included).
+    """A sealed ingreso for one charge whose total is exactly `amount` (tax included).
 
     `payment_form` is the c_FormaPago of the payment (`form_of_payment`);
     MetodoPago is PUE: every charge is paid in full when it is approved.
     """
     if currency != "MXN":
         raise InvoiceError(f"CFDI invoices are issued in MXN; this charge is in {currency}")
+    line = Line(concept, amount, settings.cfdi_product_code, settings.cfdi_unit_code)
+    return build_document(
+        signer, settings, receiver, [line], when=when, folio=folio, payment_form=payment_form
+    )
+
+
+def build_document(
+    signer: Signer,
+    settings: Settings,
+    receiver: Receiver,
+    lines: list[Line],
+    *,
+    when: datetime,
+    folio: str,
+    payment_form: str | None = None,
+    kind: str = "I",
+    related_uuid: str | None = None,
+    global_info: GlobalInfo | None = None,
+) -> cfdi40.Comprobante:
+    """A sealed CFDI (ingreso "I" or egreso "E") whose total is the lines' sum to the cent.
+
+    An egreso names the invoice it credits (CfdiRelacionados, TipoRelacion 01
+    "Nota de crédito de los documentos relacionados"). A receiver "público
+    en general" needs InformacionGlobal (CFDI40 validation of Receptor): a
+    global passes its period; otherwise the month of `when`, monthly.
+    """
+    if not lines:
+        raise InvoiceError("a CFDI needs at least one concept")
     rate = Decimal(settings.cfdi_tax_rate)
     place = issuer_place(settings)
     try:
         local = when.astimezone(get_timezone(place)).replace(tzinfo=None, microsecond=0)
     except Exception as exc:
         raise InvoiceError(f"unknown issuer postal code {place!r}") from exc
-    base = (amount / (1 + rate)).quantize(MICRO, ROUND_HALF_UP)
+    if receiver.is_public and global_info is None:
+        global_info = GlobalInfo("04", f"{local.month:02d}", local.year)
+    total = sum((line.amount for line in lines), Decimal(0))
+    bases = [(line.amount / (1 + rate)).quantize(MICRO, ROUND_HALF_UP) for line in lines]
     for nudge in (0, 1, -1, 2, -2, 3, -3):
+        # the last concept absorbs the millionths that make the rounded total exact
+        values = [*bases[:-1], bases[-1] + nudge * MICRO]
         doc = _TaxIncluded(
             emisor=cfdi40.Emisor(
                 rfc=str(signer.rfc),
@@ -160,17 +213,25 @@ def build(
                 uso_cfdi=receiver.use,
             ),
             informacion_global=cfdi40.InformacionGlobal(
-                periodicidad="01", meses=f"{local.month:02d}", ano=local.year
+                periodicidad=global_info.periodicity,
+                meses=global_info.months,
+                ano=global_info.year,
             )
-            if receiver.is_public
+            if global_info is not None
+            else None,
+            cfdi_relacionados=cfdi40.CfdiRelacionados(
+                tipo_relacion="01", cfdi_relacionado=related_uuid
+            )
+            if related_uuid
             else None,
             conceptos=[
                 cfdi40.Concepto(
-                    clave_prod_serv=settings.cfdi_product_code,
+                    clave_prod_serv=line.product_code,
+                    no_identificacion=line.identifier,
                     cantidad=1,
-                    clave_unidad=settings.cfdi_unit_code,
-                    descripcion=concept,
-                    valor_unitario=base + nudge * MICRO,
+                    clave_unidad=line.unit_code,
+                    descripcion=line.description,
+                    valor_unitario=value,
                     objeto_imp="02",
                     impuestos=cfdi40.Impuestos(
                         traslados=cfdi40.Traslado(
@@ -178,15 +239,17 @@ def build(
                         )
                     ),
                 )
+                for line, value in zip(lines, values, strict=True)
             ],
             moneda="MXN",
             serie=settings.cfdi_serie,
             folio=folio,
             forma_pago=payment_form or settings.cfdi_payment_form,
             metodo_pago="PUE",
+            tipo_de_comprobante=kind,
             fecha=local,
         )
-        if doc["Total"] == amount:
+        if doc["Total"] == total:
             doc.sign(signer)
             return doc
-    raise InvoiceError(f"no CFDI base gives a total of exactly {amount}")
+    raise InvoiceError(f"no CFDI base gives a total of exactly {total}")

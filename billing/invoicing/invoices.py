@@ -11,8 +11,9 @@ deleted for non-payment never takes its receipts with it.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
 
 from satcfdi.models import Signer
@@ -22,19 +23,31 @@ from sqlmodel import Session, col, select
 
 from billing.core import audit
 from billing.core.db import session_scope
-from billing.core.errors import Cam2DriveError, InvoiceError, NotFound
+from billing.core.errors import Cam2DriveError, InvalidInput, InvoiceError, NotFound
 from billing.core.models import (
     Charge,
     Customer,
     Device,
     Invoice,
+    InvoiceLine,
     Plan,
     Subscription,
     utcnow,
 )
 from billing.core.settings import Settings
+from billing.invoicing import credits
+from billing.invoicing import globals as globals_
 from billing.invoicing import pdf as invoice_pdf
-from billing.invoicing.cfdi import build, form_of_payment, load_signer, receiver_for
+from billing.invoicing.catalogs import receiver_problem
+from billing.invoicing.cfdi import (
+    GlobalInfo,
+    Line,
+    Receiver,
+    build_document,
+    form_of_payment,
+    load_signer,
+    receiver_for,
+)
 from billing.invoicing.pac import UNREACHABLE, Pac, make_pac
 
 ACTOR = "invoicing"
@@ -86,6 +99,8 @@ def issue_pending(
     pac = pac or make_pac(settings)
     now = now or utcnow()
     _open_rows(engine, settings, now, report)
+    globals_.open_globals(engine, settings, now)
+    credits.open_credit_notes(engine, settings, pac, signer, now)
     with session_scope(engine) as s:
         pending = list(
             s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(col(Invoice.id)))
@@ -138,17 +153,30 @@ def _failed(engine: Engine, settings: Settings, invoice_id: int, exc: Cam2DriveE
 
 
 def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueReport) -> None:
-    """One `pending` invoice row per approved charge that has none."""
+    """One `pending` ingreso per approved charge of a customer with fiscal data.
+
+    The others' charges wait for their period's global invoice (globals.py).
+    """
     with session_scope(engine) as s:
         rows = s.exec(
-            select(Charge, Device.customer_id)
+            select(Charge, Customer)
             .join(Subscription, col(Subscription.id) == Charge.subscription_id)
             .join(Device, col(Device.id) == Subscription.device_id)
+            .join(Customer, col(Customer.id) == Device.customer_id)
             .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
-            .where(Charge.status == "approved", col(Invoice.id).is_(None))
+            .outerjoin(InvoiceLine, col(InvoiceLine.charge_id) == Charge.id)
+            .where(
+                Charge.status == "approved",
+                col(Invoice.id).is_(None),
+                col(InvoiceLine.invoice_id).is_(None),
+            )
             .order_by(col(Charge.id))
         ).all()
-        charges = [(c.id, c.amount, c.currency, customer_id) for c, customer_id in rows]
+        charges = [
+            (c.id, c.amount, c.currency, cust.id)
+            for c, cust in rows
+            if globals_.has_fiscal_data(cust, settings)
+        ]
     for charge_id, amount, currency, customer_id in charges:
         assert charge_id is not None  # read from the database
         if currency != "MXN":
@@ -156,24 +184,108 @@ def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueR
                 {"charge": charge_id, "reason": f"CFDI is issued in MXN, not {currency}"}
             )
             continue
-        try:
-            with session_scope(engine) as s:
-                inv = Invoice(
-                    charge_id=charge_id,
-                    customer_id=customer_id,
-                    serie=settings.cfdi_serie,
-                    folio="",
-                    issued_on=now,
-                    status="pending",
-                    total=amount,
-                    currency=currency,
+        _open_ingreso(engine, settings, charge_id, customer_id, amount, currency, now)
+
+
+def _open_ingreso(
+    engine: Engine,
+    settings: Settings,
+    charge_id: int,
+    customer_id: int | None,
+    amount: Decimal,
+    currency: str,
+    now: datetime,
+) -> None:
+    assert customer_id is not None
+    try:
+        with session_scope(engine) as s:
+            inv = Invoice(
+                charge_id=charge_id,
+                customer_id=customer_id,
+                serie=settings.cfdi_serie,
+                folio="",
+                issued_on=now,
+                status="pending",
+                total=amount,
+                currency=currency,
+            )
+            s.add(inv)
+            s.flush()
+            inv.folio = str(inv.id)
+            s.add(inv)
+    except IntegrityError:
+        return  # another scheduler opened it first
+
+
+def request_own(
+    engine: Engine,
+    store: DocumentStore,
+    settings: Settings,
+    charge_id: int,
+    *,
+    pac: Pac | None = None,
+    now: datetime | None = None,
+) -> int:
+    """A customer's own invoice for a charge that would go into the global one.
+
+    Allowed while the charge is in no stamped document: before its period's
+    global is issued (RMF rule 2.7.1.21 lets a sale leave the global when its
+    customer asks for an invoice). The customer's fiscal data must be set
+    first (`customer set-fiscal`). Returns the invoice id, issued now.
+    """
+    if not enabled(settings):
+        raise InvalidInput("invoices are off: no CSD configured (cfdi_csd_certificate)")
+    now = now or utcnow()
+    with session_scope(engine) as s:
+        charge = s.get(Charge, charge_id)
+        if charge is None:
+            raise NotFound(f"charge {charge_id} does not exist")
+        if charge.status != "approved" or charge.currency != "MXN":
+            raise InvalidInput(
+                f"charge {charge_id} is {charge.status} in {charge.currency}: "
+                "only approved MXN charges are invoiced"
+            )
+        customer = s.exec(
+            select(Customer)
+            .join(Device, col(Device.customer_id) == Customer.id)
+            .join(Subscription, col(Subscription.device_id) == Device.id)
+            .where(Subscription.id == charge.subscription_id)
+        ).one()
+        if not globals_.has_fiscal_data(customer, settings):
+            raise InvalidInput(
+                f"customer {customer.id} has no fiscal data: run `customer set-fiscal` first"
+            )
+        own = s.exec(select(Invoice).where(Invoice.charge_id == charge_id)).first()
+        line = s.exec(select(InvoiceLine).where(InvoiceLine.charge_id == charge_id)).first()
+        if line is not None:
+            holder = s.get(Invoice, line.invoice_id)
+            assert holder is not None
+            if holder.status != "pending" or holder.kind != "G":
+                raise InvalidInput(
+                    f"charge {charge_id} is in invoice {holder.id} ({holder.status}) already"
                 )
-                s.add(inv)
-                s.flush()
-                inv.folio = str(inv.id)
-                s.add(inv)
-        except IntegrityError:
-            continue  # another scheduler opened it first
+            # the global is not stamped yet: the sale leaves it
+            s.delete(line)
+            holder.total -= charge.amount
+            s.add(holder)
+            s.flush()
+            if not globals_.charges_of(s, holder.id or 0):
+                s.delete(holder)
+        amount, currency, customer_id = charge.amount, charge.currency, customer.id
+    if own is None:
+        _open_ingreso(engine, settings, charge_id, customer_id, amount, currency, now)
+    with session_scope(engine) as s:
+        inv = s.exec(select(Invoice).where(Invoice.charge_id == charge_id)).one()
+        invoice_id, status = inv.id, inv.status
+    assert invoice_id is not None
+    if status == "pending":
+        signer = load_signer(settings)
+        try:
+            _issue_one(engine, store, settings, signer, pac or make_pac(settings), invoice_id, now)
+        except Cam2DriveError as exc:
+            _failed(engine, settings, invoice_id, exc)
+            raise
+    return invoice_id
 
 
 def concept(charge: Charge, plan_code: str, device_name: str) -> str:
@@ -200,6 +312,92 @@ def concept_of(session: Session, charge: Charge) -> str:
     return concept(charge, plan.code, device.name)
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What a document says, apart from its date: sealed again as is when re-dated."""
+
+    receiver: Receiver
+    lines: list[Line]
+    payment_form: str
+    kind: str = "I"
+    related_uuid: str | None = None
+    global_info: GlobalInfo | None = None
+
+
+def spec_of(session: Session, inv: Invoice, settings: Settings) -> Spec:
+    """The content of an ingreso, a global or an egreso, from the rows it covers."""
+    if inv.kind == "G":
+        charges = globals_.charges_of(session, inv.id or 0)
+        assert inv.periodicity and inv.months and inv.year
+        return Spec(
+            globals_.public_receiver(settings),
+            globals_.lines_of(charges),
+            globals_.main_payment_form(charges, settings),
+            global_info=GlobalInfo(inv.periodicity, inv.months, inv.year),
+        )
+    if inv.kind == "E":
+        return credit_spec(session, inv, settings)
+    charge, customer = session.get(Charge, inv.charge_id), session.get(Customer, inv.customer_id)
+    assert charge is not None and customer is not None
+    line = Line(
+        concept_of(session, charge),
+        charge.amount,
+        settings.cfdi_product_code,
+        settings.cfdi_unit_code,
+    )
+    return Spec(
+        receiver_for(customer, settings),
+        [line],
+        form_of_payment(charge.payment_type_id, settings),
+    )
+
+
+def credit_spec(session: Session, inv: Invoice, settings: Settings) -> Spec:
+    """An egreso for a refunded charge: the original's receiver, lines and keys.
+
+    Its UsoCFDI is G02 (devoluciones, descuentos o bonificaciones) when the
+    receiver's régimen allows it, else S01; for a sale in a global it goes
+    to "público en general" with the global's period (InformacionGlobal).
+    """
+    (refunded,) = globals_.charges_of(session, inv.id or 0)
+    original = session.exec(
+        select(Invoice).where(
+            col(Invoice.uuid) == inv.related_uuid, col(Invoice.kind).in_(("I", "G"))
+        )
+    ).one()
+    form = form_of_payment(refunded.payment_type_id, settings)
+    if original.kind == "G":
+        assert original.periodicity and original.months and original.year
+        line = globals_.lines_of([refunded])[0]
+        return Spec(
+            globals_.public_receiver(settings),
+            [
+                Line(
+                    f"Devolución: {line.description}",
+                    line.amount,
+                    line.product_code,
+                    line.unit_code,
+                    line.identifier,
+                )
+            ],
+            form,
+            kind="E",
+            related_uuid=inv.related_uuid,
+            global_info=GlobalInfo(original.periodicity, original.months, original.year),
+        )
+    customer = session.get(Customer, original.customer_id)
+    assert customer is not None
+    receiver = receiver_for(customer, settings)
+    use = "G02" if receiver_problem(receiver.rfc, receiver.regime, "G02") is None else "S01"
+    line = Line(
+        f"Devolución: {concept_of(session, refunded)}",
+        refunded.amount,
+        settings.cfdi_product_code,
+        settings.cfdi_unit_code,
+    )
+    return Spec(replace(receiver, use=use), [line], form, kind="E", related_uuid=inv.related_uuid)
+
+
 def _issue_one(
     engine: Engine,
     store: DocumentStore,
@@ -212,26 +410,26 @@ def _issue_one(
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         assert inv is not None
-        charge, customer = s.get(Charge, inv.charge_id), s.get(Customer, inv.customer_id)
-        assert charge is not None and customer is not None
-        receiver = receiver_for(customer, settings)
-
-        def seal(when: datetime, charge: Charge) -> Any:
-            return build(
-                signer,
-                settings,
-                receiver,
-                concept=concept_of(s, charge),
-                amount=charge.amount,
-                currency=charge.currency,
-                when=when,
-                folio=folio,
-                payment_form=form_of_payment(charge.payment_type_id, settings),
-            )
-
+        spec = spec_of(s, inv, settings)
         serie, folio, customer_id, dated = inv.serie, inv.folio, inv.customer_id, inv.issued_on
-        cfdi = seal(dated, charge)
         uncertain = (inv.last_error or "").startswith(UNREACHABLE)
+    receiver = spec.receiver
+
+    def seal(when: datetime) -> Any:
+        return build_document(
+            signer,
+            settings,
+            spec.receiver,
+            spec.lines,
+            when=when,
+            folio=folio,
+            payment_form=spec.payment_form,
+            kind=spec.kind,
+            related_uuid=spec.related_uuid,
+            global_info=spec.global_info,
+        )
+
+    cfdi = seal(dated)
     stamped = None
     if uncertain and hasattr(pac, "stamped"):
         # the last call may have reached the PAC: its stamp, if any, is the invoice
@@ -243,9 +441,7 @@ def _issue_one(
             assert row is not None
             row.issued_on = now
             s.add(row)
-            charge = s.get(Charge, row.charge_id)
-            assert charge is not None
-            cfdi = seal(now, charge)
+        cfdi = seal(now)
     if stamped is None:
         stamped = pac.stamp(cfdi)
     uuid = stamped["Complemento"]["TimbreFiscalDigital"]["UUID"]
@@ -270,11 +466,19 @@ def _issue_one(
             entity="invoice",
             entity_id=invoice_id,
             action="issued",
-            cause=f"charge {inv.charge_id} approved",
+            cause=_cause(inv),
             uuid=uuid,
             total=inv.total,
             receiver=receiver.rfc,
         )
+
+
+def _cause(inv: Invoice) -> str:
+    if inv.kind == "G":
+        return f"global invoice {inv.doc_key}: sales to customers without fiscal data"
+    if inv.kind == "E":
+        return f"credit note for {inv.doc_key}, relating {inv.related_uuid}"
+    return f"charge {inv.charge_id} approved"
 
 
 def invoice_files(session: Session, store: DocumentStore, invoice_id: int) -> tuple[bytes, bytes]:
@@ -288,6 +492,9 @@ def invoice_files(session: Session, store: DocumentStore, invoice_id: int) -> tu
             + (f" ({inv.last_error})" if inv.last_error else "")
         )
     return store.get_document(inv.xml_key), store.get_document(inv.pdf_key)
+
+
+_SHOWN = ("issued", "cancelled")
 
 
 def orders(session: Session, customer_id: int | None = None) -> list[dict[str, Any]]:
@@ -306,8 +513,23 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
         if session.get(Customer, customer_id) is None:
             raise NotFound(f"customer {customer_id} does not exist")
         q = q.where(Device.customer_id == customer_id)
+    rows = session.exec(q).all()
+    # the global invoice a sale is in, and the credit note of a refund
+    via: dict[tuple[int, str], Invoice] = {}
+    lines = (
+        select(InvoiceLine, Invoice)
+        .join(Invoice, col(Invoice.id) == InvoiceLine.invoice_id)
+        .join(Charge, col(Charge.id) == InvoiceLine.charge_id)
+        .join(Subscription, col(Subscription.id) == Charge.subscription_id)
+        .join(Device, col(Device.id) == Subscription.device_id)
+    )
+    if customer_id is not None:
+        lines = lines.where(Device.customer_id == customer_id)
+    for line, doc in session.exec(lines).all():
+        via[(line.charge_id, doc.kind)] = doc
     out = []
-    for charge, inv, cust, device_name, plan_code in session.exec(q).all():
+    for charge, inv, cust, device_name, plan_code in rows:
+        glob, note = via.get((charge.id, "G")), via.get((charge.id, "E"))
         out.append(
             {
                 "order": charge.id,
@@ -317,8 +539,14 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
                 "amount": charge.amount,
                 "currency": charge.currency,
                 "status": charge.status,
-                "invoice": inv.id if inv is not None and inv.status == "issued" else None,
+                "invoice": inv.id if inv is not None and inv.status in _SHOWN else None,
                 "uuid": inv.uuid if inv is not None else None,
+                "invoice_status": inv.status if inv is not None else None,
+                # apart from "invoice": the global lists other customers' sales,
+                # so a customer's portal never offers it for download
+                "global_invoice": glob.id if glob is not None and glob.status in _SHOWN else None,
+                "credit_note": note.id if note is not None and note.status == "issued" else None,
+                "credit_note_uuid": note.uuid if note is not None else None,
             }
         )
     return out

@@ -15,6 +15,7 @@ import base64
 from typing import Any, Protocol
 
 from satcfdi.cfdi import CFDI
+from satcfdi.create.cancela.cancelacion import Cancelacion
 from satcfdi.models import Certificate
 
 from billing.core.errors import InvoiceError, StorageUnavailable
@@ -28,6 +29,11 @@ class Pac(Protocol):
     def stamp(self, cfdi: CFDI) -> CFDI:
         """The CFDI with its TimbreFiscalDigital; InvoiceError if refused,
         StorageUnavailable if the PAC could not be reached (retry later)."""
+        ...
+
+    def cancel(self, request: Cancelacion) -> str:
+        """Send the SAT a signed cancellation (billing/invoicing/credits.py);
+        the PAC's status code, InvoiceError if refused."""
         ...
 
 
@@ -79,6 +85,17 @@ class FinkokPac:
             except Exception:
                 raise InvoiceError(f"the PAC refused the CFDI: {first}") from first
         return CFDI.from_string(doc.xml)
+
+    def cancel(self, request: Cancelacion) -> str:
+        import requests
+
+        try:
+            ack = self.client.cancel_comprobante(request)
+        except requests.RequestException as exc:
+            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
+        except Exception as exc:
+            raise InvoiceError(f"the PAC refused the cancellation: {exc}") from exc
+        return str(ack.code)
 
     def stamped(self, cfdi: CFDI) -> CFDI | None:
         """The PAC's earlier stamp of this sealed CFDI, None if it has none."""

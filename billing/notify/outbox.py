@@ -184,7 +184,9 @@ def _invoice_ready(s: Session, invoice_id: int, now: datetime, report: NotifyRep
     from billing.invoicing.invoices import concept_of
 
     inv = s.get(Invoice, invoice_id)
-    if inv is None or inv.status != "issued":
+    # a global invoice goes to "público en general", no one to send it to;
+    # a credit note's email is not written yet (the customer sees it in orders)
+    if inv is None or inv.status != "issued" or inv.kind != "I":
         return
     charge = s.get(Charge, inv.charge_id)
     assert charge is not None

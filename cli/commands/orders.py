@@ -112,6 +112,58 @@ def invoice_issue(json_: JsonOpt = False) -> None:
     emit(issue_pending(state.engine, state.store, state.settings, pac=state.pac).as_dict(), json_)
 
 
+@invoice_app.command("request")
+def invoice_request(
+    charge_id: Annotated[int, typer.Argument(help="The charge (order) to invoice.")],
+    json_: JsonOpt = False,
+) -> None:
+    """A customer's own invoice for a charge that would go into the global one.
+
+    The customer's fiscal data must be set (`customer set-fiscal`); the charge
+    leaves its period's global invoice if that is not stamped yet.
+    """
+    from billing.invoicing.invoices import request_own
+
+    state = app_state()
+    invoice_id = request_own(state.engine, state.store, state.settings, charge_id, pac=state.pac)
+    emit({"charge": charge_id, "invoice": invoice_id}, json_)
+
+
+@invoice_app.command("cancel")
+def invoice_cancel(
+    invoice_id: Annotated[int, typer.Argument(help="Invoice id (see `invoice list`).")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="SAT c_Motivo: 01 errors, replaced (needs --substitute); 02 errors; "
+            "03 the operation did not take place; 04 nominative operation in a global.",
+        ),
+    ],
+    substitute: Annotated[
+        str | None, typer.Option("--substitute", help="UUID of the replacing CFDI (01).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Cancel an issued invoice at the SAT through the PAC."""
+    from billing.invoicing.cfdi import load_signer
+    from billing.invoicing.credits import cancel
+
+    state = app_state()
+    if state.pac is None:
+        raise InvalidInput("invoices are off: no CSD configured (cfdi_csd_certificate)")
+    code = cancel(
+        state.engine,
+        state.settings,
+        state.pac,
+        load_signer(state.settings),
+        invoice_id,
+        reason,
+        substitute,
+    )
+    emit({"invoice": invoice_id, "status": "cancelled", "reason": reason, "pac": code}, json_)
+
+
 @notify_app.command("run")
 def notify_run(json_: JsonOpt = False) -> None:
     """Queue due notifications (transitions, invoices, silent recorders) and send them."""

@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime
 
 from satcfdi.cfdi import CFDI
+from satcfdi.create.cancela.cancelacion import Cancelacion
 from satcfdi.create.cfd.tfd11 import TimbreFiscalDigital
 from satcfdi.models import Signer
 from satcfdi.transform import MEXICO_TZ
@@ -31,6 +32,13 @@ class LocalPac:
 
     def __init__(self, signer: Signer) -> None:
         self.signer = signer
+        #: every cancellation asked of it, as the signed XML a PAC receives
+        self.cancellations: list[bytes] = []
+
+    def cancel(self, request: Cancelacion) -> str:
+        """Record the signed request, as the SAT would receive it; 201 = accepted."""
+        self.cancellations.append(request.xml_bytes())
+        return "201"
 
     def stamp(self, cfdi: CFDI) -> CFDI:
         try:

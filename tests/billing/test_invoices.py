@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -13,10 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import satcfdi
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from sqlmodel import select
 
@@ -27,16 +22,9 @@ from billing.core.models import Charge, Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
+from tests.support.cfdi import give_fiscal, pdf_text, seal_verifies, xsd
 from tests.support.stack import DeviceLogin, Stack, fiscal
 
-SCHEMAS = (
-    Path(satcfdi.__file__).parent
-    / "transform"
-    / "schemas"
-    / "www.sat.gob.mx"
-    / "sitio_internet"
-    / "cfd"
-)
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
 
@@ -49,63 +37,16 @@ def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignor
     s.close()
 
 
-def xsd() -> etree.XMLSchema:
-    """CFDI 4.0 and the Timbre Fiscal Digital 1.1, as the SAT publishes them."""
-    root = etree.fromstring(
-        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
-        '<xs:import namespace="http://www.sat.gob.mx/cfd/4" schemaLocation="4/cfdv40.xsd"/>'
-        '<xs:import namespace="http://www.sat.gob.mx/TimbreFiscalDigital" '
-        'schemaLocation="TimbreFiscalDigital/TimbreFiscalDigitalv11.xsd"/></xs:schema>',
-        base_url=str(SCHEMAS / "all.xsd"),
-    )
-    return etree.XMLSchema(root)
-
-
-def seal_verifies(xml: bytes, cert_file: Path) -> bool:
-    """The SAT's own check: the cadena original (SAT XSLT) signed by the CSD's key."""
-    doc = etree.fromstring(xml)
-    xslt = etree.XSLT(
-        etree.parse(str(SCHEMAS / "4" / "cadenaoriginal_4_0" / "cadenaoriginal_4_0.xslt"))
-    )
-    chain = str(xslt(doc)).encode()
-    cert = x509.load_der_x509_certificate(cert_file.read_bytes())
-    assert (
-        doc.get("Certificado")
-        == base64.b64encode(
-            cert.public_bytes(
-                __import__(
-                    "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
-                ).Encoding.DER
-            )
-        ).decode()
-    )
-    try:
-        cert.public_key().verify(
-            base64.b64decode(doc.get("Sello")),
-            chain,  # type: ignore[call-arg]
-            padding.PKCS1v15(),
-            hashes.SHA256(),
-        )  # type: ignore[call-arg]
-    except Exception:
-        return False
-    return True
-
-
-def pdf_text(pdf: bytes, tmp: Path) -> str:
-    (tmp / "i.pdf").write_bytes(pdf)
-    return subprocess.run(
-        ["pdftotext", "-layout", str(tmp / "i.pdf"), "-"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-def paid_device(stack: Stack, clock: Clock, emu: MercadoPagoEmulator) -> tuple[DeviceLogin, int]:
+def paid_device(
+    stack: Stack, clock: Clock, emu: MercadoPagoEmulator, own: bool = True
+) -> tuple[DeviceLogin, int]:
+    """A device with an approved charge; `own`: its customer gave fiscal data."""
     dev = stack.device(capacity="1GB", grant=False)
     sub = subscribe(stack, clock, dev)
     authorize(stack, emu, sub)
     clock.run()
+    if own:
+        give_fiscal(stack, dev.customer_id)
     return dev, sub.id  # type: ignore[return-value]
 
 

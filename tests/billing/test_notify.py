@@ -21,6 +21,7 @@ from billing.payments.sync import day_start
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from cli.devstack.seaweed import free_port
 from tests.support.billing import Clock, authorize, control, set_outcome, status, subscribe
+from tests.support.cfdi import give_fiscal
 from tests.support.stack import Stack, fiscal
 
 
@@ -94,6 +95,7 @@ def test_the_dunning_ladder_by_email(
         to = cust.email
     sub = subscribe(nstack, clock, dev)
     authorize(nstack, mp_emulator, sub)
+    give_fiscal(nstack, dev.customer_id)  # its own invoice, not the month's global one
 
     def tick(day: date, times: int = 2) -> None:
         """The scheduler's day: billing, invoices, notices; sometimes twice."""
