@@ -119,3 +119,47 @@ def test_a_distributor_without_an_endpoint_queues_nothing(erp: Erp, stack: Stack
             select(CallbackEvent).where(CallbackEvent.distributor_id == erp.distributor_id)
         ).all()
     assert rows == []
+
+
+def test_a_silent_recorder_and_its_recovery_reach_the_erp_signed(erp: Erp, stack: Stack) -> None:
+    import time
+
+    from billing.core.settings import Settings
+    from billing.notify import outbox
+
+    receiver = Receiver([])
+    quick = stack.settings.model_copy(update={"silent_hours": 1 / 3600})  # silent after 1 s
+    assert stack.settings.silent_hours >= 1
+
+    def cycle(settings: Settings = stack.settings) -> list[dict[str, Any]]:
+        """What the scheduler does: notify collects, the erp job queues and delivers."""
+        outbox.collect(stack.engine, settings)
+        with session_scope(stack.engine) as s:
+            callbacks.collect(s)
+        seen = len(receiver.received)
+        callbacks.deliver(stack.engine, stack.settings)
+        return [verified(h, b) for h, b in receiver.received[seen:]]
+
+    try:
+        with session_scope(stack.engine) as s:
+            callbacks.set_endpoint(s, erp.distributor_id, receiver.url, SECRET, actor="test")
+        device = erp.put("CB-QUIET").json()["device"]
+        with stack.ftp() as ftp:
+            ftp.login(device["username"], device["password"])
+            ftp.storbinary("STOR a.jpg", io.BytesIO(b"jpeg"))
+        assert [e["event"] for e in cycle()] == ["contract.activated"]  # still uploading
+        time.sleep(1.5)
+        silent = cycle(quick)
+        assert [e["event"] for e in silent] == ["device.silent"]
+        assert silent[0]["data"]["contract_id"] == "CB-QUIET"
+        assert receiver.received[-1][0]["X-Cam2drive-Event"] == "device.silent"
+        assert cycle(quick) == []  # reported once, not at every cycle
+        with stack.ftp() as ftp:
+            ftp.login(device["username"], device["password"])
+            ftp.storbinary("STOR b.jpg", io.BytesIO(b"jpeg"))
+        back = cycle(quick)
+        assert [e["event"] for e in back] == ["device.recovered"]
+        assert back[0]["data"]["contract_id"] == "CB-QUIET" and back[0]["data"]["recovered_at"]
+        assert cycle() == []
+    finally:
+        receiver.close()

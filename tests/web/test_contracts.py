@@ -203,3 +203,47 @@ def test_a_cancelled_contract_cannot_be_blocked_and_a_repeat_changes_nothing(erp
     bad = erp.http.post("/api/v1/contracts/C-1/block", json={"level": "half"})
     assert bad.status_code == 422 and bad.json()["field"] == "level"
     assert len(erp.http.get("/api/v1/contracts/C-1/history").json()) == 2
+
+
+def test_a_scheduled_downgrade_is_applied_by_the_next_cycle_or_dropped_if_the_drive_outgrew_it(
+    erp: Erp, stack: Stack
+) -> None:
+    import io
+    from datetime import timedelta
+
+    from billing import contracts
+    from billing.core.models import utcnow
+
+    recorders = {}
+    for cid in ("DG-FITS", "DG-FULL"):
+        customer = customer_body()
+        created = erp.put(cid, erp.large, **customer)
+        assert created.status_code == 201
+        recorders[cid] = created.json()["device"]
+        down = erp.put(cid, erp.small, **customer).json()
+        assert (down["label"], down["next_label"]) == (erp.large, erp.small)
+    with stack.ftp() as ftp:  # after scheduling, one recorder fills past the smaller plan
+        ftp.login(recorders["DG-FULL"]["username"], recorders["DG-FULL"]["password"])
+        ftp.storbinary("STOR big.bin", io.BytesIO(b"x" * 2_000_000))
+
+    today = utcnow().date()
+    first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    with session_scope(stack.engine) as s:  # not before its day
+        assert contracts.sweep(s, stack.purger, first - timedelta(days=1)).downgraded == []
+    assert erp.http.get("/api/v1/contracts/DG-FITS").json()["label"] == erp.large
+    with session_scope(stack.engine) as s:  # the scheduler's erp job on the 1st
+        report = contracts.sweep(s, stack.purger, first)
+    assert report.downgraded == ["DG-FITS"] and report.kept == ["DG-FULL"]
+
+    smaller = erp.http.get("/api/v1/contracts/DG-FITS").json()
+    assert (smaller["label"], smaller["next_label"]) == (erp.small, None)
+    assert smaller["usage"]["capacity_bytes"] == 1_000_000
+    kept = erp.http.get("/api/v1/contracts/DG-FULL").json()
+    assert (kept["label"], kept["next_label"]) == (erp.large, None)
+    assert kept["usage"] == {"capacity_bytes": 10_000_000, "committed_bytes": 2_000_000}
+    applied = erp.http.get("/api/v1/contracts/DG-FITS/history").json()[-1]
+    assert (applied["action"], applied["source"]) == ("downgraded", "billing")
+    dropped = erp.http.get("/api/v1/contracts/DG-FULL/history").json()[-1]
+    assert (dropped["action"], dropped["source"]) == ("downgrade_dropped", "billing")
+    with session_scope(stack.engine) as s:  # nothing left to apply
+        assert contracts.sweep(s, stack.purger, first).downgraded == []
