@@ -39,6 +39,7 @@ from billing.core.models import (
 )
 from billing.core.settings import Settings
 from billing.dunning import DrivePurger, block, delete_drive, due_step
+from billing.payments.checkout import ONE_OFF
 from billing.payments.mercadopago import (
     MercadoPago,
     MercadoPagoRefused,
@@ -76,8 +77,8 @@ def due(session: Session, today: date, now: datetime, recheck: timedelta) -> lis
     """Ids of the paid subscriptions a pass must poll now (see the module docstring)."""
     sub = Subscription
     stale = or_(col(sub.checked_at).is_(None), col(sub.checked_at) <= now - recheck)
-    upgrading = select(Charge.subscription_id).where(
-        Charge.kind == "upgrade", Charge.status == "pending"
+    upgrading = select(Charge.subscription_id).where(  # a pay-now or upgrade link waiting
+        col(Charge.kind).in_(ONE_OFF), Charge.status == "pending"
     )
     return list(
         session.exec(
@@ -205,7 +206,7 @@ def _chunks(
             session.exec(
                 select(Charge.subscription_id).where(
                     col(Charge.subscription_id).in_(chunk),
-                    Charge.kind == "upgrade",
+                    col(Charge.kind).in_(ONE_OFF),
                     Charge.status == "pending",
                 )
             )

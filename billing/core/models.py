@@ -155,16 +155,22 @@ class Charge(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True, nullable=False)
-    kind: str = Field(sa_column=Column(String(20), nullable=False))  # installment | upgrade
+    kind: str = Field(sa_column=Column(String(20), nullable=False))  # installment|upgrade|paynow
     plan_id: int | None = Field(default=None, foreign_key="plans.id")  # an upgrade's target
     amount: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     idempotency_key: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
     mp_id: str | None = Field(default=None, sa_column=Column(String(64), index=True))
-    status: str = Field(sa_column=Column(String(20), nullable=False))  # pending|approved|rejected
+    # pending|approved|rejected|refunded|charged_back; a one-off's link can also be `expired`
+    status: str = Field(sa_column=Column(String(20), nullable=False))
     # Mercado Pago's payment_type_id of the approved payment (credit_card, debit_card,
     # account_money...): the CFDI's FormaPago (billing/invoicing/catalogs.py)
     payment_type_id: str | None = Field(default=None, sa_column=Column(String(40)))
+    # a one-off charge (pay-now, upgrade) is paid at a Checkout Pro preference:
+    # its id, the payer's link and the link's expiry (billing/payments/checkout.py)
+    mp_preference_id: str | None = Field(default=None, sa_column=Column(String(80)))
+    checkout_url: str | None = Field(default=None, sa_column=Column(String(500)))
+    expires_at: datetime | None = Field(default=None)
     period_start: date | None = Field(default=None)
     period_end: date | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)

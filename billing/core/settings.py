@@ -208,6 +208,13 @@ class Settings(BaseSettings):
     mp_timeout: float = 10.0
     # the application's secret signature (Your integrations > Webhooks): checks x-signature
     mp_webhook_secret: str | None = None
+    # a pay-now or upgrade link's own notification_url: this service's POST
+    # /webhooks/mercadopago as the internet reaches it. None (the default): the
+    # application's Webhooks (Your integrations), which notify `payment` too, and
+    # polling; the SDK marks a preference's notification_url deprecated for those
+    mp_notification_url: str | None = None
+    # a pay-now or upgrade link (Checkout Pro preference) can be paid this long
+    pay_link_days: int = Field(3, ge=1)
     billing_every_seconds: int = Field(900, ge=10)  # scheduler: billing pass period
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked

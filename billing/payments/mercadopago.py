@@ -1,4 +1,4 @@
-"""Mercado Pago through the official SDK: recurring preapprovals, one-off payments.
+"""Mercado Pago through the official SDK: plans, preapprovals, Checkout Pro links.
 
 Two rules shape this module:
 
@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -346,28 +347,79 @@ class MercadoPago:
             )
         )
 
-    # --- one-off payments (upgrades) --------------------------------------------------
+    # --- one-off payments: Checkout Pro preferences (pay-now, upgrades) ----------------
 
-    def create_payment(
+    def create_preference(
         self,
         *,
         key: str,
-        payer_email: str,
+        title: str,
         amount: Decimal,
         currency: str,
-        description: str,
         external_reference: str,
+        payer_email: str,
+        expires_at: datetime,
+        notification_url: str | None = None,
     ) -> dict[str, Any]:
-        body = {
-            "transaction_amount": float(amount),
-            "currency_id": currency,
-            "description": description,
-            "external_reference": external_reference,
+        """A Checkout Pro link for one payment: the payer pays at its `init_point`.
+
+        POST /checkout/preferences with `items` [{title, quantity, unit_price,
+        currency_id}], `payer.email`, `external_reference` (our charge's id, what
+        the payment carries back), `notification_url` (where Mercado Pago
+        notifies the payment) and `expires` + `expiration_date_to` (after which
+        the link cannot be paid):
+        https://www.mercadopago.com.mx/developers/en/guides/online-payments/checkout-pro/configurations
+        There is no card token to send: the payer enters the card at Mercado
+        Pago (POST /v1/payments would need `token`, `payment_method_id` and
+        `installments`). `key` is the X-Idempotency-Key, the charge's id: a
+        retry after a crash gets the same preference, not a second one.
+        Answered with `id` and `init_point`.
+        """
+        body: dict[str, Any] = {
+            "items": [
+                {
+                    "id": external_reference,
+                    "title": title,
+                    "quantity": 1,
+                    "currency_id": currency,
+                    "unit_price": float(amount),
+                }
+            ],
             "payer": {"email": payer_email},
+            "external_reference": external_reference,
+            "expires": True,
+            "expiration_date_to": expires_at.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000+00:00"
+            ),
         }
+        if notification_url:
+            body["notification_url"] = notification_url
         return self._call(
-            "charging the payment", self.sdk.payment().create, body, self._options(key)
+            "creating the payment link", self.sdk.preference().create, body, self._options(key)
         )
+
+    def payments_for(self, external_reference: str) -> list[dict[str, Any]]:
+        """Every payment carrying `external_reference` (a one-off charge's id).
+
+        GET /v1/payments/search?external_reference=…, paged with `offset`,
+        `limit` and `paging.total`:
+        https://mercadopago.com.mx/developers/en/reference/payments/_payments_search/get
+        Fields read per payment: `id`, `status` (approved, rejected, cancelled,
+        refunded, charged_back, in_process…), `status_detail`, `payment_type_id`:
+        https://www.mercadopago.com.mx/developers/en/reference/online-payments/checkout-api-payments/get-payment/get
+        """
+        found: list[dict[str, Any]] = []
+        while True:
+            raw = self._call(
+                "searching the link's payments",
+                self.sdk.payment().search,
+                {"external_reference": external_reference, "offset": len(found), "limit": PAGE},
+            )
+            results = list(raw.get("results") or [])
+            found += results
+            total = int((raw.get("paging") or {}).get("total") or 0)
+            if not results or len(found) >= total:
+                return found
 
     def payments_updated(
         self, begin: str, end: str, page: int = 1000

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -153,7 +153,8 @@ def _subscriptions(
 def _by_preapproval(session: Session, mp: MercadoPago, pre_id: str) -> list[Subscription]:
     """The subscription linked to the preapproval; if none yet (the payer just
     subscribed at the plan's checkout), the pending ones on that plan whose
-    customer's email is the payer's: `sync` links them as polling would."""
+    customer's email is the payer's, and the past_due or blocked ones who may
+    be subscribing again: `sync` links them as polling would."""
     linked = session.exec(
         select(Subscription).where(Subscription.mp_preapproval_id == pre_id)
     ).first()
@@ -173,8 +174,16 @@ def _by_preapproval(session: Session, mp: MercadoPago, pre_id: str) -> list[Subs
             .join(MercadoPagoPlan, col(MercadoPagoPlan.plan_id) == col(Subscription.plan_id))
             .where(
                 Subscription.kind == "paid",
-                Subscription.status == SubscriptionStatus.pending.value,
-                col(Subscription.mp_preapproval_id).is_(None),
+                or_(
+                    and_(
+                        col(Subscription.status) == SubscriptionStatus.pending.value,
+                        col(Subscription.mp_preapproval_id).is_(None),
+                    ),
+                    # Mercado Pago cancelled theirs and they subscribed again (sync.relink)
+                    col(Subscription.status).in_(
+                        [SubscriptionStatus.past_due.value, SubscriptionStatus.blocked.value]
+                    ),
+                ),
                 MercadoPagoPlan.mp_plan_id == str(plan_id),
             )
         ).all()

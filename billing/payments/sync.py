@@ -29,12 +29,14 @@ from billing.core.models import (
     SubscriptionStatus,
     utcnow,
 )
+from billing.payments import checkout
 from billing.payments.mercadopago import (
     MercadoPago,
     MercadoPagoRefused,
     MercadoPagoUnavailable,
+    Preapproval,
 )
-from billing.subscriptions.lifecycle import transition
+from billing.subscriptions.lifecycle import restore_paid, transition
 from billing.subscriptions.proration import next_billing_date
 
 ACTOR = "billing"
@@ -221,6 +223,12 @@ def sync(
                 expire_pending(session, sub, today, pending_expiry_days)
                 return True
             snapshot = None  # linked just now: read its installments
+    elif sub.status in (S.past_due.value, S.blocked.value) and sub.mp_preapproval_id:
+        try:  # subscribed again after Mercado Pago cancelled the old one?
+            if relink(session, mp, sub):
+                snapshot = None  # read the new preapproval's installments
+        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+            snapshot = exc
     if not sub.mp_preapproval_id and not isinstance(snapshot, BaseException):
         return True
     if snapshot is None:
@@ -240,7 +248,7 @@ def sync(
     apply_preapproval(
         session, sub, snapshot.pre_status, snapshot.installments, today, billing_day, known, drive
     )
-    return _poll_one_off(session, mp, sub) if upgrading else True
+    return _poll_one_off(session, mp, sub, today) if upgrading else True
 
 
 def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
@@ -255,31 +263,7 @@ def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
     two devices on one plan) is left to it: the oldest free one is taken.
     Raises MercadoPagoUnavailable/Refused; changes nothing then.
     """
-    device = session.get(Device, sub.device_id)
-    customer = session.get(Customer, device.customer_id) if device else None
-    assert customer is not None
-    email = customer.email.strip().lower()
-    plans = session.exec(
-        select(MercadoPagoPlan.mp_plan_id).where(MercadoPagoPlan.plan_id == sub.plan_id)
-    ).all()
-    found = [
-        pre
-        for plan_id in plans
-        for pre in mp.search_preapprovals(plan_id=plan_id, payer_email=customer.email)
-        if pre.payer_email.strip().lower() == email and pre.status in ("authorized", "paused")
-    ]
-    if not found:
-        return False
-    taken = set(
-        session.exec(
-            select(Subscription.mp_preapproval_id).where(
-                Subscription.mp_preapproval_id.in_([p.id for p in found])  # type: ignore[union-attr]
-            )
-        ).all()
-    )
-    free = sorted(
-        (p for p in found if p.id not in taken), key=lambda p: str(p.raw.get("date_created"))
-    )
+    free = _free_preapprovals(session, mp, sub)
     if not free:
         return False
     sub.mp_preapproval_id, sub.pending_reason = free[0].id, None
@@ -294,6 +278,65 @@ def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
         preapproval_id=free[0].id,
     )
     return True
+
+
+def relink(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
+    """A customer whose preapproval Mercado Pago cancelled (after repeated
+    declines, an expired card) subscribes again at the plan's `init_point`
+    with another card: the new preapproval, found as `link` finds one, replaces
+    the cancelled one. True once replaced. GET /preapproval/{id} says
+    `cancelled`: https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/get-preapproval/get
+    Raises MercadoPagoUnavailable/Refused; changes nothing then.
+    """
+    assert sub.mp_preapproval_id
+    if mp.get_preapproval(sub.mp_preapproval_id).status != "cancelled":
+        return False
+    free = _free_preapprovals(session, mp, sub)
+    if not free:
+        return False
+    before, sub.mp_preapproval_id = sub.mp_preapproval_id, free[0].id
+    session.add(sub)
+    audit.record(
+        session,
+        actor=ACTOR,
+        entity="subscription",
+        entity_id=sub.id,
+        action="relinked",
+        cause="Mercado Pago cancelled the recurring charge; the payer subscribed again",
+        preapproval_before=before,
+        preapproval_id=free[0].id,
+    )
+    return True
+
+
+def _free_preapprovals(session: Session, mp: MercadoPago, sub: Subscription) -> list[Preapproval]:
+    """The live preapprovals on the subscription's plan with its customer's email
+    that no subscription holds yet, oldest first."""
+    device = session.get(Device, sub.device_id)
+    customer = session.get(Customer, device.customer_id) if device else None
+    assert customer is not None
+    email = customer.email.strip().lower()
+    plans = session.exec(
+        select(MercadoPagoPlan.mp_plan_id).where(MercadoPagoPlan.plan_id == sub.plan_id)
+    ).all()
+    found = [
+        pre
+        for plan_id in plans
+        for pre in mp.search_preapprovals(plan_id=plan_id, payer_email=customer.email)
+        if pre.payer_email.strip().lower() == email and pre.status in ("authorized", "paused")
+    ]
+    if not found:
+        return []
+    taken = set(
+        session.exec(
+            select(Subscription.mp_preapproval_id).where(
+                col(Subscription.mp_preapproval_id).in_([p.id for p in found])
+            )
+        ).all()
+    )
+    return sorted(
+        (p for p in found if p.id not in taken), key=lambda p: str(p.raw.get("date_created"))
+    )
 
 
 def expire_pending(session: Session, sub: Subscription, today: date, days: int) -> None:
@@ -314,33 +357,20 @@ def expire_pending(session: Session, sub: Subscription, today: date, days: int) 
     )
 
 
-def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
-    """Upgrade payments Mercado Pago left in process: settle them when they settle."""
-    from billing.subscriptions.changes import settle_upgrade
-
-    waiting = session.exec(
-        select(Charge).where(
-            Charge.subscription_id == sub.id,
-            Charge.kind == "upgrade",
-            Charge.status == "pending",
-            col(Charge.mp_id).is_not(None),
-        )
-    ).all()
-    for charge in waiting:
-        assert charge.mp_id is not None  # the query asks for one
-        try:
-            payment = mp.get_payment(charge.mp_id)
-        except (MercadoPagoUnavailable, MercadoPagoRefused):
-            return False
-        settle_upgrade(
+def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription, today: date) -> bool:
+    """Pay-now and upgrade links (billing/payments/checkout.py): settle the paid ones."""
+    try:
+        checkout.poll(session, mp, sub, today, actor=ACTOR)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        audit.record(
             session,
-            mp,
-            sub,
-            charge,
-            str(payment.get("status")),
-            str(payment.get("status_detail")),
             actor=ACTOR,
+            entity="subscription",
+            entity_id=sub.id,
+            action="poll_failed",
+            cause=str(exc),
         )
+        return False
     return True
 
 
@@ -386,15 +416,8 @@ def apply_preapproval(
             paid_through=paid_through,
         )
     elif sub.status in (S.past_due.value, S.blocked.value) and covered:
-        sub.past_due_since = sub.blocked_at = None
-        transition(
-            session,
-            sub,
-            S.active.value,
-            actor=ACTOR,
-            cause="payment received",
-            paid_through=paid_through,
-        )
+        assert paid_through is not None  # covered
+        restore_paid(session, sub, paid_through, actor=ACTOR, cause="payment received")
     elif sub.status == S.active.value and not covered and sub.cancel_at_period_end:
         # the customer chose to stop: not a failed payment, no dunning; the
         # drive is kept for the retention period and then deleted (dunning.py)

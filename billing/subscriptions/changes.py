@@ -1,17 +1,20 @@
 """Plan changes and cancellation of paid subscriptions.
 
-* Upgrade: takes effect at once and charges (new - old) x min(d, 30) / 30
-  as a one-off payment; later installments charge the new price.
+* Upgrade: only while active and not cancelling. The difference for the days
+  already paid at the old price, (new - old) x min(d, 30) / 30 with d counted
+  to the paid-through date, becomes a Checkout Pro link the payer pays; once
+  that payment is approved the plan changes at once and later installments
+  charge the new price (billing/payments/checkout.py).
 * Downgrade: takes effect at the next cycle, and only if the drive's current
   usage fits the smaller plan.
 * Cancellation: stops renewal at the end of the paid period (no refunds);
   the drive then follows the dunning ladder.
 
-The upgrade's ledger row (status `pending`, with its idempotency key) is
+The upgrade's ledger row (status `pending`, keyed by its own id) is
 committed before Mercado Pago is called: if the process dies between the
-charge and the ledger update, the next attempt finds the row and repeats the
-call with the same key, which Mercado Pago answers with the first payment
-instead of charging again.
+call and the ledger update, the next attempt finds the row and repeats the
+call with the same key, which Mercado Pago answers with the first link
+instead of making another.
 """
 
 from __future__ import annotations
@@ -19,24 +22,23 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from billing.catalog import drive_of, get_plan
 from billing.core import audit
 from billing.core.errors import InvalidInput
 from billing.core.models import (
     Charge,
-    Customer,
-    Device,
     Plan,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
-from billing.payments.mercadopago import MercadoPago, idempotency_key
+from billing.payments import checkout
+from billing.payments.mercadopago import MercadoPago
 from billing.payments.outbox import push_amount, queue_amount
 from billing.subscriptions.lifecycle import get_subscription
-from billing.subscriptions.proration import upgrade_charge
+from billing.subscriptions.proration import upgrade_difference
 
 S = SubscriptionStatus
 CHANGEABLE = {S.active.value, S.past_due.value}
@@ -56,13 +58,6 @@ def _paid(session: Session, sub_id: int) -> tuple[Subscription, Plan]:
     return sub, plan
 
 
-def _payer(session: Session, sub: Subscription) -> str:
-    device = session.get(Device, sub.device_id)
-    customer = session.get(Customer, device.customer_id) if device else None
-    assert customer is not None
-    return customer.email
-
-
 def upgrade(
     session: Session,
     mp: MercadoPago,
@@ -72,119 +67,82 @@ def upgrade(
     billing_day: int,
     *,
     actor: str,
+    link_days: int = 3,
+    notification_url: str | None = None,
 ) -> Charge:
-    sub, old = _paid(session, sub_id)
+    """The upgrade's pending charge with the Checkout Pro link the payer pays.
+
+    Nothing changes until that payment is approved (billing/payments/checkout.py
+    `settle`, from a webhook or the billing pass): then the plan and the drive
+    change at once and the preapproval's new amount goes through the outbox.
+    Asked again, it returns the same charge and link (a crash after Mercado
+    Pago made the link and before the ledger knew it gets the same link back:
+    the idempotency key is the charge's id). Only an active subscription that
+    is not cancelling may upgrade; one link waits at a time.
+    """
+    sub = get_subscription(session, sub_id)
     assert sub.id is not None  # read from the database
-    new = get_plan(session, plan_code)
-    key = idempotency_key("upgrade", sub.id, new.code, on.isoformat())
-    done = session.exec(select(Charge).where(Charge.idempotency_key == key)).first()
-    if done is not None and done.status == "approved":
-        return done  # asked again: already paid and applied
+    if sub.kind != "paid":
+        raise InvalidInput(f"subscription {sub.id} is a courtesy subscription: use grant")
+    if sub.status != S.active.value or sub.cancel_at_period_end:
+        why = "cancelling at period end" if sub.cancel_at_period_end else sub.status
+        raise InvalidInput(
+            f"subscription {sub.id} is {why}: only an active subscription that is not "
+            "cancelling can upgrade"
+        )
+    old, new = session.get(Plan, sub.plan_id), get_plan(session, plan_code)
+    assert old is not None
     if new.currency != old.currency:
         raise InvalidInput(
             f"plan {new.code} is in {new.currency}, the subscription in {old.currency}"
         )
-    quote = upgrade_charge(Decimal(old.price), Decimal(new.price), new.currency, on, billing_day)
-    charge = done
-    if charge is None:
-        charge = Charge(
-            subscription_id=sub.id,
-            kind="upgrade",
-            amount=quote.amount,
-            currency=new.currency,
-            idempotency_key=key,
-            status="pending",
-            period_start=on,
-            period_end=quote.period_end,
-            plan_id=new.id,
-        )
-        session.add(charge)
-        audit.record(
+    for charge in checkout.waiting(session, sub.id, "upgrade"):
+        if checkout.expired(charge, on):
+            continue  # the billing pass marks it expired; a new link replaces it
+        if charge.plan_id != new.id:
+            raise InvalidInput(
+                f"subscription {sub.id} has an upgrade waiting for payment "
+                f"(charge {charge.id}, {charge.checkout_url or 'link not created yet'}); "
+                "pay it or let it expire first"
+            )
+        return checkout.open_link(
             session,
+            mp,
+            sub,
+            charge,
+            title=f"cam2drive upgrade to {new.code}",
+            notification_url=notification_url,
             actor=actor,
-            entity="charge",
-            entity_id=key,
-            action="upgrade:requested",
-            cause=f"upgrade {old.code} -> {new.code}",
-            subscription_id=sub.id,
-            amount=quote.amount,
         )
-    session.commit()  # the ledger knows the charge before Mercado Pago does
-    payment = mp.create_payment(
-        key=key,
-        payer_email=_payer(session, sub),
-        amount=charge.amount,
-        currency=charge.currency,
-        description=f"cam2drive upgrade to {new.code}",
-        external_reference=f"sub-{sub.id}-upgrade-{new.code}",
+    quote = upgrade_difference(
+        Decimal(old.price),
+        Decimal(new.price),
+        new.currency,
+        on,
+        sub.paid_through or on,
+        billing_day,
     )
-    charge.mp_id, charge.updated_at = str(payment["id"]), utcnow()
-    settle_upgrade(
+    charge = checkout.new_charge(
+        session,
+        sub,
+        kind="upgrade",
+        amount=quote.amount,
+        currency=new.currency,
+        period_start=on,
+        period_end=quote.period_end,
+        expires_at=checkout.expiry(on, link_days),
+        plan_id=new.id,
+        actor=actor,
+        cause=f"upgrade {old.code} -> {new.code}: the difference for {quote.days} paid days",
+    )
+    return checkout.open_link(
         session,
         mp,
         sub,
         charge,
-        str(payment["status"]),
-        str(payment.get("status_detail")),
+        title=f"cam2drive upgrade to {new.code}",
+        notification_url=notification_url,
         actor=actor,
-    )
-    if charge.status == "rejected":
-        session.commit()
-        raise InvalidInput(
-            f"Mercado Pago declined the upgrade payment "
-            f"({payment.get('status_detail')}); the plan is unchanged"
-        )
-    return charge
-
-
-def settle_upgrade(
-    session: Session,
-    mp: MercadoPago,
-    sub: Subscription,
-    charge: Charge,
-    mp_status: str,
-    detail: str,
-    *,
-    actor: str,
-) -> None:
-    """Record an upgrade payment's outcome; apply the plan when it is approved.
-
-    Called when the payment is made and again by the billing pass for
-    payments Mercado Pago left in process; applying twice changes nothing.
-    """
-    status = {"approved": "approved", "rejected": "rejected", "cancelled": "rejected"}.get(
-        mp_status, "pending"
-    )
-    if status == charge.status:
-        return
-    charge.status, charge.updated_at = status, utcnow()
-    session.add(charge)
-    audit.record(
-        session,
-        actor=actor,
-        entity="charge",
-        entity_id=charge.idempotency_key,
-        action=f"upgrade:{status}",
-        cause=detail,
-        subscription_id=sub.id,
-    )
-    if status != "approved":
-        return
-    old, new = session.get(Plan, sub.plan_id), session.get(Plan, charge.plan_id)
-    assert old is not None and new is not None
-    sub.plan_id, sub.next_plan_id, sub.updated_at = new.id, None, utcnow()  # type: ignore[assignment]
-    drive = drive_of(session, sub.device_id)
-    drive.capacity_bytes = new.capacity_bytes
-    session.add_all([sub, drive])
-    queue_amount(session, sub, Decimal(new.price))  # pushed by the pass, isolated
-    audit.record(
-        session,
-        actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="upgraded",
-        cause=f"{old.code} -> {new.code}, paid {charge.amount}",
-        payment_id=charge.mp_id,
     )
 
 

@@ -65,6 +65,26 @@ def transition(
     )
 
 
+def restore_paid(
+    session: Session, sub: Subscription, paid_through: date, *, actor: str, cause: str
+) -> None:
+    """Paid through `paid_through`: a past_due or blocked subscription is active
+    again at once (an installment Mercado Pago recovered, a pay-now link)."""
+    if sub.paid_through is None or paid_through > sub.paid_through:
+        sub.paid_through = paid_through
+        session.add(sub)
+    if sub.status in (SubscriptionStatus.past_due.value, SubscriptionStatus.blocked.value):
+        sub.past_due_since = sub.blocked_at = None
+        transition(
+            session,
+            sub,
+            SubscriptionStatus.active.value,
+            actor=actor,
+            cause=cause,
+            paid_through=sub.paid_through,
+        )
+
+
 def ensure_mp_plan(session: Session, mp: MercadoPago, plan: Plan, billing_day: int) -> str:
     """The Mercado Pago plan for (plan, price, billing day), created once."""
     assert plan.id is not None  # read from the database

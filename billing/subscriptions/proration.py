@@ -10,7 +10,8 @@ to the payer is exactly what is charged:
 
 where d is the number of days from the purchase date to the next billing day;
 a purchase on the billing day itself pays the full price for a whole period.
-An upgrade pays (new price - old price) on the same rule, at once. Amounts are
+An upgrade pays (new price - old price) on the same rule for the days already
+paid at the old price (`upgrade_difference`). Amounts are
 Decimal, rounded half-up to the currency's minor unit; never float.
 """
 
@@ -92,10 +93,41 @@ def prorate(price: Decimal, currency: str, on: date, billing_day: int) -> Quote:
     )
 
 
-def upgrade_charge(
-    old_price: Decimal, new_price: Decimal, currency: str, on: date, billing_day: int
+def upgrade_difference(
+    old_price: Decimal,
+    new_price: Decimal,
+    currency: str,
+    on: date,
+    paid_through: date,
+    billing_day: int,
 ) -> Quote:
-    """The one-off payment for moving to a dearer plan on `on` (takes effect at once)."""
+    """The one-off payment for moving to a dearer plan on `on`: the difference
+    for the days already paid at the old price, `on` to `paid_through`.
+
+    Counted from what was paid, not from the calendar: on the billing day,
+    once that day's installment is paid (paid through next month), the
+    difference is charged once for the whole period, and later installments
+    charge the new price. Before that installment is paid there is nothing
+    to top up, and the upgrade waits (a quote from the calendar charged the
+    difference, and then the installment charged the new price again).
+    """
     if new_price <= old_price:
         raise InvalidInput("an upgrade must move to a plan with a higher price")
-    return prorate(new_price - old_price, currency, on, billing_day)
+    if paid_through <= on:
+        raise InvalidInput(
+            f"nothing is paid after {on.isoformat()} yet: upgrade once Mercado Pago "
+            "has charged the installment due"
+        )
+    days = (paid_through - on).days
+    diff = new_price - old_price
+    if on.day == billing_day and paid_through == next_billing_date(on, billing_day):
+        amount = diff  # a whole period, whatever the month's length
+    else:
+        amount = diff * min(days, BASIS_DAYS) / BASIS_DAYS
+    return Quote(
+        amount=round_money(amount, currency),
+        currency=currency.upper(),
+        days=days,
+        period_start=on,
+        period_end=paid_through,
+    )

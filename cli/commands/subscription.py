@@ -66,11 +66,11 @@ def subscription_upgrade(
     on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Move to a bigger plan now; charges the prorated difference once."""
+    """Move to a bigger plan: prints the payment link; the plan changes once it is paid."""
     from billing.subscriptions.changes import upgrade
-    from billing.subscriptions.lifecycle import describe, get_subscription
 
     state = app_state()
+    st = state.settings
     with session_scope(state.engine) as s:
         charge = upgrade(
             s,
@@ -78,11 +78,49 @@ def subscription_upgrade(
             subscription,
             plan,
             parse_date(on),
-            state.settings.billing_day,
+            st.billing_day,
             actor=ACTOR,
+            link_days=st.pay_link_days,
+            notification_url=st.mp_notification_url,
         )
-        data = describe(s, get_subscription(s, subscription))
-        data["charged"] = str(charge.amount)
+        data = {
+            "subscription": subscription,
+            "plan": plan.upper(),
+            "charge": charge.id,
+            "status": charge.status,
+            "amount": str(charge.amount),
+            "currency": charge.currency,
+            "period_end": charge.period_end.isoformat() if charge.period_end else None,
+            "pay_url": charge.checkout_url,
+            "expires_at": charge.expires_at.isoformat() if charge.expires_at else None,
+        }
+    emit(data, json_)
+    if not json_ and charge.status == "pending":
+        out.print("\nSend the payer to pay_url; the plan changes once Mercado Pago approves it.")
+
+
+@subscription_app.command("pay-link")
+def subscription_pay_link(
+    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A past_due or blocked subscription's pay-now link, and the checkout to subscribe again."""
+    from billing.subscriptions.paynow import pay_link
+
+    state = app_state()
+    st = state.settings
+    with session_scope(state.engine) as s:
+        data = pay_link(
+            s,
+            state.mercadopago,
+            subscription,
+            parse_date(on),
+            st.billing_day,
+            actor=ACTOR,
+            link_days=st.pay_link_days,
+            notification_url=st.mp_notification_url,
+        )
     emit(data, json_)
 
 

@@ -735,6 +735,8 @@ class MercadoPagoEmulator:
             )
         if body.get("expires") and not body.get("expiration_date_to"):
             return _error(400, "expires needs expiration_date_to", "bad_request")
+        if self._outcome(body.get("external_reference")) == "timeout":
+            return 0, {}
         pid = f"{self._id()}-{uuid.uuid4()}"
         pref = {
             **body,

@@ -21,6 +21,7 @@ from tests.support.billing import (
     active,
     authorize,
     control,
+    pay_at_link,
     payer_email,
     set_outcome,
     status,
@@ -209,7 +210,9 @@ def test_email_mismatch_leaves_it_pending_with_the_reason(
     authorize(stack, mp_emulator, sub)
     report = clock.run()
     assert sub.id in report.activated
-    assert not [c for c in mp_emulator.state.calls if c["path"] == "/preapproval" and c["method"] == "POST"]
+    assert not [
+        c for c in mp_emulator.state.calls if c["path"] == "/preapproval" and c["method"] == "POST"
+    ]
 
 
 def test_pending_expires_after_its_days(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
@@ -249,53 +252,73 @@ def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLog
 def test_upgrade_charges_once_even_after_a_crash(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    from billing.payments.mercadopago import idempotency_key
+    """The ledger row was committed and Mercado Pago made the link, then the process
+    died before the ledger knew the link: the re-run gets the same link (the key is
+    the charge's id), the payer pays once, and the plan changes only then."""
+    from billing.catalog import get_plan
+    from billing.payments import checkout
     from billing.subscriptions.changes import upgrade
 
     clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)  # plan price 10.00
+    dev = stack.device(capacity="1GB", grant=False)  # plan price 10.00, paid through Dec 5
     sub = _active(stack, clock, mp_emulator, dev)
-    tag = os.urandom(3).hex().upper()
-    big = _plan(stack, f"BIG-{tag}", "5GB", "40.00")
-    # a previous attempt charged Mercado Pago and died before writing the ledger
-    key = idempotency_key("upgrade", sub.id, big, START.isoformat())
+    big = _plan(stack, f"BIG-{os.urandom(3).hex().upper()}", "5GB", "40.00")
     with session_scope(stack.engine) as s:
-        from billing.catalog import get_plan
-        from billing.core.models import Charge as C
-
-        s.add(
-            C(
-                subscription_id=sub.id,
-                kind="upgrade",
-                amount=Decimal("13.00"),
-                currency="MXN",
-                idempotency_key=key,
-                status="pending",
-                plan_id=get_plan(s, big).id,
-            )
+        row = s.get(Subscription, sub.id)
+        assert row is not None
+        charge = checkout.new_charge(
+            s,
+            row,
+            kind="upgrade",
+            amount=Decimal("13.00"),
+            currency="MXN",
+            period_start=START,
+            period_end=date(2026, 12, 5),
+            expires_at=checkout.expiry(START, 3),
+            plan_id=get_plan(s, big).id,
+            actor="test",
+            cause="the first attempt",
         )
-    clock.mp.create_payment(
-        key=key,
-        payer_email="x@x.mx",
-        amount=Decimal("13.00"),
-        currency="MXN",
-        description="d",
-        external_reference="first-try",
-    )
-    payments_before = len(mp_emulator.state.payments)
-    with session_scope(stack.engine) as s:
-        charge = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
-    assert charge.status == "approved" and charge.amount == Decimal("13.00")  # 30 x 13/30
-    assert len(mp_emulator.state.payments) == payments_before  # the same payment, not another
+        first = clock.mp.create_preference(
+            key=charge.idempotency_key,
+            title="cam2drive upgrade",
+            amount=Decimal("13.00"),
+            currency="MXN",
+            external_reference=charge.idempotency_key,
+            payer_email=payer_email(stack, sub),
+            expires_at=checkout.expiry(START, 3),
+        )  # ... and the process died here
+    assert charge.idempotency_key == f"charge-{charge.id}"  # never a date
+    links = len(mp_emulator.state.preferences)
     with session_scope(stack.engine) as s:
         again = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
-        assert again.id == charge.id
-        assert s.get(Subscription, sub.id).plan_id != sub.plan_id  # type: ignore[union-attr]
+        assert (again.id, again.mp_preference_id, again.status) == (
+            charge.id,
+            first["id"],
+            "pending",
+        )
+        assert again.amount == Decimal("13.00")  # (40 - 10) x 13/30, to Dec 5
+        url = again.checkout_url
+    assert len(mp_emulator.state.preferences) == links  # the same link, not another
+    keys = {c["key"] for c in mp_emulator.state.calls if c["path"] == "/checkout/preferences"}
+    assert keys == {f"charge-{charge.id}"}
+    assert not any(c["path"] == "/v1/payments" for c in mp_emulator.state.calls)
+    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # nothing changes before payment
+    with session_scope(stack.engine) as s:  # asked again: the same charge and link
+        assert upgrade(s, clock.mp, sub.id, big, START, 5, actor="test").id == charge.id
+    pay_at_link(mp_emulator, url, payer_email(stack, sub))
+    assert sub.id in clock.run().polled  # the pass finds the payment by our reference
     assert stack.drive(dev).capacity_bytes == 5_000_000_000
     pre = mp_emulator.state.preapprovals[sub.mp_preapproval_id]  # type: ignore[index]
-    assert pre["auto_recurring"]["transaction_amount"] == 10.0  # queued in the outbox
-    assert sub.id in clock.run().polled  # the next pass pushes it
     assert pre["auto_recurring"]["transaction_amount"] == 40.0  # later cycles: new price
+    clock.run()
+    with session_scope(stack.engine) as s:
+        ups = s.exec(
+            select(Charge).where(Charge.subscription_id == sub.id, Charge.kind == "upgrade")
+        ).all()
+        assert [(c.id, c.status, c.amount) for c in ups] == [
+            (charge.id, "approved", Decimal("13.00"))
+        ]
 
 
 def test_downgrade_waits_for_the_cycle_and_must_fit(
@@ -408,17 +431,20 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
 
 @pytest.mark.parametrize("reading", ["polling", "feed"])
 def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, reading: str) -> None:
-    """Failures, a recovery, an upgrade, a downgrade that does not fit, a cancellation
-    and the deletion, walked one day (one billing pass) at a time; the same story
+    """Failures, recoveries (a retry, a pay-now link), an upgrade on the 5th and one
+    on the 20th, a downgrade that does not fit, a cancellation, the deletion and
+    twelve quiet months, walked one day (one billing pass) at a time; the same story
     whether Mercado Pago is polled per subscription or read from its payment feed."""
     stack.settings.billing_feed_min = 1 if reading == "feed" else 10**9
     from billing.core.errors import InvalidInput
     from billing.subscriptions.changes import cancel, downgrade, upgrade
+    from billing.subscriptions.paynow import pay_link
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)  # 10.00 MXN
     sub = _active(stack, clock, mp_emulator, dev)
     tag = os.urandom(3).hex().upper()
+    mid = _plan(stack, f"Y-MID-{tag}", "1.5GB", "15.00")
     big = _plan(stack, f"Y-BIG-{tag}", "2GB", "20.00")
     tiny = _plan(stack, f"Y-TINY-{tag}", "100B", "5.00")
     ref = {"external_reference": f"sub-{sub.id}"}
@@ -434,10 +460,21 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     outcome("approve")
     clock.until(date(2027, 1, 7))  # Mercado Pago's second try goes through
     assert status(stack, sub.id) == "active"
-    clock.until(date(2027, 2, 10))
+    email = payer_email(stack, sub)
+    clock.until(date(2027, 2, 5))  # February's installment is paid: through Mar 5
+    with session_scope(stack.engine) as s:
+        charge = upgrade(s, clock.mp, sub.id, mid, clock.today, 5, actor="test")
+    assert charge.amount == Decimal("5.00")  # the billing day: the whole difference, once
+    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # not before it is paid
+    pay_at_link(mp_emulator, charge.checkout_url, email)
+    clock.run()
+    assert stack.drive(dev).capacity_bytes == 1_500_000_000
+    clock.until(date(2027, 2, 20))
     with session_scope(stack.engine) as s:
         charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
-    assert charge.amount == Decimal("7.67")  # (20 - 10) x 23/30
+    assert charge.amount == Decimal("2.17")  # (20 - 15) x 13/30, to Mar 5
+    pay_at_link(mp_emulator, charge.checkout_url, email)
+    clock.run()
     assert stack.drive(dev).capacity_bytes == 2_000_000_000
     with stack.ftp(dev) as ftp:  # recordings that a 100-byte plan cannot hold
         assert ftp.storbinary("STOR march.dav", io.BytesIO(b"v" * 1000)).startswith("226")
@@ -447,11 +484,16 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     outcome("reject")
     clock.until(date(2027, 4, 5))
     assert status(stack, sub.id) == "past_due"
-    clock.until(date(2027, 4, 14))
-    assert status(stack, sub.id) == "past_due"
-    outcome("approve")
-    clock.until(date(2027, 4, 15))  # the last retry, day 10, is paid: still before blocking
+    clock.until(date(2027, 4, 8))
+    with session_scope(stack.engine) as s:
+        link = pay_link(s, clock.mp, sub.id, clock.today, 5, actor="test")
+    assert link["amount"] == "20.00"
+    pay_at_link(mp_emulator, str(link["pay_url"]), email)
+    clock.run()  # paid now: active at once, through May 5
     assert status(stack, sub.id) == "active"
+    clock.until(date(2027, 4, 15))  # Mercado Pago's retries of April still fail
+    assert status(stack, sub.id) == "active"
+    outcome("approve")
     clock.until(date(2027, 9, 1))
     assert status(stack, sub.id) == "active"
     with session_scope(stack.engine) as s:
@@ -466,10 +508,20 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     with session_scope(stack.engine) as s:
         charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
         approved = [c for c in charges if c.status == "approved"]
-        # the prorated first month, 9 monthly installments (Dec..Aug) and the upgrade
-        assert len(approved) == 11
+        # the prorated first month, 8 installments (Dec..Mar, May..Aug), two upgrades
+        # and April paid now
+        assert len(approved) == 12
+        assert sorted(c.kind for c in approved if c.kind != "installment") == [
+            "paynow",
+            "upgrade",
+            "upgrade",
+        ]
         assert sum(c.amount for c in approved) == (
-            Decimal("4.33") + Decimal("10.00") * 3 + Decimal("7.67") + Decimal("20.00") * 6
+            Decimal("4.33")
+            + Decimal("10.00") * 3
+            + Decimal("5.00")
+            + Decimal("2.17")
+            + Decimal("20.00") * 6
         )
         # in the order they happened: without ORDER BY, PostgreSQL may return any
         trail = s.exec(
@@ -478,32 +530,45 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
             .order_by(AuditEvent.id)
         ).all()  # type: ignore[arg-type]
         actions = [a.action for a in trail]
-        assert actions.count("status:past_due") == 2 and "upgraded" in actions
+        assert actions.count("status:past_due") == 2 and actions.count("upgraded") == 2
         assert "status:cancelled" in actions
         assert actions[-1] == "status:deleted"
+    # twelve quiet months after the deletion: Mercado Pago charges nothing more
+    payments = len(mp_emulator.state.payments)
+    for month in range(12):
+        day = date(2027 + (9 + month) // 12, (9 + month) % 12 + 1, 5)
+        clock.today = day
+        control(mp_emulator, "/__emulator/clock", {"date": day.isoformat()})
+        clock.run()
+    assert len(mp_emulator.state.payments) == payments
+    assert status(stack, sub.id) == "deleted"
+    pre = mp_emulator.state.preapprovals[sub.mp_preapproval_id]  # type: ignore[index]
+    assert pre["status"] == "cancelled"
 
 
-def test_upgrade_payment_in_process_is_settled_by_polling(
+def test_upgrade_waits_for_its_payment_and_only_while_active(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    from billing.subscriptions.changes import upgrade
+    from billing.core.errors import InvalidInput
+    from billing.subscriptions.changes import cancel, upgrade
 
     clock = Clock(stack, mp_emulator)
     dev = stack.device(capacity="1GB", grant=False)
     sub = _active(stack, clock, mp_emulator, dev)
     big = _plan(stack, f"P-BIG-{os.urandom(3).hex().upper()}", "3GB", "30.00")
-    control(
-        mp_emulator,
-        "/__emulator/behaviour",
-        {"external_reference": f"sub-{sub.id}-upgrade-{big}", "outcome": "in_process"},
-    )
     with session_scope(stack.engine) as s:
         charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
-    assert charge.status == "pending" and stack.drive(dev).capacity_bytes == 1_000_000_000
+    assert charge.status == "pending" and charge.checkout_url
+    pay_at_link(mp_emulator, charge.checkout_url, payer_email(stack, sub), "reject")
     clock.run()
-    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # still in process
-    control(mp_emulator, f"/__emulator/payments/{charge.mp_id}", {"status": "approved"})
-    clock.run()  # the billing pass polls the one-off payment and applies the upgrade
+    assert stack.drive(dev).capacity_bytes == 1_000_000_000  # declined: nothing changes
+    pay_at_link(mp_emulator, charge.checkout_url, payer_email(stack, sub))  # another card
+    clock.run()  # the billing pass finds the approved payment and applies the upgrade
     assert stack.drive(dev).capacity_bytes == 3_000_000_000
     with session_scope(stack.engine) as s:
         assert s.get(Charge, charge.id).status == "approved"  # type: ignore[union-attr]
+    huge = _plan(stack, f"P-HUGE-{os.urandom(3).hex().upper()}", "9GB", "90.00")
+    with session_scope(stack.engine) as s:
+        cancel(s, clock.mp, sub.id, actor="test")
+    with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="cancelling"):
+        upgrade(s, clock.mp, sub.id, huge, clock.today, 5, actor="test")

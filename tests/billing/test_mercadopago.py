@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -152,41 +153,42 @@ def test_payer_email_mismatch_is_a_clear_refusal(emulator: MercadoPagoEmulator) 
         )
 
 
-def test_one_off_payment_is_idempotent(emulator: MercadoPagoEmulator) -> None:
+def link(mp: MercadoPago, key: str, ref: str, **kw: object) -> dict:  # type: ignore[type-arg]
+    args: dict = {  # type: ignore[type-arg]
+        "key": key,
+        "title": "cam2drive upgrade",
+        "amount": Decimal("75.00"),
+        "currency": "MXN",
+        "external_reference": ref,
+        "payer_email": "ana@x.mx",
+        "expires_at": datetime(2026, 11, 4, 23, 59, 59, tzinfo=UTC),
+        **kw,
+    }
+    return mp.create_preference(**args)
+
+
+def test_one_off_link_is_idempotent_and_found_by_reference(emulator: MercadoPagoEmulator) -> None:
+    """A Checkout Pro preference, asked twice with one key, is one link; the payer
+    pays at it and the payment carries our reference back."""
     mp = client(emulator)
-    key = idempotency_key("upgrade", 7, "AC-ST-100")
-    first = mp.create_payment(
-        key=key,
-        payer_email="ana@x.mx",
-        amount=Decimal("75.00"),
-        currency="MXN",
-        description="upgrade",
-        external_reference="up-7",
-    )
-    again = mp.create_payment(
-        key=key,
-        payer_email="ana@x.mx",
-        amount=Decimal("75.00"),
-        currency="MXN",
-        description="upgrade",
-        external_reference="up-7",
-    )
-    assert first["id"] == again["id"] and first["status"] == "approved"
-    assert len(emulator.state.payments) == 1  # charged once
-    assert mp.get_payment(first["id"])["transaction_amount"] == 75.0
+    first = link(mp, "charge-7", "charge-7")
+    again = link(mp, "charge-7", "charge-7")
+    assert first["id"] == again["id"] and len(emulator.state.preferences) == 1
+    assert first["init_point"].startswith("https://")
+    assert mp.payments_for("charge-7") == []
+    control(emulator, f"/__emulator/preferences/{first['id']}/pay", {"payer_email": "ana@x.mx"})
+    (pay,) = mp.payments_for("charge-7")
+    assert pay["status"] == "approved" and pay["transaction_amount"] == 75.0
+    assert not any(c["path"] == "/v1/payments" for c in emulator.state.calls)  # no token-less post
+    control(emulator, "/__emulator/clock", {"date": "2026-11-05"})
+    with pytest.raises(urllib.error.HTTPError):  # past expiration_date_to: not payable
+        control(emulator, f"/__emulator/preferences/{first['id']}/pay", {"payer_email": "a@x.mx"})
 
 
 def test_timeout_and_outage_are_unavailable_never_refusals(emulator: MercadoPagoEmulator) -> None:
     control(emulator, "/__emulator/behaviour", {"external_reference": "slow", "outcome": "timeout"})
     with pytest.raises(MercadoPagoUnavailable):
-        client(emulator, timeout=0.5).create_payment(
-            key="t",
-            payer_email="a@x.mx",
-            amount=Decimal("1"),
-            currency="MXN",
-            description="d",
-            external_reference="slow",
-        )
+        link(client(emulator, timeout=0.5), "t", "slow")
     dead = MercadoPago("TEST-token", "http://127.0.0.1:9", timeout=1)
     with pytest.raises(MercadoPagoUnavailable):
         dead.get_preapproval("nope")

@@ -12,7 +12,7 @@ from billing.subscriptions.proration import (
     next_billing_date,
     prorate,
     round_money,
-    upgrade_charge,
+    upgrade_difference,
 )
 
 P = Decimal("199.00")
@@ -63,11 +63,25 @@ def test_rounding_is_half_up_to_the_currency_unit() -> None:
     assert isinstance(prorate(P, "MXN", date(2026, 11, 4), 5).amount, Decimal)
 
 
-def test_upgrade_charges_the_difference_on_the_same_rule() -> None:
-    q = upgrade_charge(Decimal("199.00"), Decimal("349.00"), "MXN", date(2026, 11, 20), 5)
-    assert (q.amount, q.days) == (Decimal("75.00"), 15)  # 150 * 15/30
+def test_upgrade_charges_the_difference_for_the_days_already_paid() -> None:
+    old, new = Decimal("199.00"), Decimal("349.00")
+    # the 20th, paid through Dec 5: 15 days of the difference
+    q = upgrade_difference(old, new, "MXN", date(2026, 11, 20), date(2026, 12, 5), 5)
+    assert (q.amount, q.days, q.period_end) == (Decimal("75.00"), 15, date(2026, 12, 5))
+    # the billing day once its installment is paid: the whole difference, once
+    q = upgrade_difference(old, new, "MXN", date(2026, 11, 5), date(2026, 12, 5), 5)
+    assert (q.amount, q.days) == (Decimal("150.00"), 30)
+    # a 31-day period still caps at 30/30; February's 28 days pay 28/30
+    assert upgrade_difference(old, new, "MXN", date(2027, 2, 5), date(2027, 3, 5), 5).amount == (
+        Decimal("150.00")
+    )
+    q = upgrade_difference(old, new, "MXN", date(2027, 2, 6), date(2027, 3, 5), 5)
+    assert q.amount == Decimal("135.00")  # 150 x 27/30
+    # the billing day before its installment is paid: nothing to top up yet
+    with pytest.raises(InvalidInput, match="nothing is paid"):
+        upgrade_difference(old, new, "MXN", date(2026, 11, 5), date(2026, 11, 5), 5)
     with pytest.raises(InvalidInput, match="higher price"):
-        upgrade_charge(Decimal("349.00"), Decimal("199.00"), "MXN", date(2026, 11, 20), 5)
+        upgrade_difference(new, old, "MXN", date(2026, 11, 20), date(2026, 12, 5), 5)
 
 
 @pytest.mark.parametrize("bad", [0, 29, 31, -1])

@@ -315,6 +315,7 @@ def test_toml_config_file(tmp_path: Path) -> None:
         ["subscription", "show"],
         ["subscription", "list"],
         ["subscription", "upgrade"],
+        ["subscription", "pay-link"],
         ["subscription", "downgrade"],
         ["subscription", "cancel"],
         ["billing"],

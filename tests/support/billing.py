@@ -161,3 +161,14 @@ def add_plan(stack: Stack, code: str, capacity: str, price: str, currency: str =
             actor="test",
         )
     return code
+
+
+def pay_at_link(
+    emu: MercadoPagoEmulator, checkout_url: str | None, email: str, outcome: str = "approve"
+) -> None:
+    """The payer pays a Checkout Pro link (a pay-now or upgrade charge's) at Mercado Pago."""
+    assert checkout_url
+    pref_id = parse_qs(urlparse(checkout_url).query)["pref_id"][0]
+    control(
+        emu, f"/__emulator/preferences/{pref_id}/pay", {"payer_email": email, "outcome": outcome}
+    )

@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -95,12 +95,16 @@ def test_checkout_activates_through_the_signed_webhook(
     with session_scope(stack.engine) as s:
         linked = s.get(Subscription, sub.id)
         assert linked is not None and linked.mp_preapproval_id
-        notes = s.exec(
-            select(MercadoPagoNotification).where(
-                MercadoPagoNotification.resource_id == linked.mp_preapproval_id
-            )
-        ).all()
-        assert notes and all(n.processed_at is not None for n in notes)
+        pre_id = linked.mp_preapproval_id
+
+    def applied() -> bool:  # a 200 is sent before its background drain has run
+        with session_scope(stack.engine) as s:
+            notes = s.exec(
+                select(MercadoPagoNotification).where(MercadoPagoNotification.resource_id == pre_id)
+            ).all()
+            return bool(notes) and all(n.processed_at is not None for n in notes)
+
+    wait_for(applied, what="every notification applied")
 
 
 @pytest.mark.parametrize(
@@ -168,13 +172,21 @@ def test_answered_at_once_while_mercado_pago_is_down(
     """The delivery is queued and 200; the failed read leaves it queued for the billing pass."""
     web, emu, mp = hooked
     emu.notification_url = None  # this payment's own delivery would race the one below
-    pay = mp.create_payment(
+    pref = mp.create_preference(
         key=str(uuid.uuid4()),
-        payer_email="someone@example.com",
+        title="one-off",
         amount=Decimal("10.00"),
         currency="MXN",
-        description="one-off",
         external_reference="nobody",
+        payer_email="someone@example.com",
+        expires_at=datetime(2100, 1, 1, tzinfo=UTC),
+    )
+    _status, pay = emu.dispatch(
+        "POST",
+        f"/__emulator/preferences/{pref['id']}/pay",
+        {},
+        {"payer_email": "someone@example.com"},
+        None,
     )
     pay_id = str(pay["id"])
     emu.notification_url = f"{web.url}/webhooks/mercadopago"
@@ -201,3 +213,40 @@ def test_answered_at_once_while_mercado_pago_is_down(
     wait_for(lambda: (n := note()) is not None and n.attempts >= 1, what="a drain attempt")
     row = note()
     assert row is not None and row.processed_at is None and row.last_error
+
+
+def test_pay_now_restores_through_the_webhook(
+    stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago]
+) -> None:
+    """A past_due customer pays the link; the payment's notification (sent to the
+    preference's own notification_url) restores the subscription with no billing pass."""
+    from billing.subscriptions.paynow import pay_link
+    from tests.support.billing import pay_at_link, payer_email
+
+    web, emu, mp = hooked
+    sub = pending(stack, mp)
+    assert sub.id is not None
+    authorize(stack, emu, sub)
+    wait_for(lambda: status(stack, sub.id) == "active", what="the webhook to activate", timeout=20)
+    emu.notification_url = None  # from here only the link's own notification_url notifies
+    today = date.today()
+    with session_scope(stack.engine) as s:  # its card was declined: past_due since today
+        row = s.get(Subscription, sub.id)
+        assert row is not None
+        row.status, row.paid_through = "past_due", today
+        s.add(row)
+    with session_scope(stack.engine) as s:
+        link = pay_link(
+            s,
+            mp,
+            sub.id,
+            today,
+            5,
+            actor="test",
+            notification_url=f"{web.url}/webhooks/mercadopago",
+        )
+    pay_at_link(emu, str(link["pay_url"]), payer_email(stack, sub))
+    wait_for(lambda: status(stack, sub.id) == "active", what="the payment's webhook", timeout=20)
+    with session_scope(stack.engine) as s:
+        row = s.get(Subscription, sub.id)
+        assert row is not None and str(row.paid_through) == link["paid_through_once_paid"]

@@ -1,0 +1,129 @@
+"""Pay now: a past_due or blocked customer pays the overdue period at once.
+
+Mercado Pago retries a declined installment on its own schedule and, after
+repeated declines, cancels the preapproval; a customer whose card expired
+cannot fix that from our side. So they get two things:
+
+* a Checkout Pro link for the overdue amount (billing/payments/checkout.py):
+  paying it marks the charge approved, moves the paid-through date to the
+  end of the overdue period and restores the subscription at once;
+* the plan's `init_point`, to subscribe again with another card: the new
+  preapproval for the same plan and email replaces the cancelled one
+  (billing/payments/sync.py `relink`).
+
+Mercado Pago documents no way to stop the retries of one installment, so a
+payer who pays the link while their old card is still being retried can pay
+twice; the second payment shows in the ledger's audit and is refunded by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session
+
+from billing.core.errors import InvalidInput
+from billing.core.models import Charge, Plan, SubscriptionStatus
+from billing.payments import checkout
+from billing.payments.mercadopago import (
+    MercadoPago,
+    MercadoPagoRefused,
+    MercadoPagoUnavailable,
+)
+from billing.subscriptions.lifecycle import ensure_mp_plan, get_subscription, plan_checkout
+from billing.subscriptions.proration import next_billing_date
+
+S = SubscriptionStatus
+OVERDUE = (S.past_due.value, S.blocked.value)
+
+
+def overdue(
+    paid_through: date | None, today: date, price: Decimal, billing_day: int
+) -> tuple[date, date, Decimal]:
+    """(period start, period end, amount): every unpaid period up to one that ends after today."""
+    start = paid_through or today
+    end, amount = next_billing_date(start, billing_day), price
+    while end <= today:
+        end, amount = next_billing_date(end, billing_day), amount + price
+    return start, end, amount
+
+
+def pay_link(
+    session: Session,
+    mp: MercadoPago,
+    sub_id: int,
+    today: date,
+    billing_day: int,
+    *,
+    actor: str,
+    link_days: int = 3,
+    notification_url: str | None = None,
+) -> dict[str, object]:
+    """The pay-now link of a past_due or blocked subscription (the same one while
+    it can be paid), and the plan's checkout to subscribe again."""
+    sub = get_subscription(session, sub_id)
+    assert sub.id is not None
+    if sub.kind != "paid" or sub.status not in OVERDUE:
+        raise InvalidInput(
+            f"subscription {sub.id} is {sub.status}: only a past_due or blocked paid "
+            "subscription has something to pay now"
+        )
+    plan = session.get(Plan, sub.plan_id)
+    assert plan is not None
+    live = [
+        c for c in checkout.waiting(session, sub.id, "paynow") if not checkout.expired(c, today)
+    ]
+    if live:
+        charge: Charge = live[0]
+    else:
+        start, end, amount = overdue(sub.paid_through, today, Decimal(plan.price), billing_day)
+        charge = checkout.new_charge(
+            session,
+            sub,
+            kind="paynow",
+            amount=amount,
+            currency=plan.currency,
+            period_start=start,
+            period_end=end,
+            expires_at=checkout.expiry(today, link_days),
+            plan_id=None,
+            actor=actor,
+            cause=f"pay now: {plan.code} from {start} to {end}",
+        )
+    charge = checkout.open_link(
+        session,
+        mp,
+        sub,
+        charge,
+        title=f"cam2drive {plan.code}, {charge.period_start} to {charge.period_end}",
+        notification_url=notification_url,
+        actor=actor,
+    )
+    recurring: str | None = None
+    try:
+        if sub.mp_preapproval_id:
+            recurring = mp.get_preapproval(sub.mp_preapproval_id).status
+        ensure_mp_plan(session, mp, plan, billing_day)  # an upgraded plan may have none yet
+        again = plan_checkout(session, mp, plan)
+    except (MercadoPagoUnavailable, MercadoPagoRefused):
+        again = None  # the pay-now link stands on its own
+    return {
+        "subscription": sub.id,
+        "status": sub.status,
+        "charge": charge.id,
+        "amount": str(charge.amount),
+        "currency": charge.currency,
+        "period_start": charge.period_start.isoformat() if charge.period_start else None,
+        "paid_through_once_paid": charge.period_end.isoformat() if charge.period_end else None,
+        "pay_url": charge.checkout_url,
+        "expires_at": charge.expires_at.isoformat() if charge.expires_at else None,
+        "recurring_charge": recurring,
+        "subscribe_again_url": again,
+        "note": (
+            "Mercado Pago cancelled the recurring charge: after paying, subscribe again at "
+            "subscribe_again_url with the same Mercado Pago account (another card)"
+            if recurring == "cancelled"
+            else "if the card itself must change, subscribe again at subscribe_again_url"
+        ),
+    }
