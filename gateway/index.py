@@ -50,12 +50,14 @@ from billing.core.errors import (
     NotADirectory,
     NotFound,
 )
-from billing.core.models import Drive, DriveEntry, Reservation, utcnow
+from billing.core.models import Drive, DriveEntry, Recording, Reservation, utcnow
 from billing.entitlement import entitled
+from gateway.recordings import Parsed, parse
 
 drives = Drive.__table__  # type: ignore[attr-defined]
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
 reservations = Reservation.__table__  # type: ignore[attr-defined]
+recordings = Recording.__table__  # type: ignore[attr-defined]
 
 # The per-file statements, built once. Building a Core statement costs more
 # than executing it on SQLite (0.2 ms vs 1.0 ms for a commit, measured), and
@@ -97,6 +99,11 @@ _DROP_FILE = (
     .returning(entries.c.size, entries.c.key)
 )
 _NEW_ENTRY = insert(entries)
+# a Dahua recording's row (gateway/recordings.py), only for names that parse
+_NEW_RECORDING = insert(recordings)
+_DROP_RECORDINGS = delete(recordings).where(
+    recordings.c.entry_id.in_(bindparam("q_ids", expanding=True))
+)
 _COMMIT_DRIVE = (
     update(drives)
     .where(drives.c.id == bindparam("q_drive"))
@@ -294,25 +301,73 @@ _SETTLE_PARAMS = (
 
 # `r` takes the reservation only if it is still this drive's: gone (the
 # janitor released it), the statement changes nothing and returns no `reserved`.
-_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
+# A file whose name parses as a recording also gets its `recordings` row
+# from `n`: a second variant of each one-statement commit, so other files
+# pay nothing. The row the commit replaces (`o`) takes its own with it (ON
+# DELETE CASCADE, at the end of the statement).
+_REC_CTE = """,
+    rec AS (INSERT INTO recordings
+                (entry_id, drive_id, channel, kind, starts_at, ends_at, is_snapshot)
+            SELECT id, :q_drive, :r_channel, :r_kind, :r_start, :r_end, :r_snap FROM n)"""
+_REC_PARAMS = (
+    bindparam("r_start", type_=recordings.c.starts_at.type),
+    bindparam("r_end", type_=recordings.c.ends_at.type),
+)
+
+
+def _rec_params(rec: Parsed) -> dict[str, Any]:
+    return {
+        "r_channel": rec.channel,
+        "r_kind": rec.kind,
+        "r_start": rec.start,
+        "r_end": rec.end,
+        "r_snap": rec.is_snapshot,
+    }
+
+
+def _commit_one(rec: bool) -> Any:
+    return text(f"""WITH {_PARENT_OK},
     r AS (DELETE FROM reservations
           WHERE id = :q_rid AND drive_id = :q_drive AND (SELECT ok FROM p)
           RETURNING bytes),
-    {_SETTLE_CTES}
+    {_SETTLE_CTES}{_REC_CTE if rec else ""}
 SELECT (SELECT ok FROM p) AS parent_ok, (SELECT bytes FROM r) AS reserved,
-       (SELECT key FROM o) AS old_key""").bindparams(*_SETTLE_PARAMS)
+       (SELECT key FROM o) AS old_key""").bindparams(*_SETTLE_PARAMS, *(_REC_PARAMS if rec else ()))
+
+
+_COMMIT_ONE = {rec: _commit_one(rec) for rec in (False, True)}
 
 # A clip's rename (`name_` -> `name`, every video a recorder sends): a file
 # moved to a free name in a directory. Anything else (a directory, a file
 # to replace, a missing parent, a missing source) moves nothing here and
 # takes the transactional path, which also names the error.
-_RENAME_FILE_ONE = text(f"""WITH {_PARENT_OK},
+# Its recording row follows the new name (`rec`): written when `dst` parses
+# (`name.mp4_` does not, `name.mp4` does), dropped when only `src` did.
+_REC_MOVED = {
+    "set": """,
+    rec AS (INSERT INTO recordings
+                (entry_id, drive_id, channel, kind, starts_at, ends_at, is_snapshot)
+            SELECT id, :q_drive, :r_channel, :r_kind, :r_start, :r_end, :r_snap FROM u
+            ON CONFLICT (entry_id) DO UPDATE SET channel = excluded.channel,
+                kind = excluded.kind, starts_at = excluded.starts_at,
+                ends_at = excluded.ends_at, is_snapshot = excluded.is_snapshot)""",
+    "drop": """,
+    rec AS (DELETE FROM recordings WHERE entry_id IN (SELECT id FROM u))""",
+    "": "",
+}
+
+
+def _rename_file_one(rec: str) -> Any:
+    return text(f"""WITH {_PARENT_OK},
     u AS (UPDATE drive_entries SET path = :q_dst, parent = :q_parent, name = :q_name
           WHERE drive_id = :q_drive AND path = :q_src AND NOT is_dir AND (SELECT ok FROM p)
             AND NOT EXISTS (SELECT 1 FROM drive_entries
                             WHERE drive_id = :q_drive AND path = :q_dst)
-          RETURNING id)
-SELECT count(*) AS moved FROM u""")
+          RETURNING id){_REC_MOVED[rec]}
+SELECT count(*) AS moved FROM u""").bindparams(*(_REC_PARAMS if rec == "set" else ()))
+
+
+_RENAME_FILE_ONE = {rec: _rename_file_one(rec) for rec in _REC_MOVED}
 
 # MKD: the directory's row if its parent is one; what the path held before
 # comes from the statement's snapshot, so `was_dir` is NULL when the row was
@@ -348,7 +403,10 @@ _ENTITLED_SQL = str(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
     )
 )
-_PUT_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
+
+
+def _put_commit_one(rec: bool) -> Any:
+    return text(f"""WITH {_PARENT_OK},
     g AS (SELECT id FROM drives
           WHERE id = :q_drive AND (SELECT ok FROM p)
             AND committed_bytes + reserved_bytes + :q_size <= capacity_bytes
@@ -361,11 +419,16 @@ _PUT_COMMIT_ONE = text(f"""WITH {_PARENT_OK},
     x AS (INSERT INTO reservations
               (id, drive_id, bytes, key, upload_id, node, lease_expires_at, created_at)
           SELECT :x_id, :q_drive, 0, :x_key, NULL, :x_node, :x_lease, :q_now
-          WHERE EXISTS (SELECT 1 FROM n))
+          WHERE EXISTS (SELECT 1 FROM n)){_REC_CTE if rec else ""}
 SELECT (SELECT count(*) FROM g) AS fits, (SELECT bytes FROM r) AS reserved,
        (SELECT key FROM o) AS old_key""").bindparams(
-    *_SETTLE_PARAMS, bindparam("x_lease", type_=reservations.c.lease_expires_at.type)
-)
+        *_SETTLE_PARAMS,
+        bindparam("x_lease", type_=reservations.c.lease_expires_at.type),
+        *(_REC_PARAMS if rec else ()),
+    )
+
+
+_PUT_COMMIT_ONE = {rec: _put_commit_one(rec) for rec in (False, True)}
 _RENEW_ONE = (
     update(reservations)
     .where(reservations.c.id == bindparam("q_rid"))
@@ -412,6 +475,18 @@ class _FileInWay(NotADirectory):
     def __init__(self, path: str) -> None:
         super().__init__(f"/{path} is a file, not a directory")
         self.path = path
+
+
+def _recording_row(entry_id: int, drive_id: int, rec: Parsed) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id,
+        "drive_id": drive_id,
+        "channel": rec.channel,
+        "kind": rec.kind,
+        "starts_at": rec.start,
+        "ends_at": rec.end,
+        "is_snapshot": rec.is_snapshot,
+    }
 
 
 def split(path: str) -> tuple[str, str]:
@@ -526,10 +601,12 @@ class DriveLedger:
         parent, name = split(path)
         next_rid = uuid.uuid4().hex
         made = time.monotonic()
+        rec = parse(path)
         try:
             row = self._single(
-                _PUT_COMMIT_ONE,
+                _PUT_COMMIT_ONE[rec is not None],
                 {
+                    **(_rec_params(rec) if rec else {}),
                     "q_rid": intent.rid,
                     "q_drive": drive_id,
                     "q_device": device_id,
@@ -645,11 +722,13 @@ class DriveLedger:
         """
         now = utcnow()
         parent, name = split(path)
+        rec = parse(path)
         try:
             if self._pg:
                 row = self._single(
-                    _COMMIT_ONE,
+                    _COMMIT_ONE[rec is not None],
                     {
+                        **(_rec_params(rec) if rec else {}),
                         "q_rid": rid,
                         "q_drive": drive_id,
                         "q_path": path,
@@ -666,7 +745,9 @@ class DriveLedger:
                     return row.old_key
             with self.engine.begin() as conn:
                 old_key = self._settle(conn, rid, drive_id, path, size, now)
-                self._index_file(conn, drive_id, path, key, size, now)
+                entry_id = self._index_file(conn, drive_id, path, key, size, now)
+                if rec is not None:
+                    conn.execute(_NEW_RECORDING, _recording_row(entry_id, drive_id, rec))
         except IntegrityError:  # a directory holds that path (unique drive_id, path)
             raise IsADirectory(f"/{path} is a directory") from None
         return old_key
@@ -704,28 +785,26 @@ class DriveLedger:
     @staticmethod
     def _index_file(
         conn: Connection, drive_id: int, path: str, key: str, size: int, now: datetime
-    ) -> None:
-        """The file's row: one statement when its parent directory exists (the
-        recorder made it with MKD), else mkdir -p first."""
+    ) -> int:
+        """The file's row (its id): one statement when its parent directory
+        exists (the recorder made it with MKD), else mkdir -p first."""
         parent, name = split(path)
-        if (
-            conn.execute(
-                _NEW_ENTRY_UNDER,
-                {
-                    "q_drive": drive_id,
-                    "q_path": path,
-                    "q_parent": parent,
-                    "q_name": name,
-                    "q_size": size,
-                    "q_key": key,
-                    "q_now": now,
-                },
-            ).first()
-            is not None
-        ):
-            return
+        under = conn.execute(
+            _NEW_ENTRY_UNDER,
+            {
+                "q_drive": drive_id,
+                "q_path": path,
+                "q_parent": parent,
+                "q_name": name,
+                "q_size": size,
+                "q_key": key,
+                "q_now": now,
+            },
+        ).first()
+        if under is not None:
+            return int(under.id)
         DriveLedger._ensure_dirs(conn, drive_id, parent, now)
-        conn.execute(
+        result = conn.execute(
             _NEW_ENTRY,
             {
                 "drive_id": drive_id,
@@ -738,6 +817,9 @@ class DriveLedger:
                 "committed_at": now,
             },
         )
+        inserted = result.inserted_primary_key
+        assert inserted is not None
+        return int(inserted[0])
 
     @staticmethod
     def _ensure_dirs(conn: Connection, drive_id: int, path: str, now: datetime) -> bool:
@@ -866,11 +948,14 @@ class DriveLedger:
         if dst.startswith(src + "/"):
             raise AlreadyExists(f"cannot move /{src} into itself")
         new_parent, new_name = split(dst)
+        rec, had = parse(dst), parse(src) is not None
         if self._pg:
+            moved = "set" if rec else "drop" if had else ""
             try:
                 if self._single(
-                    _RENAME_FILE_ONE,
+                    _RENAME_FILE_ONE[moved],
                     {
+                        **(_rec_params(rec) if rec else {}),
                         "q_drive": drive_id,
                         "q_src": src,
                         "q_dst": dst,
@@ -904,16 +989,22 @@ class DriveLedger:
             )
             if row.is_dir:
                 self._move_tree(conn, drive_id, src, dst)
+            else:
+                if had:
+                    conn.execute(_DROP_RECORDINGS, {"q_ids": [row.id]})
+                if rec is not None:
+                    conn.execute(_NEW_RECORDING, _recording_row(row.id, drive_id, rec))
             return old_key
 
     @staticmethod
     def _move_tree(conn: Connection, drive_id: int, src: str, dst: str) -> None:
         prefix = src + "/"
         rows = conn.execute(
-            select(entries.c.id, entries.c.path, entries.c.parent).where(
+            select(entries.c.id, entries.c.path, entries.c.parent, entries.c.is_dir).where(
                 entries.c.drive_id == drive_id, entries.c.path.startswith(prefix, autoescape=True)
             )
         ).all()
+        recorded = []
         for row in rows:
             new_path = dst + row.path[len(src) :]
             new_parent = dst + row.parent[len(src) :]
@@ -922,6 +1013,14 @@ class DriveLedger:
                 .where(entries.c.id == row.id)
                 .values(path=new_path, parent=new_parent)
             )
+            if not row.is_dir and (rec := parse(new_path)) is not None:
+                recorded.append(_recording_row(row.id, drive_id, rec))
+        # the names may now say another day or channel (a date folder renamed)
+        files = [row.id for row in rows if not row.is_dir]
+        for i in range(0, len(files), 500):
+            conn.execute(_DROP_RECORDINGS, {"q_ids": files[i : i + 500]})
+        if recorded:
+            conn.execute(_NEW_RECORDING, recorded)
 
     # --- rotation -----------------------------------------------------
 

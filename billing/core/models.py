@@ -13,7 +13,10 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    DateTime,
+    ForeignKey,
     Index,
+    Integer,
     Numeric,
     String,
     Text,
@@ -71,6 +74,8 @@ class Device(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     # set while the recorder is reported silent (billing/notify/outbox.py), cleared on recovery
     silent_since: datetime | None = Field(default=None)
+    # IANA zone of the recorder's clock (its file names carry none); None: settings.device_timezone
+    timezone: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
 class DeviceKey(SQLModel, table=True):
@@ -215,6 +220,30 @@ class DriveEntry(SQLModel, table=True):
     size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     key: str | None = Field(default=None, sa_column=Column(String(300)))
     committed_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class Recording(SQLModel, table=True):
+    """A committed file whose name is a Dahua recording's (gateway/recordings.py).
+
+    Written in the commit's transaction and gone with its entry (ON DELETE
+    CASCADE: rotation, DELE, purge and fsck need not know it). Times are the
+    recorder's local wall clock, naive: names carry no zone.
+    """
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_day", "drive_id", "starts_at"),)
+
+    entry_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("drive_entries.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    drive_id: int = Field(foreign_key="drives.id", nullable=False)
+    channel: int = Field(nullable=False)
+    kind: str = Field(sa_column=Column(String(1), nullable=False))  # R M A I F
+    starts_at: datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    ends_at: datetime = Field(sa_column=Column(DateTime(), nullable=False))
+    is_snapshot: bool = Field(nullable=False)
 
 
 class Reservation(SQLModel, table=True):

@@ -285,6 +285,8 @@ class Settings(BaseSettings):
     default_locale: str = "es"  # es | pt | en, for customers without one
     notify_every_seconds: int = Field(300, ge=5)  # scheduler: collect and send
     silent_hours: float = Field(6, gt=0)  # a recorder silent this long is reported
+    # a recorder's clock when its device names none (Dahua file names carry no zone)
+    device_timezone: str = "America/Mexico_City"
     final_warning_days: int = Field(2, ge=0)  # warning this many days before deletion
 
     def recorder_host(self) -> str:
@@ -306,6 +308,17 @@ class Settings(BaseSettings):
 
         if not value.endswith("/") or value.startswith((DRIVE_ROOT, "/")) or ".." in value:
             raise ValueError(f"litestream_prefix must end in '/' and lie outside {DRIVE_ROOT}")
+        return value
+
+    @field_validator("device_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"device_timezone: unknown time zone {value!r}") from None
         return value
 
     @field_validator("default_locale")
