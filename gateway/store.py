@@ -267,11 +267,11 @@ class S3DriveStore:
 
     # --- reads ----------------------------------------------------------
 
-    def open_range(self, key: str, start: int = 0) -> Any:
-        """A streaming body from byte `start` to the end (ranged GET)."""
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> Any:
+        """A streaming body from byte `start` to `end` (inclusive) or the end (ranged GET)."""
         kwargs: dict[str, Any] = {"Key": _check_key(key)}
-        if start:
-            kwargs["Range"] = f"bytes={start}-"
+        if start or end is not None:
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"
         return self._call("get_object", **kwargs)["Body"]
 
     def list_keys(self, prefix: str) -> Iterator[tuple[str, int]]:

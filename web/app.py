@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from billing.core.settings import Settings
-from web import errors, metrics, ops, webhooks
+from web import errors, media, metrics, ops, webhooks
 from web.api import contracts, products, statement
 
 VERSION = "1"
@@ -60,6 +60,7 @@ def create_app(parts: WebParts) -> FastAPI:
     metrics.install(app, parts.engine)
     app.include_router(ops.router)
     app.include_router(webhooks.router)
+    app.include_router(media.router)
     for module in (products, contracts, statement):
         # each router carries its /api/v1 prefix: a request's route (its
         # metrics label) is then the full path template
