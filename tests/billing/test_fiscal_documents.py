@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from lxml import etree
+from satcfdi.catalogs import catalog_code
 from sqlmodel import select
 
 from billing.core.db import session_scope
@@ -16,6 +17,7 @@ from billing.core.errors import InvalidInput
 from billing.core.models import Charge, Invoice, InvoiceLine
 from billing.invoicing.cfdi import load_signer
 from billing.invoicing.credits import cancel
+from billing.invoicing.globals import period_of
 from billing.invoicing.invoices import issue_pending, orders, request_own
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
@@ -131,7 +133,16 @@ def test_sales_without_fiscal_data_go_into_the_global_invoice(
     assert Decimal(doc.get("Total")) == glob.total
     assert (doc.get("TipoDeComprobante"), doc.get("MetodoPago")) == ("I", "PUE")
     text = pdf_text(istack.store.get_document(glob.pdf_key), tmp_path)  # type: ignore[arg-type]
-    for needle in ("EKU9003173C9", "XAXX010101000", "Venta", doc.get("Total")):
+    form = catalog_code(
+        "C756_c_FormaPago", doc.get("FormaPago")
+    )  # Code("04", "Tarjeta de crédito")
+    for needle in (
+        "EKU9003173C9",
+        "XAXX010101000",
+        "Venta",
+        doc.get("Total"),
+        form.description,
+    ):
         assert needle in text, needle
     ingreso = checked(istack, document_of(istack, own.id, "I"), certs)  # type: ignore[arg-type]
     assert document_of(istack, own.id, "I").id == mine  # type: ignore[arg-type]
@@ -286,3 +297,90 @@ def test_request_and_cancel_from_the_cli(
     assert json.loads(done.stdout)["status"] == "cancelled"
     listed = json.loads(cli("orders", "list", "--customer", str(dev.customer_id), "--json").stdout)
     assert [(r["invoice"], r["invoice_status"]) for r in listed] == [(invoice_id, "cancelled")]
+
+
+@pytest.mark.parametrize(
+    ("day", "periodicity", "key", "last"),
+    [
+        (date(2026, 11, 22), "01", "2026-11-22", date(2026, 11, 22)),
+        (date(2026, 11, 22), "02", "2026-11-W16", date(2026, 11, 22)),  # Mon 16 - Sun 22
+        (date(2026, 12, 2), "02", "2026-12-W01", date(2026, 12, 6)),  # cut at the 1st
+        (date(2026, 11, 30), "02", "2026-11-W30", date(2026, 11, 30)),  # cut at the 30th
+        (date(2026, 2, 14), "04", "2026-02", date(2026, 2, 28)),
+    ],
+)
+def test_a_global_period_never_spans_two_months(
+    day: date, periodicity: str, key: str, last: date
+) -> None:
+    period = period_of(day, periodicity)
+    assert (period.key, period.last) == (key, last)
+    assert period.first.month == period.last.month == day.month
+    assert (period.info.periodicity, period.info.months) == (periodicity, f"{day.month:02d}")
+
+
+def test_a_hung_pac_bounds_a_cancellation(istack: Stack, certs: Path) -> None:
+    import socket
+
+    from billing.core.errors import StorageUnavailable
+    from billing.invoicing.credits import cancellation_request
+    from billing.invoicing.pac import UNREACHABLE, FinkokPac
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # accepts connections, never answers a byte
+    try:
+        st = istack.settings.model_copy(
+            update={
+                "pac_driver": "finkok",
+                "pac_username": "u",
+                "pac_password": "p",
+                "pac_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
+                "pac_read_timeout": 0.5,
+            }
+        )
+        request = cancellation_request(
+            load_signer(st), "6F1D3C1E-8A53-4D0E-9C44-2F0C8B9A7D10", "02", None
+        )
+        with pytest.raises(StorageUnavailable, match=UNREACHABLE):
+            FinkokPac(st).cancel(request)
+    finally:
+        hung.close()
+
+
+class Down:
+    """A PAC that cannot be reached."""
+
+    def stamp(self, cfdi):  # type: ignore[no-untyped-def]
+        from billing.core.errors import StorageUnavailable
+
+        raise StorageUnavailable("the PAC is unreachable: connection refused")
+
+
+def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
+    istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path
+) -> None:
+    stayer, stays = sale(istack, mp_emulator, "credit_card")
+    asker, leaves = sale(istack, mp_emulator, "credit_card")
+    issue_pending(istack.engine, istack.store, istack.settings, pac=Down(), now=DECEMBER)
+    pending = document_of(istack, leaves.id, "G")  # type: ignore[arg-type]
+    assert pending.status == "pending"
+    give_fiscal(istack, asker.customer_id)
+    own = request_own(
+        istack.engine,
+        istack.store,
+        istack.settings,
+        leaves.id,
+        pac=istack.pac,
+        now=DECEMBER,  # type: ignore[arg-type]
+    )
+    assert checked(istack, document_of(istack, leaves.id, "I"), certs) is not None  # type: ignore[arg-type]
+    issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER)
+    glob = document_of(istack, stays.id, "G")  # type: ignore[arg-type]
+    doc = checked(istack, glob, certs)
+    ids = [c.get("NoIdentificacion") for c in doc.find("c:Conceptos", NS)]
+    assert str(stays.id) in ids and str(leaves.id) not in ids
+    assert Decimal(doc.get("Total")) == glob.total
+    give_fiscal(istack, stayer.customer_id)  # too late: the global is stamped
+    with pytest.raises(InvalidInput, match=f"is in invoice {glob.id}"):
+        request_own(istack.engine, istack.store, istack.settings, stays.id, pac=istack.pac)  # type: ignore[arg-type]
+    assert own != glob.id
