@@ -1,11 +1,12 @@
-"""CFDI 4.0 for one charge: built, taxed and sealed with satcfdi.
+"""CFDI 4.0 (an ingreso, a global ingreso, an egreso): built, taxed and sealed with satcfdi.
 
 Plan prices include IVA: what Mercado Pago charges is what the payer pays,
 so the invoice total must equal the charge to the cent. With a unit value
 of two decimals about one amount in seven has no exact pre-tax base (the
 total moves in steps of 0.0116), so the unit value carries the six
 decimals CFDI 4.0 allows and is nudged by millionths until satcfdi's own
-rounding gives back the charged total. satcfdi rounds concept amounts to
+rounding gives back the charged total (on a document of several
+concepts, the last one takes the nudge). satcfdi rounds concept amounts to
 the currency's two decimals, so `_TaxIncluded` keeps them at six (allowed
 for Importe, Base and the concept's tax) and rounds only the document's
 totals, as the SAT's validation rules describe.

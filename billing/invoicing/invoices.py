@@ -72,6 +72,8 @@ class IssueReport:
     issued: list[int] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    # refunds: unstamped documents voided, invoices cancelled, credit notes opened
+    refunds: dict[str, Any] = field(default_factory=dict)
     disabled: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,7 +102,7 @@ def issue_pending(
     now = now or utcnow()
     _open_rows(engine, settings, now, report)
     globals_.open_globals(engine, settings, now)
-    credits.open_credit_notes(engine, settings, pac, signer, now)
+    report.refunds = credits.open_credit_notes(engine, settings, pac, signer, now)
     with session_scope(engine) as s:
         pending = list(
             s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(col(Invoice.id)))
