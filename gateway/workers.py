@@ -77,6 +77,9 @@ def share(settings: Settings, index: int, count: int) -> Settings:
             "upload_buffer_budget": max(settings.upload_buffer_budget // count, 1024 * 1024),
             "database_pool_size": math.ceil(settings.database_pool_size / count),
             "ftp_max_connections": math.ceil(settings.ftp_max_connections / count),
+            "ftp_max_unauthenticated": math.ceil(settings.ftp_max_unauthenticated / count),
+            "sftp_max_connections": math.ceil(settings.sftp_max_connections / count),
+            "sftp_max_unauthenticated": math.ceil(settings.sftp_max_unauthenticated / count),
             "node_name": f"{settings.node_name}.{index}",
             # each worker process has its own counters: its own metrics port
             "metrics_port": settings.metrics_port + index if settings.metrics_port else 0,

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     # ends, to tell a finished upload from a killed client (gateway/ftp/handler.py).
     ftp_eof_grace_ms: int = Field(30, ge=0, le=1000)
     ftp_max_connections_per_ip: int = 64
+    # of ftp_max_connections, how many may be waiting to log in (the rest is a
+    # reserve for logged-in sessions; gateway/admission.py), and for how long
+    ftp_max_unauthenticated: int = Field(100, ge=1)
+    ftp_login_timeout: float = Field(30.0, gt=0)
     # --- SFTP frontend
     sftp_host: str = "0.0.0.0"
     sftp_port: int = 2222
@@ -148,7 +152,12 @@ class Settings(BaseSettings):
     sftp_kex_algs: list[str] | None = None
     sftp_encryption_algs: list[str] | None = None
     sftp_mac_algs: list[str] | None = None
-    sftp_login_timeout: int = 60
+    sftp_login_timeout: int = 30
+    # as for FTP: in all (per node), per address (per worker process), and
+    # waiting to log in (OpenSSH's MaxStartups full value, 100)
+    sftp_max_connections: int = Field(512, ge=1)
+    sftp_max_connections_per_ip: int = Field(64, ge=1)
+    sftp_max_unauthenticated: int = Field(100, ge=1)
     sftp_write_window: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     # out-of-order data (writes past a hole) one SFTP session may hold over all
     # its open files; a gateway process holds at most half its

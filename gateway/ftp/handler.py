@@ -31,6 +31,7 @@ from billing.core.errors import (
     StorageUnavailable,
 )
 from gateway import paths
+from gateway.admission import Admission, Refused, Ticket
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import Download, DriveView, Entry, Login, login_notice
 from gateway.ftp.bases import DataChannel
@@ -286,6 +287,8 @@ class GatewayMixin(PassiveRetryMixin):
     fallback_encoding: str | None = "gb18030"
     eof_grace: float = 0.03
     transfer_log_format: Literal["text", "json"] = "text"
+    admission: Admission
+    login_timeout: float = 30.0
 
     banner = "cam2drive FTP gateway ready."
     authorizer = Authorizer()
@@ -304,11 +307,24 @@ class GatewayMixin(PassiveRetryMixin):
         self.session = session_id()
         self._allo: int | None = None
         self._refusal: str | None = None
+        self._ticket: Ticket | None = None
+        self._login_timer: Any = None
         super().__init__(*args, **kwargs)
 
     def handle(self) -> None:
-        """Greet, or refuse a banned address with 421 (the ban is read off the loop)."""
+        """Greet, or refuse with 421 a connection the admission gate turns away
+        (gateway/admission.py) or a banned address (the ban is read off the loop)."""
         ip = self.remote_ip
+        try:
+            self._ticket = self.admission.admit(ip, self._evicted)
+        except Refused as err:
+            self._refusal = f"421 {str(err).capitalize()}."
+            self.respond(self._refusal)
+            self.close_when_done()
+            return
+        self._login_timer = self.ioloop.call_later(
+            self.login_timeout, self._login_expired, _errback=self.handle_error
+        )
 
         def check() -> Cam2DriveError | None:
             try:
@@ -327,9 +343,24 @@ class GatewayMixin(PassiveRetryMixin):
 
         self._step("", "", check, then)
 
+    def _evicted(self) -> None:
+        """Closed to make room for a newcomer (gateway/admission.py)."""
+        self.respond("421 Too many connections waiting to log in; closing the oldest.")
+        self.close()
+
+    def _login_expired(self) -> None:
+        """No login within login_timeout: the slot goes back to the pool."""
+        if not self.authenticated and not self._closed:
+            self.respond("421 Login timed out.")
+            self.close_when_done()
+
     def close(self) -> None:
         """As pyftpdlib's (which aborts an unfinished upload), then the view's end."""
         view = getattr(self, "fs", None)
+        if self._login_timer is not None and not self._login_timer.cancelled:
+            self._login_timer.cancel()
+        if self._ticket is not None:
+            self.admission.leave(self._ticket)
         super().close()
         if isinstance(view, DriveView):
             self.offload.fire(view.close, "closing an FTP session's drive view")
@@ -519,6 +550,10 @@ class GatewayMixin(PassiveRetryMixin):
         self.password = ""
         self.attempted_logins = 0
         self.fs = DriveView(self.pipeline, login)
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+        if self._ticket is not None:
+            self.admission.logged_in(self._ticket)
         self.on_login(self.username)
 
     # --- navigation ---------------------------------------------------------

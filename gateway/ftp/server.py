@@ -11,6 +11,7 @@ from pyftpdlib.servers import FTPServer
 
 from billing.core.errors import InvalidInput
 from billing.core.settings import Settings, passive_port_range
+from gateway.admission import Admission
 from gateway.auth import Authenticator
 from gateway.ftp.handler import (
     DurableDTPMixin,
@@ -38,6 +39,13 @@ def handler_class(
         passive_ports=passive_port_range(settings.ftp_passive_ports),
         masquerade_address=settings.ftp_masquerade_address,
         timeout=settings.ftp_idle_timeout,
+        login_timeout=settings.ftp_login_timeout,
+        admission=Admission(
+            "ftp",
+            settings.ftp_max_connections,
+            settings.ftp_max_connections_per_ip,
+            settings.ftp_max_unauthenticated,
+        ),
         auth_failed_timeout=settings.auth_failed_delay,
         permit_foreign_addresses=False,  # FTP bounce: PORT only back to the client
         permit_privileged_ports=False,
@@ -79,8 +87,10 @@ def build_server(
     handler = handler_class(settings, pipeline, authenticator, Offload(ioloop))
     address = sock if sock is not None else (settings.ftp_host, settings.ftp_port)
     server = FTPServer(address, handler, ioloop=ioloop)
-    server.max_cons = settings.ftp_max_connections
-    server.max_cons_per_ip = settings.ftp_max_connections_per_ip
+    # the handler's admission gate counts sessions; pyftpdlib's own max_cons
+    # counts every socket in its map (passive listeners, data connections) too
+    server.max_cons = 0
+    server.max_cons_per_ip = 0
     warn_small_passive_range(settings)
     return server
 

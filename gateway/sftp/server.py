@@ -24,6 +24,7 @@ import asyncssh
 from billing.core.errors import Cam2DriveError, StorageUnavailable
 from billing.core.settings import Settings
 from gateway import paths
+from gateway.admission import Admission, Refused, Ticket
 from gateway.auth import Authenticator, AuthFailed, Banned
 from gateway.drive import Download, DriveView, Entry, Login, login_notice
 from gateway.ingest import HeldBytes, IngestPipeline, OrderedWrites, Upload
@@ -49,6 +50,12 @@ class Gateway:
         self.pipeline = pipeline
         self.auth = authenticator
         self.executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sftp-io")
+        self.admission = Admission(
+            "sftp",
+            settings.sftp_max_connections,
+            settings.sftp_max_connections_per_ip,
+            settings.sftp_max_unauthenticated,
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking drive-view call off the loop; map its errors to SFTP status."""
@@ -66,12 +73,34 @@ class SSHServer(asyncssh.SSHServer):
         self.gw = gw
         self.conn: asyncssh.SSHServerConnection | None = None
         self.ip = ""
+        self.ticket: Ticket | None = None
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        """Admit the connection through the gate (gateway/admission.py), or
+        close it once asyncssh has finished setting it up."""
         self.conn = conn
         conn.set_extra_info(**{SESSION_KEY: session_id()})
         peer = conn.get_extra_info("peername")
         self.ip = str(peer[0]) if peer else ""
+        loop = asyncio.get_running_loop()
+
+        def refuse(reason: str) -> None:
+            loop.call_soon(conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS, reason)
+
+        try:
+            self.ticket = self.gw.admission.admit(
+                self.ip, lambda: refuse("Too many connections waiting to log in")
+            )
+        except Refused as err:
+            refuse(str(err).capitalize())
+
+    def auth_completed(self) -> None:
+        if self.ticket is not None:
+            self.gw.admission.logged_in(self.ticket)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.ticket is not None:
+            self.gw.admission.leave(self.ticket)
 
     async def begin_auth(self, username: str) -> bool:
         try:
