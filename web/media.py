@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from typing import Annotated, Any
@@ -197,10 +198,17 @@ async def play(
     """What a `<video>` (or an `<img>`, for a snapshot) opens."""
     found = await anyio.to_thread.run_sync(_owned, request, customer_id, entry_id)
     ext = _extension(found.name)
-    if ext != "dav":
-        return _stored(request, found, _TYPES.get(ext, "application/octet-stream"))
+    if ext != "dav":  # the ranged GET to S3 waits for its headers: not on the event loop
+        kind = _TYPES.get(ext, "application/octet-stream")
+        return await anyio.to_thread.run_sync(_stored, request, found, kind)
     if shutil.which("ffmpeg") is None:
         raise HTTPException(503, "ffmpeg is not installed: download the original instead")
+    if not Remux.admit():
+        raise HTTPException(
+            503,
+            "too many clips playing on this server; retry shortly",
+            headers={"Retry-After": "5"},
+        )
     stream = await Remux.start(_store(request), found.key, audio)
     if stream is None and audio:  # audio ffmpeg cannot read: the picture alone
         stream = await Remux.start(_store(request), found.key, False)
@@ -212,18 +220,38 @@ async def play(
 
 
 class Remux:
-    """One ffmpeg process turning a `.dav` object into fragmented MP4."""
+    """One ffmpeg process turning a `.dav` object into fragmented MP4.
+
+    Each costs a process and a thread for as long as its viewer watches, so
+    a server starts no more than MAX_RUNNING. The process is reaped when the
+    response ends, and also when a response that never started is collected
+    (weakref.finalize): nothing else holds the object, the feeding thread
+    included, so a viewer who leaves early leaves no ffmpeg behind.
+    """
+
+    MAX_RUNNING = 4 * (os.cpu_count() or 1)
+    running = 0
+    _lock = threading.Lock()
+
+    @classmethod
+    def admit(cls) -> bool:
+        with cls._lock:
+            return cls.running < cls.MAX_RUNNING
 
     def __init__(self, store: Any, key: str, audio: bool) -> None:
-        self.errors = tempfile.TemporaryFile()
+        errors = tempfile.TemporaryFile()
         cmd = [*REMUX, *(WITH_AUDIO if audio else ["-an"]), *FRAGMENTED]
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors
         )
-        self.store, self.key = store, key
+        with Remux._lock:
+            Remux.running += 1
+        self.key = key
         self.first = b""
-        self.feeder = threading.Thread(target=self._feed, daemon=True, name="dav-feed")
-        self.feeder.start()
+        self._reap = weakref.finalize(self, _reap, self.proc, errors, key)
+        threading.Thread(
+            target=_feed, args=(store, key, self.proc.stdin), daemon=True, name="dav-feed"
+        ).start()
 
     @classmethod
     async def start(cls, store: Any, key: str, audio: bool) -> Remux | None:
@@ -235,25 +263,6 @@ class Remux:
             return None
         remux.first = first
         return remux
-
-    def _feed(self) -> None:
-        stdin = self.proc.stdin
-        assert stdin is not None
-        body = None
-        try:
-            body = self.store.open_range(self.key)
-            for chunk in body.iter_chunks(CHUNK):
-                stdin.write(chunk)
-        except Exception as exc:  # noqa: BLE001 - ffmpeg gone (client left), or S3 failed
-            if not isinstance(exc, BrokenPipeError | ValueError):
-                log.warning("reading %s for a remux failed: %s", self.key, type(exc).__name__)
-        finally:
-            if body is not None:
-                body.close()
-            try:
-                stdin.close()
-            except OSError:
-                pass
 
     def _read(self) -> bytes:
         assert self.proc.stdout is not None
@@ -269,16 +278,41 @@ class Remux:
                 await anyio.to_thread.run_sync(self.close)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        if self.proc.returncode not in (0, -9):
-            self.errors.seek(0)
-            text = self.errors.read(500).decode("utf-8", "replace").replace("\n", " | ")
-            log.info("remux of %s ended %s: %r", self.key, self.proc.returncode, text)
-        self.errors.close()
+        self._reap()  # once: later calls do nothing
+
+
+def _feed(store: Any, key: str, stdin: Any) -> None:
+    """S3's bytes into ffmpeg until the end, or until ffmpeg is gone."""
+    body = None
+    try:
+        body = store.open_range(key)
+        for chunk in body.iter_chunks(CHUNK):
+            stdin.write(chunk)
+    except Exception as exc:  # noqa: BLE001 - ffmpeg gone (client left), or S3 failed
+        if not isinstance(exc, BrokenPipeError | ValueError):
+            log.warning("reading %s for a remux failed: %s", key, type(exc).__name__)
+    finally:
+        if body is not None:
+            body.close()
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+
+def _reap(proc: subprocess.Popen[bytes], errors: Any, key: str) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+    if proc.returncode not in (0, -9):
+        errors.seek(0)
+        text = errors.read(500).decode("utf-8", "replace").replace("\n", " | ")
+        log.info("remux of %s ended %s: %r", key, proc.returncode, text)
+    errors.close()
+    with Remux._lock:
+        Remux.running -= 1
 
 
 @router.get("/recordings/{entry_id}/probe")
@@ -304,5 +338,6 @@ def probe(request: Request, customer_id: CustomerDep, entry_id: int) -> Any:
     return {
         "video": video,
         "audio": streams.get("audio"),
-        "plays_in_browser": video in BROWSER_CODECS,
+        # None: not found in the first bytes (an MP4 with its moov at the end)
+        "plays_in_browser": video in BROWSER_CODECS if video else None,
     }

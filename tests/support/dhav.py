@@ -58,7 +58,7 @@ def encode(
     """An Annex B elementary stream from ffmpeg's test pattern, an AUD before each picture."""
     _, encoder = VIDEO_CODECS[codec]
     w, h = size
-    rate = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []
+    rate = _cbr(bitrate, codec) if bitrate else []
     aud = ["-bsf:v", "h264_metadata=aud=insert"] if codec == "h264" else []
     params = ["-x265-params", "aud=1:log-level=error"] if codec == "hevc" else []
     cmd = [
@@ -69,6 +69,12 @@ def encode(
         "-f", codec, "pipe:",
     ]  # fmt: skip
     return subprocess.run(cmd, check=True, capture_output=True).stdout
+
+
+def _cbr(bitrate: str, codec: str) -> list[str]:
+    """Constant bit rate, as recorders send (a test pattern alone compresses to little)."""
+    rate = ["-b:v", bitrate, "-minrate", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+    return [*rate, "-x264-params", "nal-hrd=cbr"] if codec == "h264" else rate
 
 
 def access_units(stream: bytes, codec: str) -> Iterator[tuple[bool, bytes]]:
@@ -150,7 +156,7 @@ def make_mp4(
 ) -> bytes:
     """A plain (not fragmented) H.264 MP4 with its moov first, as newer firmwares upload."""
     w, h = size
-    rate = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate] if bitrate else []
+    rate = _cbr(bitrate, "h264") if bitrate else []
     with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
         cmd = [
             "ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={w}x{h}:rate=25",

@@ -15,7 +15,9 @@ import pytest
 from tests.support.dhav import make_dav, make_mp4
 from tests.support.recordings import upload
 from tests.support.stack import DeviceLogin, Stack
+from tests.support.wait import wait_for
 from tests.support.web import WebServer
+from web.media import Remux
 
 DAY = "2026-12-06"
 DAV = f"{DAY}/001/dav/15/15.00.00-15.00.03[M][0@0][0].dav"
@@ -237,3 +239,17 @@ def test_customers_reach_only_their_own(
     assert httpx.get(web.url + url, auth=(a.email, "wrong password")).status_code == 401
     assert httpx.get(web.url + url, auth=("nobody@example.com", "x")).status_code == 401
     stack.clear_bans()
+
+
+def test_a_viewer_who_leaves_stops_ffmpeg(stack: Stack, web: WebServer) -> None:
+    dev = stack.device()
+    long = f"{DAY}/001/dav/13/13.00.00-13.00.20[M][0@0][0].dav"
+    with stack.ftp(dev) as ftp:
+        upload(ftp, long, make_dav(20, size=(640, 480), bitrate="4M"))  # ~10 MB
+    viewer = Viewer(stack, web, dev)
+    with viewer.http.stream("GET", f"/media/recordings/{viewer.id_of(long)}") as r:
+        assert r.status_code == 200
+        next(r.iter_raw(65536))
+        assert Remux.running == 1  # ffmpeg waits for this viewer to read on
+    viewer.http.close()  # gone after the first bytes of 10 MB
+    wait_for(lambda: Remux.running == 0, what="the remux to be reaped")
