@@ -18,12 +18,13 @@ is a single query, and a second pass the same hour does no work.
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_
+from sqlalchemy import Engine, and_, or_, true
 from sqlmodel import Session, col, select
 
 from billing.catalog import current_subscription
@@ -73,9 +74,21 @@ class RunReport:
         return asdict(self)
 
 
-def due(session: Session, today: date, now: datetime, recheck: timedelta) -> list[int]:
-    """Ids of the paid subscriptions a pass must poll now (see the module docstring)."""
+def due(
+    session: Session,
+    today: date,
+    now: datetime,
+    recheck: timedelta,
+    currency: str | None = None,
+) -> list[int]:
+    """Ids of the paid subscriptions a pass must poll now (see the module docstring);
+    with `currency`, only those whose plan charges in it (one Mercado Pago account's)."""
     sub = Subscription
+    in_currency = (
+        col(sub.plan_id).in_(select(Plan.id).where(Plan.currency == currency))
+        if currency
+        else true()
+    )
     stale = or_(col(sub.checked_at).is_(None), col(sub.checked_at) <= now - recheck)
     upgrading = select(Charge.subscription_id).where(  # a pay-now or upgrade link waiting
         col(Charge.kind).in_(ONE_OFF), Charge.status == "pending"
@@ -85,6 +98,7 @@ def due(session: Session, today: date, now: datetime, recheck: timedelta) -> lis
             select(sub.id)  # type: ignore[arg-type]  # SQLModel types keys int | None
             .where(
                 sub.kind == "paid",
+                in_currency,
                 or_(
                     col(sub.status) == S.pending.value,
                     and_(col(sub.status).in_([S.past_due.value, S.blocked.value]), stale),
@@ -120,8 +134,10 @@ def billing_pass(
     *,
     dry_run: bool = False,
     now: datetime | None = None,
+    currency: str | None = None,
 ) -> RunReport:
     """`now` is when "recently polled" is judged from (tests travel in time with it).
+    With `currency`, the pass is `mp`'s account's: only plans in that currency.
 
     With many due (a billing day), Mercado Pago's payment search is read
     first: a call per thousand payments tells most subscriptions' news, and
@@ -134,14 +150,17 @@ def billing_pass(
     """
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
     now = now or utcnow()
-    if not dry_run:  # webhooks the HTTP service queued but could not apply yet
+    if not dry_run and currency in (None, settings.mp_currency):
+        # webhooks the HTTP service queued but could not apply yet (the default account's)
         drain(engine, mp, today, settings.billing_day, settings.pending_expiry_days)
     with (
         Session(engine, expire_on_commit=False) as session,
         ThreadPoolExecutor(max_workers=settings.billing_concurrency) as pool,
     ):
         staging.enable(session)  # the ledger and audit rows of a chunk: one insert each
-        ids = due(session, today, now, timedelta(minutes=settings.billing_recheck_minutes))
+        ids = due(
+            session, today, now, timedelta(minutes=settings.billing_recheck_minutes), currency
+        )
         # held for the whole pass: the identity map is weak, and without a strong
         # reference each subscription's plan lookup would be a query (and a flush)
         plans = list(session.exec(select(Plan)))
@@ -344,9 +363,23 @@ def _finish(session: Session, dry_run: bool) -> None:
         session.commit()
 
 
+def merged(reports: Mapping[str, RunReport]) -> dict[str, Any]:
+    """One report from the passes of several accounts: lists joined, the feed per currency."""
+    out: dict[str, Any] = {}
+    for currency, report in reports.items():
+        for key, value in report.as_dict().items():
+            if isinstance(value, list):
+                out.setdefault(key, []).extend(value)
+            elif key == "feed":
+                out.setdefault("feed", {})[currency] = value
+            else:
+                out[key] = value
+    return out
+
+
 def billing_cycle(
     engine: Engine,
-    mp: MercadoPago,
+    mp: MercadoPago | Mapping[str, MercadoPago],
     purger: DrivePurger,
     documents: Any,
     settings: Settings,
@@ -363,7 +396,17 @@ def billing_cycle(
     from billing.invoicing.invoices import issue_pending
     from billing.notify.outbox import collect
 
-    report = billing_pass(engine, mp, purger, settings, today, dry_run=dry_run).as_dict()
+    if isinstance(mp, Mapping):  # a pass per Mercado Pago account, each its currency's plans
+        report = merged(
+            {
+                currency: billing_pass(
+                    engine, account, purger, settings, today, dry_run=dry_run, currency=currency
+                )
+                for currency, account in mp.items()
+            }
+        )
+    else:
+        report = billing_pass(engine, mp, purger, settings, today, dry_run=dry_run).as_dict()
     if dry_run:
         return report
     try:

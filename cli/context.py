@@ -19,6 +19,7 @@ from billing.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from billing.invoicing.pac import Pac
+    from billing.payments.accounts import Accounts
     from billing.payments.mercadopago import MercadoPago
     from gateway.ingest import IngestPipeline
     from gateway.purge import DrivePurge
@@ -55,10 +56,32 @@ class App:
 
     @cached_property
     def mercadopago(self) -> MercadoPago:
+        """The default account's adapter (mp_currency)."""
         from billing.payments.mercadopago import MercadoPago
 
         st = self.settings
+        if st.mp_access_token:
+            return self.accounts.for_currency(st.mp_currency)
         return MercadoPago(st.mp_access_token or "", st.mp_api_base, timeout=st.mp_timeout)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """One Mercado Pago account per currency (billing/payments/accounts.py)."""
+        from billing.payments.accounts import Accounts
+
+        return Accounts(self.settings)
+
+    def billing_accounts(self) -> MercadoPago | dict[str, MercadoPago]:
+        """What a billing pass polls with: the one account, or each account for
+        the plans of its currency (billing/cycle.py `billing_cycle`)."""
+        currencies = self.accounts.currencies()
+        if len(currencies) <= 1:
+            return self.mercadopago
+        return {c: self.accounts.for_currency(c) for c in currencies}
+
+    def mercadopago_for(self, currency: str) -> MercadoPago:
+        """The adapter of the account that charges in `currency` (a plan's)."""
+        return self.accounts.for_currency(currency)
 
     @cached_property
     def pac(self) -> Pac | None:

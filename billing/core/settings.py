@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,14 @@ def _config_path(explicit: Path | None) -> Path | None:
             raise ConfigError(f"CAM2DRIVE_CONFIG={env} does not exist")
         return path
     return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+class MercadoPagoAccount(BaseModel):
+    """One Mercado Pago account (a country's, a currency's): its credentials."""
+
+    access_token: str
+    webhook_secret: str | None = None
+    api_base: str | None = None  # None: mp_api_base
 
 
 class Settings(BaseSettings):
@@ -224,6 +232,11 @@ class Settings(BaseSettings):
     mp_notification_url: str | None = None
     # a pay-now or upgrade link (Checkout Pro preference) can be paid this long
     pay_link_days: int = Field(3, ge=1)
+    # the currency the default account (mp_access_token, mp_webhook_secret,
+    # mp_api_base) charges in; each other currency needs its own account:
+    # [mp.accounts.BRL] access_token = "…", webhook_secret = "…" (billing/payments/accounts.py)
+    mp_currency: str = "MXN"
+    mp_accounts: dict[str, MercadoPagoAccount] = Field(default_factory=dict)
     billing_every_seconds: int = Field(900, ge=10)  # scheduler: billing pass period
     janitor_every_seconds: int = Field(60, ge=5)  # scheduler: janitor period
     grace_days: int = Field(10, ge=0)  # past_due -> blocked
@@ -386,6 +399,23 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[0-9]{2}", form):
                 raise ValueError(f"c_FormaPago {form!r} (for {kind or 'unknown'}) is not 2 digits")
         return self
+
+    @field_validator("mp_currency")
+    @classmethod
+    def _check_mp_currency(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", value.strip()):
+            raise ValueError(f"mp_currency {value!r} must be a 3-letter ISO code such as MXN")
+        return value.strip().upper()
+
+    @field_validator("mp_accounts")
+    @classmethod
+    def _check_mp_accounts(
+        cls, value: dict[str, MercadoPagoAccount]
+    ) -> dict[str, MercadoPagoAccount]:
+        for currency in value:
+            if not re.fullmatch(r"[A-Za-z]{3}", currency):
+                raise ValueError(f"mp.accounts.{currency}: not a 3-letter ISO currency code")
+        return {currency.upper(): account for currency, account in value.items()}
 
     @field_validator("path_fallback_encoding")
     @classmethod

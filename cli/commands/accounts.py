@@ -149,8 +149,13 @@ def plan_add(
     ] = "rotate",
     json_: JsonOpt = False,
 ) -> None:
-    """Add a plan."""
-    with session_scope(app_state().engine) as s:
+    """Add a plan, and its Mercado Pago plan in the account of its currency."""
+    from billing.payments.mercadopago import MercadoPagoRefused, MercadoPagoUnavailable
+    from billing.subscriptions.lifecycle import ensure_mp_plan
+
+    state = app_state()
+    state.accounts.check(currency)  # refused before anything is written
+    with session_scope(state.engine) as s:
         plan = catalog.add_plan(
             s,
             code=code,
@@ -160,7 +165,52 @@ def plan_add(
             on_full=on_full,
             actor=ACTOR,
         )
-        emit(record(plan), json_)
+        s.commit()  # the plan exists whatever Mercado Pago answers
+        row = record(plan)
+        if plan.currency in state.accounts.currencies():
+            try:
+                row["mp_plan_id"] = ensure_mp_plan(
+                    s,
+                    state.accounts.for_currency(plan.currency),
+                    plan,
+                    state.settings.billing_day,
+                )
+            except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+                row["mp_plan_id"] = None
+                row["mp_error"] = f"{exc}; run `cam2drive plan sync` later"
+        emit(row, json_)
+
+
+@plan_app.command("sync")
+def plan_sync(json_: JsonOpt = False) -> None:
+    """Create at Mercado Pago every plan's preapproval plan that is missing (in the
+    account of its currency, on the configured billing day, proportional first month)."""
+    from billing.payments.mercadopago import MercadoPagoRefused, MercadoPagoUnavailable
+    from billing.subscriptions.lifecycle import ensure_mp_plan
+
+    state = app_state()
+    rows: list[dict[str, object]] = []
+    with session_scope(state.engine) as s:
+        for plan in queries.plans(s):
+            row: dict[str, object] = {"plan": plan.code, "currency": plan.currency}
+            if plan.currency not in state.accounts.currencies():
+                row["mp_plan_id"], row["error"] = None, "no Mercado Pago account for its currency"
+            else:
+                try:
+                    row["mp_plan_id"] = ensure_mp_plan(
+                        s,
+                        state.accounts.for_currency(plan.currency),
+                        plan,
+                        state.settings.billing_day,
+                    )
+                    s.commit()  # one plan at a time: a failure further on keeps these
+                except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+                    s.rollback()
+                    row["mp_plan_id"], row["error"] = None, str(exc)
+            rows.append(row)
+    emit(rows, json_, title="Mercado Pago plans")
+    if any(r.get("error") for r in rows):
+        raise typer.Exit(3)
 
 
 @plan_app.command("list")

@@ -42,7 +42,7 @@ def billing_run(
     state = app_state()
     report = billing_cycle(
         state.engine,
-        state.mercadopago,
+        state.billing_accounts(),
         state.purger,
         state.store,
         state.settings,
@@ -111,7 +111,7 @@ def scheduler() -> None:
 
     # ERP contracts: downgrades due, cancelled drives past retention, callbacks
     jobs.append(("erp", lambda: run_sweep(state, date.today()), st.erp_every_seconds))
-    if st.mp_access_token:
+    if st.mp_access_token or st.mp_accounts:
 
         def billing_job() -> Any:
             from billing.metrics import observe_pass
@@ -119,7 +119,7 @@ def scheduler() -> None:
             try:
                 report = billing_cycle(
                     state.engine,
-                    state.mercadopago,
+                    state.billing_accounts(),
                     state.purger,
                     state.store,
                     st,

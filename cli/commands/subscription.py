@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlmodel import Session
 
 from billing import catalog, queries
 from billing.core.db import session_scope
@@ -12,7 +13,23 @@ from cli.commands.common import ACTOR, JsonOpt, parse_date
 from cli.context import app_state
 from cli.output import emit, out, record
 
+if TYPE_CHECKING:
+    from billing.payments.mercadopago import MercadoPago
+
 subscription_app = typer.Typer(help="Subscriptions of devices to plans.", no_args_is_help=True)
+
+
+def _mp(s: Session, *, plan: str | None = None, subscription: int | None = None) -> MercadoPago:
+    """The Mercado Pago account of the plan's currency (or the subscription's plan's)."""
+    from billing.core.models import Plan
+    from billing.subscriptions.lifecycle import get_subscription
+
+    if subscription is not None:
+        found = s.get(Plan, get_subscription(s, subscription).plan_id)
+        assert found is not None
+        return app_state().mercadopago_for(found.currency)
+    assert plan is not None
+    return app_state().mercadopago_for(catalog.get_plan(s, plan).currency)
 
 
 @subscription_app.command("grant")
@@ -43,7 +60,7 @@ def subscription_create(
     with session_scope(state.engine) as s:
         sub = create_paid(
             s,
-            state.mercadopago,
+            _mp(s, plan=plan),
             device_ref=device,
             plan_code=plan,
             on=parse_date(on),
@@ -74,7 +91,7 @@ def subscription_upgrade(
     with session_scope(state.engine) as s:
         charge = upgrade(
             s,
-            state.mercadopago,
+            _mp(s, subscription=subscription),
             subscription,
             plan,
             parse_date(on),
@@ -113,7 +130,7 @@ def subscription_pay_link(
     with session_scope(state.engine) as s:
         data = pay_link(
             s,
-            state.mercadopago,
+            _mp(s, subscription=subscription),
             subscription,
             parse_date(on),
             st.billing_day,
@@ -136,7 +153,8 @@ def subscription_downgrade(
 
     state = app_state()
     with session_scope(state.engine) as s:
-        emit(describe(s, downgrade(s, state.mercadopago, subscription, plan, actor=ACTOR)), json_)
+        mp = _mp(s, subscription=subscription)
+        emit(describe(s, downgrade(s, mp, subscription, plan, actor=ACTOR)), json_)
 
 
 @subscription_app.command("cancel")
@@ -150,7 +168,8 @@ def subscription_cancel(
 
     state = app_state()
     with session_scope(state.engine) as s:
-        emit(describe(s, cancel(s, state.mercadopago, subscription, actor=ACTOR)), json_)
+        mp = _mp(s, subscription=subscription)
+        emit(describe(s, cancel(s, mp, subscription, actor=ACTOR)), json_)
 
 
 @subscription_app.command("show")
