@@ -21,7 +21,7 @@ from billing.core.credentials import (
     new_device_username,
     parse_public_key,
 )
-from billing.core.errors import AlreadyExists, InvalidInput, NotFound
+from billing.core.errors import AlreadyExists, InvalidField, InvalidInput, NotFound
 from billing.core.models import (
     Customer,
     Device,
@@ -382,16 +382,23 @@ def get_customer(session: Session, ref: str | int) -> Customer:
     return cust
 
 
+def check_new_password(password: str) -> str:
+    """The one rule for a password a person chooses (customers and distributor staff)."""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidField("password", f"must have at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise InvalidField("password", "must have at most 1024 characters")
+    if any(ord(c) < 32 for c in password):
+        raise InvalidField("password", "must not contain control characters")
+    return password
+
+
 def set_customer_password(
     session: Session, ref: str | int, password: str, *, actor: str
 ) -> Customer:
     """The password an end customer uses to view recordings (email + password)."""
     cust = get_customer(session, ref)
-    if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters")
-    if any(ord(c) < 32 for c in password):
-        raise InvalidInput("password must not contain control characters")
-    cust.password_hash = hash_password(password)
+    cust.password_hash = hash_password(check_new_password(password))
     session.add(cust)
     audit.record(
         session,

@@ -24,6 +24,7 @@ from cli.commands.erp import (
 from cli.commands.gateway import gateway_app
 from cli.commands.http import http_app
 from cli.commands.orders import invoice_app, notify_app, orders_app
+from cli.commands.portal import distributor_add_user, distributor_user_link, distributor_users
 from cli.commands.subscription import subscription_app
 from cli.context import STATE, App
 from cli.errors import exit_status
@@ -58,6 +59,9 @@ distributor_app.command("price")(distributor_price)
 distributor_app.command("products")(distributor_products)
 distributor_app.command("statement")(distributor_statement)
 distributor_app.command("callback")(distributor_callback)
+distributor_app.command("add-user")(distributor_add_user)
+distributor_app.command("users")(distributor_users)
+distributor_app.command("user-link")(distributor_user_link)
 app.command("scheduler")(scheduler)
 app.command("usage")(usage)
 app.command("janitor")(janitor)

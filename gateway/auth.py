@@ -88,7 +88,7 @@ def _ip(remote: str) -> str:
 
 
 @cache
-def _dummy_hash(scheme: str) -> str:
+def dummy_hash(scheme: str) -> str:
     """A hash no password matches, verified when the account is unknown (or
     has no password yet), so that an unknown name costs the argon2 check a
     known one does: failing fast would tell which emails are customers."""
@@ -210,7 +210,7 @@ class Authenticator:
             stale = and_(stale, table.c.last_ok_ip.is_(None))
         conn.execute(delete(table).where(stale))
 
-    def _remember_ok(self, account: str, remote: str) -> None:
+    def remember_ok(self, account: str, remote: str) -> None:
         """Note where `account` logged in (the address its bans exempt).
 
         Written only when the account already has a row (it was failed at):
@@ -249,7 +249,7 @@ class Authenticator:
         if login is None:
             banned = self.record_failure(remote, name)
             raise AuthFailed("login incorrect" + ("; address banned" if banned else ""))
-        self._remember_ok(name, remote)
+        self.remember_ok(name, remote)
         return login
 
     def _device(self, name: str, password: str) -> Login | None:
@@ -264,7 +264,7 @@ class Authenticator:
             .select_from(devices.join(drives, drives.c.device_id == devices.c.id))
             .where(devices.c.username == name)
         )
-        stored = row.secret_hash if row is not None else _dummy_hash("sha256")
+        stored = row.secret_hash if row is not None else dummy_hash("sha256")
         if not verify(stored, password) or row is None:
             return None
         return Login(
@@ -282,7 +282,7 @@ class Authenticator:
             )
         )
         stored = row.password_hash if row is not None and row.password_hash else None
-        if not verify(stored or _dummy_hash("argon2"), password) or stored is None:
+        if not verify(stored or dummy_hash("argon2"), password) or stored is None:
             return None
         assert row is not None  # the hash came from it
         try:

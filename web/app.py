@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from billing.core.settings import Settings
 from web import errors, media, metrics, ops, webhooks
 from web.api import contracts, products, statement
+from web.portal import install as install_portal
 
 VERSION = "1"
 DESCRIPTION = """\
@@ -65,4 +66,5 @@ def create_app(parts: WebParts) -> FastAPI:
         # each router carries its /api/v1 prefix: a request's route (its
         # metrics label) is then the full path template
         app.include_router(module.router)
+    install_portal(app)
     return app

@@ -9,12 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from billing import apikeys
-from billing.core.credentials import hash_password, verify
 from billing.core.db import database_errors, reader
 from billing.core.models import Customer
+from billing.video_grants import granted
+from web.portal.pages import principal
+from web.sessions import SignInFailed, client_ip, sign_in
 
 _basic = HTTPBasic(auto_error=False, realm="cam2drive", description="key_id:secret")
 
@@ -65,40 +67,68 @@ CallerDep = Annotated[Caller, Depends(caller)]
 
 
 _portal_basic = HTTPBasic(auto_error=False, realm="cam2drive portal", description="email:password")
-_NO_CUSTOMER: list[str] = []  # an argon2 hash to verify against when the email is unknown
 
 
 def current_customer(
     request: Request,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(_portal_basic)],
 ) -> int:
-    """The signed-in customer's id; 401 otherwise, the same words and work either way.
+    """The customer whose recordings this request may reach; 401 otherwise.
 
-    A stand-in for the portal's session sign-in (#31 item 1), which replaces
-    the body and keeps the signature: HTTP Basic with the customer's email
-    and viewer password, argon2-verified. An unknown email is verified
-    against a throwaway hash so it takes as long as a wrong password.
+    The portal's session cookie (web/sessions.py) says who it is: a customer
+    is themself; distributor staff name a customer of theirs (`?customer=`)
+    who granted viewing. Without a cookie, HTTP Basic email:password goes
+    through the same sign-in (argon2, the dummy hash for unknown emails,
+    the FTP/SFTP bans), for scripts.
     """
+    who = principal(request)  # the portal's session cookie
+    if who is not None and who.kind == "customer":
+        return who.id
+    if who is not None:  # distributor staff: a customer of theirs who granted it
+        return _granted_customer(request, who.distributor_id)
     customer_id = None
     if credentials is not None and len(credentials.username) <= 254:
-        with database_errors(), Session(reader(parts(request).engine)) as session:
-            row = session.exec(
-                select(Customer.id, Customer.password_hash).where(
-                    Customer.email == credentials.username.strip().lower()
+        # scripts and tests without a cookie: the portal's sign-in, bans and all
+        st = parts(request).settings
+        try:
+            with database_errors():
+                kind, found = sign_in(
+                    parts(request).engine,
+                    st,
+                    credentials.username,
+                    credentials.password,
+                    client_ip(request, st),
                 )
-            ).first()
-        if row is None or row[1] is None:
-            if not _NO_CUSTOMER:
-                _NO_CUSTOMER.append(hash_password("no such customer"))
-            verify(_NO_CUSTOMER[0], credentials.password)
-        elif verify(row[1], credentials.password):
-            customer_id = row[0]
+            customer_id = found if kind == "customer" else None
+        except SignInFailed:
+            customer_id = None
     if customer_id is None:
         raise HTTPException(
             status_code=401,
             detail="sign in with your email and password",
             headers={"WWW-Authenticate": 'Basic realm="cam2drive portal"'},
         )
+    return customer_id
+
+
+def _granted_customer(request: Request, distributor_id: int) -> int:
+    """The customer a staff member names (`?customer=`): theirs, and only with its grant.
+
+    Another distributor's customer, or none, is 404; one that has not granted
+    viewing is 403 (the staff member knows the customer, not their video).
+    """
+    try:
+        customer_id = int(request.query_params.get("customer", ""))
+    except ValueError:
+        raise HTTPException(status_code=404, detail="no such recording") from None
+    with database_errors(), Session(reader(parts(request).engine)) as session:
+        cust = session.get(Customer, customer_id)
+        if cust is None or cust.distributor_id != distributor_id:
+            raise HTTPException(status_code=404, detail="no such recording")
+        if not granted(session, customer_id):
+            raise HTTPException(
+                status_code=403, detail="the customer has not allowed their distributor to watch"
+            )
     return customer_id
 
 

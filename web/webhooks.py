@@ -48,7 +48,7 @@ def _no(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def _mercadopago(parts: Any) -> MercadoPago:
+def mercadopago_for(parts: Any) -> MercadoPago:
     given = getattr(parts, "mercadopago", None)
     if given is not None:
         return given
@@ -63,7 +63,7 @@ def _apply(parts: Any) -> None:
         with _DRAINING:
             drain(
                 parts.engine,
-                _mercadopago(parts),
+                mercadopago_for(parts),
                 datetime.now(UTC).date(),
                 st.billing_day,
                 st.pending_expiry_days,

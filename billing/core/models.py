@@ -521,3 +521,57 @@ class MercadoPagoNotification(SQLModel, table=True):
     processed_at: datetime | None = Field(default=None, index=True)
     attempts: int = Field(default=0, nullable=False)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class DistributorUser(SQLModel, table=True):
+    """A distributor's staff login to the portal (`cam2drive distributor add-user`).
+
+    Apart from customers: staff act for the distributor over all its customers,
+    and what they may see (never video without a grant) differs from a customer.
+    """
+
+    __tablename__ = "distributor_users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
+    email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
+    name: str | None = Field(default=None, sa_column=Column(String(200)))
+    locale: str | None = Field(default=None, sa_column=Column(String(5)))
+    password_hash: str | None = Field(default=None, sa_column=Column(String(200)))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+
+
+class WebSession(SQLModel, table=True):
+    """A portal sign-in, kept on the server so it can be ended (sign-out, password reset)
+    on every node; the cookie carries a random token whose SHA-256 is the key."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(10), nullable=False))  # customer | staff
+    principal_id: int = Field(nullable=False, index=True)
+    csrf: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    expires_at: datetime = Field(nullable=False, index=True)
+
+
+class PasswordLink(SQLModel, table=True):
+    """A one-time link that sets a first password or resets one; only its hash is kept."""
+
+    __tablename__ = "password_links"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(10), nullable=False))  # customer | staff
+    principal_id: int = Field(nullable=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow, nullable=False)
+    expires_at: datetime = Field(nullable=False)
+    used_at: datetime | None = Field(default=None)
+
+
+class VideoGrant(SQLModel, table=True):
+    """A customer's permission for their distributor's staff to watch their recordings."""
+
+    __tablename__ = "video_grants"
+
+    customer_id: int = Field(foreign_key="customers.id", primary_key=True)
+    granted_at: datetime = Field(default_factory=utcnow, nullable=False)

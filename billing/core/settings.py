@@ -192,6 +192,14 @@ class Settings(BaseSettings):
     # pay off on PostgreSQL (SQLite has one writer). Each keeps its own request
     # counters in /metrics (BENCHMARKS.md, ERP API)
     http_workers: int = Field(1, ge=1, le=64)
+    # --- the portal (web/portal/): where emailed links point, and its cookies
+    portal_url: str = "http://127.0.0.1:8080"  # the public address customers open
+    # Secure cookies: "auto" when the request came over TLS (X-Forwarded-Proto is
+    # believed only from trusted_proxies), "always" or "never"
+    portal_secure_cookies: Literal["auto", "always", "never"] = "auto"
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    session_hours: float = Field(12, gt=0)  # a portal sign-in lasts this long
+    password_link_hours: float = Field(24, gt=0)  # a first-password or reset link expires
     # Prometheus /metrics of a gateway or scheduler process (0: off); gateway
     # worker i of several serves on metrics_port + i
     metrics_host: str = "127.0.0.1"

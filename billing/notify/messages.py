@@ -175,6 +175,29 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 
+TEMPLATES["password_link"] = {
+    "es": (
+        "Defina su contraseña de Cam2Drive",
+        "Hola {customer}:\n\nPara definir la contraseña con la que verá sus grabaciones, "
+        "abra este enlace:\n\n{link}\n\nEl enlace funciona una sola vez y vence en {hours} "
+        "horas. Si usted no lo pidió, ignore este mensaje.",
+    ),
+    "pt": (
+        "Defina sua senha do Cam2Drive",
+        "Olá {customer},\n\nPara definir a senha com que verá suas gravações, abra este "
+        "link:\n\n{link}\n\nO link funciona uma única vez e expira em {hours} horas. Se você "
+        "não o pediu, ignore esta mensagem.",
+    ),
+    "en": (
+        "Set your Cam2Drive password",
+        "Hello {customer},\n\nTo set the password you will watch your recordings with, open "
+        "this link:\n\n{link}\n\nThe link works once and expires in {hours} hours. If you did "
+        "not ask for it, ignore this message.",
+    ),
+}
+#: messages that carry a secret: sent to the customer alone, never copied to the distributor
+PRIVATE = frozenset({"password_link"})
+
 
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:

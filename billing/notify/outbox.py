@@ -44,7 +44,7 @@ from billing.core.models import (
 from billing.core.settings import Settings
 from billing.core.vocab import RECORDING_STATUSES
 from billing.dunning import ladder
-from billing.notify.messages import render
+from billing.notify.messages import PRIVATE, render
 
 log = logging.getLogger("cam2drive.notify")
 S = SubscriptionStatus
@@ -413,7 +413,7 @@ def _message(engine: Engine, settings: Settings, store: Any, note_id: int) -> Em
         msg = EmailMessage()
         msg["From"] = settings.mail_from
         msg["To"] = formataddr((customer.name or "", customer.email))
-        if distributor is not None:
+        if distributor is not None and note.kind not in PRIVATE:
             msg["Cc"] = formataddr((distributor.name, distributor.email))
         msg["Subject"] = subject
         msg["Message-ID"] = make_msgid(idstring=f"c2d-{note.id}")

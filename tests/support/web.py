@@ -36,6 +36,7 @@ class WebServer:
                 port=self.port,
                 log_config=None,
                 access_log=False,
+                proxy_headers=False,  # as `cam2drive http serve`: the app judges proxies
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -1,0 +1,176 @@
+"""Portal sign-in over real HTTP: cookies, CSRF, the shared ban, password links, languages."""
+
+from __future__ import annotations
+
+import ftplib
+import re
+from urllib.parse import urlsplit
+
+import httpx
+from sqlmodel import select
+
+from billing.core.db import session_scope
+from billing.core.models import AuditEvent, Customer, WebSession
+from tests.support.portal import PASSWORD, emailed_link, new_customer, staff_of
+from tests.support.stack import Stack
+from tests.support.web import WebServer
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def sign_in(http: httpx.Client, email: str, password: str) -> httpx.Response:
+    token = csrf_of(http.get("/signin"))
+    return http.post("/signin", data={"csrf": token, "email": email, "password": password})
+
+
+def test_sign_in_sets_a_server_side_session(stack: Stack, web: WebServer) -> None:
+    who = new_customer(stack)
+    with httpx.Client(base_url=web.url) as http:
+        assert http.get("/portal/devices").headers["location"] == "/signin"
+        r = sign_in(http, who.email.upper(), who.password)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"]
+        assert "c2d_session=" in cookie and "HttpOnly" in cookie
+        assert "SameSite=lax" in cookie and "Secure" not in cookie  # plain HTTP
+        page = http.get("/portal/devices")
+        assert page.status_code == 200 and "Mis dispositivos" in page.text
+        # signing out ends the server's session: the old cookie opens nothing
+        old = http.cookies["c2d_session"]
+        assert http.post("/signout", data={"csrf": csrf_of(page)}).status_code == 303
+    with session_scope(stack.engine) as s:
+        assert s.exec(select(WebSession).where(WebSession.principal_id == who.id)).all() == []
+    with httpx.Client(base_url=web.url, cookies={"c2d_session": old}) as http:
+        assert http.get("/portal/devices").status_code == 303
+
+
+def test_cookies_are_secure_behind_a_tls_proxy(stack: Stack, web: WebServer) -> None:
+    who = new_customer(stack)
+    with httpx.Client(base_url=web.url, headers={"X-Forwarded-Proto": "https"}) as http:
+        page = http.get("/signin")
+        assert "Secure" in page.headers["set-cookie"]  # the CSRF cookie too
+        token = csrf_of(page)
+        # a client on plain HTTP keeps Secure cookies to itself: hand it back as the proxy would
+        r = http.post(
+            "/signin",
+            data={"csrf": token, "email": who.email, "password": who.password},
+            headers={"Cookie": f"c2d_csrf={token}"},
+        )
+        assert r.status_code == 303 and "Secure" in r.headers["set-cookie"]
+    # an untrusted peer's X-Forwarded-Proto is not believed
+    stack.settings.trusted_proxies = ["192.0.2.1"]
+    try:
+        with httpx.Client(base_url=web.url, headers={"X-Forwarded-Proto": "https"}) as http:
+            assert "Secure" not in http.get("/signin").headers["set-cookie"]
+    finally:
+        stack.settings.trusted_proxies = ["127.0.0.1", "::1"]
+
+
+def test_a_form_without_its_csrf_token_changes_nothing(stack: Stack, web: WebServer) -> None:
+    who = new_customer(stack)
+    with httpx.Client(base_url=web.url) as http:
+        assert sign_in(http, who.email, who.password).status_code == 303
+        forged = http.post("/portal/devices", data={"name": "Forged NVR", "csrf": "nope"})
+        assert forged.status_code == 403 and "Traceback" not in forged.text
+        assert "formulario" in forged.text
+        page = http.get("/portal/devices")
+        assert "Forged NVR" not in page.text
+        # the sign-in form itself needs its token too
+    with httpx.Client(base_url=web.url) as http:
+        r = http.post("/signin", data={"email": who.email, "password": who.password})
+        assert r.status_code == 403 and "c2d_session" not in r.headers.get("set-cookie", "")
+
+
+def test_failed_sign_ins_earn_the_ftp_ban(stack: Stack, web: WebServer) -> None:
+    """Unknown and known emails fail alike; the ban is the gateways' (one table)."""
+    who = new_customer(stack)
+    dev = stack.device()
+    try:
+        with httpx.Client(base_url=web.url) as http:
+            unknown = sign_in(http, "nobody@example.com", "whatever-password")
+            known = sign_in(http, who.email, "wrong-password-1")
+            assert unknown.status_code == known.status_code == 401
+            strip = re.compile(r'name="(csrf|email)" [^>]*')
+            assert strip.sub("", unknown.text) == strip.sub("", known.text)
+            for _ in range(stack.settings.ban_max_failures):
+                sign_in(http, who.email, "wrong-password-1")
+            banned = sign_in(http, who.email, who.password)  # right password, banned address
+            assert banned.status_code == 429 and "c2d_session" not in banned.headers.get(
+                "set-cookie", ""
+            )
+        ftp = ftplib.FTP()
+        try:
+            ftp.connect("127.0.0.1", stack.port, timeout=10)  # the ban answers 421 here
+            ftp.login(dev.username, dev.password)
+            raise AssertionError("the portal's ban did not reach FTP")
+        except (ftplib.error_temp, ftplib.error_perm) as err:
+            assert str(err).startswith(("421", "530")) and "failed logins" in str(err)
+        finally:
+            ftp.close()
+    finally:
+        stack.clear_bans()
+
+
+def test_a_distributor_adds_a_customer_who_sets_a_password_once(
+    stack: Stack, web: WebServer
+) -> None:
+    owner = new_customer(stack)
+    boss = staff_of(stack, owner.distributor_id)
+    with httpx.Client(base_url=web.url) as http:
+        assert sign_in(http, boss.email, boss.password).status_code == 303
+        page = http.get("/distributor/customers")
+        bad = http.post(
+            "/distributor/customers", data={"csrf": csrf_of(page), "email": "not-an-email"}
+        )
+        assert bad.status_code == 422 and "not an email" in bad.text
+        r = http.post(
+            "/distributor/customers",
+            data={"csrf": csrf_of(page), "email": "New.Client@Example.com", "name": "Tienda"},
+        )
+        assert r.status_code == 303
+    with session_scope(stack.engine) as s:
+        cust = s.exec(select(Customer).where(Customer.email == "new.client@example.com")).one()
+        assert cust.distributor_id == owner.distributor_id and cust.password_hash is None
+        cust_id = cust.id
+    assert cust_id is not None
+    path = urlsplit(emailed_link(stack, cust_id)).path
+    with httpx.Client(base_url=web.url) as http:
+        form = http.get(path)
+        assert form.status_code == 200
+        short = http.post(path, data={"csrf": csrf_of(form), "password": "x", "confirm": "x"})
+        assert short.status_code == 422 and "10" in short.text
+        done = http.post(
+            path, data={"csrf": csrf_of(form), "password": PASSWORD, "confirm": PASSWORD}
+        )
+        assert done.status_code == 303
+        again = http.post(
+            path,
+            data={"csrf": csrf_of(form), "password": "another-pass-1", "confirm": "another-pass-1"},
+        )
+        assert again.status_code == 422
+        assert http.get(path).status_code == 410
+        assert sign_in(http, "new.client@example.com", PASSWORD).status_code == 303
+
+
+def test_languages_by_header_and_by_choice(stack: Stack, web: WebServer) -> None:
+    who = new_customer(stack)
+    with httpx.Client(base_url=web.url, headers={"Accept-Language": "pt-BR,pt;q=0.9"}) as http:
+        assert "Entrar" in http.get("/signin").text
+        sign_in(http, who.email, who.password)
+        page = http.get("/portal/devices")
+        assert "Meus dispositivos" in page.text
+        http.post(
+            "/language", data={"csrf": csrf_of(page), "lang": "en", "back": "/portal/devices"}
+        )
+        assert "My devices" in http.get("/portal/devices").text
+        bad = http.post("/language", data={"csrf": csrf_of(page), "lang": "xx"})
+        assert bad.status_code == 422
+    with session_scope(stack.engine) as s:
+        cust = s.get(Customer, who.id)
+        assert cust is not None and cust.locale == "en"  # kept with the user
+        assert s.exec(select(AuditEvent).where(AuditEvent.actor == "x")).all() == []

@@ -1,0 +1,202 @@
+"""Mis suscripciones: plans with the prorated quote, Mercado Pago checkout, upgrade,
+cancel (consequences first), and pay now when past due."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from billing import queries
+from billing.core.db import reader, session_scope
+from billing.core.errors import Cam2DriveError
+from billing.core.models import Device, Plan, Subscription
+from billing.dunning import ladder, retention_end
+from billing.subscriptions import changes, lifecycle
+from billing.subscriptions.proration import prorate
+from web.portal.pages import (
+    CustomerDep,
+    PageError,
+    error_text,
+    form,
+    formatter,
+    parts,
+    redirect,
+    render,
+)
+from web.webhooks import mercadopago_for
+
+router = APIRouter(include_in_schema=False)
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _int(value: str | None, field: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise PageError(422, f"{field} is missing") from None
+
+
+def owned_subscription(s: Session, customer_id: int, sub_id: int) -> Subscription:
+    sub = s.get(Subscription, sub_id)
+    device = s.get(Device, sub.device_id) if sub is not None else None
+    if sub is None or device is None or device.customer_id != customer_id:
+        raise PageError(404, "No such subscription.")
+    return sub
+
+
+def page(request: Request, customer_id: int, status: int = 200, **context: Any) -> Response:
+    st = parts(request).settings
+    on = today()
+    with Session(reader(parts(request).engine)) as s:
+        rows = queries.device_overview(s, customer_id)
+        plans = [p for p in queries.plans(s) if Decimal(p.price) > 0]
+    quotes = {p.code: prorate(Decimal(p.price), p.currency, on, st.billing_day) for p in plans}
+    dates: dict[int, dict[str, date]] = {}
+    for r in rows:
+        sub = r.subscription
+        if sub is None or sub.id is None:
+            continue
+        if sub.status == "past_due" and sub.past_due_since is not None:
+            steps = ladder(st, past_due_since=sub.past_due_since.date())
+            dates[sub.id] = {"block_on": steps.block_on, "delete_on": steps.delete_on}
+        elif sub.status == "blocked" and sub.blocked_at is not None:
+            steps = ladder(st, blocked_on=sub.blocked_at.date())
+            dates[sub.id] = {"delete_on": steps.delete_on}
+    return render(
+        request,
+        "subscriptions.html",
+        status,
+        rows=rows,
+        plans=plans,
+        quotes=quotes,
+        dates=dates,
+        paynow=importlib.util.find_spec("billing.subscriptions.paynow") is not None,
+        **context,
+    )
+
+
+def unreachable(request: Request, customer_id: int) -> Response:
+    """Mercado Pago gave no link: the request is kept, the customer tries again later."""
+    message = "Mercado Pago cannot be reached right now; try again in a few minutes."
+    return page(request, customer_id, 503, error=formatter(request).gettext(message))
+
+
+@router.get("/portal/subscriptions")
+def subscriptions(request: Request, who: CustomerDep) -> Response:
+    return page(request, who.id)
+
+
+@router.post("/portal/subscriptions")
+async def subscribe(request: Request, who: CustomerDep) -> Response:
+    """Subscribe a device to a plan, then off to Mercado Pago's checkout to pay."""
+    fields = await form(request)
+    p = parts(request)
+    device_id = _int(fields.get("device"), "device")
+    try:
+        with session_scope(p.engine) as s:
+            device = s.get(Device, device_id)
+            if device is None or device.customer_id != who.id:
+                raise PageError(404, "No such device.")
+            sub = lifecycle.create_paid(
+                s,
+                mercadopago_for(p),
+                device_ref=device_id,
+                plan_code=fields.get("plan", ""),
+                on=today(),
+                billing_day=p.settings.billing_day,
+                actor=who.actor,
+            )
+            url = sub.checkout_url
+    except Cam2DriveError as err:
+        return page(request, who.id, 422, error=error_text(formatter(request), err))
+    if not url:
+        return unreachable(request, who.id)
+    return redirect(url)
+
+
+@router.post("/portal/subscriptions/{sub_id}/upgrade")
+async def upgrade(request: Request, sub_id: int, who: CustomerDep) -> Response:
+    fields = await form(request)
+    p = parts(request)
+    try:
+        with session_scope(p.engine) as s:
+            owned_subscription(s, who.id, sub_id)
+            charge = changes.upgrade(
+                s,
+                mercadopago_for(p),
+                sub_id,
+                fields.get("plan", ""),
+                today(),
+                p.settings.billing_day,
+                actor=who.actor,
+            )
+            url = charge.checkout_url
+    except Cam2DriveError as err:
+        return page(request, who.id, 422, error=error_text(formatter(request), err))
+    if not url:
+        return unreachable(request, who.id)
+    return redirect(url)
+
+
+@router.get("/portal/subscriptions/{sub_id}/cancel")
+def cancel_page(request: Request, sub_id: int, who: CustomerDep) -> Response:
+    """What cancelling means, before the button that does it."""
+    st = parts(request).settings
+    with Session(reader(parts(request).engine)) as s:
+        sub = owned_subscription(s, who.id, sub_id)
+        device = s.get(Device, sub.device_id)
+        plan = s.get(Plan, sub.plan_id)
+    end = sub.paid_through or today()
+    return render(
+        request,
+        "cancel.html",
+        sub=sub,
+        device=device,
+        plan=plan,
+        paid_through=end,
+        delete_on=retention_end(st, end),
+    )
+
+
+@router.post("/portal/subscriptions/{sub_id}/cancel")
+async def cancel(request: Request, sub_id: int, who: CustomerDep) -> Response:
+    await form(request)
+    p = parts(request)
+    try:
+        with session_scope(p.engine) as s:
+            owned_subscription(s, who.id, sub_id)
+            changes.cancel(s, mercadopago_for(p), sub_id, actor=who.actor)
+    except Cam2DriveError as err:
+        return page(request, who.id, 422, error=error_text(formatter(request), err))
+    return redirect("/portal/subscriptions")
+
+
+@router.post("/portal/subscriptions/{sub_id}/pay")
+async def pay_now(request: Request, sub_id: int, who: CustomerDep) -> Response:
+    await form(request)
+    p = parts(request)
+    try:
+        from billing.subscriptions import paynow
+    except ImportError:
+        raise PageError(404, "Paying from the portal is not available yet.") from None
+    try:
+        with session_scope(p.engine) as s:
+            owned_subscription(s, who.id, sub_id)
+            link = paynow.pay_link(
+                s, mercadopago_for(p), sub_id, today(), p.settings.billing_day, actor=who.actor
+            )
+    except Cam2DriveError as err:
+        return page(request, who.id, 422, error=error_text(formatter(request), err))
+    url = link.get("pay_url")
+    if not url:
+        return unreachable(request, who.id)
+    return redirect(str(url))
