@@ -13,7 +13,6 @@ from billing import catalog
 from billing.core.db import session_scope
 from cli.devstack.demo import ensure_demo, ensure_demo_erp
 from cli.devstack.mailsink import MailSink
-from cli.devstack.tls import self_signed
 from cli.litestream import Replication, replica_path
 from cli.output import out
 
@@ -76,6 +75,8 @@ def dev_run(
             "CAM2DRIVE_SMTP_HOST": "127.0.0.1",
             "CAM2DRIVE_SMTP_PORT": str(mail.port),
         }
+        from cli.devstack.tls import self_signed  # cryptography: only when FTPS is wanted
+
         cert, tls_key = self_signed(var / "tls")
         bind = "0.0.0.0" if public else "127.0.0.1"
         dev_env.update(
