@@ -150,8 +150,8 @@ def billing_pass(
     """
     report = RunReport(date=today.isoformat(), dry_run=dry_run)
     now = now or utcnow()
-    if not dry_run and currency in (None, settings.mp_currency):
-        # webhooks the HTTP service queued but could not apply yet (the default account's)
+    if not dry_run and currency is None:  # (per account: billing_cycle drains once for all)
+        # webhooks the HTTP service queued but could not apply yet
         drain(engine, mp, today, settings.billing_day, settings.pending_expiry_days)
     with (
         Session(engine, expire_on_commit=False) as session,
@@ -397,6 +397,8 @@ def billing_cycle(
     from billing.notify.outbox import collect
 
     if isinstance(mp, Mapping):  # a pass per Mercado Pago account, each its currency's plans
+        if not dry_run:
+            drain(engine, mp, today, settings.billing_day, settings.pending_expiry_days)
         report = merged(
             {
                 currency: billing_pass(

@@ -32,6 +32,7 @@ from mercadopago.webhook import InvalidWebhookSignatureError, WebhookSignatureVa
 from starlette.concurrency import run_in_threadpool
 
 from billing.core.db import session_scope
+from billing.payments.accounts import configured
 from billing.payments.mercadopago import MercadoPago
 from billing.payments.notifications import TOPICS, drain, enqueue
 
@@ -54,6 +55,18 @@ def mercadopago_for(parts: Any) -> MercadoPago:
         return given
     st = parts.settings
     return MercadoPago(st.mp_access_token or "", st.mp_api_base, timeout=st.mp_timeout)
+
+
+def secrets(settings: Any) -> list[str]:
+    """Every account's webhook secret: CAM2DRIVE_MP_WEBHOOK_SECRET and [mp.accounts.*]'s.
+
+    The background drain here reads resources from the default account; another
+    account's notification stays queued for the billing pass, which drains with
+    every account (billing/payments/notifications.py)."""
+    found = [a.webhook_secret for a in configured(settings).values() if a.webhook_secret]
+    if settings.mp_webhook_secret and settings.mp_webhook_secret not in found:
+        found.insert(0, settings.mp_webhook_secret)
+    return found
 
 
 def _apply(parts: Any) -> None:
@@ -83,8 +96,8 @@ def _apply(parts: Any) -> None:
 )
 async def mercadopago_webhook(request: Request, tasks: BackgroundTasks) -> JSONResponse:
     parts = request.app.state.parts
-    secret = parts.settings.mp_webhook_secret
-    if not secret:
+    keys = secrets(parts.settings)
+    if not keys:
         return _no(503, "CAM2DRIVE_MP_WEBHOOK_SECRET is not configured")
     raw = await request.body()
     if len(raw) > MAX_BODY:
@@ -107,15 +120,22 @@ async def mercadopago_webhook(request: Request, tasks: BackgroundTasks) -> JSONR
     resource = str(resource).strip()
     if len(resource) > 64 or not resource.isalnum():
         return _no(400, "data.id: not a Mercado Pago id")
-    try:
-        WebhookSignatureValidator.validate(
-            request.headers.get("x-signature"),
-            request.headers.get("x-request-id"),
-            resource.lower(),
-            secret,
-        )
-    except InvalidWebhookSignatureError as exc:
-        return _no(401, f"x-signature: {exc.reason.value}")
+    refused: InvalidWebhookSignatureError | None = None
+    for secret in keys:  # one account's secret signed it, whichever
+        try:
+            WebhookSignatureValidator.validate(
+                request.headers.get("x-signature"),
+                request.headers.get("x-request-id"),
+                resource.lower(),
+                secret,
+            )
+        except InvalidWebhookSignatureError as exc:
+            refused = exc
+        else:
+            refused = None
+            break
+    if refused is not None:
+        return _no(401, f"x-signature: {refused.reason.value}")
     if body_id is not None and str(body_id) != resource:
         return _no(401, "data.id: the body names another resource than the signed one")
     if topic not in TOPICS:

@@ -20,6 +20,7 @@ retried by the next drain; polling remains the reconciliation either way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -34,6 +35,7 @@ from billing.core.models import (
     Device,
     MercadoPagoNotification,
     MercadoPagoPlan,
+    Plan,
     Subscription,
     SubscriptionStatus,
     utcnow,
@@ -74,12 +76,20 @@ def enqueue(session: Session, topic: str, resource_id: str) -> MercadoPagoNotifi
 
 def drain(
     engine: Engine,
-    mp: MercadoPago,
+    mp: MercadoPago | Mapping[str, MercadoPago],
     today: date,
     billing_day: int,
     pending_expiry_days: int = 7,
 ) -> DrainReport:
-    """Apply every queued notification, each in its own transaction."""
+    """Apply every queued notification, each in its own transaction.
+
+    With several Mercado Pago accounts (`mp` by currency, the default first) a
+    notification does not say whose it is: the resource is read from each
+    account until one knows it (another account answers 404), and each
+    subscription is synced through the account of its plan's currency.
+    """
+    accounts = list(mp.values()) if isinstance(mp, Mapping) else [mp]
+    by_currency = dict(mp) if isinstance(mp, Mapping) else {}
     report = DrainReport()
     with Session(engine) as session:
         ids = session.exec(
@@ -97,11 +107,11 @@ def drain(
             if note is None or note.processed_at is not None:
                 continue  # another drain (the scheduler, a webhook's task) took it
             try:
-                subs = _subscriptions(session, mp, note.topic, note.resource_id)
+                subs = _resolve(session, accounts, note.topic, note.resource_id)
                 reached = all(
                     sync(
                         session,
-                        mp,
+                        _account_of(session, sub, by_currency, accounts[0]),
                         sub,
                         today,
                         billing_day,
@@ -126,6 +136,25 @@ def drain(
             session.add(note)
             session.commit()
     return report
+
+
+def _resolve(
+    session: Session, accounts: list[MercadoPago], topic: str, resource_id: str
+) -> list[Subscription]:
+    """`_subscriptions` through the first account that knows the resource."""
+    for account in accounts[:-1]:
+        try:
+            return _subscriptions(session, account, topic, resource_id)
+        except MercadoPagoRefused:
+            continue  # another account's resource
+    return _subscriptions(session, accounts[-1], topic, resource_id)
+
+
+def _account_of(
+    session: Session, sub: Subscription, by_currency: dict[str, MercadoPago], default: MercadoPago
+) -> MercadoPago:
+    plan = session.get(Plan, sub.plan_id)
+    return by_currency.get(plan.currency, default) if plan is not None else default
 
 
 def _subscriptions(

@@ -250,3 +250,64 @@ def test_pay_now_restores_through_the_webhook(
     with session_scope(stack.engine) as s:
         row = s.get(Subscription, sub.id)
         assert row is not None and str(row.paid_through) == link["paid_through_once_paid"]
+
+
+def test_another_accounts_notification_is_signed_with_its_secret(stack: Stack) -> None:
+    """A BRL account's delivery is checked with that account's secret; its resource is
+    read from the account that knows it and synced through the plan's currency's account."""
+    from billing.core.settings import MercadoPagoAccount
+    from billing.payments.notifications import drain
+
+    mxn = MercadoPagoEmulator(timeout_seconds=1, today=date.today()).start()
+    brl = MercadoPagoEmulator(timeout_seconds=1, today=date.today()).start()
+    settings = stack.settings.model_copy(
+        update={
+            "mp_webhook_secret": SECRET,
+            "mp_access_token": "TEST-mx",
+            "mp_api_base": mxn.url,
+            "mp_timeout": 5.0,
+            "mp_accounts": {
+                "BRL": MercadoPagoAccount(
+                    access_token="TEST-br", webhook_secret="br-secret", api_base=brl.url
+                )
+            },
+        }
+    )
+    web = WebServer(SimpleNamespace(settings=settings, engine=stack.engine, store=stack.store))
+    try:
+        brl.notification_url, brl.webhook_secret = f"{web.url}/webhooks/mercadopago", "br-secret"
+        a, b = (
+            MercadoPago("TEST-mx", mxn.url, timeout=5),
+            MercadoPago("TEST-br", brl.url, timeout=5),
+        )
+        dev = stack.device(grant=False)
+        code = add_plan(stack, "REAL", "1MB", "29.90", currency="BRL")
+        with session_scope(stack.engine) as s:
+            sub = create_paid(
+                s,
+                b,
+                device_ref=dev.device_id,
+                plan_code=code,
+                on=date.today(),
+                billing_day=5,
+                actor="test",
+            )
+        assert sub.id is not None
+        authorize(stack, brl, sub)
+        wait_for(
+            lambda: brl.deliveries and all(d["status"] == 200 for d in brl.deliveries),
+            what="BRL deliveries accepted",
+        )
+        forged = httpx.post(
+            f"{web.url}/webhooks/mercadopago?data.id=123&type=payment",
+            content=json.dumps({"type": "payment", "data": {"id": "123"}}),
+            headers=signed("123", secret="no-account-has-this"),
+        )
+        assert forged.status_code == 401
+        assert status(stack, sub.id) == "pending"  # the default account does not know it
+        report = drain(stack.engine, {"MXN": a, "BRL": b}, date.today(), 5)
+        assert report.applied and status(stack, sub.id) == "active"
+    finally:
+        web.close()
+        mxn.stop()
+        brl.stop()
