@@ -27,7 +27,10 @@ lock:
 # System tools the tests drive as real clients: curl (FTP, FTPS, SFTP),
 # OpenSSH's sftp and lftp; pdftotext reads invoice PDFs back; ffmpeg remuxes Dahua .dav
 # clips for the browser (its dhav demuxer) and makes the tests' .dav files.
-SYSTOOLS := curl:curl sftp:openssh-client lftp:lftp pdftotext:poppler-utils ffmpeg:ffmpeg
+# Debian's chromium is the browser the portal tests drive with Playwright (never
+# `playwright install`, which downloads one).
+SYSTOOLS := curl:curl sftp:openssh-client lftp:lftp pdftotext:poppler-utils ffmpeg:ffmpeg \
+	chromium:chromium
 # Libraries WeasyPrint renders invoice PDFs with (satcfdi's PDF output), and a font.
 SYSLIBS := libpango-1.0.so.0:libpango-1.0-0 libpangoft2-1.0.so.0:libpangoft2-1.0-0 \
 	libharfbuzz-subset.so.0:libharfbuzz-subset0
