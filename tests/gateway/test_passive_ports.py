@@ -11,6 +11,7 @@ import pytest
 from cli.devstack.seaweed import SeaweedServer
 from gateway.ftp.passive import COUNTERS
 from tests.support.stack import Stack
+from tests.support.wait import wait_for
 
 
 def test_pasv_and_epsv_get_425_when_the_range_is_used_up(
@@ -44,8 +45,19 @@ def test_pasv_and_epsv_get_425_when_the_range_is_used_up(
                     ftp.sendcmd(cmd)
             assert COUNTERS.exhausted == before + 2
             assert ftp.pwd() == "/"  # the session goes on
-            holders.pop().close()  # a port comes free: the next PASV gets it
-            reply = ftp.sendcmd("PASV")
+            holders.pop().close()  # a port comes free once the gateway sees the close
+            replies: list[str] = []
+
+            def pasv_ok() -> bool:
+                try:
+                    replies.append(ftp.sendcmd("PASV"))
+                    return True
+                except ftplib.error_temp as err:
+                    assert str(err).startswith("425")
+                    return False
+
+            wait_for(pasv_ok, what="a passive port freed by the closed session")
+            reply = replies[-1]
             nums = [int(n) for n in reply[reply.index("(") + 1 : reply.index(")")].split(",")]
             assert nums[4] * 256 + nums[5] in (base, base + 1)
         for ftp in holders:
