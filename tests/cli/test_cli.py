@@ -429,6 +429,34 @@ def test_paid_subscription_commands(db_url: str) -> None:
                 ok=False,
             )
             assert_one_line_error(dup, f"already has subscription {sub['id']} (active)")
+            as_json(
+                db_url,
+                "plan",
+                "add",
+                f"Q-{tag}",
+                "--capacity",
+                "9GB",
+                "--price",
+                "299.00",
+                "--currency",
+                "MXN",
+            )
+            up = run(
+                db_url,
+                "subscription",
+                "upgrade",
+                str(sub["id"]),
+                "--plan",
+                f"Q-{tag}",
+                "--date",
+                "2026-11-22",
+            )
+            assert "pref_id=" in up.stdout and "43.33" in up.stdout  # 100 x 13/30, a link
+            assert "plan changes once" in up.stdout
+            shown = as_json(db_url, "subscription", "show", str(sub["id"]))
+            assert shown["plan"] == f"P-{tag}".upper()  # not before the payer pays
+            nothing = run(db_url, "subscription", "pay-link", str(sub["id"]), ok=False)
+            assert_one_line_error(nothing, "only a past_due or blocked")
         finally:
             for key in env_extra:
                 os.environ.pop(key, None)
