@@ -36,6 +36,7 @@ from billing.core.errors import NotADirectory, NotFound
 from billing.core.models import Drive, DriveEntry, Reservation, utcnow
 from gateway.index import DriveLedger, split
 from gateway.names import Naming, from_metadata, is_name_key, name_key, object_key, parse_record
+from gateway.recordings import parse, recordings
 from gateway.store import S3DriveStore
 
 drives = Drive.__table__  # type: ignore[attr-defined]
@@ -261,7 +262,7 @@ def _try_index(
         DriveLedger._ensure_dirs(conn, drive_id, parent, modified)
     except NotADirectory:  # a file where a parent folder should be: the next name
         return False
-    conn.execute(
+    added = conn.execute(
         insert(entries).values(
             drive_id=drive_id,
             path=path,
@@ -272,5 +273,8 @@ def _try_index(
             key=key,
             committed_at=modified,
         )
-    )
+    ).inserted_primary_key
+    rec = parse(path)  # back on the timeline too (gateway/recordings.py)
+    if rec is not None and added is not None:
+        conn.execute(insert(recordings).values(**rec.row(added[0], drive_id)))
     return True

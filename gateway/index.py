@@ -477,18 +477,6 @@ class _FileInWay(NotADirectory):
         self.path = path
 
 
-def _recording_row(entry_id: int, drive_id: int, rec: Parsed) -> dict[str, Any]:
-    return {
-        "entry_id": entry_id,
-        "drive_id": drive_id,
-        "channel": rec.channel,
-        "kind": rec.kind,
-        "starts_at": rec.start,
-        "ends_at": rec.end,
-        "is_snapshot": rec.is_snapshot,
-    }
-
-
 def split(path: str) -> tuple[str, str]:
     """`a/b/c` -> (`a/b`, `c`); the root's parent is `""`."""
     parent, name = posixpath.split(path)
@@ -747,7 +735,7 @@ class DriveLedger:
                 old_key = self._settle(conn, rid, drive_id, path, size, now)
                 entry_id = self._index_file(conn, drive_id, path, key, size, now)
                 if rec is not None:
-                    conn.execute(_NEW_RECORDING, _recording_row(entry_id, drive_id, rec))
+                    conn.execute(_NEW_RECORDING, rec.row(entry_id, drive_id))
         except IntegrityError:  # a directory holds that path (unique drive_id, path)
             raise IsADirectory(f"/{path} is a directory") from None
         return old_key
@@ -993,7 +981,7 @@ class DriveLedger:
                 if had:
                     conn.execute(_DROP_RECORDINGS, {"q_ids": [row.id]})
                 if rec is not None:
-                    conn.execute(_NEW_RECORDING, _recording_row(row.id, drive_id, rec))
+                    conn.execute(_NEW_RECORDING, rec.row(row.id, drive_id))
             return old_key
 
     @staticmethod
@@ -1014,7 +1002,7 @@ class DriveLedger:
                 .values(path=new_path, parent=new_parent)
             )
             if not row.is_dir and (rec := parse(new_path)) is not None:
-                recorded.append(_recording_row(row.id, drive_id, rec))
+                recorded.append(rec.row(row.id, drive_id))
         # the names may now say another day or channel (a date folder renamed)
         files = [row.id for row in rows if not row.is_dir]
         for i in range(0, len(files), 500):

@@ -69,6 +69,18 @@ class Parsed:
     end: datetime  # naive, local; == start for a snapshot
     is_snapshot: bool
 
+    def row(self, entry_id: int, drive_id: int) -> dict[str, Any]:
+        """Its `recordings` row, for drive entry `entry_id`."""
+        return {
+            "entry_id": entry_id,
+            "drive_id": drive_id,
+            "channel": self.channel,
+            "kind": self.kind,
+            "starts_at": self.start,
+            "ends_at": self.end,
+            "is_snapshot": self.is_snapshot,
+        }
+
 
 def parse(path: str) -> Parsed | None:
     """The recording a drive path names, or None (not a recording, or garbage).

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
-from billing.core.models import Recording
+from billing.core.models import Drive, DriveEntry, Recording
+from gateway.fsck import check_drives
 from gateway.recordings import day
 from tests.support.recordings import mkdirs, upload
 from tests.support.stack import DeviceLogin, Stack, put
@@ -94,4 +95,24 @@ def test_rotation_takes_the_oldest_recordings(stack: Stack) -> None:
     starts = [start for *_, start in timeline(stack, dev)]
     assert starts == ["10:02:00", "10:03:00", "10:04:00"]
     assert rows(stack, dev) == 3
+    stack.assert_consistent(dev)
+
+
+def test_fsck_puts_a_lost_index_back_on_the_timeline(stack: Stack) -> None:
+    dev = stack.device()
+    with stack.ftp(dev) as ftp:
+        for path in (CLIP, SNAP):
+            upload(ftp, path)
+    before = timeline(stack, dev)
+    with stack.engine.begin() as conn:  # the index is lost, its recordings with it
+        conn.execute(delete(DriveEntry).where(DriveEntry.drive_id == dev.drive_id))  # type: ignore[arg-type]
+        conn.execute(
+            update(Drive)
+            .where(Drive.id == dev.drive_id)  # type: ignore[arg-type]
+            .values(committed_bytes=0, object_count=0)
+        )
+    assert rows(stack, dev) == 0
+    [check] = check_drives(stack.engine, stack.store, [dev.drive_id], repair=True)
+    assert check.repaired
+    assert timeline(stack, dev) == before
     stack.assert_consistent(dev)
