@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from sqlmodel import select
@@ -174,3 +175,23 @@ def test_a_day_with_motion_plays_a_dav_clip(stack: Stack, web: WebServer, browse
         f"() => document.getElementById('player').currentTime > {first} + 0.3", timeout=30000
     )
     assert page.get_attribute("#download", "href") == f"/media/recordings/{b.entry_id}/original"
+
+
+def test_an_hevc_clip_is_flagged_before_it_fails_to_play(
+    stack: Stack, web: WebServer, browser: object
+) -> None:
+    b = recorded(stack)
+    with stack.ftp(b.dev) as ftp:
+        upload(
+            ftp,
+            f"{DAY}/002/dav/16/16.00.00-16.00.02[A][0@0][0].dav",
+            make_dav(1, codec="hevc", audio=False, start=datetime(2026, 12, 6, 16)),
+        )
+    page = person(browser)
+    sign_in(page, web.url, b.who)
+    page.goto(f"{web.url}/portal/recordings?device={b.dev.device_id}&day={DAY}")
+    assert page.is_hidden("#hevc-warning")
+    page.click(".timeline .clip.k-A")
+    page.wait_for_selector("#hevc-warning", state="visible", timeout=30000)
+    page.click(".timeline .clip.k-M")  # H.264: the warning goes
+    page.wait_for_selector("#hevc-warning", state="hidden", timeout=30000)

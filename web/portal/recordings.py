@@ -89,7 +89,6 @@ def page(request: Request, customer_id: int, base: str, staff_view: bool) -> Res
             "url": media_url(ev.entry_id, owner),
             "original": original_url(ev.entry_id, owner),
             "name": ev.path.rsplit("/", 1)[-1],
-            "hevc": False,
         }
         row["snaps" if ev.is_snapshot else "clips"].append(item)
     return render(

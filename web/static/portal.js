@@ -20,6 +20,14 @@ document.addEventListener("click", function (ev) {
     player.play().catch(function () {});
     var label = clip.getAttribute("aria-label") || clip.textContent.trim();
     document.getElementById("now-playing").textContent = label;
+    // the media service says whether the codec plays here (HEVC: only some browsers)
+    var warn = document.getElementById("hevc-warning");
+    warn.hidden = true;
+    var parts = clip.dataset.play.split("?");
+    fetch(parts[0] + "/probe" + (parts[1] ? "?" + parts[1] : ""), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (info) { if (info && info.plays_in_browser === false) { warn.hidden = false; } })
+      .catch(function () {});
     var dl = document.getElementById("download");
     dl.href = clip.dataset.original;
     dl.hidden = false;
