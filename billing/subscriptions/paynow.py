@@ -18,13 +18,15 @@ twice; the second payment shows in the ledger's audit and is refunded by hand.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlmodel import Session
 
 from billing.core.errors import InvalidInput
-from billing.core.models import Charge, Plan, SubscriptionStatus
+from billing.core.models import Charge, Plan, Subscription, SubscriptionStatus
+from billing.core.settings import Settings
+from billing.dunning import ladder
 from billing.payments import checkout
 from billing.payments.mercadopago import (
     MercadoPago,
@@ -49,6 +51,19 @@ def overdue(
     return start, end, amount
 
 
+def _expiry(sub: Subscription, today: date, days: int, settings: Settings | None) -> datetime:
+    end = checkout.expiry(today, days)
+    since = sub.blocked_at or sub.past_due_since
+    if settings is None or since is None:
+        return end
+    if sub.blocked_at is not None:
+        rungs = ladder(settings, blocked_on=sub.blocked_at.date())
+    else:
+        rungs = ladder(settings, past_due_since=since.date())
+    last = max(today, rungs.delete_on - timedelta(days=1))
+    return min(end, checkout.expiry(last, 0))
+
+
 def pay_link(
     session: Session,
     mp: MercadoPago,
@@ -59,9 +74,14 @@ def pay_link(
     actor: str,
     link_days: int = 3,
     notification_url: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, object]:
     """The pay-now link of a past_due or blocked subscription (the same one while
-    it can be paid), and the plan's checkout to subscribe again."""
+    it can be paid), and the plan's checkout to subscribe again.
+
+    With `settings` (the dunning ladder) the link cannot outlive the drive: it
+    expires the day before the drive would be deleted, so nobody pays for a
+    drive that is already gone."""
     sub = get_subscription(session, sub_id)
     assert sub.id is not None
     if sub.kind != "paid" or sub.status not in OVERDUE:
@@ -86,7 +106,7 @@ def pay_link(
             currency=plan.currency,
             period_start=start,
             period_end=end,
-            expires_at=checkout.expiry(today, link_days),
+            expires_at=_expiry(sub, today, link_days, settings),
             plan_id=None,
             actor=actor,
             cause=f"pay now: {plan.code} from {start} to {end}",

@@ -137,6 +137,7 @@ def subscription_pay_link(
             actor=ACTOR,
             link_days=st.pay_link_days,
             notification_url=st.mp_notification_url,
+            settings=st,
         )
     emit(data, json_)
 

@@ -31,9 +31,18 @@ from tests.support.billing import (
 from tests.support.stack import Stack
 
 
-def _link(stack: Stack, clock: Clock, sub_id: int) -> dict[str, object]:
+def _link(stack: Stack, clock: Clock, sub_id: int, days: int = 3) -> dict[str, object]:
     with session_scope(stack.engine) as s:
-        return pay_link(s, clock.mp, sub_id, clock.today, 5, actor="test", link_days=3)
+        return pay_link(
+            s,
+            clock.mp,
+            sub_id,
+            clock.today,
+            5,
+            actor="test",
+            link_days=days,
+            settings=stack.settings,
+        )
 
 
 def _sub(stack: Stack, sub_id: int) -> Subscription:
@@ -102,8 +111,10 @@ def test_subscribing_again_replaces_the_cancelled_preapproval(
     clock.until(date(2026, 12, 16))
     assert status(stack, sub.id) == "blocked"
     assert gives_up.state.preapprovals[old]["status"] == "cancelled"  # type: ignore[index]
-    link = _link(stack, clock, sub.id)
+    link = _link(stack, clock, sub.id, days=30)
     assert link["recurring_charge"] == "cancelled" and "subscribe again" in str(link["note"])
+    # blocked Dec 15, deleted Dec 20: the link never outlives the drive
+    assert str(link["expires_at"]).startswith("2026-12-19")
     # the payer subscribes again at the plan's checkout, with another card that works
     set_outcome(gives_up, sub, "approve")
     plan_id = parse_qs(urlparse(str(link["subscribe_again_url"])).query)["preapproval_plan_id"][0]
