@@ -4,21 +4,25 @@ Mercado Pago checkout, then see the order and download its invoice's XML."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from billing.core.db import session_scope
-from billing.core.models import Invoice, Subscription
+from billing.core.models import Charge, Invoice, Subscription
+from billing.dunning import ladder
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
-from tests.support.billing import Clock, authorize, plan_of
+from tests.support.billing import Clock, active, authorize, plan_of
 from tests.support.cfdi import give_fiscal
 from tests.support.portal import chromium, customer_of, person, sign_in
 from tests.support.stack import Stack, fiscal
 from tests.support.web import WebServer
+from web.i18n import Formatter
 
 
 @pytest.fixture
@@ -80,5 +84,81 @@ def test_subscribe_at_the_checkout_then_download_the_invoice(
             stranger = person(browser)
             sign_in(stranger, web.url, other)
             assert stranger.request.get(f"{web.url}/portal/orders/{invoice_id}.xml").status == 404
+    finally:
+        web.close()
+
+
+def active_customer(
+    istack: Stack, mp_emulator: MercadoPagoEmulator, clock: Clock
+) -> tuple[Any, Subscription]:
+    """A customer whose device's paid subscription is active (subscribed at the checkout)."""
+    dev = istack.device(capacity="1GB", grant=False)
+    who = customer_of(istack, dev)
+    sub = active(istack, clock, mp_emulator, dev)
+    return who, sub
+
+
+def test_cancel_states_the_consequences_first(
+    istack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    clock = Clock(istack, mp_emulator)
+    web = WebServer(
+        SimpleNamespace(
+            settings=istack.settings, engine=istack.engine, store=istack.store, mercadopago=clock.mp
+        )
+    )
+    try:
+        who, sub = active_customer(istack, mp_emulator, clock)
+        with chromium() as browser:
+            page = person(browser)
+            sign_in(page, web.url, who)
+            page.goto(f"{web.url}/portal/subscriptions")
+            page.click(f"a[href='/portal/subscriptions/{sub.id}/cancel']")
+            text = page.inner_text("main")
+            assert "No se puede deshacer" in text and "No hay reembolso" in text
+            with session_scope(istack.engine) as s:  # nothing changed by reading it
+                still = s.get(Subscription, sub.id)
+                assert still is not None and not still.cancel_at_period_end
+            page.click("form[action$='/cancel'] button[type=submit]")
+            assert "Cancelada" in page.inner_text("main")
+            with session_scope(istack.engine) as s:
+                done = s.get(Subscription, sub.id)
+                assert done is not None and done.cancel_at_period_end
+    finally:
+        web.close()
+
+
+def test_past_due_shows_the_dates_and_pays_now(
+    istack: Stack, mp_emulator: MercadoPagoEmulator
+) -> None:
+    clock = Clock(istack, mp_emulator)
+    web = WebServer(
+        SimpleNamespace(
+            settings=istack.settings, engine=istack.engine, store=istack.store, mercadopago=clock.mp
+        )
+    )
+    try:
+        who, sub = active_customer(istack, mp_emulator, clock)
+        since = datetime(2026, 12, 6, 12, tzinfo=UTC)
+        with session_scope(istack.engine) as s:  # what a declined installment leaves
+            row = s.get(Subscription, sub.id)
+            assert row is not None
+            row.status, row.past_due_since = "past_due", since
+            s.add(row)
+        steps = ladder(istack.settings, past_due_since=since.date())
+        with chromium() as browser:
+            page = person(browser, "en")
+            sign_in(page, web.url, who)
+            page.goto(f"{web.url}/portal/subscriptions")
+            alert = page.inner_text("[role=alert]")
+            assert Formatter("en").day(steps.block_on) in alert
+            assert Formatter("en").day(steps.delete_on) in alert
+            with page.expect_request(lambda r: "pref" in r.url or "checkout" in r.url) as went:
+                page.click(f"form[action='/portal/subscriptions/{sub.id}/pay'] button")
+            with session_scope(istack.engine) as s:
+                charge = s.exec(
+                    select(Charge).where(Charge.subscription_id == sub.id, Charge.kind == "paynow")
+                ).one()
+                assert charge.checkout_url == went.value.url
     finally:
         web.close()
