@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, and_, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from billing.core import audit
 from billing.core.db import session_scope
@@ -219,8 +219,14 @@ def deliver(
             select(CallbackEvent.id)
             .where(
                 or_(
-                    and_(CallbackEvent.status == "pending", CallbackEvent.next_attempt_at <= now),
-                    and_(CallbackEvent.status == "sending", CallbackEvent.next_attempt_at <= now),
+                    and_(
+                        col(CallbackEvent.status) == "pending",
+                        col(CallbackEvent.next_attempt_at) <= now,
+                    ),
+                    and_(
+                        col(CallbackEvent.status) == "sending",
+                        col(CallbackEvent.next_attempt_at) <= now,
+                    ),
                 )
             )
             .order_by(CallbackEvent.id)  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ def statement(session: Session, distributor_id: int, month: str) -> Statement:
             ContractSpan.start_on < after,
             (col(ContractSpan.end_on).is_(None)) | (col(ContractSpan.end_on) > first),
         )
-        .order_by(Contract.external_id, ContractSpan.start_on, ContractSpan.id)
+        .order_by(col(Contract.external_id), col(ContractSpan.start_on), col(ContractSpan.id))
     ).all()
     for span, external_id, code in rows:
         start = max(span.start_on, first)

@@ -161,7 +161,7 @@ class DriveView:
         self.pipeline = pipeline
         self.login = login
         self.protocol = protocol  # a metrics label (gateway/metrics.py)
-        self._session = metrics.SESSIONS.labels(protocol, login.kind)
+        self._session: metrics.Gauge | None = metrics.SESSIONS.labels(protocol, login.kind)
         self._session.inc()
         self.ledger = pipeline.ledger
         self.cwd = ""
