@@ -54,11 +54,26 @@ def issue(session: Session, settings: Settings, kind: Kind, principal_id: int) -
     return token
 
 
+#: one emailed link per account this often: "forgot password" is open to anyone,
+#: and must not become a way to flood a customer's mailbox
+RESEND = timedelta(minutes=1)
+
+
 def email_customer(
     session: Session, settings: Settings, customer: Customer, *, first: bool
-) -> None:
-    """Queue the email that carries a customer's link (sent by the next notify pass)."""
+) -> bool:
+    """Queue the email that carries a customer's link (sent by the next notify pass);
+    False if one was queued less than RESEND ago (that one still works)."""
     assert customer.id is not None  # read from the database
+    recent = session.exec(
+        select(PasswordLink.token_hash).where(
+            PasswordLink.kind == "customer",
+            PasswordLink.principal_id == customer.id,
+            col(PasswordLink.created_at) > utcnow() - RESEND,
+        )
+    ).first()
+    if recent is not None:
+        return False
     token = issue(session, settings, "customer", customer.id)
     session.add(
         Notification(
@@ -76,6 +91,7 @@ def email_customer(
             next_attempt_at=utcnow(),
         )
     )
+    return True
 
 
 def find(session: Session, token: str) -> PasswordLink | None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import ftplib
 import re
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from sqlmodel import select
 
 from billing.core.db import session_scope
-from billing.core.models import AuditEvent, Customer, WebSession
+from billing.core.models import AuditEvent, Customer, PasswordLink, WebSession, utcnow
+from billing.notify.outbox import deliver
+from cli.devstack.mailsink import MailSink
+from cli.devstack.seaweed import free_port
 from tests.support.portal import PASSWORD, emailed_link, new_customer, staff_of
 from tests.support.stack import Stack
 from tests.support.web import WebServer
@@ -174,3 +180,48 @@ def test_languages_by_header_and_by_choice(stack: Stack, web: WebServer) -> None
         cust = s.get(Customer, who.id)
         assert cust is not None and cust.locale == "en"  # kept with the user
         assert s.exec(select(AuditEvent).where(AuditEvent.actor == "x")).all() == []
+
+
+def test_the_link_is_emailed_to_the_customer_alone_and_expires(
+    stack: Stack, web: WebServer, tmp_path: Path
+) -> None:
+    who = new_customer(stack)
+    sink = MailSink(tmp_path / "mail", free_port())
+    sink.controller.start()
+    settings = stack.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": sink.port, "portal_url": web.url}
+    )
+    try:
+        with httpx.Client(base_url=web.url) as http:
+            page = http.get("/password/forgot")
+            # the same answer for both; asked twice at once, one email
+            for email in (who.email, "nobody@example.com", who.email):
+                r = http.post("/password/forgot", data={"csrf": csrf_of(page), "email": email})
+                assert r.status_code == 200 and "le enviamos un enlace" in r.text
+        deliver(stack.engine, settings, stack.store)
+        mails = [
+            message_from_bytes(p.read_bytes(), policy=policy.default)
+            for p in sorted((tmp_path / "mail").iterdir())
+        ]
+        mine = [m for m in mails if who.email in str(m["To"])]
+        assert len(mine) == 1 and mine[0]["Cc"] is None  # never copied to the distributor
+        assert not [m for m in mails if "nobody@example.com" in str(m["To"])]
+        body = mine[0].get_content()
+        link = re.search(r"https?://\S+/password/\S+", body)
+        assert link, body
+        path = urlsplit(link.group(0)).path
+        with session_scope(stack.engine) as s:  # a day later
+            for row in s.exec(
+                select(PasswordLink).where(PasswordLink.principal_id == who.id)
+            ).all():
+                row.expires_at = utcnow() - timedelta(seconds=1)
+                s.add(row)
+        with httpx.Client(base_url=web.url) as http:
+            assert http.get(path).status_code == 410
+            form = http.get("/signin")
+            late = http.post(
+                path, data={"csrf": csrf_of(form), "password": PASSWORD, "confirm": PASSWORD}
+            )
+            assert late.status_code == 422 and "venció" in late.text
+    finally:
+        sink.controller.stop()
