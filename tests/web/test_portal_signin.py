@@ -13,7 +13,14 @@ import httpx
 from sqlmodel import select
 
 from billing.core.db import session_scope
-from billing.core.models import AuditEvent, Customer, PasswordLink, WebSession, utcnow
+from billing.core.models import (
+    AuditEvent,
+    Customer,
+    Device,
+    PasswordLink,
+    WebSession,
+    utcnow,
+)
 from billing.notify.outbox import deliver
 from cli.devstack.mailsink import MailSink
 from cli.devstack.seaweed import free_port
@@ -225,3 +232,46 @@ def test_the_link_is_emailed_to_the_customer_alone_and_expires(
             assert late.status_code == 422 and "venció" in late.text
     finally:
         sink.controller.stop()
+
+
+def test_staff_run_only_their_own_customers_and_keys(stack: Stack, web: WebServer) -> None:
+    mine = new_customer(stack)
+    theirs = new_customer(stack)  # another distributor's
+    boss = staff_of(stack, mine.distributor_id)
+    other_boss = staff_of(stack, theirs.distributor_id)
+    with httpx.Client(base_url=web.url) as http, httpx.Client(base_url=web.url) as rival:
+        sign_in(http, boss.email, boss.password)
+        sign_in(rival, other_boss.email, other_boss.password)
+        page = http.get(f"/distributor/customers/{mine.id}")
+        assert page.status_code == 200
+        token = csrf_of(page)
+        added = http.post(
+            f"/distributor/customers/{mine.id}/devices",
+            data={"csrf": token, "name": "NVR Bodega", "serial": "X1"},
+        )
+        assert added.status_code == 200 and 'data-testid="password"' in added.text
+        refused = http.post(
+            f"/distributor/customers/{theirs.id}/devices", data={"csrf": token, "name": "Intruso"}
+        )
+        assert refused.status_code == 404
+        assert http.get(f"/distributor/customers/{theirs.id}").status_code == 404
+        listing = http.get("/distributor/customers", params={"q": mine.email[:6].upper()})
+        assert mine.email in listing.text and theirs.email not in listing.text
+        # a customer's own pages are not staff pages, and the other way round
+        assert http.get("/portal/devices").status_code == 403
+        # API keys: made here, they authenticate the ERP; another's cannot be revoked
+        made = http.post("/distributor/api/keys", data={"csrf": token})
+        key_id = re.search(r'id="k-id">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+        secret = re.search(r'id="k-secret">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+        assert httpx.get(f"{web.url}/api/v1/products", auth=(key_id, secret)).status_code == 200
+        stolen = rival.post(
+            f"/distributor/api/keys/{key_id}/revoke",
+            data={"csrf": csrf_of(rival.get("/distributor/api"))},
+        )
+        assert stolen.status_code == 404
+        assert httpx.get(f"{web.url}/api/v1/products", auth=(key_id, secret)).status_code == 200
+        bad = http.post("/distributor/api/callback", data={"csrf": token, "url": "ftp://x"})
+        assert bad.status_code == 422 and "URL" in bad.text
+    with session_scope(stack.engine) as s:
+        names = [d.name for d in s.exec(select(Device).where(Device.customer_id == theirs.id))]
+        assert names == []
