@@ -278,6 +278,36 @@ def get_device(session: Session, ref: str | int) -> Device:
     return device
 
 
+def set_device_timezone(
+    session: Session, ref: str | int, zone: str | None, *, actor: str
+) -> Device:
+    """The time zone a recorder's clock keeps (its file names carry none), or None
+    for the `device_timezone` setting; the portal's timeline reads names in it."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    device = get_device(session, ref)
+    if zone is not None:
+        zone = zone.strip()
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidField(
+                "timezone", f"unknown time zone {zone[:64]!r} (e.g. America/Mexico_City)"
+            ) from None
+    device.timezone = zone
+    session.add(device)
+    audit.record(
+        session,
+        actor=actor,
+        entity="device",
+        entity_id=device.id,
+        action="timezone_set",
+        cause="operator request",
+        timezone=zone,
+    )
+    return device
+
+
 def reset_device_password(session: Session, ref: str | int, *, actor: str) -> tuple[Device, str]:
     device = get_device(session, ref)
     password = new_device_secret()

@@ -286,6 +286,25 @@ def device_reset_password(
         out.print(f"new password for {data['username']}: {password}")
 
 
+@device_app.command("timezone")
+def device_timezone(
+    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    zone: Annotated[str, typer.Argument(help="IANA zone of the recorder's clock, or 'default'.")],
+    json_: JsonOpt = False,
+) -> None:
+    """The zone a recorder's clock keeps: its file names carry none ('default':
+    the device_timezone setting)."""
+    with session_scope(app_state().engine) as s:
+        dev = catalog.set_device_timezone(
+            s, device, None if zone == "default" else zone, actor=ACTOR
+        )
+        data = {"id": dev.id, "timezone": dev.timezone}
+    if json_:
+        emit(data, True)
+    else:
+        out.print(f"device {data['id']}: time zone {data['timezone'] or 'default'}")
+
+
 @device_app.command("add-key")
 def device_add_key(
     device: Annotated[str, typer.Argument(help="Device id or username.")],

@@ -12,6 +12,8 @@ from datetime import datetime
 import httpx
 import pytest
 
+from billing import catalog
+from billing.core.db import session_scope
 from tests.support.dhav import make_dav, make_mp4
 from tests.support.recordings import upload
 from tests.support.stack import DeviceLogin, Stack
@@ -112,7 +114,7 @@ def recorded(stack: Stack, web: WebServer) -> Iterator[tuple[Viewer, dict[str, b
     viewer.http.close()
 
 
-def test_a_day_in_the_device_zone(recorded: tuple[Viewer, dict[str, bytes]]) -> None:
+def test_a_day_in_the_device_zone(stack: Stack, recorded: tuple[Viewer, dict[str, bytes]]) -> None:
     viewer, _ = recorded
     body = viewer.http.get(f"/media/devices/{viewer.dev.device_id}/days/{DAY}").json()
     assert body["timezone"] == "America/Mexico_City"
@@ -128,6 +130,12 @@ def test_a_day_in_the_device_zone(recorded: tuple[Viewer, dict[str, bytes]]) -> 
     assert [e["kind"] for e in viewer.events("2026-12-07")] == ["R"]
     bad = viewer.http.get(f"/media/devices/{viewer.dev.device_id}/days/2026-13-01")
     assert bad.status_code == 422 and "day" in bad.text
+    # the same names read in the zone the device's clock keeps
+    with session_scope(stack.engine) as s:
+        catalog.set_device_timezone(s, viewer.dev.device_id, "America/Sao_Paulo", actor="test")
+    body = viewer.http.get(f"/media/devices/{viewer.dev.device_id}/days/{DAY}").json()
+    assert body["timezone"] == "America/Sao_Paulo"
+    assert body["events"][0]["start"] == "2026-12-06T15:00:00-03:00"
 
 
 def test_dav_plays_as_fragmented_mp4(recorded: tuple[Viewer, dict[str, bytes]]) -> None:
