@@ -7,12 +7,13 @@ import re
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import httpx
 from sqlmodel import select
 
-from billing.core.db import session_scope
+from billing.core.db import make_engine, session_scope
 from billing.core.models import (
     AuditEvent,
     Customer,
@@ -21,6 +22,7 @@ from billing.core.models import (
     WebSession,
     utcnow,
 )
+from billing.core.settings import Settings
 from billing.notify.outbox import deliver
 from cli.devstack.mailsink import MailSink
 from cli.devstack.seaweed import free_port
@@ -275,3 +277,27 @@ def test_staff_run_only_their_own_customers_and_keys(stack: Stack, web: WebServe
     with session_scope(stack.engine) as s:
         names = [d.name for d in s.exec(select(Device).where(Device.customer_id == theirs.id))]
         assert names == []
+
+
+def test_a_page_with_the_database_down_is_a_page_not_a_traceback() -> None:
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"
+    settings = Settings(database_url=url)
+    engine = make_engine(url)
+    web = WebServer(SimpleNamespace(settings=settings, engine=engine, store=None))
+    try:
+        with httpx.Client(base_url=web.url, timeout=30) as http:
+            form = http.get("/signin")  # needs no database
+            assert form.status_code == 200
+            r = http.post(
+                "/signin", data={"csrf": csrf_of(form), "email": "a@b.mx", "password": "x" * 10}
+            )
+            assert r.status_code == 503 and "<html" in r.text and "Traceback" not in r.text
+            assert "Intente de nuevo" in r.text
+            http.cookies.set("c2d_session", "some-old-session")
+            page = http.get("/portal/devices")
+            assert page.status_code == 503 and "Traceback" not in page.text
+            api = http.get("/api/v1/products", auth=("c2dk_x", "y"))  # the API stays JSON
+            assert api.status_code == 503 and api.json()["detail"]
+    finally:
+        web.close()
+        engine.dispose()

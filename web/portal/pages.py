@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,12 +11,16 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import SQLAlchemyError
 
-from billing.core.errors import Cam2DriveError, InvalidField
+from billing.core.errors import Cam2DriveError, InvalidField, StorageUnavailable
 from billing.core.vocab import LOCALES
 from web import sessions
+from web.errors import status_for
 from web.i18n import NAMES, Formatter, negotiate
 from web.sessions import Principal
+
+log = logging.getLogger("cam2drive.web.portal")
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 env = Environment(
@@ -156,8 +162,66 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+#: where the portal's pages live; errors elsewhere (the API, media) stay JSON
+PAGE_PATHS = ("/portal", "/distributor", "/signin", "/signout", "/password", "/language")
+
+
+def is_page(request: Request) -> bool:
+    path = request.url.path
+    return path == "/" or path.startswith(PAGE_PATHS)
+
+
+def _plain_error(request: Request, status: int, message: str) -> Response:
+    """The error page, or a bare one when even rendering fails (the database is down)."""
+    try:
+        fmt = formatter(request)
+        return render(request, "error.html", status, message=fmt.gettext(message))
+    except Exception:  # the page needs nothing it could fail on again
+        return HTMLResponse(f"<!doctype html><title>cam2drive</title><p>{message}</p>", status)
+
+
+async def _delegate(handler: Any, request: Request, err: Exception) -> Response:
+    """Hand an error to the JSON handler web/errors.py installed (sync or async)."""
+    out = handler(request, err)
+    if inspect.isawaitable(out):
+        out = await out
+    assert isinstance(out, Response)
+    return out
+
+
 def install(app: FastAPI) -> None:
-    """Page errors as pages (the API's handlers answer JSON for everything else)."""
+    """Page errors as pages (the API's handlers answer JSON for everything else).
+
+    The JSON handlers web/errors.py installed stay in charge of the API's
+    paths; on a page, a known error, the database being down and a bug
+    each become the error page, never a traceback and never JSON.
+    """
+    json_known = app.exception_handlers[Cam2DriveError]
+    json_database = app.exception_handlers[SQLAlchemyError]
+    json_bug = app.exception_handlers[Exception]
+
+    @app.exception_handler(Cam2DriveError)
+    async def _known(request: Request, err: Cam2DriveError) -> Response:
+        if not is_page(request):
+            return await _delegate(json_known, request, err)
+        if isinstance(err, StorageUnavailable):
+            return _plain_error(request, 503, "The service is busy. Try again in a minute.")
+        fmt = formatter(request)
+        return render(request, "error.html", status_for(err), message=error_text(fmt, err))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, err: SQLAlchemyError) -> Response:
+        if not is_page(request):
+            return await _delegate(json_database, request, err)
+        log.error("database error on a page: %s", type(err).__name__)
+        return _plain_error(request, 503, "The service is busy. Try again in a minute.")
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> Response:
+        if not is_page(request):
+            return await _delegate(json_bug, request, err)
+        log.exception("unhandled error on page %r", request.url.path)
+        return _plain_error(request, 500, "Something went wrong on our side. Try again later.")
 
     @app.exception_handler(SignInRequired)
     async def _sign_in(request: Request, _: SignInRequired) -> Response:
