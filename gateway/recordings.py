@@ -21,7 +21,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, bindparam, or_, select
+from sqlalchemy import Engine, bindparam, exists, insert, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from billing.core.db import reader
 from billing.core.models import Device, Drive, DriveEntry, Recording
@@ -232,6 +234,80 @@ def day(engine: Engine, drive_id: int, on: date, tz: str | ZoneInfo) -> list[Eve
 def _aware(local: datetime, zone: ZoneInfo) -> datetime:
     """A recorder's wall-clock time in its zone (the first of a repeated DST hour)."""
     return local.replace(tzinfo=None).replace(tzinfo=zone)
+
+
+# --- files committed before the index ----------------------------------------
+
+_r = recordings.alias("r")
+# a file's row, unless it was renamed, deleted or indexed since it was read
+_BACKFILL = (
+    insert(recordings)
+    .from_select(
+        ["entry_id", "drive_id", "channel", "kind", "starts_at", "ends_at", "is_snapshot"],
+        select(
+            bindparam("entry_id", type_=recordings.c.entry_id.type),
+            bindparam("drive_id", type_=recordings.c.drive_id.type),
+            bindparam("channel", type_=recordings.c.channel.type),
+            bindparam("kind", type_=recordings.c.kind.type),
+            bindparam("starts_at", type_=recordings.c.starts_at.type),
+            bindparam("ends_at", type_=recordings.c.ends_at.type),
+            bindparam("is_snapshot", type_=recordings.c.is_snapshot.type),
+        ).where(
+            exists().where(
+                entries.c.id == bindparam("entry_id"), entries.c.path == bindparam("q_path")
+            ),
+            ~exists().where(_r.c.entry_id == bindparam("entry_id")),
+        ),
+    )
+    .returning(recordings.c.entry_id)
+)  # rowcount is -1 for it on psycopg
+
+
+def backfill(engine: Engine, drive_ids: list[int] | None = None, batch: int = 2000) -> int:
+    """Index the recordings of files committed before this index existed; the
+    number added. Safe while gateways run, and again: a file renamed, deleted
+    or indexed since it was read is left as it is."""
+    added, last = 0, 0
+    while True:
+        query = (
+            select(entries.c.id, entries.c.drive_id, entries.c.path)
+            .outerjoin(recordings, recordings.c.entry_id == entries.c.id)
+            .where(
+                entries.c.is_dir.is_(False),
+                recordings.c.entry_id.is_(None),
+                entries.c.id > last,
+            )
+            .order_by(entries.c.id)
+            .limit(batch)
+        )
+        if drive_ids:
+            query = query.where(entries.c.drive_id.in_(drive_ids))
+        with reader(engine).connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return added
+        last = rows[-1].id
+        found = [
+            {**rec.row(r.id, r.drive_id), "q_path": r.path}
+            for r in rows
+            if (rec := parse(r.path)) is not None
+        ]
+        if not found:
+            continue
+        try:
+            with engine.begin() as conn:
+                added += sum(_add(conn, one) for one in found)
+        except IntegrityError:  # a file deleted meanwhile: each on its own
+            for one in found:
+                try:
+                    with engine.begin() as conn:
+                        added += _add(conn, one)
+                except IntegrityError:
+                    pass
+
+
+def _add(conn: Connection, row: dict[str, Any]) -> int:
+    return 0 if conn.execute(_BACKFILL, row).first() is None else 1
 
 
 # --- what a customer may open -----------------------------------------------

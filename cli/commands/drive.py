@@ -61,3 +61,21 @@ def drive_fsck(
                 out.print(line, markup=False)
     if any(not c.clean and not c.repaired for c in checks):
         fail("the index and the bucket disagree; run with --repair to fix the index", code=2)
+
+
+@drive_app.command("index-recordings")
+def drive_index_recordings(
+    drive: Annotated[
+        list[int] | None, typer.Option("--drive", help="Only this drive id (repeatable).")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Put files uploaded before the recordings index existed (migration 0013) on
+    the portal's timeline; once after upgrading, safe while gateways run."""
+    from gateway.recordings import backfill
+
+    added = backfill(app_state().engine, drive)
+    if json_:
+        emit({"added": added}, True)
+    else:
+        out.print(f"{added} recordings indexed")

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select, update
 
 from billing.core.models import Drive, DriveEntry, Recording
 from gateway.fsck import check_drives
-from gateway.recordings import day
+from gateway.recordings import backfill, day
 from tests.support.recordings import mkdirs, upload
 from tests.support.stack import DeviceLogin, Stack, put
 
@@ -116,3 +116,23 @@ def test_fsck_puts_a_lost_index_back_on_the_timeline(stack: Stack) -> None:
     assert check.repaired
     assert timeline(stack, dev) == before
     stack.assert_consistent(dev)
+
+
+def test_backfill_indexes_files_committed_before_the_index(stack: Stack) -> None:
+    dev = stack.device()
+    other = stack.device()
+    with stack.ftp(dev) as ftp:
+        for path in (NIGHT, CLIP, SNAP):
+            upload(ftp, path)
+        put(ftp, "DVRWorkDirectory", b"")
+    with stack.ftp(other) as ftp:
+        upload(ftp, CLIP)
+    before = timeline(stack, dev)
+    table = Recording.__table__  # type: ignore[attr-defined]
+    with stack.engine.begin() as conn:  # as after the upgrade: files, no recordings
+        conn.execute(delete(table).where(table.c.drive_id.in_([dev.drive_id, other.drive_id])))
+    assert backfill(stack.engine, [dev.drive_id]) == 3
+    assert timeline(stack, dev) == before
+    assert rows(stack, other) == 0  # only the drives asked for
+    assert backfill(stack.engine, [dev.drive_id, other.drive_id]) == 1
+    assert backfill(stack.engine) == 0  # again: nothing left to add
