@@ -14,8 +14,17 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 CALLS = re.compile(r"""_\(\s*(["'])(.+?)\1""")
 
 
+# what the views say: page errors, gettext() calls, the error pages' sentences
+SAID = re.compile(
+    r"(?:gettext\(|PageError\(\d+,\s*|_plain_error\(request,\s*\d+,\s*|message = |message, status = )"
+    r'\s*"([^"]+)"'
+)
+
+
 def template_messages() -> set[str]:
-    return {m.group(2) for p in TEMPLATES.glob("*.html") for m in CALLS.finditer(p.read_text())}
+    found = {m.group(2) for p in TEMPLATES.glob("*.html") for m in CALLS.finditer(p.read_text())}
+    views = TEMPLATES.parent / "portal"
+    return found | {m.group(1) for p in views.glob("*.py") for m in SAID.finditer(p.read_text())}
 
 
 @pytest.mark.parametrize("code", ["es", "pt"])

@@ -55,12 +55,10 @@ async def signin(request: Request) -> Response:
                 p.engine, p.settings, email, fields.get("password", ""), ip
             )
     except sessions.SignInFailed as err:
-        message = (
-            "Wrong email or password."
-            if str(err) == "wrong"
-            else "Too many failed sign-ins. Try again later."
-        )
-        status = 401 if str(err) == "wrong" else 429
+        if str(err) == "wrong":
+            message, status = "Wrong email or password.", 401
+        else:
+            message, status = "Too many failed sign-ins. Try again later.", 429
         return render(
             request,
             "signin.html",
