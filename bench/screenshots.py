@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -90,7 +91,8 @@ def seed(stack: Stack) -> tuple[Account, Account, int]:
                 actor="demo",
             )
             if i == 0:
-                catalog.set_customer_password(s, other.id, PASSWORD, actor="demo")  # type: ignore[arg-type]
+                assert other.id is not None
+                catalog.set_customer_password(s, other.id, PASSWORD, actor="demo")
         user = staff.add_user(s, distributor_id=dist.id, email=f"staff-{tag}@tvcenlinea.example",
                               name="Ana", actor="demo")  # fmt: skip
         assert user.id is not None
@@ -133,9 +135,9 @@ def shoot(out: Path) -> list[Path]:
                 customer, boss, device_id = seed(stack)
                 with chromium() as browser:
 
-                    def shot(page: object, name: str) -> None:
+                    def shot(page: Any, name: str) -> None:
                         path = out / f"{name}.png"
-                        page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+                        page.screenshot(path=str(path), full_page=True)
                         shots.append(path)
 
                     page = person(browser, "es-MX", *PHONE)

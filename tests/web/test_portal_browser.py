@@ -1,4 +1,5 @@
-"""The portal in Debian's chromium: sign in, add a recorder, isolation, the video grant, playback."""
+"""The portal in Debian's chromium: sign in, add a recorder, isolation, the video grant,
+playback."""
 
 from __future__ import annotations
 

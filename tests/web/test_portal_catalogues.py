@@ -16,7 +16,8 @@ CALLS = re.compile(r"""_\(\s*(["'])(.+?)\1""")
 
 # what the views say: page errors, gettext() calls, the error pages' sentences
 SAID = re.compile(
-    r"(?:gettext\(|PageError\(\d+,\s*|_plain_error\(request,\s*\d+,\s*|message = |message, status = )"
+    r"(?:gettext\(|PageError\(\d+,\s*|_plain_error\(request,\s*\d+,\s*"
+    r"|message = |message, status = )"
     r'\s*"([^"]+)"'
 )
 

@@ -263,8 +263,9 @@ def test_staff_run_only_their_own_customers_and_keys(stack: Stack, web: WebServe
         assert http.get("/portal/devices").status_code == 403
         # API keys: made here, they authenticate the ERP; another's cannot be revoked
         made = http.post("/distributor/api/keys", data={"csrf": token})
-        key_id = re.search(r'id="k-id">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
-        secret = re.search(r'id="k-secret">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+        shown = re.search(r'id="k-id">([^<]+)<.*id="k-secret">([^<]+)<', made.text, re.S)
+        assert shown, made.text
+        key_id, secret = shown.groups()
         assert httpx.get(f"{web.url}/api/v1/products", auth=(key_id, secret)).status_code == 200
         stolen = rival.post(
             f"/distributor/api/keys/{key_id}/revoke",
