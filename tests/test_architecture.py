@@ -27,3 +27,27 @@ def test_no_test_module_imports_another() -> None:
         if imported.rsplit(".", 1)[-1].startswith(("test_", "conftest"))
     ]
     assert offenders == []
+
+
+def test_the_layering_contracts_name_every_billing_module() -> None:
+    """import-linter's forbidden lists are spelled out; a new billing module must join them,
+    or the gateway (and the kernel) could start importing it unchecked."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
+    forbidden = {
+        c["source_modules"][0]: set(c["forbidden_modules"])
+        for c in contracts
+        if c["type"] == "forbidden" and c["source_modules"] in (["billing.core"], ["gateway"])
+    }
+    billing = {
+        f"billing.{p.stem if p.is_file() else p.name}"
+        for p in (root / "billing").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert billing - {"billing.core"} <= forbidden["billing.core"]
+    assert billing - {"billing.core", "billing.entitlement"} <= forbidden["gateway"]
