@@ -36,7 +36,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from billing import callbacks, catalog
+from billing import callbacks, catalog, password_links
 from billing.core import audit
 from billing.core.credentials import verify
 from billing.core.errors import AlreadyExists, Conflict, InvalidField, InvalidInput, NotFound
@@ -302,12 +302,16 @@ def put(
     customer: CustomerInput,
     actor: str,
     today: date,
+    settings: Settings | None = None,
 ) -> PutResult:
     """Create the contract (201: device password shown once) or bring it to this state (200).
 
     Everything is validated before anything is written, so bad input
     creates nothing. A new label is a plan change: larger at once, smaller
-    at the next month if the drive's usage fits.
+    at the next month if the drive's usage fits. A new customer the ERP
+    sent no `customer.password` for is emailed a one-time link to choose
+    their own (billing/password_links.py, the portal's rule); without
+    `settings` (contracts made in bulk by tests) no link is sent.
     """
     check_contract_id(contract_id)
     fields = _customer_fields(customer)
@@ -337,6 +341,8 @@ def put(
         _customer_update(session, cust, fields)
     if fields.password is not None:
         catalog.set_customer_password(session, cust.id, fields.password, actor=actor)  # type: ignore[arg-type]
+    elif cust.password_hash is None and settings is not None:
+        password_links.email_customer(session, settings, cust, first=True)
     new = catalog.add_device(
         session,
         customer_id=cust.id,  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 import pytest
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from billing.core.db import session_scope
 from billing.core.models import Contract, Customer, Device
@@ -247,3 +247,45 @@ def test_a_scheduled_downgrade_is_applied_by_the_next_cycle_or_dropped_if_the_dr
     assert (dropped["action"], dropped["source"]) == ("downgrade_dropped", "billing")
     with session_scope(stack.engine) as s:  # nothing left to apply
         assert contracts.sweep(s, stack.purger, first).downgraded == []
+
+
+def test_a_customer_sent_without_a_password_is_emailed_a_one_time_link(
+    erp: Erp, stack: Stack
+) -> None:
+    import json
+
+    from billing import password_links
+    from billing.core.credentials import verify
+    from billing.core.errors import InvalidInput
+    from billing.core.models import Notification
+
+    chooses, given = customer_body(), customer_body(password="sent-by-the-erp-1")
+    assert erp.put("PW-LINK", **chooses).status_code == 201
+    assert erp.put("PW-LINK", **chooses).status_code == 200  # an update sends no second link
+    assert erp.put("PW-GIVEN", **given).status_code == 201
+    with session_scope(stack.engine) as s:
+        ids = dict(
+            s.exec(
+                select(Customer.email, Customer.id).where(
+                    col(Customer.email).in_((chooses["email"], given["email"]))
+                )
+            ).all()
+        )
+        notes = s.exec(
+            select(Notification).where(
+                Notification.kind == password_links.NOTIFICATION,
+                col(Notification.customer_id).in_(ids.values()),
+            )
+        ).all()
+    customer_id = ids[chooses["email"]]
+    assert [n.customer_id for n in notes] == [customer_id]
+    link = json.loads(notes[0].payload)["link"]
+    assert link.startswith(password_links.url(stack.settings, ""))
+    token = link.rsplit("/", 1)[1]
+    with session_scope(stack.engine) as s:  # the portal's page does this
+        password_links.redeem(s, token, "chosen-by-the-customer-1")
+    with session_scope(stack.engine) as s:
+        hashed = s.get(Customer, customer_id).password_hash  # type: ignore[union-attr]
+        assert hashed and verify(hashed, "chosen-by-the-customer-1")
+        with pytest.raises(InvalidInput):  # once only
+            password_links.redeem(s, token, "someone-else-9999")

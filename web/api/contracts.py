@@ -71,6 +71,7 @@ def put_contract(
             ),
             actor=who.actor,
             today=utcnow().date(),
+            settings=parts(request).settings,
         )
         out = contract_out(result.view)
         out["device"] = _device(request, result.view.username, result.device_password)
