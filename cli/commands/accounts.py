@@ -224,13 +224,8 @@ def plan_list(json_: JsonOpt = False) -> None:
 def recorder_settings(username: str, password: str) -> dict[str, object]:
     """What an installer types into the recorder's FTP page."""
     st = app_state().settings
-    host = (
-        st.public_host
-        or st.ftp_masquerade_address
-        or ("127.0.0.1" if st.ftp_host in ("0.0.0.0", "::") else st.ftp_host)
-    )
     return {
-        "server": host,
+        "server": st.recorder_host(),
         "port": st.ftp_port,
         "username": username,
         "password": password,
