@@ -4,7 +4,7 @@ A pay-now or upgrade charge is paid at a Checkout Pro preference
 (POST /checkout/preferences): its id, the link the payer opens and when the
 link expires. Null for installments, which Mercado Pago charges by itself.
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-06
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
