@@ -321,9 +321,7 @@ class Invoice(SQLModel, table=True):
     charge_id: int | None = Field(default=None, foreign_key="charges.id", unique=True)
     # I = the ingreso of one charge, G = a global ingreso to "público en
     # general" (InformacionGlobal), E = an egreso (credit note) for a refund
-    kind: str = Field(
-        default="I", sa_column=Column(String(1), nullable=False, server_default="I")
-    )
+    kind: str = Field(default="I", sa_column=Column(String(1), nullable=False, server_default="I"))
     # what a global or an egreso is unique by ("G:2026-11:17", "E:42"), so two
     # schedulers racing open it once
     doc_key: str | None = Field(default=None, sa_column=Column(String(40), unique=True))
@@ -414,9 +412,7 @@ class DistributorPlan(SQLModel, table=True):
     """A plan a distributor sells (a product its ERP syncs) and what it pays for it."""
 
     __tablename__ = "distributor_plans"
-    __table_args__ = (
-        UniqueConstraint("distributor_id", "plan_id", name="uq_distributor_plans"),
-    )
+    __table_args__ = (UniqueConstraint("distributor_id", "plan_id", name="uq_distributor_plans"),)
 
     id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
