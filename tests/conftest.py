@@ -44,6 +44,26 @@ def pg_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for one test, for commands that act on every record in it
+    (a billing pass): the shared one holds other tests' subscriptions, whose
+    emulators are gone, and the pass would rightly call them unreachable."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"c2d_own_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url.replace("postgresql://", "postgresql+psycopg://")
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'cam2drive.db'}"
@@ -81,7 +101,16 @@ def pytest_configure(config: pytest.Config) -> None:
     Path("var").mkdir(exist_ok=True)
 
 
-REAL_PARTS = {"seaweed", "pg_url", "sqlite_url", "db_url", "stack", "mp_emulator", "certs"}
+REAL_PARTS = {
+    "seaweed",
+    "pg_url",
+    "sqlite_url",
+    "db_url",
+    "own_db_url",
+    "stack",
+    "mp_emulator",
+    "certs",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -329,8 +329,9 @@ def test_help_everywhere(args: list[str]) -> None:
     assert proc.returncode == 0 and "Usage" in proc.stdout
 
 
-def test_paid_subscription_commands(db_url: str) -> None:
+def test_paid_subscription_commands(own_db_url: str) -> None:
     """subscription create / show / list and billing run, against the emulator over HTTP."""
+    db_url = own_db_url
     import urllib.request
 
     from cli.devstack.mp_emulator import MercadoPagoEmulator
