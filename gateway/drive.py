@@ -167,6 +167,10 @@ class DriveView:
         self.cwd = ""
         self._ent: tuple[Entitlement, float] | None = None
         self._dirs: dict[str, tuple[Entry, float]] = {}  # device logins: see DIR_CACHE_TTL
+        # folder -> names of its sub-folders: a STOR is refused before its data when it
+        # names a folder, and a recorder stores ~60 snapshots per folder, so the
+        # question is asked of the database once per folder, not once per file
+        self._subdirs: dict[str, tuple[frozenset[str], float]] = {}
         self.intents = SessionIntents(self.ledger) if login.writable else None
 
     def close(self) -> None:
@@ -265,6 +269,29 @@ class DriveView:
 
     def _remember_dir(self, entry: Entry) -> None:
         self._dirs[entry.path] = (entry, time.monotonic() + DIR_CACHE_TTL)
+        parent, _, name = entry.path.rpartition("/")
+        known = self._subdirs.get(parent)
+        if known is not None and name not in known[0]:
+            self._subdirs[parent] = (known[0] | {name}, known[1])
+
+    def _cached_subdirs(self, parent: str) -> frozenset[str] | None:
+        cached = self._subdirs.get(parent)
+        return cached[0] if cached is not None and time.monotonic() < cached[1] else None
+
+    def _subdir_names(self, drive_id: int, parent: str) -> frozenset[str]:
+        known = self._cached_subdirs(parent)
+        if known is None:
+            with database_errors(), reader(self.pipeline.engine).connect() as conn:
+                rows = conn.execute(
+                    select(entries.c.name).where(
+                        entries.c.drive_id == drive_id,
+                        entries.c.parent == parent,
+                        entries.c.is_dir.is_(True),
+                    )
+                ).all()
+            known = frozenset(r.name for r in rows)
+            self._subdirs[parent] = (known, time.monotonic() + DIR_CACHE_TTL)
+        return known
 
     def _forget_dirs(self, *paths_: str) -> None:
         """After this session removes or moves `paths_`: directories at or under
@@ -276,6 +303,9 @@ class DriveView:
             under = path + "/"
             for cached in [p for p in self._dirs if p == path or p.startswith(under)]:
                 del self._dirs[cached]
+            self._subdirs.pop(path.rpartition("/")[0], None)
+            for cached in [p for p in self._subdirs if p == path or p.startswith(under)]:
+                del self._subdirs[cached]
 
     def chdir(self, raw: str) -> str:
         path = self.resolve(raw)
@@ -396,7 +426,7 @@ class DriveView:
         return files
 
     def open_write(self, raw: str, expected_size: int | None = None) -> Upload:
-        """Start an upload: one indexed read (is the target a folder?) for an entitled device.
+        """Start an upload; no database round trip for an entitled device in a known folder.
 
         The entitlement read at the session's first upload is reused for
         `ENTITLEMENT_TTL` seconds: it only supplies the drive and its rules,
@@ -414,9 +444,8 @@ class DriveView:
         except Exception as exc:  # refused (not entitled) or the database: counted once
             metrics.upload_failed(self.protocol, exc)
             raise
-        with database_errors(), reader(self.pipeline.engine).connect() as conn:
-            row = conn.execute(_ENTRY, {"q_drive": ent.drive_id, "q_path": path}).first()
-        if row is not None and row.is_dir:
+        parent, _, name = path.rpartition("/")
+        if name in self._subdir_names(ent.drive_id, parent):
             raise IsADirectory(f"{paths.display(path)} is a directory")
         try:
             upload = self.pipeline.start(ent, path, expected_size, self.intents)
@@ -432,10 +461,19 @@ class DriveView:
         with database_errors(), reader(self.pipeline.engine).connect() as conn:
             return conn.execute(_ENTRY, {"q_drive": drive_id, "q_path": path}).first() is not None
 
-    def writes_known(self) -> bool:
-        """True if `open_write` can answer without the database: only for a
-        login that may not write (a device's target may be a folder)."""
-        return not self.login.writable
+    def writes_known(self, raw: str) -> bool:
+        """True if `open_write(raw)` can answer without the database: a login that
+        may not write, or a fresh entitlement and a folder whose sub-folders are known."""
+        if not self.login.writable:
+            return True
+        cached = self._ent
+        if cached is None or time.monotonic() >= cached[1]:
+            return False
+        try:
+            path = self.resolve(raw)
+        except InvalidPath:
+            return True  # refused on its face, without the database
+        return self._cached_subdirs(path.rpartition("/")[0]) is not None
 
     def _entitlement(self) -> Entitlement:
         cached = self._ent

@@ -742,7 +742,7 @@ class GatewayMixin(PassiveRetryMixin):
             file,
             lambda: self.fs.open_write(file, expected),
             opened,
-            now=self.fs.writes_known(),
+            now=self.fs.writes_known(file),
             discard=Upload.abort,
         )
 
