@@ -369,13 +369,12 @@ def grant_subscription(
         action = "regranted"
     drive.capacity_bytes = plan.capacity_bytes
     session.add(drive)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        action,
+        "courtesy grant by operator",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action=action,
-        cause="courtesy grant by operator",
         device_id=device.id,
         plan=plan.code,
         status_before=before,

@@ -322,14 +322,7 @@ def _one(
             except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
                 sub.checked_at = None  # due again next pass
                 session.add(sub)
-                audit.record(
-                    session,
-                    actor="billing",
-                    entity="subscription",
-                    entity_id=sub_id,
-                    action="deletion_postponed",
-                    cause=str(exc),
-                )
+                audit.subscription(session, sub_id, "deletion_postponed", str(exc), actor="billing")
                 report.unreachable.append(sub_id)
                 return
         _finish(session, dry_run)  # the chunk so far is safe before storage is touched
@@ -341,14 +334,7 @@ def _one(
             session.rollback()
             sub.checked_at = None  # due again at once, whatever the recheck period
             session.add(sub)
-            audit.record(
-                session,
-                actor="billing",
-                entity="subscription",
-                entity_id=sub_id,
-                action="deletion_interrupted",
-                cause=str(exc),
-            )
+            audit.subscription(session, sub_id, "deletion_interrupted", str(exc), actor="billing")
             session.commit()
             report.errors.append({"subscription": sub_id, "error": str(exc)})
             return

@@ -35,3 +35,19 @@ def record(
     }
     if not staging.add(session, AUDIT, row):
         session.add(AuditEvent(**row))
+
+
+def subscription(
+    session: Session, sub_id: int | None, action: str, cause: str, *, actor: str, **detail: Any
+) -> None:
+    """`record` for a subscription: the entity most changes are about, so its
+    call sites say only what happened and why."""
+    record(
+        session,
+        actor=actor,
+        entity="subscription",
+        entity_id=sub_id,
+        action=action,
+        cause=cause,
+        **detail,
+    )

@@ -57,6 +57,21 @@ def payer_email(session: Session, sub: Subscription) -> str:
     return customer.email
 
 
+def _record(
+    session: Session, charge: Charge, step: str, cause: str, *, actor: str, **detail: Any
+) -> None:
+    """One audit shape for every step of a charge, keyed by its idempotency key."""
+    audit.record(
+        session,
+        actor=actor,
+        entity="charge",
+        entity_id=charge.idempotency_key,
+        action=f"{charge.kind}:{step}",
+        cause=cause,
+        **detail,
+    )
+
+
 def new_charge(
     session: Session,
     sub: Subscription,
@@ -89,13 +104,12 @@ def new_charge(
     session.flush()
     charge.idempotency_key = f"charge-{charge.id}"
     session.add(charge)
-    audit.record(
+    _record(
         session,
+        charge,
+        "requested",
+        cause,
         actor=actor,
-        entity="charge",
-        entity_id=charge.idempotency_key,
-        action=f"{kind}:requested",
-        cause=cause,
         subscription_id=sub.id,
         amount=amount,
     )
@@ -134,13 +148,12 @@ def open_link(
     charge.mp_preference_id, charge.checkout_url = str(pref["id"]), str(pref["init_point"])
     charge.updated_at = utcnow()
     session.add(charge)
-    audit.record(
+    _record(
         session,
+        charge,
+        "link",
+        "Checkout Pro preference for the payer",
         actor=actor,
-        entity="charge",
-        entity_id=charge.idempotency_key,
-        action=f"{charge.kind}:link",
-        cause="Checkout Pro preference for the payer",
         preference_id=charge.mp_preference_id,
     )
     session.commit()
@@ -198,13 +211,12 @@ def settle(
         charge.payment_type_id = pay.get("payment_type_id")
         charge.updated_at = utcnow()
         session.add(charge)
-        audit.record(
+        _record(
             session,
+            charge,
+            "approved",
+            "paid at the Checkout Pro link",
             actor=actor,
-            entity="charge",
-            entity_id=charge.idempotency_key,
-            action=f"{charge.kind}:approved",
-            cause="paid at the Checkout Pro link",
             subscription_id=sub.id,
             payment_id=charge.mp_id,
             payments_approved=len(approved),  # more than one: the payer paid twice, refund
@@ -220,13 +232,12 @@ def settle(
     if expired(charge, today):
         charge.status, charge.updated_at = "expired", utcnow()
         session.add(charge)
-        audit.record(
+        _record(
             session,
+            charge,
+            "expired",
+            f"nobody paid the link by {charge.expires_at}",
             actor=actor,
-            entity="charge",
-            entity_id=charge.idempotency_key,
-            action=f"{charge.kind}:expired",
-            cause=f"nobody paid the link by {charge.expires_at}",
             subscription_id=sub.id,
         )
 
@@ -241,12 +252,11 @@ def apply_upgrade(session: Session, sub: Subscription, charge: Charge, *, actor:
     drive.capacity_bytes = new.capacity_bytes
     session.add_all([sub, drive])
     queue_amount(session, sub, Decimal(new.price))  # pushed by the pass, isolated
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "upgraded",
+        f"{old.code} -> {new.code}, paid {charge.amount}",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="upgraded",
-        cause=f"{old.code} -> {new.code}, paid {charge.amount}",
         payment_id=charge.mp_id,
     )

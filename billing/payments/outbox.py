@@ -41,25 +41,18 @@ def push_amount(session: Session, mp: MercadoPago, sub: Subscription, *, actor: 
     try:
         mp.update_preapproval_amount(sub.mp_preapproval_id, Decimal(amount))
     except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-        audit.record(
-            session,
-            actor=actor,
-            entity="subscription",
-            entity_id=sub.id,
-            action="amount_push_failed",
-            cause=str(exc),
-            amount=amount,
+        audit.subscription(
+            session, sub.id, "amount_push_failed", str(exc), actor=actor, amount=amount
         )
         return str(exc)
     sub.mp_amount_pending = None
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "amount_pushed",
+        "Mercado Pago charges the new amount from the next installment",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="amount_pushed",
-        cause="Mercado Pago charges the new amount from the next installment",
         amount=amount,
     )
     return None

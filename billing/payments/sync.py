@@ -236,15 +236,7 @@ def sync(
     if isinstance(snapshot, BaseException):
         # unreachable, or it does not know the preapproval: either way we do
         # not know whether the payer paid, so nothing may move on this pass
-        audit.record(
-            session,
-            actor=ACTOR,
-            entity="subscription",
-            entity_id=sub.id,
-            action="poll_failed",
-            cause=str(snapshot),
-        )
-        return False
+        return _poll_failed(session, sub, snapshot)
     apply_preapproval(
         session, sub, snapshot.pre_status, snapshot.installments, today, billing_day, known, drive
     )
@@ -268,13 +260,12 @@ def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
         return False
     sub.mp_preapproval_id, sub.pending_reason = free[0].id, None
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "linked",
+        "the payer subscribed at Mercado Pago's checkout with the customer's email",
         actor=ACTOR,
-        entity="subscription",
-        entity_id=sub.id,
-        action="linked",
-        cause="the payer subscribed at Mercado Pago's checkout with the customer's email",
         preapproval_id=free[0].id,
     )
     return True
@@ -296,13 +287,12 @@ def relink(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
         return False
     before, sub.mp_preapproval_id = sub.mp_preapproval_id, free[0].id
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "relinked",
+        "Mercado Pago cancelled the recurring charge; the payer subscribed again",
         actor=ACTOR,
-        entity="subscription",
-        entity_id=sub.id,
-        action="relinked",
-        cause="Mercado Pago cancelled the recurring charge; the payer subscribed again",
         preapproval_before=before,
         preapproval_id=free[0].id,
     )
@@ -362,16 +352,15 @@ def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription, today: d
     try:
         checkout.poll(session, mp, sub, today, actor=ACTOR)
     except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-        audit.record(
-            session,
-            actor=ACTOR,
-            entity="subscription",
-            entity_id=sub.id,
-            action="poll_failed",
-            cause=str(exc),
-        )
-        return False
+        return _poll_failed(session, sub, exc)
     return True
+
+
+def _poll_failed(session: Session, sub: Subscription, exc: BaseException) -> bool:
+    """Record that Mercado Pago could not be asked about `sub`; always False
+    (the pass reports the subscription unreachable and changes nothing)."""
+    audit.subscription(session, sub.id, "poll_failed", str(exc), actor=ACTOR)
+    return False
 
 
 def apply_preapproval(
@@ -485,30 +474,28 @@ def _ledger(
         }
         if not staging.add(session, CHARGES, row):
             session.add(Charge(**row))
-        audit.record(
-            session,
-            actor=ACTOR,
-            entity="charge",
-            entity_id=key,
-            action=f"installment:{status}",
-            cause="reported by Mercado Pago",
-            subscription_id=sub.id,
-            amount=amount,
-        )
+        _installment_audit(session, sub, key, status, amount=amount)
     elif charge.status != status:
         before, charge.status, charge.updated_at = charge.status, status, utcnow()
         charge.mp_id = payment_id
         session.add(charge)
-        audit.record(
-            session,
-            actor=ACTOR,
-            entity="charge",
-            entity_id=key,
-            action=f"installment:{status}",
-            cause="reported by Mercado Pago",
-            subscription_id=sub.id,
-            status_before=before,
-        )
+        _installment_audit(session, sub, key, status, status_before=before)
+
+
+def _installment_audit(
+    session: Session, sub: Subscription, key: str, status: str, **detail: Any
+) -> None:
+    """An installment's ledger row as Mercado Pago reported it (new or changed)."""
+    audit.record(
+        session,
+        actor=ACTOR,
+        entity="charge",
+        entity_id=key,
+        action=f"installment:{status}",
+        cause="reported by Mercado Pago",
+        subscription_id=sub.id,
+        **detail,
+    )
 
 
 def _apply_downgrade(session: Session, sub: Subscription) -> None:
@@ -519,11 +506,6 @@ def _apply_downgrade(session: Session, sub: Subscription) -> None:
     drive.capacity_bytes = new.capacity_bytes
     sub.plan_id, sub.next_plan_id = new.id, None
     session.add_all([sub, drive])
-    audit.record(
-        session,
-        actor=ACTOR,
-        entity="subscription",
-        entity_id=sub.id,
-        action="downgraded",
-        cause=f"{old.code} -> {new.code} at the new cycle",
+    audit.subscription(
+        session, sub.id, "downgraded", f"{old.code} -> {new.code} at the new cycle", actor=ACTOR
     )

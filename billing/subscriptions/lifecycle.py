@@ -53,15 +53,8 @@ def transition(
     sub.status = status
     sub.updated_at = utcnow()
     session.add(sub)
-    audit.record(
-        session,
-        actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action=f"status:{status}",
-        cause=cause,
-        status_before=before,
-        **detail,
+    audit.subscription(
+        session, sub.id, f"status:{status}", cause, actor=actor, status_before=before, **detail
     )
 
 
@@ -169,13 +162,12 @@ def create_paid(
         )
         session.add(sub)
         session.flush()
-        audit.record(
+        audit.subscription(
             session,
+            sub.id,
+            "created",
+            "paid subscription requested",
             actor=actor,
-            entity="subscription",
-            entity_id=sub.id,
-            action="created",
-            cause="paid subscription requested",
             plan=plan.code,
             device_id=device.id,
             first_charge=quote.amount,
@@ -190,27 +182,19 @@ def create_paid(
         retry = " Run the command again later." if isinstance(exc, MercadoPagoUnavailable) else ""
         sub.pending_reason = f"{exc}.{retry}"
         session.add(sub)
-        audit.record(
-            session,
-            actor=actor,
-            entity="subscription",
-            entity_id=sub.id,
-            action="mercadopago_refused"
-            if isinstance(exc, MercadoPagoRefused)
-            else "mercadopago_unavailable",
-            cause=str(exc),
-        )
+        refused = isinstance(exc, MercadoPagoRefused)
+        action = "mercadopago_refused" if refused else "mercadopago_unavailable"
+        audit.subscription(session, sub.id, action, str(exc), actor=actor)
         return sub
     sub.checkout_url = checkout
     sub.pending_reason = waiting_reason(customer.email)
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "checkout_created",
+        "the plan's Mercado Pago checkout; linked when the payer subscribes",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="checkout_created",
-        cause="the plan's Mercado Pago checkout; linked when the payer subscribes",
         payer_email=customer.email,
     )
     return sub
