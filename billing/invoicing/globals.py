@@ -144,24 +144,35 @@ def _public_holder(session: Session, charge_id: int) -> int:
     ).one()
 
 
+def uninvoiced(session: Session) -> list[tuple[Charge, Customer]]:
+    """Approved charges in no fiscal document yet (neither an ingreso of their
+    own nor a line of a global invoice), with their customer, oldest first:
+    what both the per-charge ingresos and the period's global invoice draw from."""
+    return list(
+        session.exec(
+            select(Charge, Customer)
+            .join(Subscription, col(Subscription.id) == Charge.subscription_id)
+            .join(Device, col(Device.id) == Subscription.device_id)
+            .join(Customer, col(Customer.id) == Device.customer_id)
+            .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
+            .outerjoin(InvoiceLine, col(InvoiceLine.charge_id) == Charge.id)
+            .where(
+                Charge.status == "approved",
+                col(Invoice.id).is_(None),
+                col(InvoiceLine.invoice_id).is_(None),
+            )
+            .order_by(col(Charge.id))
+        ).all()
+    )
+
+
 def _uninvoiced_public(session: Session, settings: Settings) -> list[Charge]:
     """Approved MXN charges of customers without fiscal data, in no fiscal document yet."""
-    rows = session.exec(
-        select(Charge, Customer)
-        .join(Subscription, col(Subscription.id) == Charge.subscription_id)
-        .join(Device, col(Device.id) == Subscription.device_id)
-        .join(Customer, col(Customer.id) == Device.customer_id)
-        .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
-        .outerjoin(InvoiceLine, col(InvoiceLine.charge_id) == Charge.id)
-        .where(
-            Charge.status == "approved",
-            Charge.currency == "MXN",
-            col(Invoice.id).is_(None),
-            col(InvoiceLine.invoice_id).is_(None),
-        )
-        .order_by(col(Charge.id))
-    ).all()
-    return [c for c, cust in rows if not has_fiscal_data(cust, settings)]
+    return [
+        c
+        for c, cust in uninvoiced(session)
+        if c.currency == "MXN" and not has_fiscal_data(cust, settings)
+    ]
 
 
 def charges_of(session: Session, invoice_id: int) -> list[Charge]:

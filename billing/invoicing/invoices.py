@@ -160,23 +160,9 @@ def _open_rows(engine: Engine, settings: Settings, now: datetime, report: IssueR
     The others' charges wait for their period's global invoice (globals.py).
     """
     with session_scope(engine) as s:
-        rows = s.exec(
-            select(Charge, Customer)
-            .join(Subscription, col(Subscription.id) == Charge.subscription_id)
-            .join(Device, col(Device.id) == Subscription.device_id)
-            .join(Customer, col(Customer.id) == Device.customer_id)
-            .outerjoin(Invoice, col(Invoice.charge_id) == Charge.id)
-            .outerjoin(InvoiceLine, col(InvoiceLine.charge_id) == Charge.id)
-            .where(
-                Charge.status == "approved",
-                col(Invoice.id).is_(None),
-                col(InvoiceLine.invoice_id).is_(None),
-            )
-            .order_by(col(Charge.id))
-        ).all()
         charges = [
             (c.id, c.amount, c.currency, cust.id)
-            for c, cust in rows
+            for c, cust in globals_.uninvoiced(s)
             if globals_.has_fiscal_data(cust, settings)
         ]
     for charge_id, amount, currency, customer_id in charges:
