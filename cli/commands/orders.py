@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
 from billing.core.db import session_scope
 from billing.core.errors import InvalidInput
+from cli.commands.common import JsonOpt
 from cli.context import app_state
 from cli.output import emit, out, record
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+CustomerOpt = Annotated[str | None, typer.Option(help="Only this customer's (id or email).")]
 
 orders_app = typer.Typer(
     help='Orders: every charge and its invoice ("Ver Pedidos").', no_args_is_help=True
@@ -27,17 +29,14 @@ notify_app = typer.Typer(
 
 @orders_app.command("list")
 def orders_list(
-    customer: Annotated[
-        str | None, typer.Option(help="Only this customer's (id or email).")
-    ] = None,
+    customer: CustomerOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Date, concept, amount, status and invoice of every charge."""
-    from billing.catalog import get_customer
     from billing.invoicing.invoices import orders
 
     with session_scope(app_state().engine) as s:
-        cust_id = get_customer(s, customer).id if customer is not None else None
+        cust_id = _customer_id(s, customer)
         rows = [
             {k: (str(v) if k == "amount" else v) for k, v in row.items()}
             for row in orders(s, cust_id)
@@ -70,17 +69,14 @@ def invoice_get(
 
 @invoice_app.command("list")
 def invoice_list(
-    customer: Annotated[
-        str | None, typer.Option(help="Only this customer's (id or email).")
-    ] = None,
+    customer: CustomerOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Invoices with their fiscal folio (UUID), status and last error."""
     from billing import queries
-    from billing.catalog import get_customer
 
     with session_scope(app_state().engine) as s:
-        cust_id = get_customer(s, customer).id if customer is not None else None
+        cust_id = _customer_id(s, customer)
         rows = [
             record(
                 i,
@@ -202,3 +198,10 @@ def notify_list(
             for n in queries.notifications(s, pending)
         ]
     emit(rows, json_, title="notifications")
+
+
+def _customer_id(s: Session, customer: str | None) -> int | None:
+    """A --customer option (id or email) as the customer's id; None: everyone's."""
+    from billing.catalog import get_customer
+
+    return get_customer(s, customer).id if customer is not None else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlmodel import Session
@@ -14,9 +14,23 @@ from cli.context import app_state
 from cli.output import emit, out, record
 
 if TYPE_CHECKING:
+    from billing.core.settings import Settings
     from billing.payments.mercadopago import MercadoPago
 
 subscription_app = typer.Typer(help="Subscriptions of devices to plans.", no_args_is_help=True)
+
+SubscriptionArg = Annotated[int, typer.Argument(help="Subscription id.")]
+DateOpt = Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")]
+
+
+def _link_terms(st: Settings) -> dict[str, Any]:
+    """How long a payment link stays payable and where Mercado Pago reports its
+    payments: the same for every link the CLI makes."""
+    return {
+        "actor": ACTOR,
+        "link_days": st.pay_link_days,
+        "notification_url": st.mp_notification_url,
+    }
 
 
 def _mp(s: Session, *, plan: str | None = None, subscription: int | None = None) -> MercadoPago:
@@ -78,9 +92,9 @@ def subscription_create(
 
 @subscription_app.command("upgrade")
 def subscription_upgrade(
-    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    subscription: SubscriptionArg,
     plan: Annotated[str, typer.Option(help="The dearer plan's code.")],
-    on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    on: DateOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Move to a bigger plan: prints the payment link; the plan changes once it is paid."""
@@ -96,9 +110,7 @@ def subscription_upgrade(
             plan,
             parse_date(on),
             st.billing_day,
-            actor=ACTOR,
-            link_days=st.pay_link_days,
-            notification_url=st.mp_notification_url,
+            **_link_terms(st),
         )
         data = {
             "subscription": subscription,
@@ -118,8 +130,8 @@ def subscription_upgrade(
 
 @subscription_app.command("pay-link")
 def subscription_pay_link(
-    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
-    on: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    subscription: SubscriptionArg,
+    on: DateOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """A past_due or blocked subscription's pay-now link, and the checkout to subscribe again."""
@@ -134,9 +146,7 @@ def subscription_pay_link(
             subscription,
             parse_date(on),
             st.billing_day,
-            actor=ACTOR,
-            link_days=st.pay_link_days,
-            notification_url=st.mp_notification_url,
+            **_link_terms(st),
             settings=st,
         )
     emit(data, json_)
@@ -144,7 +154,7 @@ def subscription_pay_link(
 
 @subscription_app.command("downgrade")
 def subscription_downgrade(
-    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    subscription: SubscriptionArg,
     plan: Annotated[str, typer.Option(help="The cheaper plan's code.")],
     json_: JsonOpt = False,
 ) -> None:
@@ -160,7 +170,7 @@ def subscription_downgrade(
 
 @subscription_app.command("cancel")
 def subscription_cancel(
-    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    subscription: SubscriptionArg,
     json_: JsonOpt = False,
 ) -> None:
     """Stop renewing at the end of the paid period (no refund); then the dunning ladder."""
@@ -175,7 +185,7 @@ def subscription_cancel(
 
 @subscription_app.command("show")
 def subscription_show(
-    subscription: Annotated[int, typer.Argument(help="Subscription id.")],
+    subscription: SubscriptionArg,
     json_: JsonOpt = False,
 ) -> None:
     """One subscription: plan, status, first charge, checkout URL, paid-through date."""
