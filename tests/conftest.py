@@ -20,6 +20,7 @@ from cli.devstack.seaweed import SeaweedServer
 from tests.support.stack import (
     PG_ADMIN,
     Stack,
+    fiscal,
 )
 
 
@@ -93,6 +94,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
 def stack(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
     bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
     s = Stack(db_url, seaweed, bucket)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def istack(db_url: str, seaweed: SeaweedServer, certs: Path) -> Iterator[Stack]:
+    """A stack that issues invoices (the demo CSD and the local test PAC)."""
+    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
+    s = Stack(db_url, seaweed, bucket, **fiscal(certs))
     yield s
     s.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +12,7 @@ from satcfdi.catalogs import catalog_code
 from sqlmodel import select
 
 from billing.core.db import session_scope
-from billing.core.errors import InvalidInput
+from billing.core.errors import InvalidInput, StorageUnavailable
 from billing.core.models import Charge, Invoice, InvoiceLine
 from billing.invoicing.cfdi import load_signer
 from billing.invoicing.credits import cancel
@@ -21,20 +20,20 @@ from billing.invoicing.globals import period_of
 from billing.invoicing.invoices import issue_pending, orders, request_own
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
-from tests.support.cfdi import NS, give_fiscal, pdf_text, seal_verifies, xsd
+from tests.support.cfdi import (
+    NS,
+    FailingPac,
+    give_fiscal,
+    hung_finkok,
+    pdf_text,
+    seal_verifies,
+    xsd,
+)
 from tests.support.stack import DeviceLogin, Stack, fiscal
 
 DECEMBER = datetime(2026, 12, 2, 18, tzinfo=UTC)  # November's sales are closed
 JANUARY = datetime(2027, 1, 5, 18, tzinfo=UTC)
-
-
-@pytest.fixture
-def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    s = Stack(
-        db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite", **fiscal(certs)
-    )
-    yield s
-    s.close()
+DOWN = FailingPac(StorageUnavailable, "the PAC is unreachable: connection refused")
 
 
 def sale(stack: Stack, emu: MercadoPagoEmulator, payment: str) -> tuple[DeviceLogin, Charge]:
@@ -319,41 +318,15 @@ def test_a_global_period_never_spans_two_months(
 
 
 def test_a_hung_pac_bounds_a_cancellation(istack: Stack, certs: Path) -> None:
-    import socket
-
-    from billing.core.errors import StorageUnavailable
     from billing.invoicing.credits import cancellation_request
     from billing.invoicing.pac import UNREACHABLE, FinkokPac
 
-    hung = socket.socket()
-    hung.bind(("127.0.0.1", 0))
-    hung.listen(8)  # accepts connections, never answers a byte
-    try:
-        st = istack.settings.model_copy(
-            update={
-                "pac_driver": "finkok",
-                "pac_username": "u",
-                "pac_password": "p",
-                "pac_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
-                "pac_read_timeout": 0.5,
-            }
-        )
+    with hung_finkok(istack.settings) as st:
         request = cancellation_request(
             load_signer(st), "6F1D3C1E-8A53-4D0E-9C44-2F0C8B9A7D10", "02", None
         )
         with pytest.raises(StorageUnavailable, match=UNREACHABLE):
             FinkokPac(st).cancel(request)
-    finally:
-        hung.close()
-
-
-class Down:
-    """A PAC that cannot be reached."""
-
-    def stamp(self, cfdi):  # type: ignore[no-untyped-def]
-        from billing.core.errors import StorageUnavailable
-
-        raise StorageUnavailable("the PAC is unreachable: connection refused")
 
 
 def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
@@ -361,7 +334,7 @@ def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
 ) -> None:
     stayer, stays = sale(istack, mp_emulator, "credit_card")
     asker, leaves = sale(istack, mp_emulator, "credit_card")
-    issue_pending(istack.engine, istack.store, istack.settings, pac=Down(), now=DECEMBER)
+    issue_pending(istack.engine, istack.store, istack.settings, pac=DOWN, now=DECEMBER)
     pending = document_of(istack, leaves.id, "G")  # type: ignore[arg-type]
     assert pending.status == "pending"
     give_fiscal(istack, asker.customer_id)

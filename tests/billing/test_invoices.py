@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,24 +16,17 @@ from sqlmodel import select
 
 from billing import catalog as accounts
 from billing.core.db import session_scope
-from billing.core.errors import StorageUnavailable
+from billing.core.errors import InvoiceError, StorageUnavailable
 from billing.core.models import Charge, Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
-from tests.support.cfdi import give_fiscal, pdf_text, seal_verifies, xsd
+from tests.support.cfdi import FailingPac, give_fiscal, hung_finkok, pdf_text, seal_verifies, xsd
 from tests.support.stack import DeviceLogin, Stack, fiscal
 
 BIN = str(Path(sys.executable).parent / "cam2drive")
-
-
-@pytest.fixture
-def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    s = Stack(
-        db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite", **fiscal(certs)
-    )
-    yield s
-    s.close()
+# refuses every CFDI, as Finkok does a bad receiver
+REFUSING = FailingPac(InvoiceError, "the PAC refused the CFDI: CFDI40158")
 
 
 def paid_device(
@@ -202,15 +194,6 @@ def test_orders_and_invoice_files_from_the_cli(
         )
 
 
-class Refusing:
-    """A PAC that refuses every CFDI, as Finkok does a bad receiver."""
-
-    def stamp(self, cfdi):  # type: ignore[no-untyped-def]
-        from billing.core.errors import InvoiceError
-
-        raise InvoiceError("the PAC refused the CFDI: CFDI40158")
-
-
 def test_an_invoice_unstamped_for_72_hours_is_redated_and_resealed(
     istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path
 ) -> None:
@@ -248,7 +231,7 @@ def test_a_refused_invoice_alerts_and_stops_being_retried(
     dev, _ = paid_device(istack, clock, mp_emulator)
     tries = istack.settings.invoice_max_attempts
     for _ in range(tries):
-        issue_pending(istack.engine, istack.store, istack.settings, pac=Refusing())
+        issue_pending(istack.engine, istack.store, istack.settings, pac=REFUSING)
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         assert inv.status == "failed" and inv.attempts == tries
@@ -261,35 +244,19 @@ def test_a_refused_invoice_alerts_and_stops_being_retried(
             )
         ]
         assert actions.count("refused") == tries - 1 and actions[-1] == "failed"
-    again = issue_pending(istack.engine, istack.store, istack.settings, pac=Refusing())
+    again = issue_pending(istack.engine, istack.store, istack.settings, pac=REFUSING)
     assert all(f["invoice"] != inv.id for f in again.failed)  # not retried forever
 
 
 def test_a_hung_pac_does_not_stop_a_billing_pass(
     istack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    import socket
-
     from billing.invoicing.pac import UNREACHABLE, FinkokPac
 
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
-    hung = socket.socket()
-    hung.bind(("127.0.0.1", 0))
-    hung.listen(8)  # accepts connections, never answers a byte
-    try:
-        st = istack.settings.model_copy(
-            update={
-                "pac_driver": "finkok",
-                "pac_username": "u",
-                "pac_password": "p",
-                "pac_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
-                "pac_read_timeout": 0.5,
-            }
-        )
+    with hung_finkok(istack.settings) as st:
         report = issue_pending(istack.engine, istack.store, st, pac=FinkokPac(st))
-    finally:
-        hung.close()
     assert report.failed and all(f["error"].startswith(UNREACHABLE) for f in report.failed)
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()

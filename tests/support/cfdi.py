@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import base64
+import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import satcfdi
 from cryptography import x509
@@ -16,6 +20,7 @@ from sqlmodel import select
 from billing import catalog as accounts
 from billing.core.db import session_scope
 from billing.core.models import Charge
+from billing.core.settings import Settings
 from tests.support.stack import Stack
 
 NS = {"c": "http://www.sat.gob.mx/cfd/4", "t": "http://www.sat.gob.mx/TimbreFiscalDigital"}
@@ -98,3 +103,37 @@ def give_fiscal(stack: Stack, customer_id: int, payment_type: str = "credit_card
         for charge in s.exec(select(Charge).where(Charge.status == "approved")):
             charge.payment_type_id = charge.payment_type_id or payment_type
             s.add(charge)
+
+
+class FailingPac:
+    """A PAC whose every stamp fails: `StorageUnavailable` for one that cannot
+    be reached, `InvoiceError` for one that refuses the CFDI (as Finkok does a
+    bad receiver)."""
+
+    def __init__(self, error: type[Exception], message: str) -> None:
+        self.error, self.message = error, message
+
+    def stamp(self, cfdi: object) -> NoReturn:
+        raise self.error(self.message)
+
+
+@contextmanager
+def hung_finkok(settings: Settings) -> Iterator[Settings]:
+    """`settings` with the Finkok driver pointed at a PAC that accepts
+    connections and never answers a byte (closed on exit): what the read
+    timeout must bound."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
+    try:
+        yield settings.model_copy(
+            update={
+                "pac_driver": "finkok",
+                "pac_username": "u",
+                "pac_password": "p",
+                "pac_url": f"http://127.0.0.1:{hung.getsockname()[1]}",
+                "pac_read_timeout": 0.5,
+            }
+        )
+    finally:
+        hung.close()

@@ -3,13 +3,11 @@ Mercado Pago checkout, then see the order and download its invoice's XML."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 from sqlmodel import select
 
 from billing.core.db import session_scope
@@ -20,19 +18,9 @@ from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, active, authorize, plan_of
 from tests.support.cfdi import give_fiscal
 from tests.support.portal import chromium, customer_of, person, sign_in
-from tests.support.stack import Stack, fiscal
+from tests.support.stack import Stack
 from tests.support.web import WebServer
 from web.i18n import Formatter
-
-
-@pytest.fixture
-def istack(db_url: str, seaweed, certs: Path) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    """A stack that issues invoices (the demo CSD and the local test PAC)."""
-    s = Stack(
-        db_url, seaweed, "c2d-pg" if "postgresql" in db_url else "c2d-sqlite", **fiscal(certs)
-    )
-    yield s
-    s.close()
 
 
 def test_subscribe_at_the_checkout_then_download_the_invoice(
