@@ -96,45 +96,38 @@ def upgrade(
         raise InvalidInput(
             f"plan {new.code} is in {new.currency}, the subscription in {old.currency}"
         )
-    for charge in checkout.waiting(session, sub.id, "upgrade"):
-        if checkout.expired(charge, on):
-            continue  # the billing pass marks it expired; a new link replaces it
-        if charge.plan_id != new.id:
-            raise InvalidInput(
-                f"subscription {sub.id} has an upgrade waiting for payment "
-                f"(charge {charge.id}, {charge.checkout_url or 'link not created yet'}); "
-                "pay it or let it expire first"
-            )
-        return checkout.open_link(
-            session,
-            mp,
-            sub,
-            charge,
-            title=f"cam2drive upgrade to {new.code}",
-            notification_url=notification_url,
-            actor=actor,
+    # an expired link is marked so by the billing pass; a new one replaces it
+    live = [c for c in checkout.waiting(session, sub.id, "upgrade") if not checkout.expired(c, on)]
+    if live and live[0].plan_id != new.id:
+        raise InvalidInput(
+            f"subscription {sub.id} has an upgrade waiting for payment "
+            f"(charge {live[0].id}, {live[0].checkout_url or 'link not created yet'}); "
+            "pay it or let it expire first"
         )
-    quote = upgrade_difference(
-        Decimal(old.price),
-        Decimal(new.price),
-        new.currency,
-        on,
-        sub.paid_through or on,
-        billing_day,
-    )
-    charge = checkout.new_charge(
-        session,
-        sub,
-        kind="upgrade",
-        amount=quote.amount,
-        currency=new.currency,
-        period_start=on,
-        period_end=quote.period_end,
-        expires_at=checkout.expiry(on, link_days),
-        plan_id=new.id,
-        actor=actor,
-        cause=f"upgrade {old.code} -> {new.code}: the difference for {quote.days} paid days",
-    )
+    if live:  # asked again: the same charge, the same link
+        charge = live[0]
+    else:
+        quote = upgrade_difference(
+            Decimal(old.price),
+            Decimal(new.price),
+            new.currency,
+            on,
+            sub.paid_through or on,
+            billing_day,
+        )
+        charge = checkout.new_charge(
+            session,
+            sub,
+            kind="upgrade",
+            amount=quote.amount,
+            currency=new.currency,
+            period_start=on,
+            period_end=quote.period_end,
+            expires_at=checkout.expiry(on, link_days),
+            plan_id=new.id,
+            actor=actor,
+            cause=f"upgrade {old.code} -> {new.code}: the difference for {quote.days} paid days",
+        )
     return checkout.open_link(
         session,
         mp,
@@ -163,13 +156,12 @@ def downgrade(
     sub.next_plan_id, sub.updated_at = new.id, utcnow()
     queue_amount(session, sub, Decimal(new.price))  # the next installment's price
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "downgrade_scheduled",
+        f"{old.code} -> {new.code} at next cycle",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="downgrade_scheduled",
-        cause=f"{old.code} -> {new.code} at next cycle",
     )
     session.commit()  # the change is recorded whether or not Mercado Pago answers now
     push_amount(session, mp, sub, actor=actor)  # else the next billing pass retries it
@@ -193,13 +185,12 @@ def cancel(session: Session, mp: MercadoPago, sub_id: int, *, actor: str) -> Sub
         sub.cancel_at_period_end = True
     sub.updated_at = utcnow()
     session.add(sub)
-    audit.record(
+    audit.subscription(
         session,
+        sub.id,
+        "cancelled",
+        "customer request; no refund, paid period kept",
         actor=actor,
-        entity="subscription",
-        entity_id=sub.id,
-        action="cancelled",
-        cause="customer request; no refund, paid period kept",
         paid_through=sub.paid_through,
     )
     return sub
