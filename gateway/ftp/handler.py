@@ -807,7 +807,11 @@ class GatewayMixin(PassiveRetryMixin):
         try:
             fd = self.socket.fileno()
             with socket.socket(fileno=os.dup(fd)) as probe:
-                if grace > 0 and not select.select([probe], [], [], grace)[0]:
+                # poll, not select: a node with more than 1 024 descriptors (a flood of
+                # idle sockets) gets "filedescriptor out of range" from select()
+                poller = select.poll()
+                poller.register(probe, select.POLLIN | select.POLLPRI)
+                if grace > 0 and not poller.poll(grace * 1000):
                     return True  # nothing arrived: the client is waiting for our reply
                 probe.setblocking(False)
                 return probe.recv(1, socket.MSG_PEEK) != b""
