@@ -483,6 +483,24 @@ def split(path: str) -> tuple[str, str]:
     return parent, name
 
 
+def _file_params(drive_id: int, path: str, key: str, size: int, now: datetime) -> dict[str, Any]:
+    """The bind parameters of a committed file's index row (commit's one
+    statement on PostgreSQL and _NEW_ENTRY_UNDER share them)."""
+    parent, name = split(path)
+    return {
+        "q_drive": drive_id,
+        "q_path": path,
+        "q_parent": parent,
+        "q_name": name,
+        "q_size": size,
+        "q_key": key,
+        "q_now": now,
+    }
+
+
+_EXPIRED = "the upload's reservation expired before it completed"
+
+
 class DriveLedger:
     """Atomic operations on drives and their object index."""
 
@@ -709,7 +727,6 @@ class DriveLedger:
         expired by the janitor in the meantime: the caller then aborts.
         """
         now = utcnow()
-        parent, name = split(path)
         rec = parse(path)
         try:
             if self._pg:
@@ -717,19 +734,13 @@ class DriveLedger:
                     _COMMIT_ONE[rec is not None],
                     {
                         **(_rec_params(rec) if rec else {}),
+                        **_file_params(drive_id, path, key, size, now),
                         "q_rid": rid,
-                        "q_drive": drive_id,
-                        "q_path": path,
-                        "q_parent": parent,
-                        "q_name": name,
-                        "q_size": size,
-                        "q_key": key,
-                        "q_now": now,
                     },
                 )
                 if row.parent_ok:
                     if row.reserved is None:
-                        raise NotFound("the upload's reservation expired before it completed")
+                        raise NotFound(_EXPIRED)
                     return row.old_key
             with self.engine.begin() as conn:
                 old_key = self._settle(conn, rid, drive_id, path, size, now)
@@ -752,11 +763,11 @@ class DriveLedger:
                 {"q_rid": rid, "q_drive": drive_id, "q_path": path, "q_size": size, "q_now": now},
             ).first()
             if row is None:
-                raise NotFound("the upload's reservation expired before it completed")
+                raise NotFound(_EXPIRED)
             return row.old_key
         res = conn.execute(_TAKE_RES, {"q_rid": rid}).first()
         if res is None:
-            raise NotFound("the upload's reservation expired before it completed")
+            raise NotFound(_EXPIRED)
         old = conn.execute(_DROP_FILE, {"q_drive": drive_id, "q_path": path}).first()
         conn.execute(
             _COMMIT_DRIVE,
@@ -776,21 +787,10 @@ class DriveLedger:
     ) -> int:
         """The file's row (its id): one statement when its parent directory
         exists (the recorder made it with MKD), else mkdir -p first."""
-        parent, name = split(path)
-        under = conn.execute(
-            _NEW_ENTRY_UNDER,
-            {
-                "q_drive": drive_id,
-                "q_path": path,
-                "q_parent": parent,
-                "q_name": name,
-                "q_size": size,
-                "q_key": key,
-                "q_now": now,
-            },
-        ).first()
+        under = conn.execute(_NEW_ENTRY_UNDER, _file_params(drive_id, path, key, size, now)).first()
         if under is not None:
             return int(under.id)
+        parent, name = split(path)
         DriveLedger._ensure_dirs(conn, drive_id, parent, now)
         result = conn.execute(
             _NEW_ENTRY,
@@ -882,11 +882,7 @@ class DriveLedger:
 
     def rmdir(self, drive_id: int, path: str) -> None:
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(entries).where(entries.c.drive_id == drive_id, entries.c.path == path)
-            ).first()
-            if row is None:
-                raise NotFound(f"/{path} does not exist")
+            row = self._existing(conn, drive_id, path)
             if not row.is_dir:
                 raise NotADirectory(f"/{path} is a file; use DELE to delete files")
             child = conn.execute(
@@ -901,15 +897,21 @@ class DriveLedger:
     def remove(self, drive_id: int, path: str) -> str:
         """Delete file `path` from the index and the counters; returns its S3 key."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(entries).where(entries.c.drive_id == drive_id, entries.c.path == path)
-            ).first()
-            if row is None:
-                raise NotFound(f"/{path} does not exist")
+            row = self._existing(conn, drive_id, path)
             if row.is_dir:
                 raise IsADirectory(f"/{path} is a directory; use RMD to delete directories")
             self._drop(conn, drive_id, row.id, row.size)
             return row.key
+
+    @staticmethod
+    def _existing(conn: Connection, drive_id: int, path: str) -> Row[Any]:
+        """The entry at `path` (file or directory); NotFound names the path."""
+        row = conn.execute(
+            select(entries).where(entries.c.drive_id == drive_id, entries.c.path == path)
+        ).first()
+        if row is None:
+            raise NotFound(f"/{path} does not exist")
+        return row
 
     @staticmethod
     def _drop(conn: Connection, drive_id: int, entry_id: int, size: int) -> bool:
