@@ -267,13 +267,7 @@ class Authenticator:
         stored = row.secret_hash if row is not None else dummy_hash("sha256")
         if not verify(stored, password) or row is None:
             return None
-        return Login(
-            kind="device",
-            username=row.username,
-            device_id=row.id,
-            drive_id=row.drive_id,
-            customer_id=row.customer_id,
-        )
+        return _device_login(row)
 
     def _viewer(self, email: str, password: str) -> Login | None:
         row = self._one(
@@ -312,17 +306,22 @@ class Authenticator:
         )
         if row is None:
             return None
-        return Login(
-            kind="device",
-            username=row.username,
-            device_id=row.id,
-            drive_id=row.drive_id,
-            customer_id=row.customer_id,
-        )
+        return _device_login(row)
 
     def _one(self, query: Executable) -> Row[Any] | None:
         with database_errors(), reader(self.engine).connect() as conn:
             return conn.execute(query).first()
+
+
+def _device_login(row: Row[Any]) -> Login:
+    """A recorder's login, by password or by key: its device, drive and customer."""
+    return Login(
+        kind="device",
+        username=row.username,
+        device_id=row.id,
+        drive_id=row.drive_id,
+        customer_id=row.customer_id,
+    )
 
 
 def _account(name: str) -> str:
