@@ -14,6 +14,7 @@ from typing import Any
 import asyncssh
 import pytest
 
+from tests.support.sftp import sftp_connect
 from tests.support.stack import MiB, Stack
 from tests.support.wait import wait_for
 
@@ -51,14 +52,7 @@ def test_held_writes_are_bounded_per_session_and_per_process(stack: Stack) -> No
 
     async def main() -> None:
         def connect() -> Any:
-            return asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username=dev.username,
-                password=dev.password,
-                known_hosts=None,
-                client_keys=None,
-            )
+            return sftp_connect(port, dev.username, dev.password)
 
         async with connect() as a, connect() as b:
             async with a.start_sftp_client() as sa, b.start_sftp_client() as sb:
@@ -97,14 +91,7 @@ def test_dropped_session_gives_held_bytes_back(stack: Stack) -> None:
     dev = stack.device()
 
     async def main() -> None:
-        async with asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username=dev.username,
-            password=dev.password,
-            known_hosts=None,
-            client_keys=None,
-        ) as conn:
+        async with sftp_connect(port, dev.username, dev.password) as conn:
             async with conn.start_sftp_client() as sftp:
                 _, taken, err = await _write_past_holes(sftp, "c", 4)
                 assert (taken, err) == (4, None)

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import ftplib
-from typing import Any
 
 import asyncssh
 import pytest
 
+from tests.support.sftp import sftp_run
 from tests.support.stack import Stack, put
-
-
-def sftp_run(port: int, user: str, password: str, fn: Any) -> Any:
-    async def main() -> Any:
-        async with asyncssh.connect(
-            "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None
-        ) as conn:
-            async with conn.start_sftp_client() as sftp:
-                return await fn(sftp)
-
-    return asyncio.run(main())
 
 
 def test_feat_lists_only_what_works(stack: Stack) -> None:

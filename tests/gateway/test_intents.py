@@ -25,6 +25,7 @@ from billing.core.models import Reservation, utcnow
 from billing.entitlement import upload_entitlement
 from gateway.ingest import SessionIntents
 from gateway.janitor import run_janitor
+from tests.support.sftp import sftp_connect
 from tests.support.stack import Stack, put
 from tests.support.wait import wait_for
 
@@ -173,21 +174,12 @@ def test_sessions_give_their_intents_back(stack: Stack) -> None:
 def test_sftp_sessions_give_their_intents_back(stack: Stack) -> None:
     import asyncio
 
-    import asyncssh
-
     dev = stack.device()
     port = stack.start_sftp()
 
     async def session() -> int:
         async with (
-            asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username=dev.username,
-                password=dev.password,
-                known_hosts=None,
-                client_keys=None,
-            ) as conn,
+            sftp_connect(port, dev.username, dev.password) as conn,
             conn.start_sftp_client() as sftp,
         ):
             for i in range(3):

@@ -19,6 +19,7 @@ import pytest
 
 from cli.devstack.seaweed import SeaweedServer
 from gateway.janitor import run_janitor
+from tests.support.sftp import sftp_connect
 from tests.support.stack import MiB, Stack, announce
 from tests.support.wait import wait_for
 
@@ -119,14 +120,7 @@ def test_a_stalled_sftp_upload_fails_and_gives_its_reservation_back(stall_stack:
     dev = stack.device()
 
     async def main() -> None:
-        async with asyncssh.connect(
-            "127.0.0.1",
-            port,
-            username=dev.username,
-            password=dev.password,
-            known_hosts=None,
-            client_keys=None,
-        ) as conn:
+        async with sftp_connect(port, dev.username, dev.password) as conn:
             async with conn.start_sftp_client() as sftp:
                 f = await sftp.open("stalled.dav", "wb")
                 await f.write(os.urandom(6 * MiB))

@@ -7,25 +7,12 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 import pytest
 
+from tests.support.sftp import sftp_connect, sftp_run
 from tests.support.stack import MiB, Stack
-
-
-def sftp_run(port: int, user: str, password: str, fn: Any) -> Any:
-    """Run `await fn(sftp)` with an asyncssh SFTP client logged in."""
-
-    async def main() -> Any:
-        async with asyncssh.connect(
-            "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None
-        ) as conn:
-            async with conn.start_sftp_client() as sftp:
-                return await fn(sftp)
-
-    return asyncio.run(main())
 
 
 @pytest.fixture
@@ -268,14 +255,7 @@ def test_no_shell_exec_or_forwarding(stack: Stack, sftp_port: int) -> None:
     dev = stack.device()
 
     async def main() -> None:
-        async with asyncssh.connect(
-            "127.0.0.1",
-            sftp_port,
-            username=dev.username,
-            password=dev.password,
-            known_hosts=None,
-            client_keys=None,
-        ) as conn:
+        async with sftp_connect(sftp_port, dev.username, dev.password) as conn:
             with pytest.raises(asyncssh.ChannelOpenError):
                 await conn.create_connection(asyncssh.SSHTCPSession, "127.0.0.1", 22)
             for command in ("id", None):  # exec and shell requests are both refused
@@ -461,29 +441,15 @@ def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path:
             dev = stack.device()
 
             async def probe() -> tuple[str, bool]:
-                async with asyncssh.connect(
-                    "127.0.0.1",
-                    port,
-                    username=dev.username,
-                    password=dev.password,
-                    known_hosts=None,
-                    client_keys=None,
-                    server_host_key_algs=["ssh-ed25519"],
+                async with sftp_connect(
+                    port, dev.username, dev.password, server_host_key_algs=["ssh-ed25519"]
                 ) as conn:
                     fp = conn.get_server_host_key().get_fingerprint("sha256")
                     # OpenSSH's preference (chacha20 first) lands on AES-GCM by default
                     cipher = conn.get_extra_info("send_cipher")
                     assert legacy or (cipher.startswith("aes") and "gcm" in cipher), cipher
                 try:
-                    async with asyncssh.connect(
-                        "127.0.0.1",
-                        port,
-                        username=dev.username,
-                        password=dev.password,
-                        known_hosts=None,
-                        client_keys=None,
-                        **old_client,
-                    ):
+                    async with sftp_connect(port, dev.username, dev.password, **old_client):
                         return fp, True
                 except (asyncssh.KeyExchangeFailed, asyncssh.DisconnectError):
                     return fp, False

@@ -13,6 +13,7 @@ import pytest
 from billing import catalog, contracts
 from billing.core.db import session_scope
 from billing.core.models import Subscription, utcnow
+from tests.support.sftp import sftp_connect
 from tests.support.stack import Stack
 from tests.support.web import Erp
 
@@ -90,9 +91,7 @@ def test_sftp_obeys_the_same_states(erp: Erp, stack: Stack) -> None:
     device, email = provision(erp, "SFTP-1")
 
     async def put(user: str, password: str) -> str:
-        async with asyncssh.connect(
-            "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None
-        ) as conn:
+        async with sftp_connect(port, user, password) as conn:
             async with conn.start_sftp_client() as sftp:
                 try:
                     async with sftp.open("clip.jpg", "wb") as f:
@@ -103,14 +102,7 @@ def test_sftp_obeys_the_same_states(erp: Erp, stack: Stack) -> None:
 
     async def viewer() -> str:
         try:
-            async with asyncssh.connect(
-                "127.0.0.1",
-                port,
-                username=email,
-                password=VIEWER_PASSWORD,
-                known_hosts=None,
-                client_keys=None,
-            ) as conn:
+            async with sftp_connect(port, email, VIEWER_PASSWORD) as conn:
                 async with conn.start_sftp_client() as sftp:
                     return f"in {await sftp.listdir('/')}"
         except (asyncssh.DisconnectError, asyncssh.PermissionDenied) as err:
