@@ -15,10 +15,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import asyncssh
 import pytest
 
 from cli.devstack.seaweed import SeaweedServer
+from tests.support.sftp import sftp_connect
 from tests.support.stack import MiB, Stack, put
 from tests.support.wait import wait_for
 
@@ -91,6 +91,21 @@ def ended(socks: list[socket.socket], seen: dict[socket.socket, bytes]) -> int:
     return n
 
 
+def trimmed_to_pool(socks: list[socket.socket], pool: int) -> dict[socket.socket, bytes]:
+    """Wait until the gateway has closed all of the flood `socks` but its pool of
+    connections waiting to log in; what each closed one received."""
+    seen: dict[socket.socket, bytes] = {}
+    closed = 0
+
+    def pool_kept() -> bool:
+        nonlocal closed
+        closed += ended([s for s in socks if s.fileno() >= 0], seen)
+        return closed >= len(socks) - pool
+
+    wait_for(pool_kept, what="the flood beyond the login pool closed")
+    return seen
+
+
 def close_all(socks: list[socket.socket]) -> None:
     for s in socks:
         s.close()
@@ -109,9 +124,7 @@ def read_until_closed(s: socket.socket, timeout: float = 20) -> bytes:
 
 def sftp_upload(port: int, user: str, password: str, path: str, data: bytes) -> int:
     async def main() -> int:
-        async with asyncssh.connect(
-            "127.0.0.1", port, username=user, password=password, known_hosts=None, client_keys=None
-        ) as conn:
+        async with sftp_connect(port, user, password) as conn:
             async with conn.start_sftp_client() as sftp:
                 await sftp.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
                 async with sftp.open(path, "wb") as f:
@@ -129,16 +142,7 @@ def test_ftp_flood_does_not_lock_out_a_recorder(stack: Stack) -> None:
     socks = flood(stack.port, FLOOD)
     try:
         # the gateway holds at most its pool of connections waiting to log in
-        pool = stack.settings.ftp_max_unauthenticated
-        seen: dict[socket.socket, bytes] = {}
-        closed = 0
-
-        def pool_kept() -> bool:
-            nonlocal closed
-            closed += ended([s for s in socks if s.fileno() >= 0], seen)
-            return closed >= len(socks) - pool
-
-        wait_for(pool_kept, what="the flood beyond the login pool closed")
+        seen = trimmed_to_pool(socks, stack.settings.ftp_max_unauthenticated)
         assert any(b"421 Too many connections waiting to log in" in v for v in seen.values())
 
         ftp = stack.ftp(dev)  # logs in: 230
@@ -155,17 +159,8 @@ def test_sftp_flood_does_not_lock_out_a_recorder(stack: Stack) -> None:
     dev = stack.device()
     socks = flood(port, FLOOD)
     try:
-        pool = stack.settings.sftp_max_unauthenticated
-        seen: dict[socket.socket, bytes] = {}
-        closed = 0
-
-        def pool_kept() -> bool:
-            nonlocal closed
-            closed += ended([s for s in socks if s.fileno() >= 0], seen)
-            return closed >= len(socks) - pool
-
         # before the gate: all 2 000 were held open until the login timeout
-        wait_for(pool_kept, what="the flood beyond the login pool closed")
+        trimmed_to_pool(socks, stack.settings.sftp_max_unauthenticated)
         size = sftp_upload(port, dev.username, dev.password, "/2026-12-06/001/a.dav", b"s" * MiB)
         assert size == MiB
     finally:
