@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from cli.devstack.seaweed import SeaweedServer
+from cli.devstack.tls import self_signed
 from tests.support.stack import MiB, Stack
 
 
@@ -41,65 +45,40 @@ def test_curl_ftp_upload_list_download(stack: Stack, tmp_path: Path) -> None:
     stack.assert_consistent(dev)
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def test_curl_explicit_ftps(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    cert, key = _self_signed(tmp_path)
+@pytest.fixture
+def ftps_stack(db_url: str, seaweed: SeaweedServer, tmp_path: Path) -> Iterator[Stack]:
+    """A stack whose FTP requires TLS, with a fresh self-signed certificate."""
+    cert, key = self_signed(tmp_path / "tls")
+    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
     stack = Stack(
         db_url,
         seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
+        bucket,
         ftp_tls_certfile=cert,
         ftp_tls_keyfile=key,
         ftp_tls_required=True,
     )
-    try:
-        dev = stack.device()
-        src = tmp_path / "snap.jpg"
-        src.write_bytes(os.urandom(6 * MiB + 7))
-        base = f"ftp://{dev.username}:{dev.password}@127.0.0.1:{stack.port}"
-        up = curl("--ssl-reqd", "-k", "--ftp-create-dirs", "-T", str(src), f"{base}/tls/snap.jpg")
-        assert up.returncode == 0, up.stderr
-        down = curl("--ssl-reqd", "-k", f"{base}/tls/snap.jpg")
-        assert down.stdout == src.read_bytes()
-        plain = curl("-T", str(src), f"{base}/plain.jpg")  # TLS required: refused
-        assert plain.returncode != 0
-        stack.assert_consistent(dev)
-        assert set(stack.entries(dev)) == {"tls", "tls/snap.jpg"}
-    finally:
-        stack.close()
+    yield stack
+    stack.close()
 
 
-def test_ftps_announced_clip_streams_through_tls(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_curl_explicit_ftps(ftps_stack: Stack, tmp_path: Path) -> None:
+    stack = ftps_stack
+    dev = stack.device()
+    src = tmp_path / "snap.jpg"
+    src.write_bytes(os.urandom(6 * MiB + 7))
+    base = f"ftp://{dev.username}:{dev.password}@127.0.0.1:{stack.port}"
+    up = curl("--ssl-reqd", "-k", "--ftp-create-dirs", "-T", str(src), f"{base}/tls/snap.jpg")
+    assert up.returncode == 0, up.stderr
+    down = curl("--ssl-reqd", "-k", f"{base}/tls/snap.jpg")
+    assert down.stdout == src.read_bytes()
+    plain = curl("-T", str(src), f"{base}/plain.jpg")  # TLS required: refused
+    assert plain.returncode != 0
+    stack.assert_consistent(dev)
+    assert set(stack.entries(dev)) == {"tls", "tls/snap.jpg"}
+
+
+def test_ftps_announced_clip_streams_through_tls(ftps_stack: Stack) -> None:
     """A recorder on FTPS that announces its clip (ALLO): the clip is one
     streamed PutObject read through TLS, its data channel paused and resumed
     as the stream's pipe fills and empties; then read back through TLS."""
@@ -107,35 +86,22 @@ def test_ftps_announced_clip_streams_through_tls(db_url: str, seaweed, tmp_path:
     import io
     import ssl
 
-    cert, key = _self_signed(tmp_path)
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-        ftp_tls_certfile=cert,
-        ftp_tls_keyfile=key,
-        ftp_tls_required=True,
-    )
-    try:
-        dev = stack.device()
-        data = os.urandom(9 * MiB + 13)
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        ftp = ftplib.FTP_TLS(context=context)
-        ftp.connect("127.0.0.1", stack.port, timeout=30)
-        ftp.login(dev.username, dev.password)
-        ftp.prot_p()
-        ftp.voidcmd("TYPE I")
-        ftp.voidcmd(f"ALLO {len(data)}")
-        assert ftp.storbinary("STOR clip.dav", io.BytesIO(data), blocksize=1 << 20).startswith(
-            "226"
-        )
-        back = io.BytesIO()
-        ftp.retrbinary("RETR clip.dav", back.write)
-        ftp.quit()
-        assert back.getvalue() == data
-        assert stack.pipeline.streaming and stack.pipeline.budget.peak == 0  # no part buffer
-        stack.assert_consistent(dev)
-    finally:
-        stack.close()
+    stack = ftps_stack
+    dev = stack.device()
+    data = os.urandom(9 * MiB + 13)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    ftp = ftplib.FTP_TLS(context=context)
+    ftp.connect("127.0.0.1", stack.port, timeout=30)
+    ftp.login(dev.username, dev.password)
+    ftp.prot_p()
+    ftp.voidcmd("TYPE I")
+    ftp.voidcmd(f"ALLO {len(data)}")
+    assert ftp.storbinary("STOR clip.dav", io.BytesIO(data), blocksize=1 << 20).startswith("226")
+    back = io.BytesIO()
+    ftp.retrbinary("RETR clip.dav", back.write)
+    ftp.quit()
+    assert back.getvalue() == data
+    assert stack.pipeline.streaming and stack.pipeline.budget.peak == 0  # no part buffer
+    stack.assert_consistent(dev)
