@@ -520,50 +520,18 @@ def _close_span(session: Session, contract: Contract, on: date) -> None:
 
 # --- actions -----------------------------------------------------------------------
 
+_BLOCKABLE = frozenset({S.active.value, S.blocked_partial.value, S.blocked_total.value})
+_SUSPENDABLE = _BLOCKABLE | {S.suspended.value}
+_REOPENABLE = _SUSPENDABLE | {S.cancelled.value}  # reactivate and cancel start from any
+
 #: verb -> (statuses it may start from, status it leads to)
 _ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
-    "block_partial": (
-        frozenset({S.active.value, S.blocked_partial.value, S.blocked_total.value}),
-        S.blocked_partial.value,
-    ),
-    "block_total": (
-        frozenset({S.active.value, S.blocked_partial.value, S.blocked_total.value}),
-        S.blocked_total.value,
-    ),
-    "unblock": (
-        frozenset({S.active.value, S.blocked_partial.value, S.blocked_total.value}),
-        S.active.value,
-    ),
-    "suspend": (
-        frozenset(
-            {S.active.value, S.blocked_partial.value, S.blocked_total.value, S.suspended.value}
-        ),
-        S.suspended.value,
-    ),
-    "reactivate": (
-        frozenset(
-            {
-                S.active.value,
-                S.blocked_partial.value,
-                S.blocked_total.value,
-                S.suspended.value,
-                S.cancelled.value,
-            }
-        ),
-        S.active.value,
-    ),
-    "cancel": (
-        frozenset(
-            {
-                S.active.value,
-                S.blocked_partial.value,
-                S.blocked_total.value,
-                S.suspended.value,
-                S.cancelled.value,
-            }
-        ),
-        S.cancelled.value,
-    ),
+    "block_partial": (_BLOCKABLE, S.blocked_partial.value),
+    "block_total": (_BLOCKABLE, S.blocked_total.value),
+    "unblock": (_BLOCKABLE, S.active.value),
+    "suspend": (_SUSPENDABLE, S.suspended.value),
+    "reactivate": (_REOPENABLE, S.active.value),
+    "cancel": (_REOPENABLE, S.cancelled.value),
 }
 VERBS = tuple(_ACTIONS)
 
