@@ -25,11 +25,12 @@ PASSWORD = "portal-password-1"
 
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """Debian's chromium under Playwright; skips when it is not installed (`make sysdeps`
-    installs it). Never `playwright install`: that downloads a browser. One per test:
+    """Debian's chromium under Playwright; a missing chromium fails the test (`make test`
+    installs it through sysdeps, so its absence is a broken setup, never a reason to
+    skip). Never `playwright install`: that downloads a browser. One per test:
     Playwright's sync API cannot nest, so a second person is a second context."""
     if shutil.which(CHROMIUM) is None:
-        pytest.skip("chromium is not installed (make sysdeps)")
+        pytest.fail(f"{CHROMIUM} is missing: run `make sysdeps` (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
