@@ -283,7 +283,7 @@ class Authenticator:
             with database_errors():
                 viewable_drives(self.engine, row.id)
         except NotEntitled as err:
-            raise ViewingRefused(str(err)) from None
+            raise ViewingRefused(err.template, **err.values) from None
         return Login(kind="viewer", username=row.email, customer_id=row.id)
 
     def device_key_login(self, username: str, key_fingerprint: str) -> Login | None:

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 
 class Cam2DriveError(Exception):
-    """Base class: `str(err)` is one line a person can act on."""
+    """Base class: `str(err)` is one line a person can act on.
+
+    The message is a fixed English template with `%(name)s` slots and the values
+    beside it (`AlreadyExists("a customer with email %(email)s already exists",
+    email=email)`), never an f-string: the portal looks the template up in its
+    Babel catalogue and fills the slots in the reader's language, while the
+    CLI, the API and the logs read `str(err)`, the English sentence.
+    """
+
+    def __init__(self, template: str = "", /, **values: object) -> None:
+        self.template = template
+        self.values = values
+        super().__init__(template % values if values else template)
 
 
 class InvalidInput(Cam2DriveError):
@@ -71,10 +83,13 @@ class InvoiceError(Cam2DriveError):
 class InvalidField(InvalidInput):
     """Bad input in one named field of a request (`customer.email`): the API's 422 names it."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, /, **values: object) -> None:
+        reason = message % values if values else message
+        super().__init__("%(field)s: %(reason)s", field=field, reason=reason)
         self.field = field
-        self.reason = message
+        self.reason = reason
+        self.reason_template = message
+        self.reason_values = values
 
 
 class Conflict(Cam2DriveError):

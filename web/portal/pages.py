@@ -123,10 +123,11 @@ async def form(request: Request) -> dict[str, str]:
 
 
 def error_text(fmt: Formatter, err: Cam2DriveError) -> str:
-    """An error in the user's language: known sentences from the catalogue, as given otherwise."""
+    """An error in the user's language: its template from the catalogue, slots filled after."""
     if isinstance(err, InvalidField):
-        return f"{fmt.gettext(err.field)}: {fmt.gettext(err.reason)}"
-    return fmt.gettext(str(err))
+        reason = fmt.gettext(err.reason_template, **err.reason_values)
+        return f"{fmt.gettext(err.field)}: {reason}"
+    return fmt.gettext(err.template, **err.values)
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
