@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from billing.payments.mercadopago import (
     MercadoPago,
     MercadoPagoRefused,
     MercadoPagoUnavailable,
+    Preapproval,
     idempotency_key,
 )
 from cli.devstack.mp_emulator import MercadoPagoEmulator
@@ -41,18 +43,25 @@ def client(mp: MercadoPagoEmulator, timeout: float = 5) -> MercadoPago:
     return MercadoPago("TEST-token", mp.url, timeout=timeout)
 
 
+def preapproval(mp: MercadoPago, key: str, ref: str, email: str, **kw: object) -> Preapproval:
+    """A subscription asked of Mercado Pago with the AC-ST-50 plan's defaults."""
+    args: dict[str, Any] = {
+        "key": key,
+        "payer_email": email,
+        "reason": "AC-ST-50",
+        "amount": Decimal("199.00"),
+        "currency": "MXN",
+        "start_date": "2026-12-05",
+        "external_reference": ref,
+        **kw,
+    }
+    return mp.create_preapproval(**args)
+
+
 def test_preapproval_lifecycle_and_installments(emulator: MercadoPagoEmulator) -> None:
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-11-22"})
-    pre = mp.create_preapproval(
-        key=idempotency_key("preapproval", 1),
-        payer_email="ana@x.mx",
-        reason="AC-ST-50",
-        amount=Decimal("199.00"),
-        currency="MXN",
-        start_date="2026-12-05",
-        external_reference="sub-1",
-    )
+    pre = preapproval(mp, idempotency_key("preapproval", 1), "sub-1", "ana@x.mx")
     assert pre.status == "pending" and pre.init_point and "preapproval_id=" in pre.init_point
     assert pre.amount == Decimal("199.00")
     control(emulator, f"/__emulator/authorize/{pre.id}", {})
@@ -67,15 +76,7 @@ def test_preapproval_lifecycle_and_installments(emulator: MercadoPagoEmulator) -
 def test_declined_installment_retries_then_cancels(emulator: MercadoPagoEmulator) -> None:
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
-    pre = mp.create_preapproval(
-        key="k-decline",
-        payer_email="bob@x.mx",
-        reason="AC-ST-50",
-        amount=Decimal("199.00"),
-        currency="MXN",
-        start_date="2026-12-05",
-        external_reference="sub-2",
-    )
+    pre = preapproval(mp, "k-decline", "sub-2", "bob@x.mx")
     control(emulator, f"/__emulator/authorize/{pre.id}", {})
     control(emulator, "/__emulator/behaviour", {"payer_email": "bob@x.mx", "outcome": "reject"})
     control(emulator, "/__emulator/clock", {"date": "2026-12-10"})
@@ -97,14 +98,8 @@ def test_payment_feed_pages_through_every_attempt_once(emulator: MercadoPagoEmul
     mp = client(emulator)
     control(emulator, "/__emulator/clock", {"date": "2026-12-01"})
     pres = [
-        mp.create_preapproval(
-            key=f"k-feed-{i}",
-            payer_email=f"p{i}@x.mx",
-            reason="r",
-            amount=Decimal("50.00"),
-            currency="MXN",
-            start_date="2026-12-05",
-            external_reference=f"feed-{i}",
+        preapproval(
+            mp, f"k-feed-{i}", f"feed-{i}", f"p{i}@x.mx", reason="r", amount=Decimal("50.00")
         )
         for i in range(7)
     ]
@@ -142,15 +137,7 @@ def test_payer_email_mismatch_is_a_clear_refusal(emulator: MercadoPagoEmulator) 
         emulator, "/__emulator/behaviour", {"payer_email": "x@x.mx", "outcome": "email_mismatch"}
     )
     with pytest.raises(MercadoPagoRefused, match="Mercado Pago account"):
-        client(emulator).create_preapproval(
-            key="k",
-            payer_email="x@x.mx",
-            reason="AC-ST-50",
-            amount=Decimal("199"),
-            currency="MXN",
-            start_date="2026-12-05",
-            external_reference="sub-3",
-        )
+        preapproval(client(emulator), "k", "sub-3", "x@x.mx", amount=Decimal("199"))
 
 
 def link(mp: MercadoPago, key: str, ref: str, **kw: object) -> dict:  # type: ignore[type-arg]
@@ -220,15 +207,8 @@ def test_plan_with_proportional_first_charge_matches_the_quote(
     )
     assert plan["auto_recurring"]["billing_day_proportional"] is True
     with pytest.raises(MercadoPagoRefused, match="card_token_id"):  # a plan needs a card
-        mp.create_preapproval(
-            key=f"pre-{today}",
-            payer_email="ana@x.mx",
-            reason="AC-ST-50",
-            amount=Decimal("199.00"),
-            currency="MXN",
-            start_date=today,
-            external_reference=f"sub-{today}",
-            plan_id=plan["id"],
+        preapproval(
+            mp, f"pre-{today}", f"sub-{today}", "ana@x.mx", start_date=today, plan_id=plan["id"]
         )
     # the payer subscribes at the plan's checkout instead; we find it by plan and email
     control(
