@@ -47,6 +47,12 @@ class WebServer:
         self.server.should_exit = True
         self.thread.join(15)
 
+    def __enter__(self) -> WebServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 @dataclass
 class Erp:
