@@ -16,7 +16,6 @@ from billing.core.db import database_errors, reader
 from billing.core.models import Customer
 from billing.video_grants import granted
 from web.portal.pages import principal
-from web.sessions import SignInFailed, client_ip, sign_in
 
 _basic = HTTPBasic(auto_error=False, realm="cam2drive", description="key_id:secret")
 
@@ -66,49 +65,19 @@ def caller(
 CallerDep = Annotated[Caller, Depends(caller)]
 
 
-_portal_basic = HTTPBasic(auto_error=False, realm="cam2drive portal", description="email:password")
-
-
-def current_customer(
-    request: Request,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(_portal_basic)],
-) -> int:
+def current_customer(request: Request) -> int:
     """The customer whose recordings this request may reach; 401 otherwise.
 
-    The portal's session cookie (web/sessions.py) says who it is: a customer
-    is themself; distributor staff name a customer of theirs (`?customer=`)
-    who granted viewing. Without a cookie, HTTP Basic email:password goes
-    through the same sign-in (argon2, the dummy hash for unknown emails,
-    the FTP/SFTP bans), for scripts.
+    The media routes are the portal's: its session cookie (web/sessions.py)
+    says who is asking. A customer is themself; distributor staff name a
+    customer of theirs (`?customer=`) who granted viewing.
     """
-    who = principal(request)  # the portal's session cookie
-    if who is not None and who.kind == "customer":
+    who = principal(request)
+    if who is None:
+        raise HTTPException(status_code=401, detail="sign in to the portal first")
+    if who.kind == "customer":
         return who.id
-    if who is not None:  # distributor staff: a customer of theirs who granted it
-        return _granted_customer(request, who.distributor_id)
-    customer_id = None
-    if credentials is not None and len(credentials.username) <= 254:
-        # scripts and tests without a cookie: the portal's sign-in, bans and all
-        st = parts(request).settings
-        try:
-            with database_errors():
-                kind, found = sign_in(
-                    parts(request).engine,
-                    st,
-                    credentials.username,
-                    credentials.password,
-                    client_ip(request, st),
-                )
-            customer_id = found if kind == "customer" else None
-        except SignInFailed:
-            customer_id = None
-    if customer_id is None:
-        raise HTTPException(
-            status_code=401,
-            detail="sign in with your email and password",
-            headers={"WWW-Authenticate": 'Basic realm="cam2drive portal"'},
-        )
-    return customer_id
+    return _granted_customer(request, who.distributor_id)
 
 
 def _granted_customer(request: Request, distributor_id: int) -> int:

@@ -4,6 +4,7 @@ accounts a portal test signs in with."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -106,6 +108,23 @@ def sign_in(page: Any, base: str, who: Account) -> None:
     page.click("form[action='/signin'] button[type=submit]")
     page.wait_for_load_state()
     assert "/signin" not in page.url, page.content()
+
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    """The CSRF token a portal page's forms carry."""
+    found = CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+def sign_in_http(http: httpx.Client, email: str, password: str) -> httpx.Response:
+    """The sign-in form posted over plain HTTP: on success (303) `http` holds the
+    session cookie, as a browser would."""
+    token = csrf_of(http.get("/signin"))
+    return http.post("/signin", data={"csrf": token, "email": email, "password": password})
 
 
 def emailed_link(stack: Stack, customer_id: int) -> str:

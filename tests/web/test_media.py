@@ -15,6 +15,7 @@ import pytest
 from billing import catalog
 from billing.core.db import session_scope
 from tests.support.dhav import make_dav, make_mp4
+from tests.support.portal import csrf_of, customer_of, sign_in_http
 from tests.support.recordings import upload
 from tests.support.stack import DeviceLogin, Stack
 from tests.support.wait import wait_for
@@ -81,10 +82,12 @@ def test_the_helper_writes_dav_ffmpeg_reads() -> None:
 
 
 class Viewer:
+    """`dev`'s customer, signed in to the portal: the media routes take its session cookie."""
+
     def __init__(self, stack: Stack, web: WebServer, dev: DeviceLogin) -> None:
-        email, password = stack.viewer(dev)
-        self.dev, self.email = dev, email
-        self.http = httpx.Client(base_url=web.url, auth=(email, password), timeout=60)
+        self.dev, self.who = dev, customer_of(stack, dev)
+        self.http = httpx.Client(base_url=web.url, timeout=60)
+        assert sign_in_http(self.http, self.who.email, self.who.password).status_code == 303
 
     def events(self, day: str = DAY) -> list[dict]:  # type: ignore[type-arg]
         r = self.http.get(f"/media/devices/{self.dev.device_id}/days/{day}")
@@ -243,10 +246,17 @@ def test_customers_reach_only_their_own(
         assert httpx.get(web.url + url).status_code == 401
     assert b.events() == []
     b.http.close()
+    # only the portal's session opens media: not the owner's own email and password
+    # over HTTP Basic, not a made-up cookie, not a session that signed out
     url = f"/media/recordings/{clip}/original"
-    assert httpx.get(web.url + url, auth=(a.email, "wrong password")).status_code == 401
-    assert httpx.get(web.url + url, auth=("nobody@example.com", "x")).status_code == 401
-    stack.clear_bans()
+    basic = httpx.get(web.url + url, auth=(a.who.email, a.who.password))
+    assert basic.status_code == 401 and "www-authenticate" not in basic.headers
+    forged = httpx.get(web.url + url, cookies={"c2d_session": "made-up-token"})
+    assert forged.status_code == 401
+    old = a.http.cookies["c2d_session"]
+    page = a.http.get("/portal/devices")
+    assert a.http.post("/signout", data={"csrf": csrf_of(page)}).status_code == 303
+    assert httpx.get(web.url + url, cookies={"c2d_session": old}).status_code == 401
 
 
 def test_a_viewer_who_leaves_stops_ffmpeg(stack: Stack, web: WebServer) -> None:

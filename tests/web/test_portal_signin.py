@@ -26,29 +26,23 @@ from billing.core.settings import Settings
 from billing.notify.outbox import deliver
 from cli.devstack.mailsink import MailSink
 from cli.devstack.seaweed import free_port
-from tests.support.portal import PASSWORD, emailed_link, new_customer, staff_of
+from tests.support.portal import (
+    PASSWORD,
+    csrf_of,
+    emailed_link,
+    new_customer,
+    sign_in_http,
+    staff_of,
+)
 from tests.support.stack import Stack
 from tests.support.web import WebServer
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = CSRF.search(page.text)
-    assert found, page.text
-    return found.group(1)
-
-
-def sign_in(http: httpx.Client, email: str, password: str) -> httpx.Response:
-    token = csrf_of(http.get("/signin"))
-    return http.post("/signin", data={"csrf": token, "email": email, "password": password})
 
 
 def test_sign_in_sets_a_server_side_session(stack: Stack, web: WebServer) -> None:
     who = new_customer(stack)
     with httpx.Client(base_url=web.url) as http:
         assert http.get("/portal/devices").headers["location"] == "/signin"
-        r = sign_in(http, who.email.upper(), who.password)
+        r = sign_in_http(http, who.email.upper(), who.password)
         assert r.status_code == 303 and r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
         assert "c2d_session=" in cookie and "HttpOnly" in cookie
@@ -89,7 +83,7 @@ def test_cookies_are_secure_behind_a_tls_proxy(stack: Stack, web: WebServer) -> 
 def test_a_form_without_its_csrf_token_changes_nothing(stack: Stack, web: WebServer) -> None:
     who = new_customer(stack)
     with httpx.Client(base_url=web.url) as http:
-        assert sign_in(http, who.email, who.password).status_code == 303
+        assert sign_in_http(http, who.email, who.password).status_code == 303
         forged = http.post("/portal/devices", data={"name": "Forged NVR", "csrf": "nope"})
         assert forged.status_code == 403 and "Traceback" not in forged.text
         assert "formulario" in forged.text
@@ -107,14 +101,14 @@ def test_failed_sign_ins_earn_the_ftp_ban(stack: Stack, web: WebServer) -> None:
     dev = stack.device()
     try:
         with httpx.Client(base_url=web.url) as http:
-            unknown = sign_in(http, "nobody@example.com", "whatever-password")
-            known = sign_in(http, who.email, "wrong-password-1")
+            unknown = sign_in_http(http, "nobody@example.com", "whatever-password")
+            known = sign_in_http(http, who.email, "wrong-password-1")
             assert unknown.status_code == known.status_code == 401
             strip = re.compile(r'name="(csrf|email)" [^>]*')
             assert strip.sub("", unknown.text) == strip.sub("", known.text)
             for _ in range(stack.settings.ban_max_failures):
-                sign_in(http, who.email, "wrong-password-1")
-            banned = sign_in(http, who.email, who.password)  # right password, banned address
+                sign_in_http(http, who.email, "wrong-password-1")
+            banned = sign_in_http(http, who.email, who.password)  # right password, banned address
             assert banned.status_code == 429 and "c2d_session" not in banned.headers.get(
                 "set-cookie", ""
             )
@@ -137,7 +131,7 @@ def test_a_distributor_adds_a_customer_who_sets_a_password_once(
     owner = new_customer(stack)
     boss = staff_of(stack, owner.distributor_id)
     with httpx.Client(base_url=web.url) as http:
-        assert sign_in(http, boss.email, boss.password).status_code == 303
+        assert sign_in_http(http, boss.email, boss.password).status_code == 303
         page = http.get("/distributor/customers")
         bad = http.post(
             "/distributor/customers", data={"csrf": csrf_of(page), "email": "not-an-email"}
@@ -169,14 +163,14 @@ def test_a_distributor_adds_a_customer_who_sets_a_password_once(
         )
         assert again.status_code == 422
         assert http.get(path).status_code == 410
-        assert sign_in(http, "new.client@example.com", PASSWORD).status_code == 303
+        assert sign_in_http(http, "new.client@example.com", PASSWORD).status_code == 303
 
 
 def test_languages_by_header_and_by_choice(stack: Stack, web: WebServer) -> None:
     who = new_customer(stack)
     with httpx.Client(base_url=web.url, headers={"Accept-Language": "pt-BR,pt;q=0.9"}) as http:
         assert "Entrar" in http.get("/signin").text
-        sign_in(http, who.email, who.password)
+        sign_in_http(http, who.email, who.password)
         page = http.get("/portal/devices")
         assert "Meus dispositivos" in page.text
         http.post(
@@ -242,8 +236,8 @@ def test_staff_run_only_their_own_customers_and_keys(stack: Stack, web: WebServe
     boss = staff_of(stack, mine.distributor_id)
     other_boss = staff_of(stack, theirs.distributor_id)
     with httpx.Client(base_url=web.url) as http, httpx.Client(base_url=web.url) as rival:
-        sign_in(http, boss.email, boss.password)
-        sign_in(rival, other_boss.email, other_boss.password)
+        sign_in_http(http, boss.email, boss.password)
+        sign_in_http(rival, other_boss.email, other_boss.password)
         page = http.get(f"/distributor/customers/{mine.id}")
         assert page.status_code == 200
         token = csrf_of(page)
