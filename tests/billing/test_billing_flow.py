@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -18,17 +17,20 @@ from gateway.purge import DrivePurge
 from tests.support.billing import (
     START,
     Clock,
-    active,
+    add_plan,
     authorize,
     control,
+    declined,
+    failing,
     pay_at_link,
     payer_email,
+    paying,
     set_outcome,
     status,
     subscribe,
     upload,
 )
-from tests.support.stack import DeviceLogin, Stack
+from tests.support.stack import Stack
 
 
 def test_paid_subscription_lifecycle_to_deletion(
@@ -50,11 +52,7 @@ def test_paid_subscription_lifecycle_to_deletion(
     again = clock.run()  # a second pass the same day changes nothing
     assert sub.id not in again.activated and status(stack, sub.id) == "active"
 
-    control(
-        mp_emulator,
-        "/__emulator/behaviour",
-        {"external_reference": f"sub-{sub.id}", "outcome": "reject"},
-    )
+    set_outcome(mp_emulator, sub, "reject")
     clock.until(date(2026, 12, 5))
     assert status(stack, sub.id) == "past_due"
     assert upload(stack, dev, "grace.jpg").startswith("226")  # uploads continue
@@ -89,11 +87,7 @@ def test_paid_subscription_lifecycle_to_deletion(
 
 
 def test_payment_on_retry_reactivates(stack: Stack, mp_emulator: MercadoPagoEmulator) -> None:
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
-    set_outcome(mp_emulator, sub, "reject")
-    clock.until(date(2026, 12, 5))
+    clock, _, sub = declined(stack, mp_emulator, date(2026, 12, 5))
     assert status(stack, sub.id) == "past_due"
     set_outcome(mp_emulator, sub, "approve")
     clock.until(date(2026, 12, 7))  # Mercado Pago's retry on day 2 goes through
@@ -148,11 +142,7 @@ def test_billing_day_is_read_from_the_payment_feed(
                 (Decimal("10.00"), "rejected" if sub in late else "approved"),
             ]
     # the search fails: every one of them is polled instead, and still settles
-    control(
-        mp_emulator,
-        "/__emulator/behaviour",
-        {"failing_path": "/v1/payments/search", "outcome": "error"},
-    )
+    failing(mp_emulator, "/v1/payments/search")
     for sub in late:
         set_outcome(mp_emulator, sub, "approve")
     mark = len(mp_emulator.state.calls)
@@ -172,11 +162,7 @@ def test_billing_day_is_read_from_the_payment_feed(
 def test_unreachable_mercadopago_is_never_non_payment(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
-    set_outcome(mp_emulator, sub, "reject")
-    clock.until(date(2026, 12, 5))
+    clock, dev, sub = declined(stack, mp_emulator, date(2026, 12, 5))
     assert status(stack, sub.id) == "past_due"
     mp_emulator.stop()  # Mercado Pago is gone for a month
     clock.mp = MercadoPago("TEST-token", mp_emulator.url, timeout=1)
@@ -229,26 +215,6 @@ def test_pending_expires_after_its_days(stack: Stack, mp_emulator: MercadoPagoEm
     assert fresh.id != sub.id and fresh.status == "pending"
 
 
-def _plan(stack: Stack, code: str, capacity: str, price: str) -> str:
-    from billing import catalog as accounts
-
-    with session_scope(stack.engine) as s:
-        accounts.add_plan(
-            s,
-            code=code,
-            capacity=capacity,
-            price=price,
-            currency="MXN",
-            on_full="reject",
-            actor="test",
-        )
-    return code
-
-
-def _active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogin) -> Subscription:
-    return active(stack, clock, emu, dev)
-
-
 def test_upgrade_charges_once_even_after_a_crash(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
@@ -259,10 +225,8 @@ def test_upgrade_charges_once_even_after_a_crash(
     from billing.payments import checkout
     from billing.subscriptions.changes import upgrade
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)  # plan price 10.00, paid through Dec 5
-    sub = _active(stack, clock, mp_emulator, dev)
-    big = _plan(stack, f"BIG-{os.urandom(3).hex().upper()}", "5GB", "40.00")
+    clock, dev, sub = paying(stack, mp_emulator)  # plan price 10.00, paid through Dec 5
+    big = add_plan(stack, "BIG", "5GB", "40.00")
     with session_scope(stack.engine) as s:
         row = s.get(Subscription, sub.id)
         assert row is not None
@@ -327,12 +291,9 @@ def test_downgrade_waits_for_the_cycle_and_must_fit(
     from billing.core.errors import InvalidInput
     from billing.subscriptions.changes import downgrade
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
-    tag = os.urandom(3).hex().upper()
-    tiny = _plan(stack, f"TINY-{tag}", "10B", "5.00")
-    small = _plan(stack, f"SMALL-{tag}", "500MB", "5.00")
+    clock, dev, sub = paying(stack, mp_emulator)
+    tiny = add_plan(stack, "TINY", "10B", "5.00")
+    small = add_plan(stack, "SMALL", "500MB", "5.00")
     assert upload(stack, dev, "rec.jpg").startswith("226")
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="delete recordings"):
         downgrade(s, clock.mp, sub.id, tiny, actor="test")
@@ -344,27 +305,6 @@ def test_downgrade_waits_for_the_cycle_and_must_fit(
     with session_scope(stack.engine) as s:
         charges = s.exec(select(Charge).where(Charge.subscription_id == sub.id)).all()
         assert charges[-1].amount == Decimal("5.00")
-
-
-def test_cancel_keeps_the_paid_period_then_the_retention(
-    stack: Stack, mp_emulator: MercadoPagoEmulator
-) -> None:
-    from billing.subscriptions.changes import cancel
-
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
-    with session_scope(stack.engine) as s:
-        cancel(s, clock.mp, sub.id, actor="test")
-    clock.until(date(2026, 12, 4))
-    assert status(stack, sub.id) == "active"  # paid through Dec 5
-    assert upload(stack, dev, "still-paid.jpg").startswith("226")
-    clock.until(date(2026, 12, 5))
-    assert status(stack, sub.id) == "cancelled"  # not a failed payment: no dunning
-    clock.until(date(2026, 12, 19))
-    assert status(stack, sub.id) == "cancelled"
-    clock.until(date(2026, 12, 20))  # cancel_retention_days (15) after the paid period
-    assert status(stack, sub.id) == "deleted"
 
 
 class FlakyStore:
@@ -391,9 +331,7 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
 
     from billing.entitlement import upload_entitlement
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
+    clock, dev, sub = paying(stack, mp_emulator)
     ent = upload_entitlement(stack.engine, dev.device_id)
 
     def store_one(i: int) -> None:
@@ -404,11 +342,7 @@ def test_deleting_thousands_of_objects_resumes_after_an_interruption(
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(store_one, range(1500)))
     assert len(stack.s3_keys(dev)) == 1500
-    control(
-        mp_emulator,
-        "/__emulator/behaviour",
-        {"external_reference": f"sub-{sub.id}", "outcome": "reject"},
-    )
+    set_outcome(mp_emulator, sub, "reject")
     clock.until(date(2026, 12, 19))
     assert status(stack, sub.id) == "blocked"
     real, purger = stack.store, stack.purger
@@ -440,24 +374,16 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     from billing.subscriptions.changes import cancel, downgrade, upgrade
     from billing.subscriptions.paynow import pay_link
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)  # 10.00 MXN
-    sub = _active(stack, clock, mp_emulator, dev)
-    tag = os.urandom(3).hex().upper()
-    mid = _plan(stack, f"Y-MID-{tag}", "1.5GB", "15.00")
-    big = _plan(stack, f"Y-BIG-{tag}", "2GB", "20.00")
-    tiny = _plan(stack, f"Y-TINY-{tag}", "100B", "5.00")
-    ref = {"external_reference": f"sub-{sub.id}"}
-
-    def outcome(o: str) -> None:
-        control(mp_emulator, "/__emulator/behaviour", {**ref, "outcome": o})
-
+    clock, dev, sub = paying(stack, mp_emulator)  # 10.00 MXN
+    mid = add_plan(stack, "Y-MID", "1.5GB", "15.00")
+    big = add_plan(stack, "Y-BIG", "2GB", "20.00")
+    tiny = add_plan(stack, "Y-TINY", "100B", "5.00")
     clock.until(date(2027, 1, 4))
     assert status(stack, sub.id) == "active"
-    outcome("reject")
+    set_outcome(mp_emulator, sub, "reject")
     clock.until(date(2027, 1, 5))
     assert status(stack, sub.id) == "past_due"
-    outcome("approve")
+    set_outcome(mp_emulator, sub, "approve")
     clock.until(date(2027, 1, 7))  # Mercado Pago's second try goes through
     assert status(stack, sub.id) == "active"
     email = payer_email(stack, sub)
@@ -481,7 +407,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     clock.until(date(2027, 3, 10))
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="do not fit|delete"):
         downgrade(s, clock.mp, sub.id, tiny, actor="test")
-    outcome("reject")
+    set_outcome(mp_emulator, sub, "reject")
     clock.until(date(2027, 4, 5))
     assert status(stack, sub.id) == "past_due"
     clock.until(date(2027, 4, 8))
@@ -493,7 +419,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     assert status(stack, sub.id) == "active"
     clock.until(date(2027, 4, 15))  # Mercado Pago's retries of April still fail
     assert status(stack, sub.id) == "active"
-    outcome("approve")
+    set_outcome(mp_emulator, sub, "approve")
     clock.until(date(2027, 9, 1))
     assert status(stack, sub.id) == "active"
     with session_scope(stack.engine) as s:
@@ -552,10 +478,8 @@ def test_upgrade_waits_for_its_payment_and_only_while_active(
     from billing.core.errors import InvalidInput
     from billing.subscriptions.changes import cancel, upgrade
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = _active(stack, clock, mp_emulator, dev)
-    big = _plan(stack, f"P-BIG-{os.urandom(3).hex().upper()}", "3GB", "30.00")
+    clock, dev, sub = paying(stack, mp_emulator)
+    big = add_plan(stack, "P-BIG", "3GB", "30.00")
     with session_scope(stack.engine) as s:
         charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
     assert charge.status == "pending" and charge.checkout_url
@@ -567,7 +491,7 @@ def test_upgrade_waits_for_its_payment_and_only_while_active(
     assert stack.drive(dev).capacity_bytes == 3_000_000_000
     with session_scope(stack.engine) as s:
         assert s.get(Charge, charge.id).status == "approved"  # type: ignore[union-attr]
-    huge = _plan(stack, f"P-HUGE-{os.urandom(3).hex().upper()}", "9GB", "90.00")
+    huge = add_plan(stack, "P-HUGE", "9GB", "90.00")
     with session_scope(stack.engine) as s:
         cancel(s, clock.mp, sub.id, actor="test")
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="cancelling"):

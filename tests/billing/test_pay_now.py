@@ -14,18 +14,20 @@ from sqlmodel import select
 
 from billing.core.db import session_scope
 from billing.core.errors import InvalidInput
-from billing.core.models import Charge, Subscription
+from billing.core.models import Charge
 from billing.subscriptions.paynow import pay_link
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import (
     START,
     Clock,
-    active,
-    control,
+    declined,
     pay_at_link,
     payer_email,
+    paying,
     set_outcome,
     status,
+    subscribe_at,
+    subscription,
     upload,
 )
 from tests.support.stack import Stack
@@ -45,19 +47,10 @@ def _link(stack: Stack, clock: Clock, sub_id: int, days: int = 3) -> dict[str, o
         )
 
 
-def _sub(stack: Stack, sub_id: int) -> Subscription:
-    with session_scope(stack.engine) as s:
-        found = s.get(Subscription, sub_id)
-        assert found is not None
-        return found
-
-
 def test_paying_the_link_restores_a_blocked_customer_at_once(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, mp_emulator, dev)
+    clock, dev, sub = paying(stack, mp_emulator)
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="past_due or blocked"):
         pay_link(s, clock.mp, sub.id, clock.today, 5, actor="test")  # active: nothing due
     set_outcome(mp_emulator, sub, "reject")
@@ -78,7 +71,7 @@ def test_paying_the_link_restores_a_blocked_customer_at_once(
     pay_at_link(mp_emulator, str(link["pay_url"]), payer_email(stack, sub))
     report = clock.run()  # the same day: no waiting for Mercado Pago's next retry
     assert sub.id in report.activated and status(stack, sub.id) == "active"
-    assert _sub(stack, sub.id).paid_through == date(2027, 1, 5)
+    assert subscription(stack, sub.id).paid_through == date(2027, 1, 5)
     assert upload(stack, dev, "back.jpg").startswith("226")
     clock.until(date(2026, 12, 20))  # the day it would have been deleted
     assert status(stack, sub.id) == "active"
@@ -103,12 +96,8 @@ def gives_up() -> Iterator[MercadoPagoEmulator]:
 def test_subscribing_again_replaces_the_cancelled_preapproval(
     stack: Stack, gives_up: MercadoPagoEmulator
 ) -> None:
-    clock = Clock(stack, gives_up)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, gives_up, dev)
+    clock, _, sub = declined(stack, gives_up, date(2026, 12, 16))
     old = sub.mp_preapproval_id
-    set_outcome(gives_up, sub, "reject")
-    clock.until(date(2026, 12, 16))
     assert status(stack, sub.id) == "blocked"
     assert gives_up.state.preapprovals[old]["status"] == "cancelled"  # type: ignore[index]
     link = _link(stack, clock, sub.id, days=30)
@@ -117,24 +106,15 @@ def test_subscribing_again_replaces_the_cancelled_preapproval(
     assert str(link["expires_at"]).startswith("2026-12-19")
     # the payer subscribes again at the plan's checkout, with another card that works
     set_outcome(gives_up, sub, "approve")
-    plan_id = parse_qs(urlparse(str(link["subscribe_again_url"])).query)["preapproval_plan_id"][0]
-    control(
-        gives_up,
-        "/__emulator/subscribe",
-        {
-            "preapproval_plan_id": plan_id,
-            "payer_email": payer_email(stack, sub),
-            "external_reference": f"sub-{sub.id}",
-        },
-    )
+    subscribe_at(gives_up, sub, str(link["subscribe_again_url"]), payer_email(stack, sub))
     report = clock.run()
     assert sub.id in report.activated and status(stack, sub.id) == "active"
-    now = _sub(stack, sub.id)
+    now = subscription(stack, sub.id)
     assert now.mp_preapproval_id not in (None, old)  # the new one replaced it
     assert now.paid_through == date(2027, 1, 5)  # its proportional first installment
     clock.until(date(2027, 1, 6))  # the unpaid link expired; the new card pays January
     assert status(stack, sub.id) == "active"
-    assert _sub(stack, sub.id).paid_through == date(2027, 2, 5)
+    assert subscription(stack, sub.id).paid_through == date(2027, 2, 5)
     with session_scope(stack.engine) as s:
         (left,) = s.exec(
             select(Charge).where(Charge.subscription_id == sub.id, Charge.kind == "paynow")

@@ -19,9 +19,14 @@ from tests.support.billing import (
     START,
     Clock,
     active,
+    add_plan,
     control,
+    declined,
+    failing,
+    paying,
     set_outcome,
     status,
+    subscription,
     upload,
     writes,
 )
@@ -35,24 +40,15 @@ def small_pages() -> Iterator[MercadoPagoEmulator]:
         yield emu
 
 
-def _sub(stack: Stack, sub_id: int) -> Subscription:
-    with session_scope(stack.engine) as s:
-        found = s.get(Subscription, sub_id)
-        assert found is not None
-        return found
-
-
 def test_every_page_of_installments_is_read(stack: Stack, small_pages: MercadoPagoEmulator) -> None:
     """Five months paid, two installments a page: the first page alone said "unpaid
     since January"; read whole, the customer stays active and paid through May."""
     stack.settings.billing_feed_min = 10**9  # polled one by one: the installments search
-    clock = Clock(stack, small_pages)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, small_pages, dev)
+    clock, _, sub = paying(stack, small_pages)
     for report in clock.until(date(2027, 4, 5)):
         assert sub.id not in report.past_due  # type: ignore[attr-defined]
     assert status(stack, sub.id) == "active"
-    assert _sub(stack, sub.id).paid_through == date(2027, 5, 5)
+    assert subscription(stack, sub.id).paid_through == date(2027, 5, 5)
     assert len(clock.mp.installments(sub.mp_preapproval_id)) == 7  # type: ignore[arg-type]
     pages = [
         c
@@ -71,11 +67,7 @@ def test_an_old_rejection_is_not_a_decline_today(
     Mercado Pago has tried February's installment, the customer is not past due."""
     stack.settings.billing_feed_min = 10**9
     stack.settings.grace_days = 40  # still past due, not blocked, when January pays
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, mp_emulator, dev)
-    set_outcome(mp_emulator, sub, "reject")
-    clock.until(date(2026, 12, 15))  # every retry of December declined
+    clock, _, sub = declined(stack, mp_emulator, date(2026, 12, 15))  # December, every retry
     set_outcome(mp_emulator, sub, "approve")
     clock.until(date(2027, 1, 5))  # January's installment paid
     assert status(stack, sub.id) == "active"
@@ -86,15 +78,13 @@ def test_an_old_rejection_is_not_a_decline_today(
     control(mp_emulator, "/__emulator/clock", {"date": "2027-02-05"})
     stack.settings.billing_recheck_minutes = 0  # asked again the same day, after the charge
     clock.run()
-    assert _sub(stack, sub.id).paid_through == date(2027, 3, 5)
+    assert subscription(stack, sub.id).paid_through == date(2027, 3, 5)
 
 
 def test_paused_at_mercadopago_is_unpaid_at_period_end(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, mp_emulator, dev)
+    clock, _, sub = paying(stack, mp_emulator)
     clock.mp.sdk.preapproval().update(sub.mp_preapproval_id, {"status": "paused"})
     clock.until(date(2026, 12, 4))
     assert status(stack, sub.id) == "active"  # paid through the 5th
@@ -109,14 +99,13 @@ def test_voluntary_cancellation_is_not_a_failed_payment(
 ) -> None:
     from billing.subscriptions.changes import cancel
 
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, mp_emulator, dev)
+    clock, dev, sub = paying(stack, mp_emulator)
     with session_scope(stack.engine) as s:
         cancel(s, clock.mp, sub.id, actor="test")
     assert mp_emulator.state.preapprovals[sub.mp_preapproval_id]["status"] == "cancelled"  # type: ignore[index]
     clock.until(date(2026, 12, 4))
     assert status(stack, sub.id) == "active"  # the paid period is kept
+    assert upload(stack, dev, "still-paid.jpg").startswith("226")
     reports = clock.until(date(2026, 12, 5))
     assert status(stack, sub.id) == "cancelled"
     assert sub.id not in reports[-1].past_due  # type: ignore[attr-defined]
@@ -142,24 +131,14 @@ def test_a_deleted_subscription_is_never_charged_again(
 ) -> None:
     """The drive goes only once Mercado Pago confirms the preapproval cancelled; twelve
     months later, with a card that would now pay, nothing was charged."""
-    clock = Clock(stack, mp_emulator)
-    dev = stack.device(capacity="1GB", grant=False)
-    sub = active(stack, clock, mp_emulator, dev)
+    clock, _, sub = declined(stack, mp_emulator, date(2026, 12, 19))
     pre = sub.mp_preapproval_id
-    set_outcome(mp_emulator, sub, "reject")
-    clock.until(date(2026, 12, 19))
     assert status(stack, sub.id) == "blocked"
     assert mp_emulator.state.preapprovals[pre]["status"] == "authorized"  # type: ignore[index]
-    control(
-        mp_emulator,
-        "/__emulator/behaviour",
-        {"failing_path": f"/preapproval/{pre}", "outcome": "error"},
-    )
+    failing(mp_emulator, f"/preapproval/{pre}")
     clock.until(date(2026, 12, 20))
     assert status(stack, sub.id) == "blocked"  # not confirmed: not deleted
-    control(
-        mp_emulator, "/__emulator/behaviour", {"failing_path": f"/preapproval/{pre}", "outcome": ""}
-    )
+    failing(mp_emulator, f"/preapproval/{pre}", fails=False)
     clock.run()
     assert status(stack, sub.id) == "deleted"
     assert mp_emulator.state.preapprovals[pre]["status"] == "cancelled"  # type: ignore[index]
@@ -196,19 +175,33 @@ def test_one_subscription_unreachable_never_stops_the_others(
     stack: Stack, mp_emulator: MercadoPagoEmulator
 ) -> None:
     stack.settings.billing_feed_min = 10**9
-    clock = Clock(stack, mp_emulator)
-    down = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
+    clock, _, down = paying(stack, mp_emulator)
     fine = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
-    failing = f"/authorized_payments/search?preapproval_id={down.mp_preapproval_id}"
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": failing, "outcome": "error"})
+    search = f"/authorized_payments/search?preapproval_id={down.mp_preapproval_id}"
+    failing(mp_emulator, search)
     set_outcome(mp_emulator, down, "reject")  # it would be past due, were it readable
     report = clock.until(date(2026, 12, 5))[-1]
     assert down.id in report.unreachable and fine.id not in report.unreachable  # type: ignore[attr-defined]
     assert status(stack, down.id) == "active"  # unknown is not unpaid
-    assert _sub(stack, fine.id).paid_through == date(2027, 1, 5)
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": failing, "outcome": ""})
+    assert subscription(stack, fine.id).paid_through == date(2027, 1, 5)
+    failing(mp_emulator, search, fails=False)
     report = clock.run()
     assert down.id not in report.unreachable and status(stack, down.id) == "past_due"
+
+
+def downgrade_failing(
+    stack: Stack, clock: Clock, emu: MercadoPagoEmulator, sub: Subscription
+) -> str:
+    """`sub` downgraded to a new 500 MB plan at 5.00 while Mercado Pago fails every
+    request to its preapproval: that path, to heal with `failing(..., fails=False)`."""
+    from billing.subscriptions.changes import downgrade
+
+    small = add_plan(stack, "SMALL", "500MB", "5.00")
+    put = f"/preapproval/{sub.mp_preapproval_id}"
+    failing(emu, put)
+    with session_scope(stack.engine) as s:
+        downgrade(s, clock.mp, sub.id, small, actor="test")
+    return put
 
 
 def test_a_failed_amount_update_is_retried_and_isolated(
@@ -216,24 +209,16 @@ def test_a_failed_amount_update_is_retried_and_isolated(
 ) -> None:
     """A downgrade Mercado Pago could not take yet stays queued, is reported, and is
     pushed by a later pass; the other subscriptions' pass goes on."""
-    from billing.subscriptions.changes import downgrade
-    from tests.support.billing import add_plan
-
-    clock = Clock(stack, mp_emulator)
-    sub = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
+    clock, _, sub = paying(stack, mp_emulator)
     other = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
-    small = add_plan(stack, "SMALL", "500MB", "5.00")
-    put = f"/preapproval/{sub.mp_preapproval_id}"
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": put, "outcome": "error"})
-    with session_scope(stack.engine) as s:
-        downgrade(s, clock.mp, sub.id, small, actor="test")
-    assert _sub(stack, sub.id).mp_amount_pending == Decimal("5.00")
+    put = downgrade_failing(stack, clock, mp_emulator, sub)
+    assert subscription(stack, sub.id).mp_amount_pending == Decimal("5.00")
     report = clock.until(date(2026, 12, 5))[-1]
     assert [r["subscription"] for r in report.retrying] == [sub.id]  # type: ignore[attr-defined]
-    assert _sub(stack, other.id).paid_through == date(2027, 1, 5)
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": put, "outcome": ""})
+    assert subscription(stack, other.id).paid_through == date(2027, 1, 5)
+    failing(mp_emulator, put, fails=False)
     report = clock.run()
-    assert report.retrying == [] and _sub(stack, sub.id).mp_amount_pending is None
+    assert report.retrying == [] and subscription(stack, sub.id).mp_amount_pending is None
     pre = mp_emulator.state.preapprovals[sub.mp_preapproval_id]  # type: ignore[index]
     assert Decimal(str(pre["auto_recurring"]["transaction_amount"])) == Decimal("5.00")
 
@@ -243,20 +228,12 @@ def test_dry_run_writes_nothing_at_mercadopago(
 ) -> None:
     """A dry run on the day a drive is due for deletion, with an amount queued:
     the emulator's request log shows reads only."""
-    from billing.subscriptions.changes import downgrade
-    from tests.support.billing import add_plan
-
-    clock = Clock(stack, mp_emulator)
-    doomed = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
+    clock, _, doomed = paying(stack, mp_emulator)
     changing = active(stack, clock, mp_emulator, stack.device(capacity="1GB", grant=False))
-    small = add_plan(stack, "DRY", "500MB", "5.00")
-    put = f"/preapproval/{changing.mp_preapproval_id}"
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": put, "outcome": "error"})
-    with session_scope(stack.engine) as s:
-        downgrade(s, clock.mp, changing.id, small, actor="test")
+    put = downgrade_failing(stack, clock, mp_emulator, changing)
     set_outcome(mp_emulator, doomed, "reject")
     clock.until(date(2026, 12, 19))
-    control(mp_emulator, "/__emulator/behaviour", {"failing_path": put, "outcome": ""})
+    failing(mp_emulator, put, fails=False)
     clock.today = date(2026, 12, 20)
     control(mp_emulator, "/__emulator/clock", {"date": "2026-12-20"})
     mark = len(mp_emulator.state.calls)
@@ -264,7 +241,7 @@ def test_dry_run_writes_nothing_at_mercadopago(
     assert doomed.id in [d["subscription"] for d in dry.deleted]
     assert writes(mp_emulator, mark) == [] and len(mp_emulator.state.calls) > mark
     assert status(stack, doomed.id) == "blocked"
-    assert _sub(stack, changing.id).mp_amount_pending == Decimal("5.00")
+    assert subscription(stack, changing.id).mp_amount_pending == Decimal("5.00")
     clock.run()  # the real pass writes: the cancellation, then the amount
     assert {c["path"] for c in writes(mp_emulator, mark)} == {
         f"/preapproval/{doomed.mp_preapproval_id}",

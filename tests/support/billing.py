@@ -63,6 +63,13 @@ def set_outcome(emu: MercadoPagoEmulator, sub: Subscription, outcome: str) -> No
     )
 
 
+def failing(emu: MercadoPagoEmulator, path: str, fails: bool = True) -> None:
+    """Mercado Pago answers every request to `path` with a server error while `fails`."""
+    control(
+        emu, "/__emulator/behaviour", {"failing_path": path, "outcome": "error" if fails else ""}
+    )
+
+
 def subscribe(stack: Stack, clock: Clock, dev: DeviceLogin) -> Subscription:
     with session_scope(stack.engine) as s:
         return create_paid(
@@ -111,13 +118,18 @@ def authorize(
     """The payer subscribes at the plan's checkout URL with their Mercado Pago account
     (the customer's email unless `email` says otherwise)."""
     assert sub.checkout_url
-    plan_id = parse_qs(urlparse(sub.checkout_url).query)["preapproval_plan_id"][0]
+    subscribe_at(emu, sub, sub.checkout_url, email or payer_email(stack, sub))
+
+
+def subscribe_at(emu: MercadoPagoEmulator, sub: Subscription, url: str, email: str) -> None:
+    """The payer subscribes at a plan's checkout `url` with the Mercado Pago account `email`."""
+    plan_id = parse_qs(urlparse(url).query)["preapproval_plan_id"][0]
     control(
         emu,
         "/__emulator/subscribe",
         {
             "preapproval_plan_id": plan_id,
-            "payer_email": email or payer_email(stack, sub),
+            "payer_email": email,
             "external_reference": f"sub-{sub.id}",  # set_outcome's handle
         },
     )
@@ -132,6 +144,33 @@ def active(stack: Stack, clock: Clock, emu: MercadoPagoEmulator, dev: DeviceLogi
         linked = s.get(Subscription, sub.id)
         assert linked is not None and linked.status == "active"
         return linked
+
+
+def paying(stack: Stack, emu: MercadoPagoEmulator) -> tuple[Clock, DeviceLogin, Subscription]:
+    """A clock on `emu`, and a 1 GB device (10.00 MXN a month) whose paid subscription
+    is active, paid through December 5th."""
+    clock = Clock(stack, emu)
+    dev = stack.device(capacity="1GB", grant=False)
+    return clock, dev, active(stack, clock, emu, dev)
+
+
+def declined(
+    stack: Stack, emu: MercadoPagoEmulator, day: date
+) -> tuple[Clock, DeviceLogin, Subscription]:
+    """A paying customer (as `paying`) whose card Mercado Pago declines from December's
+    installment on, walked one billing pass a day to `day`."""
+    clock, dev, sub = paying(stack, emu)
+    set_outcome(emu, sub, "reject")
+    clock.until(day)
+    return clock, dev, sub
+
+
+def subscription(stack: Stack, sub_id: int) -> Subscription:
+    """The subscription's row as the database has it now."""
+    with session_scope(stack.engine) as s:
+        found = s.get(Subscription, sub_id)
+        assert found is not None
+        return found
 
 
 def writes(emu: MercadoPagoEmulator, since: int = 0) -> list[dict]:  # type: ignore[type-arg]
