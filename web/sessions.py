@@ -168,29 +168,21 @@ def load(engine: Any, token: str | None) -> Principal | None:
         row = s.get(WebSession, _digest(token))
         if row is None or row.expires_at <= utcnow():
             return None
-        if row.kind == "customer":
-            cust = s.get(Customer, row.principal_id)
-            if cust is None:
-                return None
-            return Principal(
-                "customer",
-                row.principal_id,
-                cust.email,
-                cust.name,
-                cust.locale,
-                cust.distributor_id,
-                row.csrf,
-            )
-        user = s.get(DistributorUser, row.principal_id)
-        if user is None:
+        kind: Kind = "customer" if row.kind == "customer" else "staff"
+        account: Customer | DistributorUser | None = (
+            s.get(Customer, row.principal_id)
+            if kind == "customer"
+            else s.get(DistributorUser, row.principal_id)
+        )
+        if account is None:
             return None
         return Principal(
-            "staff",
+            kind,
             row.principal_id,
-            user.email,
-            user.name,
-            user.locale,
-            user.distributor_id,
+            account.email,
+            account.name,
+            account.locale,
+            account.distributor_id,
             row.csrf,
         )
 

@@ -97,9 +97,7 @@ async def forgot(request: Request) -> Response:
     try:
         email = normalise_email(fields.get("email", ""))
     except Cam2DriveError as err:
-        return render(
-            request, "forgot.html", 422, sent=False, error=error_text(formatter(request), err)
-        )
+        return render(request, "forgot.html", 422, sent=False, error=error_text(request, err))
     with session_scope(p.engine) as s:
         found = password_links.account_by_email(s, email)
         if found is not None and found[0] == "customer":
@@ -136,7 +134,7 @@ async def password_set(request: Request, token: str) -> Response:
             link = password_links.redeem(s, token, password)
             sessions.end_all(s, link.kind, link.principal_id)
     except Cam2DriveError as err:
-        return render(request, "password.html", 422, token=token, error=error_text(fmt, err))
+        return render(request, "password.html", 422, token=token, error=error_text(request, err))
     return redirect("/signin?done=password")
 
 

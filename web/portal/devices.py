@@ -12,7 +12,7 @@ from billing import catalog, queries
 from billing.core.db import reader, session_scope
 from billing.core.errors import Cam2DriveError
 from billing.core.models import Device, utcnow
-from web.portal.pages import CustomerDep, PageError, error_text, form, formatter, parts, render
+from web.portal.pages import CustomerDep, PageError, error_text, form, parts, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,7 +82,7 @@ async def add_device(request: Request, who: CustomerDep) -> Response:
             request,
             who.id,
             status=422,
-            error=error_text(formatter(request), err),
+            error=error_text(request, err),
             name=fields.get("name", "")[:100],
             serial=fields.get("serial", "")[:100],
         )

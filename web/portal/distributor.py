@@ -24,7 +24,6 @@ from web.portal.pages import (
     StaffDep,
     error_text,
     form,
-    formatter,
     parts,
     redirect,
     render,
@@ -87,7 +86,7 @@ async def add_customer(request: Request, who: StaffDep) -> Response:
             request,
             who,
             422,
-            error=error_text(formatter(request), err),
+            error=error_text(request, err),
             new_email=fields.get("email", "")[:254],
             new_name=fields.get("name", "")[:200],
         )
@@ -128,7 +127,7 @@ async def add_device(request: Request, customer_id: int, who: StaffDep) -> Respo
                 actor=who.actor,
             )
     except Cam2DriveError as err:
-        raise PageError(422, error_text(formatter(request), err)) from None
+        raise PageError(422, error_text(request, err)) from None
     return settings_page(request, new.device, new.password, back, f"{back}/devices")
 
 
@@ -207,5 +206,5 @@ async def callback(request: Request, who: StaffDep) -> Response:
                 s, who.distributor_id, fields.get("url", ""), None, actor=who.actor
             )
     except Cam2DriveError as err:
-        return api_page(request, who, 422, error=error_text(formatter(request), err))
+        return api_page(request, who, 422, error=error_text(request, err))
     return api_page(request, who, new_secret=secret)

@@ -122,8 +122,9 @@ async def form(request: Request) -> dict[str, str]:
     return fields
 
 
-def error_text(fmt: Formatter, err: Cam2DriveError) -> str:
+def error_text(request: Request, err: Cam2DriveError) -> str:
     """An error in the user's language: its template from the catalogue, slots filled after."""
+    fmt = formatter(request)
     if isinstance(err, InvalidField):
         reason = fmt.gettext(err.reason_template, **err.reason_values)
         return f"{fmt.gettext(err.field)}: {reason}"
@@ -207,8 +208,7 @@ def install(app: FastAPI) -> None:
             return await _delegate(json_known, request, err)
         if isinstance(err, StorageUnavailable):
             return _plain_error(request, 503, "The service is busy. Try again in a minute.")
-        fmt = formatter(request)
-        return render(request, "error.html", status_for(err), message=error_text(fmt, err))
+        return render(request, "error.html", status_for(err), message=error_text(request, err))
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, err: SQLAlchemyError) -> Response:
