@@ -63,6 +63,11 @@ def document_of(stack: Stack, charge_id: int, kind: str) -> Invoice:
         ).one()
 
 
+def own_invoice(stack: Stack, charge_id: int, now: datetime | None = None) -> int:
+    """The customer's own invoice for the charge, asked of the stack's PAC: its id."""
+    return request_own(stack.engine, stack.store, stack.settings, charge_id, pac=stack.pac, now=now)
+
+
 def checked(stack: Stack, inv: Invoice, certs: Path) -> etree._Element:
     assert inv.status == "issued" and inv.xml_key, inv.last_error
     xml = stack.store.get_document(inv.xml_key)
@@ -92,16 +97,9 @@ def test_sales_without_fiscal_data_go_into_the_global_invoice(
     assert early.failed == []
     # the third customer asks for their own invoice within the month: it leaves the global
     with pytest.raises(InvalidInput, match="no fiscal data"):
-        request_own(istack.engine, istack.store, istack.settings, own.id, pac=istack.pac)
+        own_invoice(istack, own.id)  # type: ignore[arg-type]
     give_fiscal(istack, asker.customer_id)
-    mine = request_own(
-        istack.engine,
-        istack.store,
-        istack.settings,
-        own.id,
-        pac=istack.pac,
-        now=datetime(2026, 11, 26, tzinfo=UTC),
-    )
+    mine = own_invoice(istack, own.id, datetime(2026, 11, 26, tzinfo=UTC))  # type: ignore[arg-type]
     report = issue_pending(
         istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER
     )
@@ -159,7 +157,7 @@ def test_cancellation_request_names_uuid_reason_and_substitute(
 ) -> None:
     dev, charge = sale(istack, mp_emulator, "credit_card")
     give_fiscal(istack, dev.customer_id)
-    first = request_own(istack.engine, istack.store, istack.settings, charge.id, pac=istack.pac)  # type: ignore[arg-type]
+    first = own_invoice(istack, charge.id)  # type: ignore[arg-type]
     inv = document_of(istack, charge.id, "I")  # type: ignore[arg-type]
     signer = load_signer(istack.settings)
     substitute = "7F1D3C1E-8A53-4D0E-9C44-2F0C8B9A7D10"
@@ -338,14 +336,7 @@ def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
     pending = document_of(istack, leaves.id, "G")  # type: ignore[arg-type]
     assert pending.status == "pending"
     give_fiscal(istack, asker.customer_id)
-    own = request_own(
-        istack.engine,
-        istack.store,
-        istack.settings,
-        leaves.id,
-        pac=istack.pac,
-        now=DECEMBER,  # type: ignore[arg-type]
-    )
+    own = own_invoice(istack, leaves.id, DECEMBER)  # type: ignore[arg-type]
     assert checked(istack, document_of(istack, leaves.id, "I"), certs) is not None  # type: ignore[arg-type]
     issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER)
     glob = document_of(istack, stays.id, "G")  # type: ignore[arg-type]
@@ -355,5 +346,5 @@ def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
     assert Decimal(doc.get("Total")) == glob.total
     give_fiscal(istack, stayer.customer_id)  # too late: the global is stamped
     with pytest.raises(InvalidInput, match=f"is in invoice {glob.id}"):
-        request_own(istack.engine, istack.store, istack.settings, stays.id, pac=istack.pac)  # type: ignore[arg-type]
+        own_invoice(istack, stays.id)  # type: ignore[arg-type]
     assert own != glob.id
