@@ -29,7 +29,7 @@ from billing.core.models import Customer  # noqa: E402
 from billing.core.settings import Settings  # noqa: E402
 from billing.invoicing import pdf as invoice_pdf  # noqa: E402
 from billing.invoicing.cfdi import build, load_signer, receiver_for  # noqa: E402
-from cli.devstack.democerts import demo_csd  # noqa: E402
+from cli.devstack.democerts import demo_invoicing  # noqa: E402
 from cli.devstack.testpac import make_test_pac  # noqa: E402
 
 
@@ -40,17 +40,7 @@ def main() -> None:
     from satcfdi import render
 
     with tempfile.TemporaryDirectory() as tmp:
-        cer, key, password = demo_csd(Path(tmp))
-        st = Settings(
-            cfdi_csd_certificate=cer,
-            cfdi_csd_key=key,
-            cfdi_csd_password=password,
-            cfdi_issuer_name="ESCUELA KEMPER URGATE",
-            cfdi_issuer_regime="601",
-            cfdi_issuer_postal_code="42501",
-            pac_driver="local",
-            pac_local_dir=Path(tmp) / "pac",
-        )
+        st = Settings(**demo_invoicing(Path(tmp), Path(tmp) / "pac"))
         signer, pac = load_signer(st), make_test_pac(st)
         customer = Customer(distributor_id=1, email="bench@example.mx")
         b0 = time.perf_counter()

@@ -60,21 +60,11 @@ def dev_run(
         os.environ.setdefault("CAM2DRIVE_DATABASE_URL", f"sqlite:///{var / 'cam2drive.db'}")
         os.environ.setdefault("CAM2DRIVE_SFTP_HOST_KEY_DIR", str(var / "hostkeys"))
         # invoices: a locally made CSD for SAT's test RFC, stamped by the local test PAC
-        from cli.devstack.democerts import demo_csd
+        from cli.devstack.democerts import demo_invoicing
 
-        cer, key, csd_password = demo_csd(var / "demo-csd")
-        dev_env = {
-            "CAM2DRIVE_CFDI_CSD_CERTIFICATE": str(cer),
-            "CAM2DRIVE_CFDI_CSD_KEY": str(key),
-            "CAM2DRIVE_CFDI_CSD_PASSWORD": csd_password,
-            "CAM2DRIVE_CFDI_ISSUER_NAME": "ESCUELA KEMPER URGATE",
-            "CAM2DRIVE_CFDI_ISSUER_REGIME": "601",
-            "CAM2DRIVE_CFDI_ISSUER_POSTAL_CODE": "42501",
-            "CAM2DRIVE_PAC_DRIVER": "local",
-            "CAM2DRIVE_PAC_LOCAL_DIR": str(var / "test-pac"),
-            "CAM2DRIVE_SMTP_HOST": "127.0.0.1",
-            "CAM2DRIVE_SMTP_PORT": str(mail.port),
-        }
+        invoicing = demo_invoicing(var / "demo-csd", var / "test-pac")
+        dev_env = {f"CAM2DRIVE_{name.upper()}": str(value) for name, value in invoicing.items()}
+        dev_env.update({"CAM2DRIVE_SMTP_HOST": "127.0.0.1", "CAM2DRIVE_SMTP_PORT": str(mail.port)})
         from cli.devstack.tls import self_signed  # cryptography: only when FTPS is wanted
 
         cert, tls_key = self_signed(var / "tls")

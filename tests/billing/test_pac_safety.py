@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from billing.core.errors import InvoiceError
 from billing.core.settings import ConfigError, load_settings
 from billing.invoicing.pac import make_pac
-from cli.devstack.democerts import demo_csd
+from cli.devstack.democerts import DEMO_ISSUER, demo_csd
+from cli.devstack.tls import certificate
 
 
 def sat_issued_csd(directory: Path) -> Path:
     """A CSD shaped like the SAT's: signed by a certification authority, not by itself."""
-    now = datetime.now(UTC)
     ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     ca_name = x509.Name(
         [x509.NameAttribute(NameOID.COMMON_NAME, "AC DEL SERVICIO DE ADMINISTRACION TRIBUTARIA")]
@@ -31,26 +30,10 @@ def sat_issued_csd(directory: Path) -> Path:
             x509.NameAttribute(NameOID.X500_UNIQUE_IDENTIFIER, "AAA010101AAA"),
         ]
     )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(ca_key, hashes.SHA256())
-    )
+    cert = certificate(subject, key, 30, issuer=(ca_name, ca_key))
     path = directory / "real.cer"
     path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
     return path
-
-
-ISSUER = {
-    "cfdi_issuer_name": "ESCUELA KEMPER URGATE",
-    "cfdi_issuer_regime": "601",
-    "cfdi_issuer_postal_code": "42501",
-}
 
 
 @pytest.mark.parametrize(
@@ -67,7 +50,7 @@ def test_a_csd_without_the_issuers_data_is_refused_at_startup(
 ) -> None:
     """No placeholder LugarExpedicion or issuer: a wrong one makes every invoice wrong."""
     cer, _, _ = demo_csd(tmp_path)
-    config = {**ISSUER, missing: value}
+    config = {**DEMO_ISSUER, missing: value}
     with pytest.raises(ConfigError, match=error):
         load_settings(cfdi_csd_certificate=cer, pac_driver="local", **config)
     with pytest.raises(ConfigError, match="c_FormaPago"):
@@ -75,7 +58,7 @@ def test_a_csd_without_the_issuers_data_is_refused_at_startup(
             cfdi_csd_certificate=cer,
             pac_driver="local",
             cfdi_payment_forms={"account_money": "6"},
-            **ISSUER,
+            **DEMO_ISSUER,
         )
     assert load_settings(cfdi_issuer_postal_code=None).cfdi_csd_certificate is None  # no CSD
 
@@ -96,7 +79,7 @@ def test_a_csd_without_a_pac_driver_is_refused_at_startup(tmp_path: Path) -> Non
 
 def test_the_demo_csd_may_use_the_test_pac_and_billing_never_builds_it(tmp_path: Path) -> None:
     cer, _, _ = demo_csd(tmp_path)
-    settings = load_settings(cfdi_csd_certificate=cer, pac_driver="local", **ISSUER)
+    settings = load_settings(cfdi_csd_certificate=cer, pac_driver="local", **DEMO_ISSUER)
     assert settings.pac_driver == "local"
     with pytest.raises(InvoiceError, match="dev stack's test PAC"):
         make_pac(settings)  # production code has no test PAC to fall back on

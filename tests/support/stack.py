@@ -20,7 +20,7 @@ from billing import catalog as accounts
 from billing.core.db import make_engine, session_scope
 from billing.core.models import Drive, DriveEntry, Subscription
 from billing.core.settings import Settings
-from cli.devstack.democerts import demo_csd
+from cli.devstack.democerts import demo_invoicing
 from cli.devstack.seaweed import SeaweedServer, free_port
 from cli.devstack.testpac import make_test_pac
 from gateway.auth import Authenticator
@@ -271,14 +271,4 @@ def announce(ftp: ftplib.FTP, name: str, size: int) -> Any:
 
 def fiscal(certs: Path) -> dict[str, object]:
     """Settings that turn invoicing on with the demo CSD and the local test PAC."""
-    cer, key, password = demo_csd(certs)
-    return {
-        "cfdi_csd_certificate": cer,
-        "cfdi_csd_key": key,
-        "cfdi_csd_password": password,
-        "cfdi_issuer_name": "ESCUELA KEMPER URGATE",  # SAT's test RFC EKU9003173C9
-        "cfdi_issuer_regime": "601",
-        "cfdi_issuer_postal_code": "42501",
-        "pac_driver": "local",
-        "pac_local_dir": certs / "pac",
-    }
+    return demo_invoicing(certs, certs / "pac")
