@@ -25,9 +25,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import event, insert
@@ -35,7 +37,6 @@ from sqlalchemy import event, insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from billing import catalog  # noqa: E402
 from billing.core.db import make_engine, session_scope  # noqa: E402
 from billing.core.models import Customer, Device, Drive, Subscription  # noqa: E402
 from billing.core.schema import upgrade  # noqa: E402
@@ -43,6 +44,7 @@ from billing.core.settings import Settings  # noqa: E402
 from billing.cycle import billing_pass  # noqa: E402
 from billing.payments.mercadopago import MercadoPago  # noqa: E402
 from billing.subscriptions.lifecycle import ensure_mp_plan  # noqa: E402
+from cli.devstack.demo import DEMO_PLAN, add_seller  # noqa: E402
 from cli.devstack.seaweed import free_port  # noqa: E402
 
 PG_ADMIN = os.environ.get("CAM2DRIVE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -107,18 +109,9 @@ def drop_database(url: str) -> None:
 def seed(url: str, n: int, mp: MercadoPago, emu_url: str) -> None:
     engine = make_engine(url)
     with session_scope(engine) as s:
-        dist = catalog.add_distributor(s, name="Bench", email="bench@example.com", actor="bench")
-        plan = catalog.add_plan(
-            s,
-            code="AC-ST-50",
-            capacity="50GB",
-            price="199.00",
-            currency="MXN",
-            on_full="rotate",
-            actor="bench",
-        )
-        mp_plan = ensure_mp_plan(s, mp, plan, 5)
-        dist_id, plan_id = dist.id, plan.id
+        seller = add_seller(s, "Bench", "bench@example.com", DEMO_PLAN, "bench")
+        mp_plan = ensure_mp_plan(s, mp, seller.plan, 5)
+        dist_id, plan_id = seller.distributor.id, seller.plan.id
     ids: list[str] = []
     for lo in range(1, n + 1, 5000):
         batch = [
@@ -129,69 +122,47 @@ def seed(url: str, n: int, mp: MercadoPago, emu_url: str) -> None:
             f"{emu_url}/__emulator/seed", {"preapproval_plan_id": mp_plan, "payers": batch}
         )["ids"]  # type: ignore[index]
     now = datetime.now(UTC)
+    # subscription i: customer i, device i and drive i, inserted 5 000 rows a statement
+    rows: dict[Any, Callable[[int], dict[str, object]]] = {
+        Customer: lambda i: dict(
+            id=i, distributor_id=dist_id, email=f"c{i}@bench.mx", created_at=now
+        ),
+        Device: lambda i: dict(
+            id=i,
+            customer_id=i,
+            name=f"NVR {i}",
+            username=f"c2d-b{i}",
+            secret_hash="x",
+            created_at=now,
+        ),
+        Drive: lambda i: dict(
+            id=i,
+            device_id=i,
+            prefix=f"t/{i}/d/{i}/",
+            capacity_bytes=0,
+            committed_bytes=0,
+            reserved_bytes=0,
+            object_count=0,
+        ),
+        Subscription: lambda i: dict(
+            id=i,
+            device_id=i,
+            plan_id=plan_id,
+            status="pending",
+            kind="paid",
+            created_at=now,
+            updated_at=now,
+            mp_preapproval_id=ids[i - 1],
+            start_date=START,
+            first_charge=Decimal("86.23"),
+            cancel_at_period_end=False,
+        ),
+    }
     with engine.begin() as conn:
         for lo in range(0, n, 5000):
             rng = range(lo + 1, min(lo + 5001, n + 1))
-            conn.execute(
-                insert(Customer.__table__),
-                [  # type: ignore[attr-defined]
-                    {
-                        "id": i,
-                        "distributor_id": dist_id,
-                        "email": f"c{i}@bench.mx",
-                        "created_at": now,
-                    }
-                    for i in rng
-                ],
-            )
-            conn.execute(
-                insert(Device.__table__),
-                [  # type: ignore[attr-defined]
-                    {
-                        "id": i,
-                        "customer_id": i,
-                        "name": f"NVR {i}",
-                        "username": f"c2d-b{i}",
-                        "secret_hash": "x",
-                        "created_at": now,
-                    }
-                    for i in rng
-                ],
-            )
-            conn.execute(
-                insert(Drive.__table__),
-                [  # type: ignore[attr-defined]
-                    {
-                        "id": i,
-                        "device_id": i,
-                        "prefix": f"t/{i}/d/{i}/",
-                        "capacity_bytes": 0,
-                        "committed_bytes": 0,
-                        "reserved_bytes": 0,
-                        "object_count": 0,
-                    }
-                    for i in rng
-                ],
-            )
-            conn.execute(
-                insert(Subscription.__table__),
-                [  # type: ignore[attr-defined]
-                    {
-                        "id": i,
-                        "device_id": i,
-                        "plan_id": plan_id,
-                        "status": "pending",
-                        "kind": "paid",
-                        "created_at": now,
-                        "updated_at": now,
-                        "mp_preapproval_id": ids[i - 1],
-                        "start_date": START,
-                        "first_charge": Decimal("86.23"),
-                        "cancel_at_period_end": False,
-                    }
-                    for i in rng
-                ],
-            )
+            for model, row in rows.items():
+                conn.execute(insert(model.__table__), [row(i) for i in rng])
     if url.startswith("postgresql"):  # explicit ids: move the sequences past them
         with engine.begin() as conn:
             for table in ("customers", "devices", "drives", "subscriptions"):

@@ -73,9 +73,11 @@ class BenchStack:
 def bench_stack(tag: str, recorders: int) -> Iterator[BenchStack]:
     """SeaweedFS and a fresh database with `recorders` devices on a 1 TB rotating
     plan; gateways started through the stack, the database and S3 gone after."""
-    from billing import catalog as accounts
     from billing.core.db import make_engine, session_scope
     from billing.core.schema import upgrade
+    from cli.devstack.demo import PlanSpec, add_seller
+
+    plan = PlanSpec("AC-ST-1T", "1TB", "1.00")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -92,34 +94,9 @@ def bench_stack(tag: str, recorders: int) -> Iterator[BenchStack]:
             upgrade(url)
             engine = make_engine(url)
             with session_scope(engine) as s:
-                dist = accounts.add_distributor(
-                    s, name="Bench", email="bench@example.com", actor="bench"
-                )
-                accounts.add_plan(
-                    s,
-                    code="AC-ST-1T",
-                    capacity="1TB",
-                    price="1.00",
-                    currency="MXN",
-                    on_full="rotate",
-                    actor="bench",
-                )
+                seller = add_seller(s, "Bench", "bench@example.com", plan, "bench")
                 for i in range(recorders):
-                    cust = accounts.add_customer(
-                        s, distributor_id=dist.id, email=f"c{i}@bench.mx", actor="bench"
-                    )
-                    new = accounts.add_device(
-                        s,
-                        customer_id=cust.id,
-                        name=f"NVR {i}",  # type: ignore[arg-type]
-                        actor="bench",
-                    )
-                    accounts.grant_subscription(
-                        s,
-                        device_ref=new.device.id,  # type: ignore[arg-type]
-                        plan_code="AC-ST-1T",
-                        actor="bench",
-                    )
+                    new = seller.add_recorder(s, f"c{i}@bench.mx", f"NVR {i}")
                     stack.logins.append((new.device.username, new.password))
             engine.dispose()
             yield stack

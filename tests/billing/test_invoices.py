@@ -14,10 +14,9 @@ import pytest
 from lxml import etree
 from sqlmodel import select
 
-from billing import catalog as accounts
 from billing.core.db import session_scope
 from billing.core.errors import InvoiceError, StorageUnavailable
-from billing.core.models import Charge, Invoice
+from billing.core.models import Invoice
 from billing.invoicing.invoices import issue_pending
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
@@ -46,22 +45,7 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
     istack: Stack, mp_emulator: MercadoPagoEmulator, certs: Path, tmp_path: Path
 ) -> None:
     clock = Clock(istack, mp_emulator)
-    dev, _ = paid_device(istack, clock, mp_emulator)
-    with session_scope(istack.engine) as s:
-        accounts.set_customer_fiscal(
-            s,
-            dev.customer_id,
-            actor="test",
-            rfc="URE180429TM6",
-            name="Universidad Robotica Espanola",
-            regime="601",
-            cfdi_use="G03",
-            postal_code="86991",
-        )
-        # what the payments side records from the approved payment
-        for charge in s.exec(select(Charge).where(Charge.status == "approved")):
-            charge.payment_type_id = "credit_card"
-            s.add(charge)
+    dev, _ = paid_device(istack, clock, mp_emulator)  # fiscal data given, paid by credit card
     report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
     assert report.failed == []
     with session_scope(istack.engine) as s:  # the databases hold other tests' charges too
