@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.devstack.seaweed import free_port
+from tests.support.nodes import stop_process
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.process
@@ -72,15 +73,6 @@ def listening(port: int) -> bool:
         return False
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def test_dev_run_is_local_fresh_and_its_printed_commands_work(tmp_path: Path) -> None:
     ports = {k: free_port() for k in ("s3", "mp", "smtp", "ftp", "sftp", "http")}
     ports["pasv"] = 42000 + os.getpid() % 1000 * 20
@@ -127,7 +119,7 @@ def test_dev_run_is_local_fresh_and_its_printed_commands_work(tmp_path: Path) ->
         )
         assert '"AC-ST-50"' in products.stdout
     finally:
-        stop(first)
+        stop_process(first, 30)
     second, out2 = start(tmp_path / "var", ports)
-    stop(second)
+    stop_process(second, 30)
     assert re.search(r"viewer\s+\S+\s+password (\S+)", out2)[1] != viewer_password  # type: ignore[index]
