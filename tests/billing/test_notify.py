@@ -6,8 +6,10 @@ import email
 import email.policy
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,7 +21,7 @@ from billing.invoicing.invoices import issue_pending
 from billing.notify.outbox import collect, deliver
 from billing.payments.sync import day_start
 from cli.devstack.mp_emulator import MercadoPagoEmulator
-from cli.devstack.seaweed import free_port
+from cli.devstack.seaweed import SeaweedServer, free_port
 from tests.support.billing import Clock, authorize, control, set_outcome, status, subscribe
 from tests.support.cfdi import give_fiscal
 from tests.support.stack import Stack, fiscal
@@ -65,21 +67,35 @@ def inbox() -> Iterator[Inbox]:
     box.stop()
 
 
-@pytest.fixture
-def nstack(db_url: str, seaweed, certs: Path, inbox: Inbox) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    s = Stack(
+@contextmanager
+def mailing(db_url: str, seaweed: SeaweedServer, inbox: Inbox, **settings: Any) -> Iterator[Stack]:
+    """A stack whose notices go to `inbox` over SMTP."""
+    stack = Stack(
         db_url,
         seaweed,
         "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
         smtp_host="127.0.0.1",
         smtp_port=inbox.port,
+        **settings,
+    )
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture
+def nstack(db_url: str, seaweed, certs: Path, inbox: Inbox) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+    with mailing(
+        db_url,
+        seaweed,
+        inbox,
         smtp_timeout=3,
         mail_from="Cam2Drive <avisos@cam2drive.test>",
         **fiscal(certs),
-        silent_hours=24 * 365,
-    )  # recorder silence has its own test below
-    yield s
-    s.close()
+        silent_hours=24 * 365,  # recorder silence has its own test below
+    ) as s:
+        yield s
 
 
 def test_the_dunning_ladder_by_email(
@@ -151,15 +167,7 @@ def test_the_dunning_ladder_by_email(
 def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
     db_url: str, seaweed, inbox: Inbox
 ) -> None:  # type: ignore[no-untyped-def]
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-        smtp_host="127.0.0.1",
-        smtp_port=inbox.port,
-        silent_hours=1 / 3600,
-    )
-    try:
+    with mailing(db_url, seaweed, inbox, silent_hours=1 / 3600) as stack:
         dev = stack.device()  # a courtesy subscription: active
         quiet = stack.device()  # never uploads
         with session_scope(stack.engine) as s:
@@ -189,8 +197,6 @@ def test_a_silent_recorder_is_reported_once_and_its_recovery_once(
         assert silent.startswith("Recorder NVR") and "is not uploading" in silent  # English
         assert "is uploading again" in back
         assert "no sube grabaciones" in inbox.mine(quiet_mail)[0]["Subject"]  # Spanish
-    finally:
-        stack.close()
 
 
 def test_a_failing_smtp_server_never_blocks_and_never_duplicates(
