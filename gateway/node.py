@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine
 
@@ -25,8 +25,12 @@ from gateway.store import S3DriveStore
 log = logging.getLogger("cam2drive")
 
 
-class NodeParts(Protocol):
-    """What a node serves with; the CLI's composition root provides it."""
+StoreT = TypeVar("StoreT", covariant=True)
+
+
+class Parts(Protocol[StoreT]):
+    """What a service runs on (a gateway node, the HTTP app); the CLI's
+    composition root provides it, tests their stack."""
 
     @property
     def settings(self) -> Settings: ...
@@ -35,7 +39,12 @@ class NodeParts(Protocol):
     def engine(self) -> Engine: ...
 
     @property
-    def store(self) -> S3DriveStore: ...
+    def store(self) -> StoreT: ...
+
+
+class NodeParts(Parts[S3DriveStore], Protocol):
+    """What a node serves with: its store is the drives' bucket, and uploads go
+    through the ingest pipeline."""
 
     @property
     def pipeline(self) -> IngestPipeline: ...

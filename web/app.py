@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
-from billing.core.settings import Settings
+from gateway.node import Parts
 from web import errors, media, metrics, ops, webhooks
 from web.api import contracts, products, statement
 from web.portal import install as install_portal
@@ -34,17 +33,7 @@ class Store(Protocol):
     def ping(self) -> None: ...
 
 
-class WebParts(Protocol):
-    """What the service runs on; cli.context.App provides it."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def store(self) -> Store: ...
+WebParts = Parts[Store]  # cli.context.App provides it
 
 
 def create_app(parts: WebParts) -> FastAPI:
