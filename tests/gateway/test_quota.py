@@ -216,32 +216,18 @@ def test_a_recorders_usual_folder_and_file_are_one_statement_each(stack: Stack) 
         result = step()
         return result, list(sent)
 
+    def commit(path: str, key: str, size: int) -> tuple[object, list[bool]]:
+        """A reservation for `key`, then its commit to `path` alone through `trips`."""
+        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}{key}", size, dev.device_id)
+        return trips(lambda: ledger.commit(rid, dev.drive_id, path, f"{dev.prefix}{key}", size))  # type: ignore[arg-type]
+
     event.listen(stack.engine, "before_cursor_execute", statement)
     try:
         new = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
         again = trips(lambda: ledger.mkdir(dev.drive_id, "day/001/jpg"))
-        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}a", 5, dev.device_id)
-        first = trips(
-            lambda: ledger.commit(
-                rid,
-                dev.drive_id,
-                "day/001/jpg/a.jpg",  # type: ignore[arg-type]
-                f"{dev.prefix}a",
-                5,
-            )
-        )
-        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}b", 7, dev.device_id)
-        replace = trips(
-            lambda: ledger.commit(
-                rid,
-                dev.drive_id,
-                "day/001/jpg/a.jpg",  # type: ignore[arg-type]
-                f"{dev.prefix}b",
-                7,
-            )
-        )
-        rid = ledger.open_reservation(dev.drive_id, f"{dev.prefix}c", 2, dev.device_id)
-        ledger.commit(rid, dev.drive_id, "day/001/jpg/c.mp4_", f"{dev.prefix}c", 2)  # type: ignore[arg-type]
+        first = commit("day/001/jpg/a.jpg", "a", 5)
+        replace = commit("day/001/jpg/a.jpg", "b", 7)
+        commit("day/001/jpg/c.mp4_", "c", 2)
         rename = trips(
             lambda: ledger.rename(dev.drive_id, "day/001/jpg/c.mp4_", "day/001/jpg/c.mp4")
         )
