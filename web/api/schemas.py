@@ -119,14 +119,12 @@ class Problem(BaseModel):
     field: str | None = None
 
 
+#: what ContractOut takes from a ContractView as it is (customer and usage nest the rest)
+_AS_VIEWED = ("contract_id", "status", "label", "next_label", "last_upload_at", "delete_on")
+
+
 def contract_out(v: ContractView) -> dict[str, object]:
-    return {
-        "contract_id": v.contract_id,
-        "status": v.status,
-        "label": v.label,
-        "next_label": v.next_label,
-        "customer": {"id": v.customer_id, "email": v.email},
-        "usage": {"capacity_bytes": v.capacity_bytes, "committed_bytes": v.committed_bytes},
-        "last_upload_at": v.last_upload_at,
-        "delete_on": v.delete_on,
-    }
+    out: dict[str, object] = {name: getattr(v, name) for name in _AS_VIEWED}
+    out["customer"] = {"id": v.customer_id, "email": v.email}
+    out["usage"] = {"capacity_bytes": v.capacity_bytes, "committed_bytes": v.committed_bytes}
+    return out
