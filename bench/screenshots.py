@@ -4,8 +4,9 @@
 
 Runs everything for real, as the tests do: SeaweedFS, a SQLite database, an
 FTP gateway that a recorder uploads a day of `.dav` clips and snapshots to,
-the HTTP service, and Debian's chromium under Playwright (`make sysdeps`
-installs it; never `playwright install`). Phone-sized pages (390 x 844) for
+the SFTP gateway (the settings page names both ports), the HTTP service, and
+Debian's chromium under Playwright (`make sysdeps` installs it; never
+`playwright install`). Phone-sized pages (390 x 844) for
 the customer, a desktop for the distributor.
 """
 
@@ -130,6 +131,8 @@ def shoot(out: Path) -> list[Path]:
             db = f"sqlite:///{Path(tmp) / 'cam2drive.db'}"
             upgrade(db)
             stack = Stack(db, seaweed, f"shots-{uuid.uuid4().hex[:6]}")
+            # the recorder's settings page names the ports served here: FTP's, and SFTP's
+            stack.settings.sftp_port = stack.start_sftp()
             web = WebServer(stack)
             try:
                 customer, boss, device_id = seed(stack)

@@ -74,6 +74,7 @@ def test_sign_in_add_a_recorder_and_read_its_settings(
     password = page.text_content("[data-testid=password]").strip()
     assert page.text_content("[data-testid=server]").strip() == stack.settings.recorder_host()
     assert page.text_content("[data-testid=port]").strip() == str(stack.settings.ftp_port)
+    assert page.text_content("[data-testid=sftp_port]").strip() == str(stack.settings.sftp_port)
     with session_scope(stack.engine) as s:
         device = s.exec(select(Device).where(Device.username == username)).one()
         assert device.customer_id == who.id and device.serial == "6G0ABC123"
