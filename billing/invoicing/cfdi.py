@@ -114,9 +114,9 @@ def load_signer_files(cert: Path, key: Path, password: str | None) -> Signer:
             certificate=Path(cert).read_bytes(), key=Path(key).read_bytes(), password=password
         )
     except OSError as exc:
-        raise InvoiceError(f"cannot read CSD file: {exc}") from exc
+        raise InvoiceError("cannot read CSD file: %(error)s", error=exc) from exc
     except Exception as exc:  # cryptography's errors for a wrong password or a bad file
-        raise InvoiceError(f"cannot load the CSD {cert}: {exc}") from exc
+        raise InvoiceError("cannot load the CSD %(cert)s: %(error)s", cert=cert, error=exc) from exc
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,9 @@ def build(
     MetodoPago is PUE: every charge is paid in full when it is approved.
     """
     if currency != "MXN":
-        raise InvoiceError(f"CFDI invoices are issued in MXN; this charge is in {currency}")
+        raise InvoiceError(
+            "CFDI invoices are issued in MXN; this charge is in %(currency)s", currency=currency
+        )
     line = Line(concept, amount, settings.cfdi_product_code, settings.cfdi_unit_code)
     return build_document(
         signer, settings, receiver, [line], when=when, folio=folio, payment_form=payment_form
@@ -191,7 +193,7 @@ def build_document(
     try:
         local = when.astimezone(get_timezone(place)).replace(tzinfo=None, microsecond=0)
     except Exception as exc:
-        raise InvoiceError(f"unknown issuer postal code {place!r}") from exc
+        raise InvoiceError("unknown issuer postal code %(place)r", place=place) from exc
     if receiver.is_public and global_info is None:
         global_info = GlobalInfo("04", f"{local.month:02d}", local.year)
     total = sum((line.amount for line in lines), Decimal(0))
@@ -253,4 +255,4 @@ def build_document(
         if doc["Total"] == total:
             doc.sign(signer)
             return doc
-    raise InvoiceError(f"no CFDI base gives a total of exactly {total}")
+    raise InvoiceError("no CFDI base gives a total of exactly %(total)s", total=total)

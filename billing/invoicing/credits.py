@@ -35,15 +35,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from billing.core import audit
 from billing.core.db import session_scope
 from billing.core.errors import Cam2DriveError, InvalidInput, NotFound
 from billing.core.models import Charge, Invoice, InvoiceLine, utcnow
 from billing.core.settings import Settings
 from billing.invoicing import globals as globals_
 from billing.invoicing.pac import Pac
+from billing.invoicing.rows import audit_step, open_pending
 
-ACTOR = "invoicing"
 log = logging.getLogger(__name__)
 REASONS = {
     "01": "comprobante emitido con errores con relación",
@@ -62,13 +61,15 @@ def cancellation_request(
 ) -> cancelacion.Cancelacion:
     """The SAT's Cancelacion, checked: motivo 01 needs its substitute, others take none."""
     if reason not in REASONS:
-        raise InvalidInput(f"--reason must be one of {', '.join(REASONS)} (SAT c_Motivo)")
+        raise InvalidInput(
+            "--reason must be one of %(reasons)s (SAT c_Motivo)", reasons=", ".join(REASONS)
+        )
     if reason == "01" and not substitute:
         raise InvalidInput("--reason 01 needs --substitute UUID (the CFDI that replaces it)")
     if reason != "01" and substitute:
         raise InvalidInput("--substitute is only for --reason 01")
     if substitute and not _UUID.match(substitute):
-        raise InvalidInput(f"--substitute {substitute[:40]!r} is not a UUID")
+        raise InvalidInput("--substitute %(value)r is not a UUID", value=substitute[:40])
     folio = cancelacion.Folio(uuid=uuid, motivo=reason, folio_sustitucion=substitute)
     return cancelacion.Cancelacion(emisor=signer, folios=folio, fecha=when)
 
@@ -89,9 +90,13 @@ def cancel(
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         if inv is None:
-            raise NotFound(f"invoice {invoice_id} does not exist")
+            raise NotFound("invoice %(invoice)s does not exist", invoice=invoice_id)
         if inv.status != "issued" or not inv.uuid:
-            raise InvalidInput(f"invoice {invoice_id} is {inv.status}: only an issued one cancels")
+            raise InvalidInput(
+                "invoice %(invoice)s is %(status)s: only an issued one cancels",
+                invoice=invoice_id,
+                status=inv.status,
+            )
         if substitute and substitute.upper() == inv.uuid.upper():
             raise InvalidInput("--substitute names the invoice being cancelled")
         uuid = inv.uuid
@@ -104,13 +109,11 @@ def cancel(
         inv.substitute_uuid = substitute.upper() if substitute else None
         inv.cancelled_at = now or utcnow()
         s.add(inv)
-        audit.record(
+        audit_step(
             s,
-            actor=ACTOR,
-            entity="invoice",
-            entity_id=invoice_id,
-            action="cancelled",
-            cause=cause,
+            invoice_id,
+            "cancelled",
+            cause,
             uuid=uuid,
             reason=reason,
             substitute=substitute,
@@ -159,22 +162,18 @@ def open_credit_notes(
             continue
         try:
             with session_scope(engine) as s:
-                note = Invoice(
+                note = open_pending(
+                    s,
+                    settings,
+                    now,
+                    amount,
                     kind="E",
                     doc_key=f"E:{charge_id}",
                     related_uuid=original.uuid,
                     customer_id=original.customer_id,
-                    serie=settings.cfdi_serie,
-                    folio="",
-                    issued_on=now,
-                    status="pending",
-                    total=amount,
                     currency="MXN",
                 )
-                s.add(note)
-                s.flush()
                 assert note.id is not None
-                note.folio = str(note.id)
                 s.add(InvoiceLine(invoice_id=note.id, charge_id=charge_id))
                 done["credit_notes"].append(note.id)
         except IntegrityError:

@@ -43,6 +43,7 @@ from billing.invoicing.cfdi import (
     issuer_place,
     receiver_for,
 )
+from billing.invoicing.rows import open_pending
 
 PRODUCT = "01010101"  # c_ClaveProdServ "No existe en el catálogo", as the guide asks
 UNIT = "ACT"  # c_ClaveUnidad "Actividad"
@@ -105,27 +106,22 @@ def open_globals(engine: Engine, settings: Settings, now: datetime) -> list[int]
             with session_scope(engine) as s:
                 charges = [s.get(Charge, cid) for cid in charge_ids]
                 total = sum((c.amount for c in charges if c is not None), Decimal(0))
-                inv = Invoice(
+                inv = open_pending(
+                    s,
+                    settings,
+                    now,
+                    total,
                     kind="G",
                     # a sale approved after its period's global was made goes into
                     # another global of that period: keyed by its first charge
                     doc_key=f"G:{key}:{charge_ids[0]}",
                     customer_id=_public_holder(s, charge_ids[0]),
-                    serie=settings.cfdi_serie,
-                    folio="",
-                    issued_on=now,
-                    status="pending",
-                    total=total,
                     currency="MXN",
                     periodicity=period.info.periodicity,
                     months=period.info.months,
                     year=period.info.year,
                 )
-                s.add(inv)
-                s.flush()
                 assert inv.id is not None
-                inv.folio = str(inv.id)
-                s.add(inv)
                 for cid in charge_ids:
                     s.add(InvoiceLine(invoice_id=inv.id, charge_id=cid))
                 opened.append(inv.id)

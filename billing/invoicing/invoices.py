@@ -21,7 +21,6 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from billing.core import audit
 from billing.core.db import session_scope
 from billing.core.errors import Cam2DriveError, InvalidInput, InvoiceError, NotFound
 from billing.core.models import (
@@ -49,8 +48,8 @@ from billing.invoicing.cfdi import (
     receiver_for,
 )
 from billing.invoicing.pac import UNREACHABLE, Pac, make_pac
+from billing.invoicing.rows import audit_step, open_pending
 
-ACTOR = "invoicing"
 log = logging.getLogger(__name__)
 #: the SAT's limit between a CFDI's Fecha and its stamp (Anexo 20, Fecha)
 STAMP_WINDOW = timedelta(hours=72)
@@ -135,13 +134,11 @@ def _failed(engine: Engine, settings: Settings, invoice_id: int, exc: Cam2DriveE
             inv.status = "failed"
         s.add(inv)
         if refused:
-            audit.record(
+            audit_step(
                 s,
-                actor=ACTOR,
-                entity="invoice",
-                entity_id=invoice_id,
-                action="failed" if inv.status == "failed" else "refused",
-                cause="the PAC refused the CFDI; operator action needed",
+                invoice_id,
+                "failed" if inv.status == "failed" else "refused",
+                "the PAC refused the CFDI; operator action needed",
                 attempts=inv.attempts,
                 error=str(exc)[:500],
             )
@@ -187,20 +184,15 @@ def _open_ingreso(
     assert customer_id is not None
     try:
         with session_scope(engine) as s:
-            inv = Invoice(
+            open_pending(
+                s,
+                settings,
+                now,
+                amount,
                 charge_id=charge_id,
                 customer_id=customer_id,
-                serie=settings.cfdi_serie,
-                folio="",
-                issued_on=now,
-                status="pending",
-                total=amount,
                 currency=currency,
             )
-            s.add(inv)
-            s.flush()
-            inv.folio = str(inv.id)
-            s.add(inv)
     except IntegrityError:
         return  # another scheduler opened it first
 
@@ -227,11 +219,14 @@ def request_own(
     with session_scope(engine) as s:
         charge = s.get(Charge, charge_id)
         if charge is None:
-            raise NotFound(f"charge {charge_id} does not exist")
+            raise NotFound("charge %(charge)s does not exist", charge=charge_id)
         if charge.status != "approved" or charge.currency != "MXN":
             raise InvalidInput(
-                f"charge {charge_id} is {charge.status} in {charge.currency}: "
-                "only approved MXN charges are invoiced"
+                "charge %(charge)s is %(status)s in %(currency)s: "
+                "only approved MXN charges are invoiced",
+                charge=charge_id,
+                status=charge.status,
+                currency=charge.currency,
             )
         customer = s.exec(
             select(Customer)
@@ -241,7 +236,8 @@ def request_own(
         ).one()
         if not globals_.has_fiscal_data(customer, settings):
             raise InvalidInput(
-                f"customer {customer.id} has no fiscal data: run `customer set-fiscal` first"
+                "customer %(customer)s has no fiscal data: run `customer set-fiscal` first",
+                customer=customer.id,
             )
         own = s.exec(select(Invoice).where(Invoice.charge_id == charge_id)).first()
         line = s.exec(select(InvoiceLine).where(InvoiceLine.charge_id == charge_id)).first()
@@ -250,7 +246,10 @@ def request_own(
             assert holder is not None
             if holder.status != "pending" or holder.kind != "G":
                 raise InvalidInput(
-                    f"charge {charge_id} is in invoice {holder.id} ({holder.status}) already"
+                    "charge %(charge)s is in invoice %(invoice)s (%(status)s) already",
+                    charge=charge_id,
+                    invoice=holder.id,
+                    status=holder.status,
                 )
             # the global is not stamped yet: the sale leaves it
             s.delete(line)
@@ -437,7 +436,7 @@ def _issue_one(
     try:
         pdf = invoice_pdf.pdf_bytes(stamped)
     except Exception as exc:  # weasyprint/fonts missing: a config problem, reported
-        raise InvoiceError(f"cannot render the invoice PDF: {exc}") from exc
+        raise InvoiceError("cannot render the invoice PDF: %(error)s", error=exc) from exc
     base = f"{settings.invoice_prefix}{customer_id}/{serie}-{folio}-{uuid}"
     store.put_document(f"{base}.xml", xml, "application/xml")
     store.put_document(f"{base}.pdf", pdf, "application/pdf")
@@ -448,16 +447,8 @@ def _issue_one(
         inv.issuer_rfc, inv.receiver_rfc = str(signer.rfc), receiver.rfc
         inv.xml_key, inv.pdf_key, inv.stamped_at = f"{base}.xml", f"{base}.pdf", utcnow()
         s.add(inv)
-        audit.record(
-            s,
-            actor=ACTOR,
-            entity="invoice",
-            entity_id=invoice_id,
-            action="issued",
-            cause=_cause(inv),
-            uuid=uuid,
-            total=inv.total,
-            receiver=receiver.rfc,
+        audit_step(
+            s, invoice_id, "issued", _cause(inv), uuid=uuid, total=inv.total, receiver=receiver.rfc
         )
 
 
@@ -473,12 +464,14 @@ def invoice_files(session: Session, store: DocumentStore, invoice_id: int) -> tu
     """(xml, pdf) of an issued invoice."""
     inv = session.get(Invoice, invoice_id)
     if inv is None:
-        raise NotFound(f"invoice {invoice_id} does not exist")
+        raise NotFound("invoice %(invoice)s does not exist", invoice=invoice_id)
     if inv.status != "issued" or not inv.xml_key or not inv.pdf_key:
-        raise NotFound(
-            f"invoice {invoice_id} is not issued yet"
-            + (f" ({inv.last_error})" if inv.last_error else "")
+        why = (
+            "invoice %(invoice)s is not issued yet (%(error)s)"
+            if inv.last_error
+            else "invoice %(invoice)s is not issued yet"
         )
+        raise NotFound(why, invoice=invoice_id, error=inv.last_error)
     return store.get_document(inv.xml_key), store.get_document(inv.pdf_key)
 
 
@@ -499,7 +492,7 @@ def orders(session: Session, customer_id: int | None = None) -> list[dict[str, A
     )
     if customer_id is not None:
         if session.get(Customer, customer_id) is None:
-            raise NotFound(f"customer {customer_id} does not exist")
+            raise NotFound("customer %(customer)s does not exist", customer=customer_id)
         q = q.where(Device.customer_id == customer_id)
     rows = session.exec(q).all()
     # the global invoice a sale is in, and the credit note of a refund

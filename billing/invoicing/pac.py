@@ -12,6 +12,7 @@ CFDI was stamped before.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from satcfdi.cfdi import CFDI
@@ -73,41 +74,43 @@ class FinkokPac:
         self.client = _Bounded(settings.pac_username, settings.pac_password, environment=env)
 
     def stamp(self, cfdi: CFDI) -> CFDI:
-        import requests
-
         try:
-            doc = self.client.stamp(cfdi)
-        except requests.RequestException as exc:
-            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
-        except Exception as first:
+            doc = _ask(lambda: self.client.stamp(cfdi), "the PAC refused the CFDI: %(error)s")
+        except InvoiceError as refused:
             try:  # stamped before (a retry after a lost answer): fetch that stamp
                 doc = self.client.stamped(cfdi)
             except Exception:
-                raise InvoiceError(f"the PAC refused the CFDI: {first}") from first
+                raise refused  # its cause is the PAC's own refusal
         return CFDI.from_string(doc.xml)
 
     def cancel(self, request: Cancelacion) -> str:
-        import requests
-
-        try:
-            ack = self.client.cancel_comprobante(request)
-        except requests.RequestException as exc:
-            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
-        except Exception as exc:
-            raise InvoiceError(f"the PAC refused the cancellation: {exc}") from exc
+        ack = _ask(
+            lambda: self.client.cancel_comprobante(request),
+            "the PAC refused the cancellation: %(error)s",
+        )
         return str(ack.code)
 
     def stamped(self, cfdi: CFDI) -> CFDI | None:
         """The PAC's earlier stamp of this sealed CFDI, None if it has none."""
-        import requests
-
         try:
-            doc = self.client.stamped(cfdi)
-        except requests.RequestException as exc:
-            raise StorageUnavailable(f"{UNREACHABLE}: {exc}") from exc
-        except Exception:
+            doc = _ask(lambda: self.client.stamped(cfdi), "no earlier stamp: %(error)s")
+        except InvoiceError:
             return None
         return CFDI.from_string(doc.xml)
+
+
+def _ask(call: Callable[[], Any], refused: str) -> Any:
+    """A call to the PAC: a network failure may have reached it and is retried
+    (StorageUnavailable); any other failure is its refusal (InvoiceError, from
+    the template `refused`)."""
+    import requests
+
+    try:
+        return call()
+    except requests.RequestException as exc:
+        raise StorageUnavailable(UNREACHABLE + ": %(error)s", error=exc) from exc
+    except Exception as exc:
+        raise InvoiceError(refused, error=exc) from exc
 
 
 def make_pac(settings: Settings) -> Pac:
