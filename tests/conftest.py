@@ -22,6 +22,7 @@ from tests.support.stack import (
     PG_ADMIN,
     Stack,
     fiscal,
+    stack_on_own_s3,
 )
 
 
@@ -107,6 +108,14 @@ def istack(db_url: str, seaweed: SeaweedServer, certs: Path) -> Iterator[Stack]:
     s = Stack(db_url, seaweed, bucket, **fiscal(certs))
     yield s
     s.close()
+
+
+@pytest.fixture
+def ostack(db_url: str, seaweed: SeaweedServer, tmp_path: Path) -> Iterator[Stack]:
+    """A stack on a SeaweedFS of its own (`ostack.seaweed`), for a test that stops and
+    starts S3 (after `seaweed`, which puts the dev credentials in the environment)."""
+    with stack_on_own_s3(db_url, tmp_path, "own") as (stack, _):
+        yield stack
 
 
 def pytest_configure(config: pytest.Config) -> None:

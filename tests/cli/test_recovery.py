@@ -17,7 +17,7 @@ from billing.core.schema import upgrade
 from cli.devstack.seaweed import SeaweedServer
 from cli.litestream import Replication, restore
 from gateway.names import is_name_key
-from tests.support.stack import MiB, Stack, announce, put
+from tests.support.stack import MiB, Stack, put, record_clip
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.process  # runs Litestream and the cam2drive command
@@ -63,13 +63,7 @@ def test_the_database_lost_mid_session_comes_back_whole(
         ftp = stack.ftp(dev)
         ftp.voidcmd("TYPE I")
         put(ftp, "2026-11-22/001/jpg/05[M][0@0][0].jpg", b"first snapshot")
-        conn = announce(ftp, "2026-11-22/001/dav/10.00.00-10.05.00.mp4_", len(clip))
-        conn.sendall(clip)
-        conn.close()
-        assert ftp.voidresp().startswith("226")
-        ftp.rename(
-            "2026-11-22/001/dav/10.00.00-10.05.00.mp4_", "2026-11-22/001/dav/10.00.00-10.05.00.mp4"
-        )
+        record_clip(ftp, "2026-11-22/001/dav/10.00.00-10.05.00.mp4", clip)
         put(ftp, "to rename.jpg", b"renamed")
         put(ftp, "deleted after the copy.jpg", b"x")
         wait_for(
@@ -79,13 +73,7 @@ def test_the_database_lost_mid_session_comes_back_whole(
         )
         replication.stop()  # from here on, the bucket alone knows
         put(ftp, "2026-11-22/001/jpg/10[M][0@0][0].jpg", b"after the copy")
-        conn = announce(ftp, "2026-11-22/001/dav/10.05.00-10.10.00.mp4_", len(later_clip))
-        conn.sendall(later_clip)
-        conn.close()
-        assert ftp.voidresp().startswith("226")
-        ftp.rename(
-            "2026-11-22/001/dav/10.05.00-10.10.00.mp4_", "2026-11-22/001/dav/10.05.00-10.10.00.mp4"
-        )
+        record_clip(ftp, "2026-11-22/001/dav/10.05.00-10.10.00.mp4", later_clip)
         ftp.rename("to rename.jpg", "renamed after the copy.jpg")
         ftp.delete("deleted after the copy.jpg")
         # mid-session, the database is lost

@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 from billing.core.models import Drive, DriveEntry
 from gateway.fsck import check_drives
 from gateway.names import from_metadata, name_key, parse_record
-from tests.support.stack import DeviceLogin, MiB, Stack, announce, put
+from tests.support.stack import DeviceLogin, MiB, Stack, put, record_clip
 
 CLIP = "2026-11-22/001/dav/10/10.00.00-10.05.00[M][0@0][0].mp4"
 SNAP = "2026-11-22/001/jpg/10/00/05[M][0@0][0].jpg"
@@ -29,11 +29,7 @@ def _record_session(stack: Stack, dev: DeviceLogin) -> dict[str, bytes]:
         for folder in ("2026-11-22", "2026-11-22/001", "2026-11-22/001/dav"):
             ftp.mkd(folder)
         put(ftp, SNAP, snap)
-        conn = announce(ftp, CLIP + "_", len(clip))
-        conn.sendall(clip)
-        conn.close()
-        assert ftp.voidresp().startswith("226")
-        ftp.rename(CLIP + "_", CLIP)
+        record_clip(ftp, CLIP, clip)
         put(ftp, "big.dav", big)  # no ALLO: buffered, multipart
         put(ftp, NAMED, b"jpeg bytes")
         put(ftp, "old/a.jpg", b"a")
@@ -148,30 +144,23 @@ def test_fsck_reports_and_repairs_missing_objects_and_wrong_sizes(stack: Stack) 
     stack.assert_consistent(dev)
 
 
-def test_a_rename_the_bucket_cannot_record_is_refused_and_changes_nothing(
-    db_url: str,
-    seaweed,  # type: ignore[no-untyped-def]
-    tmp_path,
-) -> None:
-    from tests.support.stack import stack_on_own_s3
-
-    with stack_on_own_s3(db_url, tmp_path, "names") as (stack, weed):
-        dev = stack.device()
-        with stack.ftp(dev) as ftp:
-            put(ftp, "a.jpg_", b"snapshot")
-            weed.stop()
+def test_a_rename_the_bucket_cannot_record_is_refused_and_changes_nothing(ostack: Stack) -> None:
+    dev = ostack.device()
+    with ostack.ftp(dev) as ftp:
+        put(ftp, "a.jpg_", b"snapshot")
+        ostack.seaweed.stop()
+        try:
             try:
-                try:
-                    ftp.rename("a.jpg_", "a.jpg")
-                    raise AssertionError("rename acknowledged without its name record")
-                except ftplib.error_temp as err:
-                    assert str(err).startswith("451")
-            finally:
-                weed.start()
-            assert ftp.nlst() == ["a.jpg_"]
-            ftp.rename("a.jpg_", "a.jpg")
-            assert ftp.nlst() == ["a.jpg"]
-            data = io.BytesIO()
-            ftp.retrbinary("RETR a.jpg", data.write)
-        assert data.getvalue() == b"snapshot"
-        stack.assert_consistent(dev)
+                ftp.rename("a.jpg_", "a.jpg")
+                raise AssertionError("rename acknowledged without its name record")
+            except ftplib.error_temp as err:
+                assert str(err).startswith("451")
+        finally:
+            ostack.seaweed.start()
+        assert ftp.nlst() == ["a.jpg_"]
+        ftp.rename("a.jpg_", "a.jpg")
+        assert ftp.nlst() == ["a.jpg"]
+        data = io.BytesIO()
+        ftp.retrbinary("RETR a.jpg", data.write)
+    assert data.getvalue() == b"snapshot"
+    ostack.assert_consistent(dev)

@@ -269,6 +269,31 @@ def announce(ftp: ftplib.FTP, name: str, size: int) -> Any:
     return ftp.transfercmd(f"STOR {name}")
 
 
+def keep_sending(ftp: ftplib.FTP, conn: Any, mib: int) -> str:
+    """Up to `mib` more random MiB on a data connection the gateway may drop, then
+    the transfer's final reply (an error reply's text too)."""
+    try:
+        for _ in range(mib):
+            conn.sendall(os.urandom(MiB))
+    except OSError:
+        pass
+    conn.close()
+    try:
+        return ftp.voidresp()
+    except ftplib.Error as err:
+        return str(err)
+
+
+def record_clip(ftp: ftplib.FTP, path: str, clip: bytes) -> None:
+    """A clip as a Dahua recorder sends one: announced and streamed as `path_`,
+    then renamed to `path` once whole."""
+    conn = announce(ftp, f"{path}_", len(clip))
+    conn.sendall(clip)
+    conn.close()
+    assert ftp.voidresp().startswith("226")
+    ftp.rename(f"{path}_", path)
+
+
 def fiscal(certs: Path) -> dict[str, object]:
     """Settings that turn invoicing on with the demo CSD and the local test PAC."""
     return demo_invoicing(certs, certs / "pac")
