@@ -52,7 +52,7 @@ from billing.core.errors import (
 )
 from billing.core.models import Drive, DriveEntry, Recording, Reservation, utcnow
 from billing.entitlement import entitled
-from gateway.recordings import Parsed, parse
+from gateway.recordings import parse
 
 drives = Drive.__table__  # type: ignore[attr-defined]
 entries = DriveEntry.__table__  # type: ignore[attr-defined]
@@ -86,16 +86,11 @@ _TAKE_RES = (
     .where(reservations.c.id == bindparam("q_rid"))
     .returning(reservations.c.bytes)
 )
-_IS_DIR = select(entries.c.is_dir).where(
-    entries.c.drive_id == bindparam("q_drive"), entries.c.path == bindparam("q_path")
-)
+_AT_PATH = (entries.c.drive_id == bindparam("q_drive"), entries.c.path == bindparam("q_path"))
+_IS_DIR = select(entries.c.is_dir).where(*_AT_PATH)
 _DROP_FILE = (
     delete(entries)
-    .where(
-        entries.c.drive_id == bindparam("q_drive"),
-        entries.c.path == bindparam("q_path"),
-        entries.c.is_dir.is_(False),
-    )
+    .where(*_AT_PATH, entries.c.is_dir.is_(False))
     .returning(entries.c.size, entries.c.key)
 )
 _NEW_ENTRY = insert(entries)
@@ -167,17 +162,7 @@ _OPEN_RESERVED = {False: _open_reserved(_RESERVE), True: _open_reserved(_RESERVE
 # found the reservation (a referenced CTE runs first); the UPDATE joins `r`,
 # so an expired reservation changes nothing and returns no row.
 _r = _TAKE_RES.returning(reservations.c.drive_id).cte("r")
-_o = (
-    delete(entries)
-    .where(
-        entries.c.drive_id == bindparam("q_drive"),
-        entries.c.path == bindparam("q_path"),
-        entries.c.is_dir.is_(False),
-        select(_r.c.bytes).exists(),
-    )
-    .returning(entries.c.size, entries.c.key)
-    .cte("o")
-)
+_o = _DROP_FILE.where(select(_r.c.bytes).exists()).cte("o")
 _SETTLE = (
     update(drives)
     .where(drives.c.id == bindparam("q_drive"), drives.c.id == _r.c.drive_id)
@@ -308,21 +293,11 @@ _SETTLE_PARAMS = (
 _REC_CTE = """,
     rec AS (INSERT INTO recordings
                 (entry_id, drive_id, channel, kind, starts_at, ends_at, is_snapshot)
-            SELECT id, :q_drive, :r_channel, :r_kind, :r_start, :r_end, :r_snap FROM n)"""
+            SELECT id, :q_drive, :channel, :kind, :starts_at, :ends_at, :is_snapshot FROM n)"""
 _REC_PARAMS = (
-    bindparam("r_start", type_=recordings.c.starts_at.type),
-    bindparam("r_end", type_=recordings.c.ends_at.type),
+    bindparam("starts_at", type_=recordings.c.starts_at.type),
+    bindparam("ends_at", type_=recordings.c.ends_at.type),
 )
-
-
-def _rec_params(rec: Parsed) -> dict[str, Any]:
-    return {
-        "r_channel": rec.channel,
-        "r_kind": rec.kind,
-        "r_start": rec.start,
-        "r_end": rec.end,
-        "r_snap": rec.is_snapshot,
-    }
 
 
 def _commit_one(rec: bool) -> Any:
@@ -347,7 +322,7 @@ _REC_MOVED = {
     "set": """,
     rec AS (INSERT INTO recordings
                 (entry_id, drive_id, channel, kind, starts_at, ends_at, is_snapshot)
-            SELECT id, :q_drive, :r_channel, :r_kind, :r_start, :r_end, :r_snap FROM u
+            SELECT id, :q_drive, :channel, :kind, :starts_at, :ends_at, :is_snapshot FROM u
             ON CONFLICT (entry_id) DO UPDATE SET channel = excluded.channel,
                 kind = excluded.kind, starts_at = excluded.starts_at,
                 ends_at = excluded.ends_at, is_snapshot = excluded.is_snapshot)""",
@@ -612,7 +587,7 @@ class DriveLedger:
             row = self._single(
                 _PUT_COMMIT_ONE[rec is not None],
                 {
-                    **(_rec_params(rec) if rec else {}),
+                    **(rec.columns() if rec else {}),
                     "q_rid": intent.rid,
                     "q_drive": drive_id,
                     "q_device": device_id,
@@ -733,7 +708,7 @@ class DriveLedger:
                 row = self._single(
                     _COMMIT_ONE[rec is not None],
                     {
-                        **(_rec_params(rec) if rec else {}),
+                        **(rec.columns() if rec else {}),
                         **_file_params(drive_id, path, key, size, now),
                         "q_rid": rid,
                     },
@@ -945,7 +920,7 @@ class DriveLedger:
                 if self._single(
                     _RENAME_FILE_ONE[moved],
                     {
-                        **(_rec_params(rec) if rec else {}),
+                        **(rec.columns() if rec else {}),
                         "q_drive": drive_id,
                         "q_src": src,
                         "q_dst": dst,

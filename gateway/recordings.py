@@ -28,6 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from billing.core.db import reader
 from billing.core.models import Device, Drive, DriveEntry, Recording
 
+recordings = Recording.__table__  # type: ignore[attr-defined]
+entries = DriveEntry.__table__  # type: ignore[attr-defined]
+devices = Device.__table__  # type: ignore[attr-defined]
+drives = Drive.__table__  # type: ignore[attr-defined]
+
 KINDS = {
     "R": "regular",
     "M": "motion",
@@ -71,17 +76,22 @@ class Parsed:
     end: datetime  # naive, local; == start for a snapshot
     is_snapshot: bool
 
-    def row(self, entry_id: int, drive_id: int) -> dict[str, Any]:
-        """Its `recordings` row, for drive entry `entry_id`."""
+    def columns(self) -> dict[str, Any]:
+        """Its `recordings` columns but the keys, named as the columns: the bind
+        parameters of every statement that writes the row."""
         return {
-            "entry_id": entry_id,
-            "drive_id": drive_id,
             "channel": self.channel,
             "kind": self.kind,
             "starts_at": self.start,
             "ends_at": self.end,
             "is_snapshot": self.is_snapshot,
         }
+
+    def row(self, entry_id: int, drive_id: int) -> dict[str, Any]:
+        """Its `recordings` row, for drive entry `entry_id`."""
+        row = self.columns()
+        row["entry_id"], row["drive_id"] = entry_id, drive_id
+        return row
 
 
 def parse(path: str) -> Parsed | None:
@@ -158,9 +168,6 @@ def _build(
 
 
 # --- the index, read ------------------------------------------------------
-
-recordings = Recording.__table__  # type: ignore[attr-defined]
-entries = DriveEntry.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -311,9 +318,6 @@ def _add(conn: Connection, row: dict[str, Any]) -> int:
 
 
 # --- what a customer may open -----------------------------------------------
-
-devices = Device.__table__  # type: ignore[attr-defined]
-drives = Drive.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
