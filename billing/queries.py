@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
@@ -24,29 +25,35 @@ from billing.core.models import (
     Notification,
     Plan,
     Subscription,
+    WithId,
 )
+
+_Row = TypeVar("_Row", bound=WithId)
+
+
+def _listing(session: Session, model: type[_Row], **equal: object) -> Sequence[_Row]:
+    """Every row of `model` by id, narrowed to the columns given a value (None: any)."""
+    q = select(model).order_by(col(model.id))
+    for column, value in equal.items():
+        if value is not None:
+            q = q.where(getattr(model, column) == value)
+    return session.exec(q).all()
 
 
 def distributors(session: Session) -> Sequence[Distributor]:
-    return session.exec(select(Distributor).order_by(col(Distributor.id))).all()
+    return _listing(session, Distributor)
 
 
 def customers(session: Session, distributor_id: int | None = None) -> Sequence[Customer]:
-    q = select(Customer).order_by(col(Customer.id))
-    if distributor_id is not None:
-        q = q.where(Customer.distributor_id == distributor_id)
-    return session.exec(q).all()
+    return _listing(session, Customer, distributor_id=distributor_id)
 
 
 def plans(session: Session) -> Sequence[Plan]:
-    return session.exec(select(Plan).order_by(col(Plan.id))).all()
+    return _listing(session, Plan)
 
 
 def devices(session: Session, customer_id: int | None = None) -> Sequence[Device]:
-    q = select(Device).order_by(col(Device.id))
-    if customer_id is not None:
-        q = q.where(Device.customer_id == customer_id)
-    return session.exec(q).all()
+    return _listing(session, Device, customer_id=customer_id)
 
 
 def subscriptions(
@@ -74,17 +81,11 @@ def ledger(session: Session, customer_id: int | None = None) -> Sequence[Charge]
 
 
 def drives(session: Session, device_id: int | None = None) -> Sequence[Drive]:
-    q = select(Drive).order_by(col(Drive.id))
-    if device_id is not None:
-        q = q.where(Drive.device_id == device_id)
-    return session.exec(q).all()
+    return _listing(session, Drive, device_id=device_id)
 
 
 def invoices(session: Session, customer_id: int | None = None) -> Sequence[Invoice]:
-    q = select(Invoice).order_by(col(Invoice.id))
-    if customer_id is not None:
-        q = q.where(Invoice.customer_id == customer_id)
-    return session.exec(q).all()
+    return _listing(session, Invoice, customer_id=customer_id)
 
 
 def notifications(session: Session, pending: bool = False) -> Sequence[Notification]:

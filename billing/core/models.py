@@ -35,19 +35,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Distributor(SQLModel, table=True):
-    __tablename__ = "distributors"
+class WithId(SQLModel):
+    """A table keyed by an integer the database assigns (its first column, `id`)."""
 
     id: int | None = Field(default=None, primary_key=True)
+
+
+class Distributor(WithId, table=True):
+    __tablename__ = "distributors"
+
     name: str = Field(sa_column=Column(String(200), nullable=False))
     email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Customer(SQLModel, table=True):
+class Customer(WithId, table=True):
     __tablename__ = "customers"
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
     email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
     name: str | None = Field(default=None, sa_column=Column(String(200)))
@@ -62,10 +66,9 @@ class Customer(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Device(SQLModel, table=True):
+class Device(WithId, table=True):
     __tablename__ = "devices"
 
-    id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
     name: str = Field(sa_column=Column(String(100), nullable=False))
     serial: str | None = Field(default=None, sa_column=Column(String(100)))
@@ -78,13 +81,12 @@ class Device(SQLModel, table=True):
     timezone: str | None = Field(default=None, sa_column=Column(String(64)))
 
 
-class DeviceKey(SQLModel, table=True):
+class DeviceKey(WithId, table=True):
     """An SSH public key a device may log in with over SFTP."""
 
     __tablename__ = "device_keys"
     __table_args__ = (UniqueConstraint("device_id", "fingerprint", name="uq_device_keys_fp"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
     algorithm: str = Field(sa_column=Column(String(60), nullable=False))
     public_key: str = Field(sa_column=Column(Text, nullable=False))
@@ -93,10 +95,9 @@ class DeviceKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Plan(SQLModel, table=True):
+class Plan(WithId, table=True):
     __tablename__ = "plans"
 
-    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     capacity_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
@@ -105,12 +106,11 @@ class Plan(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Subscription(SQLModel, table=True):
+class Subscription(WithId, table=True):
     """A device's right to upload: `courtesy` (granted by hand) or `paid` (Mercado Pago)."""
 
     __tablename__ = "subscriptions"
 
-    id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="devices.id", index=True, nullable=False)
     plan_id: int = Field(foreign_key="plans.id", nullable=False)
     status: str = Field(sa_column=Column(String(20), nullable=False, index=True))
@@ -139,13 +139,12 @@ class Subscription(SQLModel, table=True):
     mp_amount_pending: Decimal | None = Field(default=None, sa_column=Column(Numeric(12, 2)))
 
 
-class MercadoPagoPlan(SQLModel, table=True):
+class MercadoPagoPlan(WithId, table=True):
     """The Mercado Pago preapproval plan behind a cam2drive plan, price and billing day."""
 
     __tablename__ = "mp_plans"
     __table_args__ = (UniqueConstraint("plan_id", "billing_day", "price", name="uq_mp_plans"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     plan_id: int = Field(foreign_key="plans.id", nullable=False)
     billing_day: int = Field(nullable=False)
     price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
@@ -153,12 +152,11 @@ class MercadoPagoPlan(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Charge(SQLModel, table=True):
+class Charge(WithId, table=True):
     """The ledger: every amount asked of a payer, with the key that makes it idempotent."""
 
     __tablename__ = "charges"
 
-    id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True, nullable=False)
     kind: str = Field(sa_column=Column(String(20), nullable=False))  # installment|upgrade|paynow
     plan_id: int | None = Field(default=None, foreign_key="plans.id")  # an upgrade's target
@@ -182,12 +180,11 @@ class Charge(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Drive(SQLModel, table=True):
+class Drive(WithId, table=True):
     """A device's storage: counters kept exact by atomic UPDATEs (gateway/index.py)."""
 
     __tablename__ = "drives"
 
-    id: int | None = Field(default=None, primary_key=True)
     device_id: int = Field(foreign_key="devices.id", nullable=False, unique=True)
     prefix: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
     capacity_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
@@ -197,7 +194,7 @@ class Drive(SQLModel, table=True):
     last_upload_at: datetime | None = Field(default=None)
 
 
-class DriveEntry(SQLModel, table=True):
+class DriveEntry(WithId, table=True):
     """The object index: one row per committed file or directory of a drive.
 
     `path` is the logical path a login sees (no leading slash); `key` is the
@@ -211,7 +208,6 @@ class DriveEntry(SQLModel, table=True):
         Index("ix_drive_entries_age", "drive_id", "is_dir", "committed_at"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     drive_id: int = Field(foreign_key="drives.id", nullable=False)
     path: str = Field(sa_column=Column(String(1024), nullable=False))
     parent: str = Field(sa_column=Column(String(1024), nullable=False))
@@ -290,12 +286,11 @@ class AccountLoginFailure(SQLModel, table=True):
     last_ok_ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
-class AuditEvent(SQLModel, table=True):
+class AuditEvent(WithId, table=True):
     """Every state change, with who did it and why."""
 
     __tablename__ = "audit_log"
 
-    id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, nullable=False, index=True)
     actor: str = Field(sa_column=Column(String(100), nullable=False))
     entity: str = Field(sa_column=Column(String(40), nullable=False))
@@ -305,7 +300,7 @@ class AuditEvent(SQLModel, table=True):
     detail: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class Invoice(SQLModel, table=True):
+class Invoice(WithId, table=True):
     """The fiscal receipt of one approved charge: a stamped CFDI and its PDF in S3.
 
     The row is written before the PAC is called, with the folio and date the
@@ -315,7 +310,6 @@ class Invoice(SQLModel, table=True):
 
     __tablename__ = "invoices"
 
-    id: int | None = Field(default=None, primary_key=True)
     # the charge an ingreso invoices; a global or an egreso lists its charges
     # in invoice_lines instead (billing/invoicing/globals.py, credits.py)
     charge_id: int | None = Field(default=None, foreign_key="charges.id", unique=True)
@@ -361,7 +355,7 @@ class InvoiceLine(SQLModel, table=True):
     charge_id: int = Field(foreign_key="charges.id", primary_key=True, index=True)
 
 
-class Notification(SQLModel, table=True):
+class Notification(WithId, table=True):
     """The outbox: one email to send, unique by what it is about.
 
     `dedupe_key` names the event (e.g. `status:past_due:sub:7:audit:123`),
@@ -370,7 +364,6 @@ class Notification(SQLModel, table=True):
 
     __tablename__ = "notifications"
 
-    id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
     kind: str = Field(sa_column=Column(String(40), nullable=False))
     customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
@@ -395,12 +388,11 @@ class Cursor(SQLModel, table=True):
 # --- ISPs' ERPs (billing/contracts.py, web/api/) ---------------------------------------
 
 
-class ApiKey(SQLModel, table=True):
+class ApiKey(WithId, table=True):
     """A distributor's ERP credential: `key_id` in clear, the secret only hashed."""
 
     __tablename__ = "api_keys"
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
     key_id: str = Field(sa_column=Column(String(40), nullable=False, unique=True))
     secret_hash: str = Field(sa_column=Column(String(200), nullable=False))
@@ -408,13 +400,12 @@ class ApiKey(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None)
 
 
-class DistributorPlan(SQLModel, table=True):
+class DistributorPlan(WithId, table=True):
     """A plan a distributor sells (a product its ERP syncs) and what it pays for it."""
 
     __tablename__ = "distributor_plans"
     __table_args__ = (UniqueConstraint("distributor_id", "plan_id", name="uq_distributor_plans"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
     plan_id: int = Field(foreign_key="plans.id", nullable=False)
     wholesale_price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
@@ -422,7 +413,7 @@ class DistributorPlan(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class Contract(SQLModel, table=True):
+class Contract(WithId, table=True):
     """An ERP's contract: its own id, the customer and the one device (and drive) it made.
 
     Its status is the device's subscription's (kind `isp`), so the gateway's
@@ -434,7 +425,6 @@ class Contract(SQLModel, table=True):
         UniqueConstraint("distributor_id", "external_id", name="uq_contracts_external"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", nullable=False)
     external_id: str = Field(sa_column=Column(String(64), nullable=False))
     customer_id: int = Field(foreign_key="customers.id", index=True, nullable=False)
@@ -446,12 +436,11 @@ class Contract(SQLModel, table=True):
     next_plan_on: date | None = Field(default=None)  # a downgrade waits for this day
 
 
-class ContractSpan(SQLModel, table=True):
+class ContractSpan(WithId, table=True):
     """Days a contract was billed to its ISP on one plan: [start_on, end_on)."""
 
     __tablename__ = "contract_spans"
 
-    id: int | None = Field(default=None, primary_key=True)
     contract_id: int = Field(foreign_key="contracts.id", index=True, nullable=False)
     plan_id: int = Field(foreign_key="plans.id", nullable=False)
     price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))  # monthly wholesale
@@ -460,13 +449,12 @@ class ContractSpan(SQLModel, table=True):
     end_on: date | None = Field(default=None)
 
 
-class IdempotentReply(SQLModel, table=True):
+class IdempotentReply(WithId, table=True):
     """The first answer to an API call made with an `Idempotency-Key`, for its replays."""
 
     __tablename__ = "idempotent_replies"
     __table_args__ = (UniqueConstraint("distributor_id", "key", name="uq_idempotent_replies"),)
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", nullable=False)
     key: str = Field(sa_column=Column(String(200), nullable=False))
     fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
@@ -486,12 +474,11 @@ class CallbackEndpoint(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class CallbackEvent(SQLModel, table=True):
+class CallbackEvent(WithId, table=True):
     """The ERP outbox: one signed POST to make, unique by the event it tells."""
 
     __tablename__ = "callback_events"
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
     dedupe_key: str = Field(sa_column=Column(String(160), nullable=False, unique=True))
     event: str = Field(sa_column=Column(String(40), nullable=False))
@@ -504,13 +491,12 @@ class CallbackEvent(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None)
 
 
-class MercadoPagoNotification(SQLModel, table=True):
+class MercadoPagoNotification(WithId, table=True):
     """A webhook from Mercado Pago, queued when it arrived and applied afterwards
     (billing/payments/notifications.py): a row survives a crash, a background task does not."""
 
     __tablename__ = "mp_notifications"
 
-    id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(sa_column=Column(String(40), nullable=False))
     resource_id: str = Field(sa_column=Column(String(64), nullable=False))
     received_at: datetime = Field(default_factory=utcnow, nullable=False)
@@ -519,7 +505,7 @@ class MercadoPagoNotification(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class DistributorUser(SQLModel, table=True):
+class DistributorUser(WithId, table=True):
     """A distributor's staff login to the portal (`cam2drive distributor add-user`).
 
     Apart from customers: staff act for the distributor over all its customers,
@@ -528,7 +514,6 @@ class DistributorUser(SQLModel, table=True):
 
     __tablename__ = "distributor_users"
 
-    id: int | None = Field(default=None, primary_key=True)
     distributor_id: int = Field(foreign_key="distributors.id", index=True, nullable=False)
     email: str = Field(sa_column=Column(String(254), nullable=False, unique=True))
     name: str | None = Field(default=None, sa_column=Column(String(200)))
@@ -537,28 +522,31 @@ class DistributorUser(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
 
 
-class WebSession(SQLModel, table=True):
+class PrincipalToken(SQLModel):
+    """A random token handed to a customer or a staff member (`kind`, `principal_id`);
+    only its SHA-256 is kept, as the key."""
+
+    token_hash: str = Field(sa_type=String(64), primary_key=True)
+    kind: str = Field(sa_type=String(10), nullable=False)  # customer | staff
+    principal_id: int = Field(nullable=False, index=True)
+
+
+class WebSession(PrincipalToken, table=True):
     """A portal sign-in, kept on the server so it can be ended (sign-out, password reset)
     on every node; the cookie carries a random token whose SHA-256 is the key."""
 
     __tablename__ = "web_sessions"
 
-    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
-    kind: str = Field(sa_column=Column(String(10), nullable=False))  # customer | staff
-    principal_id: int = Field(nullable=False, index=True)
     csrf: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     expires_at: datetime = Field(nullable=False, index=True)
 
 
-class PasswordLink(SQLModel, table=True):
+class PasswordLink(PrincipalToken, table=True):
     """A one-time link that sets a first password or resets one; only its hash is kept."""
 
     __tablename__ = "password_links"
 
-    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
-    kind: str = Field(sa_column=Column(String(10), nullable=False))  # customer | staff
-    principal_id: int = Field(nullable=False, index=True)
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     expires_at: datetime = Field(nullable=False)
     used_at: datetime | None = Field(default=None)
