@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncssh
 import pytest
 
+from tests.support.sftp import sftp_run
 from tests.support.stack import Stack
 
 
@@ -18,21 +17,7 @@ def sftp_banner(port: int, user: str, password: str) -> str:
         def auth_banner_received(self, msg: str, lang: str) -> None:
             seen.append(msg)
 
-    async def main() -> None:
-        conn, _ = await asyncssh.create_connection(
-            Client,
-            "127.0.0.1",
-            port,
-            username=user,
-            password=password,
-            known_hosts=None,
-            client_keys=None,
-        )
-        async with conn:
-            async with conn.start_sftp_client() as sftp:
-                await sftp.listdir(".")
-
-    asyncio.run(main())
+    sftp_run(port, user, password, lambda sftp: sftp.listdir("."), client_factory=Client)
     return "".join(seen).strip()
 
 
