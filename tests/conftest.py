@@ -23,6 +23,7 @@ from tests.support.stack import (
     Stack,
     fiscal,
     stack_on_own_s3,
+    stack_with,
 )
 
 
@@ -95,19 +96,15 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def stack(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    s = Stack(db_url, seaweed, bucket)
-    yield s
-    s.close()
+    with stack_with(db_url, seaweed) as s:
+        yield s
 
 
 @pytest.fixture
 def istack(db_url: str, seaweed: SeaweedServer, certs: Path) -> Iterator[Stack]:
     """A stack that issues invoices (the demo CSD and the local test PAC)."""
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    s = Stack(db_url, seaweed, bucket, **fiscal(certs))
-    yield s
-    s.close()
+    with stack_with(db_url, seaweed, **fiscal(certs)) as s:
+        yield s
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from cli.devstack.mp_emulator import MercadoPagoEmulator
 from cli.devstack.seaweed import SeaweedServer, free_port
 from tests.support.billing import Clock, authorize, control, set_outcome, status, subscribe
 from tests.support.cfdi import give_fiscal
-from tests.support.stack import Stack, fiscal
+from tests.support.stack import Stack, fiscal, stack_with
 
 
 class Inbox:
@@ -70,18 +70,8 @@ def inbox() -> Iterator[Inbox]:
 @contextmanager
 def mailing(db_url: str, seaweed: SeaweedServer, inbox: Inbox, **settings: Any) -> Iterator[Stack]:
     """A stack whose notices go to `inbox` over SMTP."""
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-        smtp_host="127.0.0.1",
-        smtp_port=inbox.port,
-        **settings,
-    )
-    try:
-        yield stack
-    finally:
-        stack.close()
+    with stack_with(db_url, seaweed, smtp_host="127.0.0.1", smtp_port=inbox.port, **settings) as s:
+        yield s
 
 
 @pytest.fixture

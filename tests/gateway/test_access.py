@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from billing.core.settings import Settings
-from cli.devstack.seaweed import free_port
-from tests.support.stack import Stack, passive_range, put
+from cli.devstack.seaweed import SeaweedServer, free_port
+from tests.support.stack import Stack, passive_range, put, stack_with
 
 # --- entitlement -------------------------------------------------------------------
 
@@ -118,14 +118,8 @@ def test_bad_paths_get_clear_replies_and_change_nothing(stack: Stack) -> None:
     assert set(stack.entries(dev)) == {"通道一"}
 
 
-def test_invalid_utf8_refused_when_no_fallback(db_url: str, seaweed) -> None:  # type: ignore[no-untyped-def]
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-        path_fallback_encoding="refuse",
-    )
-    try:
+def test_invalid_utf8_refused_when_no_fallback(db_url: str, seaweed: SeaweedServer) -> None:
+    with stack_with(db_url, seaweed, path_fallback_encoding="refuse") as stack:
         dev = stack.device()
         sock = raw_session(stack, dev.username, dev.password)
         assert command(sock, b"MKD \xff\xfe").startswith(
@@ -134,8 +128,6 @@ def test_invalid_utf8_refused_when_no_fallback(db_url: str, seaweed) -> None:  #
         assert command(sock, b"PWD").startswith('257 "/"')  # the session goes on
         sock.close()
         assert stack.entries(dev) == {}
-    finally:
-        stack.close()
 
 
 def test_ftp_bounce_is_refused(stack: Stack) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from cli.devstack.seaweed import SeaweedServer
 from tests.support.sftp import sftp_connect
-from tests.support.stack import MiB, Stack, put
+from tests.support.stack import MiB, Stack, put, stack_with
 from tests.support.wait import wait_for
 
 FLOOD = 2000
@@ -37,11 +37,9 @@ def enough_fds() -> None:
 @pytest.fixture
 def tight(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
     """A stack with small limits and a short login timeout."""
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    s = Stack(
+    with stack_with(
         db_url,
         seaweed,
-        bucket,
         ftp_max_connections=6,
         ftp_max_unauthenticated=3,
         ftp_max_connections_per_ip=3,
@@ -50,9 +48,8 @@ def tight(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
         sftp_max_unauthenticated=3,
         sftp_max_connections_per_ip=3,
         sftp_login_timeout=1,
-    )
-    yield s
-    s.close()
+    ) as s:
+        yield s
 
 
 def flood(port: int, count: int, first: int = 2, last: int = 250) -> list[socket.socket]:

@@ -18,18 +18,16 @@ import pytest
 from billing.core.settings import Settings
 from cli.devstack.seaweed import SeaweedServer, free_port
 from gateway.auth import Authenticator, AuthFailed
-from tests.support.stack import Stack, passive_range
+from tests.support.stack import Stack, passive_range, stack_with
 
 
 @pytest.fixture
 def strict(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
     """A stack that bans after 3 failures per address and 3 per account."""
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    s = Stack(db_url, seaweed, bucket, ban_max_failures=3, ban_max_failures_per_account=3)
-    s.clear_bans()
-    yield s
-    s.clear_bans()
-    s.close()
+    with stack_with(db_url, seaweed, ban_max_failures=3, ban_max_failures_per_account=3) as s:
+        s.clear_bans()
+        yield s
+        s.clear_bans()
 
 
 def ftp_from(stack: Stack, source: str) -> ftplib.FTP:
@@ -80,33 +78,31 @@ def test_guesses_at_one_account_from_many_addresses_add_up(strict: Stack) -> Non
 
 
 def test_ssh_failures_wait_as_long_as_ftp_failures(db_url: str, seaweed: SeaweedServer) -> None:
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
     delay, tries = 0.4, 3
-    stack = Stack(db_url, seaweed, bucket, auth_failed_delay=delay, ban_max_failures=100)
-    try:
-        port = stack.start_sftp()
-        dev = stack.device()
+    with stack_with(db_url, seaweed, auth_failed_delay=delay, ban_max_failures=100) as stack:
+        try:
+            port = stack.start_sftp()
+            dev = stack.device()
 
-        async def one_try() -> None:
-            with pytest.raises(asyncssh.PermissionDenied):
-                await asyncssh.connect(
-                    "127.0.0.1",
-                    port,
-                    local_addr=("127.0.0.61", 0),
-                    username=dev.username,
-                    password="wrong-password",
-                    known_hosts=None,
-                    client_keys=None,
-                )
+            async def one_try() -> None:
+                with pytest.raises(asyncssh.PermissionDenied):
+                    await asyncssh.connect(
+                        "127.0.0.1",
+                        port,
+                        local_addr=("127.0.0.61", 0),
+                        username=dev.username,
+                        password="wrong-password",
+                        known_hosts=None,
+                        client_keys=None,
+                    )
 
-        started = time.monotonic()
-        for _ in range(tries):
-            asyncio.run(one_try())
-        # a lower bound: each refusal came after the configured pause, never sooner
-        assert time.monotonic() - started >= delay * tries
-    finally:
-        stack.clear_bans()
-        stack.close()
+            started = time.monotonic()
+            for _ in range(tries):
+                asyncio.run(one_try())
+            # a lower bound: each refusal came after the configured pause, never sooner
+            assert time.monotonic() - started >= delay * tries
+        finally:
+            stack.clear_bans()
 
 
 def test_unknown_and_known_emails_cost_the_same_check(stack: Stack) -> None:

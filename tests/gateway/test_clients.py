@@ -11,7 +11,7 @@ import pytest
 
 from cli.devstack.seaweed import SeaweedServer
 from cli.devstack.tls import self_signed
-from tests.support.stack import MiB, Stack
+from tests.support.stack import MiB, Stack, stack_with
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -49,17 +49,10 @@ def test_curl_ftp_upload_list_download(stack: Stack, tmp_path: Path) -> None:
 def ftps_stack(db_url: str, seaweed: SeaweedServer, tmp_path: Path) -> Iterator[Stack]:
     """A stack whose FTP requires TLS, with a fresh self-signed certificate."""
     cert, key = self_signed(tmp_path / "tls")
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    stack = Stack(
-        db_url,
-        seaweed,
-        bucket,
-        ftp_tls_certfile=cert,
-        ftp_tls_keyfile=key,
-        ftp_tls_required=True,
-    )
-    yield stack
-    stack.close()
+    with stack_with(
+        db_url, seaweed, ftp_tls_certfile=cert, ftp_tls_keyfile=key, ftp_tls_required=True
+    ) as stack:
+        yield stack
 
 
 def test_curl_explicit_ftps(ftps_stack: Stack, tmp_path: Path) -> None:

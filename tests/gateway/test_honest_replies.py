@@ -21,7 +21,9 @@ def test_feat_lists_only_what_works(stack: Stack) -> None:
             ftp.sendcmd("MFMT 20260101000000 x")
 
 
-def test_negative_or_garbled_allo_is_501_and_announces_nothing(stack: Stack) -> None:
+def test_allo_is_held_to_and_a_garbled_one_is_501(stack: Stack) -> None:
+    """A negative or garbled ALLO is refused and announces nothing; a client that
+    announced N bytes and sent fewer did not finish: no object."""
     dev = stack.device()
     with stack.ftp(dev) as ftp:
         ftp.voidcmd("TYPE I")
@@ -32,6 +34,10 @@ def test_negative_or_garbled_allo_is_501_and_announces_nothing(stack: Stack) -> 
         assert put(ftp, "after.jpg", b"data").startswith("226")
         assert ftp.sendcmd("ALLO 0").startswith("200")
         assert put(ftp, "empty.jpg", b"").startswith("226")
+        ftp.sendcmd("ALLO 1000")
+        with pytest.raises(ftplib.error_temp, match="^426"):
+            put(ftp, "short", b"x" * 10)
+        assert sorted(ftp.nlst()) == ["after.jpg", "empty.jpg"]
     stack.assert_consistent(dev)
 
 

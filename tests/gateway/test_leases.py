@@ -13,6 +13,7 @@ import ftplib
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import asyncssh
 import pytest
@@ -20,31 +21,26 @@ import pytest
 from cli.devstack.seaweed import SeaweedServer
 from gateway.janitor import run_janitor
 from tests.support.sftp import sftp_connect
-from tests.support.stack import MiB, Stack, announce
+from tests.support.stack import DeviceLogin, MiB, Stack, announce, stack_with
 from tests.support.wait import wait_for
 
 LEASE = 2  # seconds
 STALL = 2  # seconds
 
 
-def _stack(db_url: str, seaweed: SeaweedServer, **overrides: object) -> Stack:
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    return Stack(db_url, seaweed, bucket, **overrides)
-
-
 @pytest.fixture
 def slow_stack(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
     """A short lease, and a stall limit far past the pauses the tests make."""
-    s = _stack(db_url, seaweed, reservation_lease_seconds=LEASE, upload_stall_seconds=60)
-    yield s
-    s.close()
+    with stack_with(db_url, seaweed, reservation_lease_seconds=LEASE, upload_stall_seconds=60) as s:
+        yield s
 
 
 @pytest.fixture
 def stall_stack(db_url: str, seaweed: SeaweedServer) -> Iterator[Stack]:
-    s = _stack(db_url, seaweed, reservation_lease_seconds=LEASE + 1, upload_stall_seconds=STALL)
-    yield s
-    s.close()
+    with stack_with(
+        db_url, seaweed, reservation_lease_seconds=LEASE + 1, upload_stall_seconds=STALL
+    ) as s:
+        yield s
 
 
 def _janitor_through(stack: Stack, seconds: float) -> None:
@@ -53,6 +49,27 @@ def _janitor_through(stack: Stack, seconds: float) -> None:
     while time.monotonic() < end:
         run_janitor(stack.pipeline)
         time.sleep(0.3)
+
+
+def begin(
+    stack: Stack,
+    ftp: ftplib.FTP,
+    dev: DeviceLogin,
+    name: str,
+    data: bytes,
+    first: int,
+    announced: bool,
+) -> Any:
+    """A STOR of `data` begun (announced with ALLO as a Dahua recorder does, or not:
+    buffered), its `first` bytes sent and its reservation held: the data socket."""
+    if announced:
+        conn = announce(ftp, name, len(data))
+    else:
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd(f"STOR {name}")
+    conn.sendall(data[:first])
+    wait_for(lambda: stack.drive(dev).reserved_bytes > 0, what="a reservation")
+    return conn
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["streamed", "buffered"])
@@ -66,13 +83,8 @@ def test_a_slow_upload_outlives_the_lease_and_the_janitor(
     dev = stack.device()
     data = os.urandom(7 * MiB)
     with stack.ftp(dev) as ftp:
-        if announced:
-            conn = announce(ftp, "slow.dav", len(data))
-        else:
-            ftp.voidcmd("TYPE I")
-            conn = ftp.transfercmd("STOR slow.dav")
-        conn.sendall(data[: 6 * MiB])  # buffered: a part is in S3, a multipart upload open
-        wait_for(lambda: stack.drive(dev).reserved_bytes > 0, what="a reservation")
+        # buffered, 6 MiB put a part in S3: a multipart upload is open
+        conn = begin(stack, ftp, dev, "slow.dav", data, 6 * MiB, announced)
         _janitor_through(stack, 3 * LEASE)
         assert stack.drive(dev).reserved_bytes > 0  # still held
         conn.sendall(data[6 * MiB :])
@@ -91,14 +103,7 @@ def test_a_stalled_ftp_upload_gets_451_and_gives_its_reservation_back(
     dev = stack.device()
     data = os.urandom(7 * MiB)
     with stack.ftp(dev) as ftp:
-        if announced:
-            conn = announce(ftp, "stalled.dav", len(data))
-            conn.sendall(data[:MiB])
-        else:
-            ftp.voidcmd("TYPE I")
-            conn = ftp.transfercmd("STOR stalled.dav")
-            conn.sendall(data[: 6 * MiB])
-        wait_for(lambda: stack.drive(dev).reserved_bytes > 0, what="a reservation")
+        conn = begin(stack, ftp, dev, "stalled.dav", data, MiB if announced else 6 * MiB, announced)
         # ... and the recorder sends nothing more, nor closes anything
         with pytest.raises(ftplib.error_temp, match=r"^451 No data from the client"):
             ftp.voidresp()

@@ -8,15 +8,13 @@ import json
 import logging
 import re
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 from cli.devstack.seaweed import SeaweedServer
-from tests.support.stack import Stack, put
+from tests.support.sftp import stuck_uploader
+from tests.support.stack import Stack, put, stack_with
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -81,23 +79,18 @@ def test_an_aborted_sftp_upload_is_logged(stack: Stack, caplog: pytest.LogCaptur
     caplog.set_level(logging.INFO)
     port = stack.start_sftp()
     dev = stack.device()
-    script = textwrap.dedent(f"""
-        import asyncio, asyncssh
-        async def main():
-            conn = await asyncssh.connect("127.0.0.1", {port}, username="{dev.username}",
-                password="{dev.password}", known_hosts=None, client_keys=None)
-            sftp = await conn.start_sftp_client()
-            async with sftp.open("whole.jpg", "wb") as f:
-                await f.write(b"w" * 2000)
-            f = await sftp.open("cut.mp4", "wb")
-            await f.write(b"c" * 5000)
-            print("sent", flush=True)
-            await asyncio.sleep(60)
-        asyncio.run(main())
-    """)
     # the recorder loses power mid-file
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
+    proc = stuck_uploader(
+        port,
+        dev.username,
+        dev.password,
+        """
+        async with sftp.open("whole.jpg", "wb") as f:
+            await f.write(b"w" * 2000)
+        f = await sftp.open("cut.mp4", "wb")
+        await f.write(b"c" * 5000)
+        """,
+    )
     proc.kill()
     proc.wait()
     ok = wait_for(caplog, "STOR /whole.jpg")
@@ -111,9 +104,7 @@ def test_json_transfer_log_has_one_object_per_transfer(
     db_url: str, seaweed: SeaweedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
-    stack = Stack(db_url, seaweed, bucket, log_format="json")
-    try:
+    with stack_with(db_url, seaweed, log_format="json") as stack:
         dev = stack.device()
         with stack.ftp(dev) as ftp:
             put(ftp, "snap.jpg", b"j" * 777)
@@ -123,8 +114,6 @@ def test_json_transfer_log_has_one_object_per_transfer(
         assert record["path"] == "/snap.jpg" and record["bytes"] == 777
         assert record["outcome"].startswith("226") and isinstance(record["ms"], int)
         assert re.fullmatch(r"[0-9a-f]{8}", record["session"])
-    finally:
-        stack.close()
 
 
 def test_ssh_banner_does_not_tell_the_asyncssh_version(stack: Stack) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from cli.devstack.seaweed import SeaweedServer
 from gateway.ftp.passive import COUNTERS
-from tests.support.stack import Stack
+from tests.support.stack import stack_with
 from tests.support.wait import wait_for
 
 
@@ -19,18 +19,12 @@ def test_pasv_and_epsv_get_425_when_the_range_is_used_up(
 ) -> None:
     base = 41000 + (os.getpid() % 150) * 100
     caplog.set_level(logging.WARNING, logger="cam2drive.ftp")
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite",
-        ftp_passive_ports=f"{base}-{base + 1}",
-    )
-    # told at start: 2 ports for up to 512 sessions
-    assert any(
-        f"passive port range {base}-{base + 1} has 2 ports for up to 512" in r.getMessage()
-        for r in caplog.records
-    )
-    try:
+    with stack_with(db_url, seaweed, ftp_passive_ports=f"{base}-{base + 1}") as stack:
+        # told at start: 2 ports for up to 512 sessions
+        assert any(
+            f"passive port range {base}-{base + 1} has 2 ports for up to 512" in r.getMessage()
+            for r in caplog.records
+        )
         dev = stack.device()
         holders = [stack.ftp(dev), stack.ftp(dev)]
         ports = set()
@@ -62,5 +56,3 @@ def test_pasv_and_epsv_get_425_when_the_range_is_used_up(
             assert nums[4] * 256 + nums[5] in (base, base + 1)
         for ftp in holders:
             ftp.close()
-    finally:
-        stack.close()

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from tests.support.sftp import sftp_connect, sftp_run
-from tests.support.stack import MiB, Stack
+from tests.support.sftp import sftp_connect, sftp_run, stuck_uploader
+from tests.support.stack import MiB, Stack, stack_with
 
 
 @pytest.fixture
@@ -266,25 +266,14 @@ def test_no_shell_exec_or_forwarding(stack: Stack, sftp_port: int) -> None:
 
 
 def test_client_killed_mid_upload(stack: Stack, sftp_port: int) -> None:
-    import sys
-    import textwrap
     import time
 
     dev = stack.device()
-    script = textwrap.dedent(f"""
-        import asyncio, asyncssh, os
-        async def main():
-            conn = await asyncssh.connect("127.0.0.1", {sftp_port}, username="{dev.username}",
-                password="{dev.password}", known_hosts=None, client_keys=None)
-            sftp = await conn.start_sftp_client()
-            f = await sftp.open("killed.dav", "wb")
-            await f.write(os.urandom(7 * 1024 * 1024))
-            print("sent", flush=True)
-            await asyncio.sleep(60)
-        asyncio.run(main())
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "sent"
+    body = """
+        f = await sftp.open("killed.dav", "wb")
+        await f.write(os.urandom(7 * 1024 * 1024))
+    """
+    proc = stuck_uploader(sftp_port, dev.username, dev.password, body)
     deadline = time.monotonic() + 10
     while stack.drive(dev).reserved_bytes == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -419,9 +408,6 @@ def test_failed_sftp_logins_ban_the_address_everywhere(stack: Stack, sftp_port: 
 
 def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Keys are made once and reused; legacy mode lets an old client in."""
-    from tests.support.stack import Stack as S
-
-    bucket = "c2d-pg" if "postgresql" in db_url else "c2d-sqlite"
     old_client = {
         "kex_algs": ["diffie-hellman-group14-sha1"],
         "encryption_algs": ["aes128-cbc"],
@@ -429,14 +415,9 @@ def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path:
     }
 
     def fingerprint_and_login(legacy: bool) -> tuple[str, bool]:
-        stack = S(
-            db_url,
-            seaweed,
-            bucket,
-            sftp_host_key_dir=tmp_path / "keys",
-            sftp_legacy_algorithms=legacy,
-        )
-        try:
+        with stack_with(
+            db_url, seaweed, sftp_host_key_dir=tmp_path / "keys", sftp_legacy_algorithms=legacy
+        ) as stack:
             port = stack.start_sftp()
             dev = stack.device()
 
@@ -455,8 +436,6 @@ def test_host_keys_persist_and_legacy_algorithms(db_url: str, seaweed, tmp_path:
                     return fp, False
 
             return asyncio.run(probe())
-        finally:
-            stack.close()
 
     fp1, old_ok_default = fingerprint_and_login(legacy=False)
     fp2, old_ok_legacy = fingerprint_and_login(legacy=True)

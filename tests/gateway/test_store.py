@@ -11,7 +11,7 @@ import pytest
 
 from billing.core.settings import Settings
 from gateway.store import sign_payload
-from tests.support.stack import MiB, Stack, put
+from tests.support.stack import MiB, Stack, put, stack_with
 
 
 @pytest.mark.parametrize(
@@ -54,13 +54,7 @@ def _sent_hashes(stack: Stack) -> list[tuple[str, str]]:
 def test_uploads_signed_or_not_are_accepted_and_whole(db_url: str, seaweed: Any, mode: str) -> None:
     """On loopback the bodies go unhashed (UNSIGNED-PAYLOAD); "on" hashes each
     one into its signature. SeaweedFS checks the signatures either way."""
-    stack = Stack(
-        db_url,
-        seaweed,
-        "c2d-pg" if "postgresql" in db_url else "c2d-sqlite",
-        s3_payload_signing=mode,
-    )
-    try:
+    with stack_with(db_url, seaweed, s3_payload_signing=mode) as stack:
         seen = _sent_hashes(stack)
         dev = stack.device()
         small, big = os.urandom(100_000), os.urandom(6 * MiB)
@@ -77,8 +71,6 @@ def test_uploads_signed_or_not_are_accepted_and_whole(db_url: str, seaweed: Any,
         else:
             assert all(claimed == digest for claimed, digest in seen)
         stack.assert_consistent(dev)
-    finally:
-        stack.close()
 
 
 def test_nodes_starting_together_both_get_the_bucket(seaweed: Any) -> None:

@@ -248,6 +248,18 @@ class Stack:
 
 
 @contextmanager
+def stack_with(db_url: str, seaweed: SeaweedServer, **overrides: Any) -> Iterator[Stack]:
+    """A stack on the shared SeaweedFS (one bucket per database) with settings of its
+    own, closed on exit."""
+    bucket = "c2d-pg" if db_url.startswith("postgresql") else "c2d-sqlite"
+    stack = Stack(db_url, seaweed, bucket, **overrides)
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+@contextmanager
 def stack_on_own_s3(
     db_url: str, tmp_path: Path, name: str
 ) -> Iterator[tuple[Stack, SeaweedServer]]:
