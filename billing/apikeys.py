@@ -10,11 +10,12 @@ from sqlalchemy import URL, Engine, select
 from sqlmodel import Session
 from sqlmodel import select as sm_select
 
+from billing.catalog import get_distributor
 from billing.core import audit
 from billing.core.credentials import hash_device_secret, new_api_key, verify
 from billing.core.db import reader
 from billing.core.errors import NotFound
-from billing.core.models import ApiKey, Distributor, utcnow
+from billing.core.models import ApiKey, utcnow
 
 keys = ApiKey.__table__  # type: ignore[attr-defined]
 
@@ -26,23 +27,14 @@ class NewKey:
 
 
 def create(session: Session, distributor_id: int, *, actor: str) -> NewKey:
-    if session.get(Distributor, distributor_id) is None:
-        raise NotFound(f"distributor {distributor_id} does not exist")
+    get_distributor(session, distributor_id)
     key_id, secret = new_api_key()
     key = ApiKey(
         distributor_id=distributor_id, key_id=key_id, secret_hash=hash_device_secret(secret)
     )
     session.add(key)
     session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        entity="distributor",
-        entity_id=distributor_id,
-        action="api_key_created",
-        cause="operator request",
-        key_id=key_id,
-    )
+    _record(session, key, "api_key_created", actor=actor)
     return NewKey(key, secret)
 
 
@@ -55,21 +47,26 @@ def listing(session: Session, distributor_id: int) -> Sequence[ApiKey]:
 def revoke(session: Session, key_id: str, *, actor: str) -> ApiKey:
     key = session.exec(sm_select(ApiKey).where(ApiKey.key_id == key_id.strip())).first()
     if key is None:
-        raise NotFound(f"API key {key_id} does not exist")
+        raise NotFound("API key %(key_id)s does not exist", key_id=key_id)
     if key.revoked_at is None:
         _live.clear()  # this process stops trusting it at once; others within LIVE_KEY_SECONDS
         key.revoked_at = utcnow()
         session.add(key)
-        audit.record(
-            session,
-            actor=actor,
-            entity="distributor",
-            entity_id=key.distributor_id,
-            action="api_key_revoked",
-            cause="operator request",
-            key_id=key.key_id,
-        )
+        _record(session, key, "api_key_revoked", actor=actor)
     return key
+
+
+def _record(session: Session, key: ApiKey, action: str, *, actor: str) -> None:
+    """A key's events are the distributor's, naming the key (never its secret)."""
+    audit.record(
+        session,
+        "distributor",
+        key.distributor_id,
+        action,
+        audit.OPERATOR,
+        actor=actor,
+        key_id=key.key_id,
+    )
 
 
 #: how long a server process trusts a live key's row without reading it again:

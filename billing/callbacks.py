@@ -27,18 +27,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, and_, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from billing.catalog import get_distributor
 from billing.core import audit
-from billing.core.db import session_scope
-from billing.core.errors import InvalidField, NotFound
+from billing.core.db import add_once, session_scope
+from billing.core.errors import InvalidField
 from billing.core.models import (
     CallbackEndpoint,
     CallbackEvent,
     Contract,
     Cursor,
-    Distributor,
     Drive,
     Notification,
     Subscription,
@@ -69,8 +68,7 @@ def set_endpoint(
     session: Session, distributor_id: int, url: str, secret: str | None, *, actor: str
 ) -> tuple[CallbackEndpoint, str]:
     """Register (or replace) where events go; a secret is made when none is given."""
-    if session.get(Distributor, distributor_id) is None:
-        raise NotFound(f"distributor {distributor_id} does not exist")
+    get_distributor(session, distributor_id)
     parts = urlsplit(url.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 500:
         raise InvalidField("url", "must be an http(s) URL such as https://erp.example/cam2drive")
@@ -84,11 +82,11 @@ def set_endpoint(
     session.add(row)
     audit.record(
         session,
+        "distributor",
+        distributor_id,
+        "callback_set",
+        audit.OPERATOR,
         actor=actor,
-        entity="distributor",
-        entity_id=distributor_id,
-        action="callback_set",
-        cause="operator request",
         url=row.url,
     )
     return row, secret
@@ -109,21 +107,15 @@ def queue(
         default=str,
         sort_keys=True,
     )
-    try:
-        with session.begin_nested():
-            session.add(
-                CallbackEvent(
-                    distributor_id=distributor_id,
-                    dedupe_key=dedupe_key,
-                    event=event,
-                    payload=body,
-                    status="pending",
-                    next_attempt_at=now,
-                )
-            )
-    except IntegrityError:
-        return False  # queued by a concurrent sweep
-    return True
+    row = CallbackEvent(
+        distributor_id=distributor_id,
+        dedupe_key=dedupe_key,
+        event=event,
+        payload=body,
+        status="pending",
+        next_attempt_at=now,
+    )
+    return add_once(session, row)  # False: queued by a concurrent sweep
 
 
 _RECORDER_NOTICES = {"recorder_silent": "device.silent", "recorder_recovered": "device.recovered"}

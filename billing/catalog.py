@@ -57,7 +57,7 @@ def parse_capacity(text: str) -> int:
     """`50GB` -> 50_000_000_000 (decimal units as sold; `GiB` for binary)."""
     match = _SIZE.match(text)
     if not match:
-        raise InvalidInput(f"capacity {text!r} is not a size such as 50GB, 500MB or 1TiB")
+        raise InvalidInput("capacity %(text)r is not a size such as 50GB, 500MB or 1TiB", text=text)
     number = Decimal(match.group(1))
     value = int(number * _UNITS[(match.group(2) or "").upper()])
     if value <= 0:
@@ -69,16 +69,18 @@ def parse_price(text: str) -> Decimal:
     try:
         price = Decimal(text)
     except InvalidOperation as exc:
-        raise InvalidInput(f"price {text!r} is not a number such as 199.00") from exc
+        raise InvalidInput("price %(text)r is not a number such as 199.00", text=text) from exc
     if not price.is_finite() or price < 0 or price != price.quantize(Decimal("0.01")):
-        raise InvalidInput(f"price {text!r} must be zero or more, with at most 2 decimals")
+        raise InvalidInput(
+            "price %(text)r must be zero or more, with at most 2 decimals", text=text
+        )
     return price.quantize(Decimal("0.01"))
 
 
 def _email(value: str) -> str:
     value = value.strip().lower()
     if not _EMAIL.match(value) or len(value) > 254:
-        raise InvalidInput(f"{value!r} is not an email address")
+        raise InvalidInput("%(value)r is not an email address", value=value)
     return value
 
 
@@ -98,35 +100,31 @@ def _text(value: str | None, what: str, limit: int, *, required: bool = False) -
 def _text(value: str | None, what: str, limit: int, *, required: bool = False) -> str | None:
     if value is None:
         if required:
-            raise InvalidInput(f"{what} is required")
+            raise InvalidInput("%(what)s is required", what=what)
         return None
     value = value.strip()
     if required and not value:
-        raise InvalidInput(f"{what} must not be empty")
+        raise InvalidInput("%(what)s must not be empty", what=what)
     if len(value) > limit:
-        raise InvalidInput(f"{what} is longer than {limit} characters")
+        raise InvalidInput("%(what)s is longer than %(limit)s characters", what=what, limit=limit)
     if any(ord(c) < 32 for c in value):
-        raise InvalidInput(f"{what} must not contain control characters")
+        raise InvalidInput("%(what)s must not contain control characters", what=what)
     return value or None
 
 
 def add_distributor(session: Session, *, name: str, email: str, actor: str) -> Distributor:
     email = _email(email)
     if session.exec(select(Distributor).where(Distributor.email == email)).first():
-        raise AlreadyExists(f"a distributor with email {email} already exists")
+        raise AlreadyExists("a distributor with email %(email)s already exists", email=email)
     dist = Distributor(name=_text(name, "name", 200, required=True), email=email)
-    session.add(dist)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        entity="distributor",
-        entity_id=dist.id,
-        action="created",
-        cause="operator request",
-        name=dist.name,
-        email=email,
-    )
+    audit.created(session, dist, "distributor", actor=actor, name=dist.name, email=email)
+    return dist
+
+
+def get_distributor(session: Session, distributor_id: int) -> Distributor:
+    dist = session.get(Distributor, distributor_id)
+    if dist is None:
+        raise NotFound("distributor %(id)s does not exist", id=distributor_id)
     return dist
 
 
@@ -140,11 +138,10 @@ def add_customer(
     tax_id: str | None = None,
     actor: str,
 ) -> Customer:
-    if session.get(Distributor, distributor_id) is None:
-        raise NotFound(f"distributor {distributor_id} does not exist")
+    get_distributor(session, distributor_id)
     email = _email(email)
     if session.exec(select(Customer).where(Customer.email == email)).first():
-        raise AlreadyExists(f"a customer with email {email} already exists")
+        raise AlreadyExists("a customer with email %(email)s already exists", email=email)
     cust = Customer(
         distributor_id=distributor_id,
         email=email,
@@ -152,17 +149,8 @@ def add_customer(
         phone=_text(phone, "phone", 40),
         tax_id=_text(tax_id, "tax id", 40),
     )
-    session.add(cust)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=cust.id,
-        action="created",
-        cause="operator request",
-        distributor_id=distributor_id,
-        email=email,
+    audit.created(
+        session, cust, "customer", actor=actor, distributor_id=distributor_id, email=email
     )
     return cust
 
@@ -180,15 +168,17 @@ def add_plan(
     code = code.strip().upper()
     if not _PLAN_CODE.match(code):
         raise InvalidInput(
-            f"plan code {code!r} must be letters, digits, '-' or '_' (e.g. AC-ST-50)"
+            "plan code %(code)r must be letters, digits, '-' or '_' (e.g. AC-ST-50)", code=code
         )
     if session.exec(select(Plan).where(Plan.code == code)).first():
-        raise AlreadyExists(f"plan {code} already exists")
+        raise AlreadyExists("plan %(code)s already exists", code=code)
     currency = currency.strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise InvalidInput(f"currency {currency!r} must be a 3-letter ISO code such as MXN")
+        raise InvalidInput(
+            "currency %(currency)r must be a 3-letter ISO code such as MXN", currency=currency
+        )
     if on_full not in {p.value for p in OnFull}:
-        raise InvalidInput(f"on-full must be 'rotate' or 'reject', not {on_full!r}")
+        raise InvalidInput("on-full must be 'rotate' or 'reject', not %(on_full)r", on_full=on_full)
     plan = Plan(
         code=code,
         capacity_bytes=parse_capacity(capacity),
@@ -196,15 +186,11 @@ def add_plan(
         currency=currency,
         on_full=on_full,
     )
-    session.add(plan)
-    session.flush()
-    audit.record(
+    audit.created(
         session,
+        plan,
+        "plan",
         actor=actor,
-        entity="plan",
-        entity_id=plan.id,
-        action="created",
-        cause="operator request",
         code=code,
         capacity_bytes=plan.capacity_bytes,
         price=plan.price,
@@ -224,8 +210,7 @@ class NewDevice:
 def add_device(
     session: Session, *, customer_id: int, name: str, serial: str | None = None, actor: str
 ) -> NewDevice:
-    if session.get(Customer, customer_id) is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+    get_customer(session, customer_id)
     name = _text(name, "device name", 100, required=True)
     if "/" in name:
         raise InvalidInput("device name must not contain '/'")
@@ -233,7 +218,11 @@ def add_device(
         select(Device).where(Device.customer_id == customer_id, Device.name == name)
     ).first()
     if taken:
-        raise AlreadyExists(f"customer {customer_id} already has a device named {name!r}")
+        raise AlreadyExists(
+            "customer %(customer)s already has a device named %(name)r",
+            customer=customer_id,
+            name=name,
+        )
     password = new_device_secret()
     username = new_device_username()
     while session.exec(select(Device).where(Device.username == username)).first():
@@ -253,11 +242,11 @@ def add_device(
     session.flush()
     audit.record(
         session,
+        "device",
+        device.id,
+        "created",
+        audit.OPERATOR,
         actor=actor,
-        entity="device",
-        entity_id=device.id,
-        action="created",
-        cause="operator request",
         customer_id=customer_id,
         username=username,
         drive_prefix=drive.prefix,
@@ -274,7 +263,7 @@ def get_device(session: Session, ref: str | int) -> Device:
         else session.exec(select(Device).where(Device.username == text)).first()
     )
     if device is None:
-        raise NotFound(f"device {text} does not exist")
+        raise NotFound("device %(ref)s does not exist", ref=text)
     return device
 
 
@@ -292,18 +281,14 @@ def set_device_timezone(
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidField(
-                "timezone", f"unknown time zone {zone[:64]!r} (e.g. America/Mexico_City)"
+                "timezone",
+                "unknown time zone %(zone)r (e.g. America/Mexico_City)",
+                zone=zone[:64],
             ) from None
     device.timezone = zone
     session.add(device)
     audit.record(
-        session,
-        actor=actor,
-        entity="device",
-        entity_id=device.id,
-        action="timezone_set",
-        cause="operator request",
-        timezone=zone,
+        session, "device", device.id, "timezone_set", audit.OPERATOR, actor=actor, timezone=zone
     )
     return device
 
@@ -313,28 +298,21 @@ def reset_device_password(session: Session, ref: str | int, *, actor: str) -> tu
     password = new_device_secret()
     device.secret_hash = hash_device_secret(password)
     session.add(device)
-    audit.record(
-        session,
-        actor=actor,
-        entity="device",
-        entity_id=device.id,
-        action="password_reset",
-        cause="operator request",
-    )
+    audit.record(session, "device", device.id, "password_reset", audit.OPERATOR, actor=actor)
     return device, password
 
 
 def get_plan(session: Session, code: str) -> Plan:
     plan = session.exec(select(Plan).where(Plan.code == code.strip().upper())).first()
     if plan is None:
-        raise NotFound(f"plan {code} does not exist")
+        raise NotFound("plan %(code)s does not exist", code=code)
     return plan
 
 
 def drive_of(session: Session, device_id: int) -> Drive:
     drive = session.exec(select(Drive).where(Drive.device_id == device_id)).first()
     if drive is None:
-        raise NotFound(f"device {device_id} has no drive")
+        raise NotFound("device %(device)s has no drive", device=device_id)
     return drive
 
 
@@ -407,14 +385,14 @@ def get_customer(session: Session, ref: str | int) -> Customer:
         else session.exec(select(Customer).where(Customer.email == text.lower())).first()
     )
     if cust is None:
-        raise NotFound(f"customer {text} does not exist")
+        raise NotFound("customer %(ref)s does not exist", ref=text)
     return cust
 
 
 def check_new_password(password: str) -> str:
     """The one rule for a password a person chooses (customers and distributor staff)."""
     if len(password) < MIN_PASSWORD:
-        raise InvalidField("password", f"must have at least {MIN_PASSWORD} characters")
+        raise InvalidField("password", "must have at least %(min)s characters", min=MIN_PASSWORD)
     if len(password) > 1024:
         raise InvalidField("password", "must have at most 1024 characters")
     if any(ord(c) < 32 for c in password):
@@ -429,43 +407,35 @@ def set_customer_password(
     cust = get_customer(session, ref)
     cust.password_hash = hash_password(check_new_password(password))
     session.add(cust)
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=cust.id,
-        action="password_set",
-        cause="viewer password set",
-    )
+    audit.record(session, "customer", cust.id, "password_set", "viewer password set", actor=actor)
     return cust
 
 
 def add_device_key(session: Session, ref: str | int, key_text: str, *, actor: str) -> DeviceKey:
     device = get_device(session, ref)
     assert device.id is not None  # read from the database
-    algorithm, line, fingerprint, comment = parse_public_key(key_text)
+    public = parse_public_key(key_text)
+    fingerprint = public.fingerprint
     if session.exec(
         select(DeviceKey).where(
             DeviceKey.device_id == device.id, DeviceKey.fingerprint == fingerprint
         )
     ).first():
-        raise AlreadyExists(f"device {device.id} already has key {fingerprint}")
-    key = DeviceKey(
-        device_id=device.id,
-        algorithm=algorithm,
-        public_key=line,
-        fingerprint=fingerprint,
-        comment=comment,
-    )
+        raise AlreadyExists(
+            "device %(device)s already has key %(fingerprint)s",
+            device=device.id,
+            fingerprint=fingerprint,
+        )
+    key = DeviceKey(device_id=device.id, **public._asdict())
     session.add(key)
     session.flush()
     audit.record(
         session,
+        "device",
+        device.id,
+        "key_added",
+        audit.OPERATOR,
         actor=actor,
-        entity="device",
-        entity_id=device.id,
-        action="key_added",
-        cause="operator request",
         fingerprint=fingerprint,
     )
     return key
@@ -487,15 +457,15 @@ def remove_device_key(session: Session, ref: str | int, key_ref: str, *, actor: 
             session.delete(key)
             audit.record(
                 session,
+                "device",
+                key.device_id,
+                "key_removed",
+                audit.OPERATOR,
                 actor=actor,
-                entity="device",
-                entity_id=key.device_id,
-                action="key_removed",
-                cause="operator request",
                 fingerprint=key.fingerprint,
             )
             return key
-    raise NotFound(f"device {ref} has no key {key_ref}")
+    raise NotFound("device %(device)s has no key %(key)s", device=ref, key=key_ref)
 
 
 _REGIME, _USE, _POSTAL = (
@@ -536,26 +506,34 @@ def set_customer_fiscal(
             valid = False
         if not valid:
             raise InvalidInput(
-                f"{rfc!r} is not a valid RFC (13 characters for a persona física, "
-                "12 for a persona moral)"
+                "%(rfc)r is not a valid RFC (13 characters for a persona física, "
+                "12 for a persona moral)",
+                rfc=rfc,
             )
         if rfc in catalogs.GENERIC_RFCS:
-            raise InvalidInput(f"{rfc} is the SAT's generic RFC: leave the RFC unset instead")
+            raise InvalidInput(
+                "%(rfc)s is the SAT's generic RFC: leave the RFC unset instead", rfc=rfc
+            )
     if name is not None:
         name = _text(name, "name", 200, required=True)
     checked: dict[str, str] = {}
-    for value, pattern, what, attr in (
-        (regime, _REGIME, "régimen fiscal (e.g. 612)", "tax_regime"),
-        (cfdi_use, _USE, "uso CFDI (e.g. G03)", "cfdi_use"),
-        (postal_code, catalogs.POSTAL_PATTERN, "postal code (5 digits)", "postal_code"),
+    for value, pattern, wrong, attr in (
+        (regime, _REGIME, "%(value)r is not a régimen fiscal (e.g. 612)", "tax_regime"),
+        (cfdi_use, _USE, "%(value)r is not a uso CFDI (e.g. G03)", "cfdi_use"),
+        (
+            postal_code,
+            catalogs.POSTAL_PATTERN,
+            "%(value)r is not a postal code (5 digits)",
+            "postal_code",
+        ),
     ):
         if value is not None:
             value = value.strip().upper()
             if not pattern.match(value):
-                raise InvalidInput(f"{value!r} is not a {what}")
+                raise InvalidInput(wrong, value=value)
             checked[attr] = value
     if locale is not None and locale not in LOCALES:
-        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+        raise InvalidInput("locale must be one of %(locales)s", locales=", ".join(LOCALES))
     new_rfc = rfc or cust.tax_id
     new_regime = checked.get("tax_regime", cust.tax_regime)
     new_use = checked.get("cfdi_use", cust.cfdi_use)
@@ -582,11 +560,11 @@ def set_customer_fiscal(
     session.add(cust)
     audit.record(
         session,
+        "customer",
+        cust.id,
+        "fiscal_data_set",
+        audit.OPERATOR,
         actor=actor,
-        entity="customer",
-        entity_id=cust.id,
-        action="fiscal_data_set",
-        cause="operator request",
         rfc=cust.tax_id,
         regime=cust.tax_regime,
         use=cust.cfdi_use,

@@ -128,7 +128,8 @@ def _customer_fields(c: CustomerInput) -> CustomerInput:
         if len(password) < catalog.MIN_PASSWORD or any(ord(ch) < 32 for ch in password):
             raise InvalidField(
                 "customer.password",
-                f"must have at least {catalog.MIN_PASSWORD} printable characters",
+                "must have at least %(min)s printable characters",
+                min=catalog.MIN_PASSWORD,
             )
     return CustomerInput(name, email, phone, document, password)
 
@@ -140,7 +141,9 @@ def _product(session: Session, distributor_id: int, label: str) -> tuple[Plan, D
         .where(DistributorPlan.distributor_id == distributor_id, Plan.code == label.strip().upper())
     ).first()
     if row is None:
-        raise InvalidField("label", f"{label!r} is not one of this distributor's products")
+        raise InvalidField(
+            "label", "%(label)r is not one of this distributor's products", label=label
+        )
     return row[0], row[1]
 
 
@@ -151,10 +154,7 @@ def set_wholesale_price(
     session: Session, distributor_id: int, plan_code: str, price: str, *, actor: str
 ) -> DistributorPlan:
     """Let a distributor sell a plan (a product its ERP syncs) at this monthly wholesale price."""
-    from billing.core.models import Distributor
-
-    if session.get(Distributor, distributor_id) is None:
-        raise NotFound(f"distributor {distributor_id} does not exist")
+    catalog.get_distributor(session, distributor_id)
     plan = catalog.get_plan(session, plan_code)
     amount = catalog.parse_price(price)
     row = session.exec(
@@ -175,11 +175,11 @@ def set_wholesale_price(
     session.flush()
     audit.record(
         session,
+        "distributor",
+        distributor_id,
+        "wholesale_price_set",
+        audit.OPERATOR,
         actor=actor,
-        entity="distributor",
-        entity_id=distributor_id,
-        action="wholesale_price_set",
-        cause="operator request",
         plan=plan.code,
         price=amount,
         before=before,
@@ -200,15 +200,19 @@ def products(session: Session, distributor_id: int) -> Sequence[tuple[Plan, Dist
 # --- the contract ------------------------------------------------------------------
 
 
-def get(session: Session, distributor_id: int, contract_id: str) -> Contract:
-    """The distributor's contract; another distributor's is NotFound, exactly like none."""
-    row = session.exec(
+def _find(session: Session, distributor_id: int, contract_id: str) -> Contract | None:
+    return session.exec(
         select(Contract).where(
             Contract.distributor_id == distributor_id, Contract.external_id == contract_id
         )
     ).first()
+
+
+def get(session: Session, distributor_id: int, contract_id: str) -> Contract:
+    """The distributor's contract; another distributor's is NotFound, exactly like none."""
+    row = _find(session, distributor_id, contract_id)
     if row is None:
-        raise NotFound(f"contract {contract_id} does not exist")
+        raise NotFound("contract %(contract)s does not exist", contract=contract_id)
     return row
 
 
@@ -269,28 +273,14 @@ def status(conn: Connection | Session, distributor_id: int, contract_id: str) ->
         )
     ).first()
     if row is None:
-        raise NotFound(f"contract {contract_id} does not exist")
+        raise NotFound("contract %(contract)s does not exist", contract=contract_id)
     return _as_view(row)
 
 
 def _record(
-    session: Session,
-    contract: Contract,
-    action: str,
-    *,
-    actor: str,
-    cause: str,
-    **detail: Any,
+    session: Session, contract: Contract, action: str, cause: str, *, actor: str, **detail: Any
 ) -> None:
-    audit.record(
-        session,
-        actor=actor,
-        entity="contract",
-        entity_id=contract.id,
-        action=action,
-        cause=cause,
-        **detail,
-    )
+    audit.record(session, "contract", contract.id, action, cause, actor=actor, **detail)
 
 
 def put(
@@ -316,11 +306,7 @@ def put(
     check_contract_id(contract_id)
     fields = _customer_fields(customer)
     plan, product = _product(session, distributor_id, label)
-    existing = session.exec(
-        select(Contract).where(
-            Contract.distributor_id == distributor_id, Contract.external_id == contract_id
-        )
-    ).first()
+    existing = _find(session, distributor_id, contract_id)
     if existing is not None:
         _update(session, existing, plan, fields, actor=actor, today=today)
         return PutResult(False, view(session, existing), None)
@@ -374,8 +360,8 @@ def put(
         session,
         contract,
         "created",
+        "contract provisioned by the ERP",
         actor=actor,
-        cause="contract provisioned by the ERP",
         status_after=S.active.value,
         label=plan.code,
         device=new.device.username,
@@ -422,7 +408,7 @@ def _update(
             raise AlreadyExists("customer.email: this email is another customer's")
         cust.email = fields.email
         session.add(cust)
-        _record(session, contract, "email_changed", actor=actor, cause="ERP update")
+        _record(session, contract, "email_changed", "ERP update", actor=actor)
     _customer_update(session, cust, fields)
     if fields.password is not None and not (
         cust.password_hash and verify(cust.password_hash, fields.password)
@@ -432,10 +418,14 @@ def _update(
         if sub.next_plan_id is not None:  # the ERP went back: the downgrade is off
             sub.next_plan_id, contract.next_plan_on = None, None
             session.add_all([sub, contract])
-            _record(session, contract, "downgrade_cancelled", actor=actor, cause="ERP update")
+            _record(session, contract, "downgrade_cancelled", "ERP update", actor=actor)
         return
     if sub.status not in BILLED_CONTRACT_STATUSES:
-        raise Conflict(f"contract {contract.external_id} is {sub.status}: reactivate it first")
+        raise Conflict(
+            "contract %(contract)s is %(status)s: reactivate it first",
+            contract=contract.external_id,
+            status=sub.status,
+        )
     current = session.get(Plan, sub.plan_id)
     assert current is not None
     if plan.capacity_bytes > current.capacity_bytes:
@@ -444,8 +434,8 @@ def _update(
             session,
             contract,
             "upgraded",
+            f"{current.code} -> {plan.code}, at once",
             actor=actor,
-            cause=f"{current.code} -> {plan.code}, at once",
             label=plan.code,
         )
         return
@@ -456,7 +446,10 @@ def _update(
     if used > plan.capacity_bytes:
         raise InvalidField(
             "label",
-            f"the drive holds {used} bytes, more than {plan.code}'s {plan.capacity_bytes}",
+            "the drive holds %(used)s bytes, more than %(plan)s's %(capacity)s",
+            used=used,
+            plan=plan.code,
+            capacity=plan.capacity_bytes,
         )
     sub.next_plan_id = plan.id
     contract.next_plan_on = _next_month(today)
@@ -465,8 +458,8 @@ def _update(
         session,
         contract,
         "downgrade_scheduled",
+        f"{current.code} -> {plan.code} on {contract.next_plan_on}",
         actor=actor,
-        cause=f"{current.code} -> {plan.code} on {contract.next_plan_on}",
         label=plan.code,
     )
 
@@ -534,6 +527,8 @@ _ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "cancel": (_REOPENABLE, S.cancelled.value),
 }
 VERBS = tuple(_ACTIONS)
+_CANNOT = "contract %(contract)s is %(status)s: cannot %(verb)s"
+_CANNOT_ENDED = "contract %(contract)s is %(status)s: cannot %(verb)s; the drive was deleted"
 
 
 def act(
@@ -550,8 +545,12 @@ def act(
     sub = session.get(Subscription, contract.subscription_id)
     assert sub is not None and target is not None
     if sub.status not in sources:
-        hint = "; the drive was deleted" if sub.status in ENDED else ""
-        raise Conflict(f"contract {contract.external_id} is {sub.status}: cannot {verb}{hint}")
+        raise Conflict(
+            _CANNOT_ENDED if sub.status in ENDED else _CANNOT,
+            contract=contract.external_id,
+            status=sub.status,
+            verb=verb,
+        )
     if sub.status == target:
         return view(session, contract)
     before = sub.status
@@ -584,8 +583,8 @@ def act(
         session,
         contract,
         verb,
+        cause,
         actor=actor,
-        cause=cause,
         status_before=before,
         status_after=target,
         delete_on=contract.delete_on,
@@ -676,8 +675,8 @@ def sweep(session: Session, purger: DrivePurger, today: date) -> SweepReport:
                 session,
                 contract,
                 "downgrade_dropped",
+                "the drive no longer fits the smaller plan",
                 actor="billing",
-                cause="the drive no longer fits the smaller plan",
             )
             report.kept.append(contract.external_id)
             continue
@@ -687,8 +686,8 @@ def sweep(session: Session, purger: DrivePurger, today: date) -> SweepReport:
             session,
             contract,
             "downgraded",
+            f"{old.code if old else '?'} -> {plan.code} on {on}",
             actor="billing",
-            cause=f"{old.code if old else '?'} -> {plan.code} on {on}",
             label=plan.code,
         )
         report.downgraded.append(contract.external_id)
@@ -707,11 +706,11 @@ def sweep(session: Session, purger: DrivePurger, today: date) -> SweepReport:
         objects, size, rows = purger.purge(session, drive)
         audit.record(
             session,
+            "drive",
+            drive.id,
+            "deleted",
+            f"contract {contract.external_id} cancelled past its retention",
             actor="billing",
-            entity="drive",
-            entity_id=drive.id,
-            action="deleted",
-            cause=f"contract {contract.external_id} cancelled past its retention",
             objects=objects,
             bytes=size,
             index_rows=rows,
@@ -728,8 +727,8 @@ def sweep(session: Session, purger: DrivePurger, today: date) -> SweepReport:
             session,
             contract,
             "drive_deleted",
+            "cancelled past its retention",
             actor="billing",
-            cause="cancelled past its retention",
             status_before=S.cancelled.value,
             status_after=S.deleted.value,
             objects=objects,

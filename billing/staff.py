@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from billing.catalog import check_new_password, normalise_email
+from billing.catalog import check_new_password, get_distributor, normalise_email
 from billing.core import audit
 from billing.core.credentials import hash_password
 from billing.core.errors import AlreadyExists, InvalidField, NotFound
-from billing.core.models import Customer, Distributor, DistributorUser
+from billing.core.models import Customer, DistributorUser
 from billing.core.vocab import LOCALES
 
 
@@ -32,31 +32,21 @@ def add_user(
     One address is one person: an email already used by a customer or another
     staff member is refused, so a sign-in never has to guess which one is meant.
     """
-    if session.get(Distributor, distributor_id) is None:
-        raise NotFound(f"distributor {distributor_id} does not exist")
+    get_distributor(session, distributor_id)
     email = normalise_email(email)
     if locale is not None and locale not in LOCALES:
-        raise InvalidField("locale", f"must be one of {', '.join(LOCALES)}")
+        raise InvalidField("locale", "must be one of %(locales)s", locales=", ".join(LOCALES))
     taken = session.exec(select(DistributorUser.id).where(DistributorUser.email == email)).first()
     if taken or session.exec(select(Customer.id).where(Customer.email == email)).first():
-        raise AlreadyExists(f"email: {email} already signs in to the portal")
+        raise AlreadyExists("email: %(email)s already signs in to the portal", email=email)
     user = DistributorUser(
         distributor_id=distributor_id,
         email=email,
         name=(name or "").strip()[:200] or None,
         locale=locale,
     )
-    session.add(user)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        entity="distributor_user",
-        entity_id=user.id,
-        action="created",
-        cause="operator request",
-        distributor_id=distributor_id,
-        email=email,
+    audit.created(
+        session, user, "distributor_user", actor=actor, distributor_id=distributor_id, email=email
     )
     return user
 
@@ -72,15 +62,10 @@ def users(session: Session, distributor_id: int) -> Sequence[DistributorUser]:
 def set_password(session: Session, user_id: int, password: str, *, actor: str) -> DistributorUser:
     user = session.get(DistributorUser, user_id)
     if user is None:
-        raise NotFound(f"distributor user {user_id} does not exist")
+        raise NotFound("distributor user %(id)s does not exist", id=user_id)
     user.password_hash = hash_password(check_new_password(password))
     session.add(user)
     audit.record(
-        session,
-        actor=actor,
-        entity="distributor_user",
-        entity_id=user.id,
-        action="password_set",
-        cause="portal password set",
+        session, "distributor_user", user.id, "password_set", "portal password set", actor=actor
     )
     return user

@@ -12,6 +12,8 @@ from sqlmodel import Session
 from billing.core import audit
 from billing.core.models import VideoGrant
 
+_CAUSE = "the customer changed who may watch their recordings"
+
 
 def granted(session: Session, customer_id: int) -> bool:
     return session.get(VideoGrant, customer_id) is not None
@@ -26,12 +28,6 @@ def set_grant(session: Session, customer_id: int, allow: bool, *, actor: str) ->
         session.add(VideoGrant(customer_id=customer_id))
     else:
         session.delete(row)
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=customer_id,
-        action="video_grant:on" if allow else "video_grant:off",
-        cause="the customer changed who may watch their recordings",
-    )
+    action = "video_grant:on" if allow else "video_grant:off"
+    audit.record(session, "customer", customer_id, action, _CAUSE, actor=actor)
     return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -63,11 +64,17 @@ def verify(stored: str, given: str) -> bool:
     return False
 
 
-def parse_public_key(text: str) -> tuple[str, str, str, str | None]:
-    """(algorithm, OpenSSH public key line, SHA256 fingerprint, comment) of a key.
+class PublicKey(NamedTuple):
+    """An SSH public key as a DeviceKey row stores it (its fields are the row's columns)."""
 
-    Accepts OpenSSH (`ssh-ed25519 AAAA… comment`) and RFC 4716 formats.
-    """
+    algorithm: str
+    public_key: str  # the OpenSSH line, without its comment
+    fingerprint: str  # SHA256
+    comment: str | None
+
+
+def parse_public_key(text: str) -> PublicKey:
+    """Accepts OpenSSH (`ssh-ed25519 AAAA… comment`) and RFC 4716 formats."""
     import asyncssh
 
     from billing.core.errors import InvalidInput
@@ -75,8 +82,8 @@ def parse_public_key(text: str) -> tuple[str, str, str, str | None]:
     try:
         key = asyncssh.import_public_key(text.strip())
     except (asyncssh.KeyImportError, ValueError) as exc:
-        raise InvalidInput(f"not an SSH public key: {exc}") from exc
+        raise InvalidInput("not an SSH public key: %(reason)s", reason=exc) from exc
     comment = key.get_comment()
     key.set_comment(None)
     line = key.export_public_key("openssh").decode().strip()
-    return key.get_algorithm(), line, key.get_fingerprint("sha256"), comment
+    return PublicKey(key.get_algorithm(), line, key.get_fingerprint("sha256"), comment)

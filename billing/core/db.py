@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from billing.core.errors import StorageUnavailable
@@ -123,6 +123,17 @@ def database_errors() -> Iterator[None]:
         yield
     except SQLAlchemyError as exc:
         raise StorageUnavailable("database unavailable; retry later") from exc
+
+
+def add_once(session: Session, row: object) -> bool:
+    """Insert `row` in a savepoint; False if a unique key of it is already taken (a
+    concurrent writer got there first), leaving the session's transaction usable."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
 
 
 @contextmanager

@@ -22,10 +22,9 @@ from email.utils import formataddr, make_msgid
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from billing.core.db import session_scope
+from billing.core.db import add_once, session_scope
 from billing.core.errors import Cam2DriveError
 from billing.core.models import (
     AuditEvent,
@@ -34,7 +33,6 @@ from billing.core.models import (
     Device,
     Distributor,
     Drive,
-    Invoice,
     Notification,
     Plan,
     Subscription,
@@ -87,21 +85,16 @@ def _queue(
     """Queue once per key, due at the collector's `now`: one clock for collect and deliver."""
     if session.exec(select(Notification.id).where(Notification.dedupe_key == key)).first():
         return
-    try:
-        with session.begin_nested():
-            session.add(
-                Notification(
-                    dedupe_key=key,
-                    kind=kind,
-                    customer_id=customer_id,
-                    payload=json.dumps(payload, default=str),
-                    status="pending",
-                    next_attempt_at=now,
-                )
-            )
-    except IntegrityError:
-        return  # queued by a concurrent collector
-    report.queued.append(kind)
+    row = Notification(
+        dedupe_key=key,
+        kind=kind,
+        customer_id=customer_id,
+        payload=json.dumps(payload, default=str),
+        status="pending",
+        next_attempt_at=now,
+    )
+    if add_once(session, row):  # else queued by a concurrent collector
+        report.queued.append(kind)
 
 
 def _sub_payload(session: Session, sub: Subscription) -> tuple[int, dict[str, Any]]:
@@ -180,7 +173,7 @@ def _transition(
 
 
 def _invoice_ready(s: Session, invoice_id: int, now: datetime, report: NotifyReport) -> None:
-    from billing.core.models import Charge
+    from billing.core.models import Charge, Invoice
     from billing.invoicing.invoices import concept_of
 
     inv = s.get(Invoice, invoice_id)
