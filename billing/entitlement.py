@@ -20,13 +20,13 @@ from billing.core.models import (
 )
 from billing.core.vocab import VIEW_REFUSED_STATUSES
 
-_REASONS = {
-    SubscriptionStatus.pending.value: "its subscription is waiting for the first payment",
-    SubscriptionStatus.blocked.value: "its subscription is blocked for non-payment; recordings can still be viewed",
-    SubscriptionStatus.blocked_total.value: "its contract is blocked by the provider",
-    SubscriptionStatus.suspended.value: "its subscription is suspended",
-    SubscriptionStatus.cancelled.value: "its subscription was cancelled",
-    SubscriptionStatus.deleted.value: "its subscription ended and its drive was deleted",
+_REFUSED = {
+    SubscriptionStatus.pending.value: "uploads refused: its subscription is waiting for the first payment",
+    SubscriptionStatus.blocked.value: "uploads refused: its subscription is blocked for non-payment; recordings can still be viewed",
+    SubscriptionStatus.blocked_total.value: "uploads refused: its contract is blocked by the provider",
+    SubscriptionStatus.suspended.value: "uploads refused: its subscription is suspended",
+    SubscriptionStatus.cancelled.value: "uploads refused: its subscription was cancelled",
+    SubscriptionStatus.deleted.value: "uploads refused: its subscription ended and its drive was deleted",
 }
 
 
@@ -56,7 +56,11 @@ def upload_entitlement(
             return upload_entitlement(engine, device_id, own)
     row = conn.execute(
         select(
-            subs.c.status, plans.c.on_full, drives.c.id, drives.c.prefix, drives.c.capacity_bytes
+            subs.c.status,
+            plans.c.on_full,
+            drives.c.id.label("drive_id"),
+            drives.c.prefix,
+            drives.c.capacity_bytes,
         )
         .select_from(
             subs.join(plans, plans.c.id == subs.c.plan_id).join(
@@ -70,16 +74,10 @@ def upload_entitlement(
     if row is None:
         raise NotEntitled("uploads refused: this device has no subscription")
     if row.status not in UPLOAD_STATUSES:
-        reason = _REASONS.get(row.status, f"its subscription is {row.status}")
-        raise NotEntitled(f"uploads refused: {reason}")
-    return Entitlement(
-        device_id=device_id,
-        drive_id=row.id,
-        prefix=row.prefix,
-        capacity_bytes=row.capacity_bytes,
-        on_full=row.on_full,
-        status=row.status,
-    )
+        if row.status in _REFUSED:
+            raise NotEntitled(_REFUSED[row.status])
+        raise NotEntitled("uploads refused: its subscription is %(status)s", status=row.status)
+    return Entitlement(device_id=device_id, **row._mapping)
 
 
 def entitled(device_id: int | ColumnElement[Any]) -> ColumnElement[bool]:
@@ -96,11 +94,11 @@ def entitled(device_id: int | ColumnElement[Any]) -> ColumnElement[bool]:
     )
 
 
-_VIEW_REASONS = {
-    SubscriptionStatus.blocked_partial.value: "blocked by the provider",
-    SubscriptionStatus.blocked_total.value: "blocked by the provider",
-    SubscriptionStatus.suspended.value: "suspended",
-    SubscriptionStatus.cancelled.value: "cancelled",
+_VIEW_REFUSED = {
+    SubscriptionStatus.blocked_partial.value: "viewing refused: the contract is blocked by the provider",
+    SubscriptionStatus.blocked_total.value: "viewing refused: the contract is blocked by the provider",
+    SubscriptionStatus.suspended.value: "viewing refused: the contract is suspended",
+    SubscriptionStatus.cancelled.value: "viewing refused: the contract is cancelled",
 }
 
 
@@ -134,5 +132,5 @@ def viewable_drives(engine: Engine, customer_id: int) -> dict[str, int]:
     allowed = {r.name: r.id for r in rows if r.status not in VIEW_REFUSED_STATUSES}
     refused = [r.status for r in rows if r.status in VIEW_REFUSED_STATUSES]
     if refused and not allowed:
-        raise NotEntitled(f"viewing refused: the contract is {_VIEW_REASONS[refused[0]]}")
+        raise NotEntitled(_VIEW_REFUSED[refused[0]])
     return allowed
