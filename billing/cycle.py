@@ -30,22 +30,12 @@ from sqlmodel import Session, col, select
 from billing.catalog import current_subscription
 from billing.core import audit, staging
 from billing.core.errors import Cam2DriveError
-from billing.core.models import (
-    Charge,
-    Drive,
-    Plan,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
+from billing.core.models import Charge, Drive, Plan, Subscription, SubscriptionStatus, utcnow
 from billing.core.settings import Settings
 from billing.dunning import DrivePurger, block, delete_drive, due_step
+from billing.payments.accounts import OneOrByCurrency
 from billing.payments.checkout import ONE_OFF
-from billing.payments.mercadopago import (
-    MercadoPago,
-    MercadoPagoRefused,
-    MercadoPagoUnavailable,
-)
+from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed
 from billing.payments.notifications import drain
 from billing.payments.outbox import push_amount
 from billing.payments.sync import Feed, Snapshot, feed, sync, try_fetch
@@ -170,7 +160,7 @@ def billing_pass(
             try:
                 known = feed(mp, today)
                 report.feed = {"subscriptions": len(known)}
-            except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+            except MercadoPagoFailed as exc:
                 report.feed = {"error": str(exc)}  # each one is polled instead
         # The feed and the due ids live for the whole pass and hold no cycles:
         # without this every full collection walks them again (on 100 000
@@ -319,7 +309,7 @@ def _one(
             # never delete what Mercado Pago may still charge for: cancel, confirm
             try:
                 mp.ensure_cancelled(sub.mp_preapproval_id)
-            except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+            except MercadoPagoFailed as exc:
                 sub.checked_at = None  # due again next pass
                 session.add(sub)
                 audit.subscription(session, sub_id, "deletion_postponed", str(exc), actor="billing")
@@ -365,7 +355,7 @@ def merged(reports: Mapping[str, RunReport]) -> dict[str, Any]:
 
 def billing_cycle(
     engine: Engine,
-    mp: MercadoPago | Mapping[str, MercadoPago],
+    mp: OneOrByCurrency,
     purger: DrivePurger,
     documents: Any,
     settings: Settings,

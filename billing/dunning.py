@@ -19,7 +19,7 @@ from billing.catalog import drive_of
 from billing.core import audit
 from billing.core.models import Drive, Subscription, SubscriptionStatus
 from billing.core.settings import Settings
-from billing.payments.sync import ACTOR, day_start
+from billing.payments.sync import ACTOR, lapse
 from billing.subscriptions.lifecycle import transition
 
 S = SubscriptionStatus
@@ -87,15 +87,11 @@ def due_step(sub: Subscription, today: date, settings: Settings) -> str | None:
 
 
 def block(session: Session, sub: Subscription, today: date, grace_days: int) -> None:
-    sub.blocked_at = day_start(today)
-    transition(
-        session,
-        sub,
-        S.blocked.value,
-        actor=ACTOR,
-        cause=f"unpaid {grace_days} days after the failed installment; uploads stop, "
-        "recordings stay viewable",
+    why = (
+        f"unpaid {grace_days} days after the failed installment; uploads stop, "
+        "recordings stay viewable"
     )
+    lapse(session, sub, S.blocked.value, today, cause=why)
 
 
 def delete_drive(session: Session, sub: Subscription, purger: DrivePurger) -> tuple[int, int]:

@@ -14,12 +14,16 @@ a plan's currency; billing code is handed that adapter and never chooses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from billing.core.errors import InvalidInput
 from billing.core.settings import Settings
 from billing.payments.mercadopago import MercadoPago
+
+#: what a billing pass and a webhook drain are handed: the one account, or
+#: every configured one by its currency (the default first)
+OneOrByCurrency = MercadoPago | Mapping[str, MercadoPago]
 
 
 @dataclass(frozen=True)
@@ -48,11 +52,17 @@ def configured(settings: Settings) -> dict[str, Account]:
 
 
 def no_account(currency: str, settings: Settings) -> InvalidInput:
+    if settings.mp_access_token:
+        return InvalidInput(
+            "no Mercado Pago account charges in %(currency)s: add [mp.accounts.%(currency)s] "
+            'access_token = "…" (and webhook_secret) to the config',
+            currency=currency,
+        )
     return InvalidInput(
-        f"no Mercado Pago account charges in {currency}: add [mp.accounts.{currency}] "
-        f'access_token = "…" (and webhook_secret) to the config'
-        + ("" if settings.mp_access_token else ", or set CAM2DRIVE_MP_ACCESS_TOKEN with ")
-        + ("" if settings.mp_access_token else f"CAM2DRIVE_MP_CURRENCY={currency}")
+        "no Mercado Pago account charges in %(currency)s: add [mp.accounts.%(currency)s] "
+        'access_token = "…" (and webhook_secret) to the config, or set '
+        "CAM2DRIVE_MP_ACCESS_TOKEN with CAM2DRIVE_MP_CURRENCY=%(currency)s",
+        currency=currency,
     )
 
 

@@ -37,11 +37,15 @@ MP_HOST = "https://api.mercadopago.com"
 PAGE = 50  # results asked per page of a search; Mercado Pago may answer fewer
 
 
-class MercadoPagoUnavailable(Cam2DriveError):
+class MercadoPagoFailed(Cam2DriveError):
+    """Mercado Pago did not do what was asked: whoever asked reports it and changes nothing."""
+
+
+class MercadoPagoUnavailable(MercadoPagoFailed):
     """Mercado Pago could not be reached or failed: retry later, never non-payment."""
 
 
-class MercadoPagoRefused(Cam2DriveError):
+class MercadoPagoRefused(MercadoPagoFailed):
     """Mercado Pago refused the request (bad data, payer email mismatch, ...)."""
 
 
@@ -66,19 +70,7 @@ class _BaseUrlClient(HttpClient):
         self.base = base.rstrip("/")
         self.pool = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
 
-    def request(
-        self,
-        method,
-        url,
-        maxretries=None,
-        retry_on=None,
-        backoff_factor=None,
-        headers=None,
-        params=None,
-        data=None,
-        timeout=None,
-        **_ignored,
-    ):
+    def request(self, method, url, headers=None, params=None, data=None, timeout=None, **_retries):
         from mercadopago.errors.exceptions import MPServerError
 
         if url.startswith(MP_HOST):
@@ -138,24 +130,32 @@ class MercadoPago:
         status = resp["status"] if isinstance(resp, dict) else getattr(resp, "status", None)
         body = resp["response"] if isinstance(resp, dict) else getattr(resp, "response", None)
         if status is None or status >= 500:
-            raise MercadoPagoUnavailable(f"Mercado Pago failed ({status}) while {what}")
+            raise MercadoPagoUnavailable(
+                "Mercado Pago failed (%(status)s) while %(what)s", status=status, what=what
+            )
         if status >= 400:
             message = (body or {}).get("message") or f"HTTP {status}"
             cause = (body or {}).get("cause") or []
             if cause and isinstance(cause, list) and isinstance(cause[0], dict):
                 message = f"{message} ({cause[0].get('description') or cause[0].get('code')})"
-            raise MercadoPagoRefused(f"Mercado Pago refused {what}: {message}")
+            raise MercadoPagoRefused(
+                "Mercado Pago refused %(what)s: %(message)s", what=what, message=message
+            )
         return body or {}
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
             return self._result(fn(*args, **kwargs), what)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise MercadoPagoUnavailable(f"Mercado Pago unreachable while {what}") from exc
+            raise MercadoPagoUnavailable(
+                "Mercado Pago unreachable while %(what)s", what=what
+            ) from exc
         except Cam2DriveError:
             raise
         except Exception as exc:  # SDK-level errors (MPServerError, bad JSON)
-            raise MercadoPagoUnavailable(f"Mercado Pago error while {what}: {exc}") from exc
+            raise MercadoPagoUnavailable(
+                "Mercado Pago error while %(what)s: %(error)s", what=what, error=exc
+            ) from exc
 
     # --- plans (one per cam2drive plan and billing day) -------------------------------
 
@@ -321,8 +321,10 @@ class MercadoPago:
             pre = self.get_preapproval(preapproval_id)
         if pre.status != "cancelled":
             raise MercadoPagoUnavailable(
-                f"Mercado Pago did not confirm the cancellation of {preapproval_id} "
-                f"(status {pre.status})"
+                "Mercado Pago did not confirm the cancellation of %(preapproval)s "
+                "(status %(status)s)",
+                preapproval=preapproval_id,
+                status=pre.status,
             )
         return pre
 

@@ -40,11 +40,8 @@ from billing.core.models import (
     SubscriptionStatus,
     utcnow,
 )
-from billing.payments.mercadopago import (
-    MercadoPago,
-    MercadoPagoRefused,
-    MercadoPagoUnavailable,
-)
+from billing.payments.accounts import OneOrByCurrency
+from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed, MercadoPagoRefused
 from billing.payments.sync import sync
 
 TOPICS = ("subscription_preapproval", "subscription_authorized_payment", "payment")
@@ -75,11 +72,7 @@ def enqueue(session: Session, topic: str, resource_id: str) -> MercadoPagoNotifi
 
 
 def drain(
-    engine: Engine,
-    mp: MercadoPago | Mapping[str, MercadoPago],
-    today: date,
-    billing_day: int,
-    pending_expiry_days: int = 7,
+    engine: Engine, mp: OneOrByCurrency, today: date, billing_day: int, pending_expiry_days: int = 7
 ) -> DrainReport:
     """Apply every queued notification, each in its own transaction.
 
@@ -120,7 +113,7 @@ def drain(
                     for sub in subs
                 )
                 why = None if reached else "Mercado Pago could not be reached"
-            except (MercadoPagoUnavailable, MercadoPagoRefused, SQLAlchemyError) as exc:
+            except (MercadoPagoFailed, SQLAlchemyError) as exc:
                 # SQLAlchemyError: another process applied the same change first
                 session.rollback()
                 why = str(exc).splitlines()[0]

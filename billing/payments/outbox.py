@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from billing.core import audit
 from billing.core.models import Subscription
-from billing.payments.mercadopago import MercadoPago, MercadoPagoRefused, MercadoPagoUnavailable
+from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed
 
 
 def queue_amount(session: Session, sub: Subscription, amount: Decimal) -> None:
@@ -40,7 +40,7 @@ def push_amount(session: Session, mp: MercadoPago, sub: Subscription, *, actor: 
         return None
     try:
         mp.update_preapproval_amount(sub.mp_preapproval_id, Decimal(amount))
-    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+    except MercadoPagoFailed as exc:
         audit.subscription(
             session, sub.id, "amount_push_failed", str(exc), actor=actor, amount=amount
         )

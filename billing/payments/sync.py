@@ -30,13 +30,8 @@ from billing.core.models import (
     utcnow,
 )
 from billing.payments import checkout
-from billing.payments.mercadopago import (
-    MercadoPago,
-    MercadoPagoRefused,
-    MercadoPagoUnavailable,
-    Preapproval,
-)
-from billing.subscriptions.lifecycle import restore_paid, transition
+from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed, Preapproval
+from billing.subscriptions.lifecycle import plan_of, restore_paid, transition
 from billing.subscriptions.proration import next_billing_date
 
 ACTOR = "billing"
@@ -46,6 +41,19 @@ S = SubscriptionStatus
 
 def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def lapse(
+    session: Session, sub: Subscription, status: str, today: date, *, cause: str, **detail: object
+) -> None:
+    """Move `sub` into a state the dunning ladder counts from `today`: past_due
+    (to its block) from `past_due_since`, blocked and cancelled (to the drive's
+    deletion) from `blocked_at`."""
+    if status == S.past_due.value:
+        sub.past_due_since = day_start(today)
+    else:
+        sub.blocked_at = day_start(today)
+    transition(session, sub, status, actor=ACTOR, cause=cause, **detail)
 
 
 @dataclass
@@ -128,7 +136,7 @@ def feed(mp: MercadoPago, today: date, days: int = FEED_DAYS) -> Feed:
 
     Every attempt at an installment is a payment naming its preapproval and
     billing date; the latest attempt per billing date is the installment's
-    state. Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    state. Raises MercadoPagoFailed.
     """
     begin = f"{today - timedelta(days=days)}T00:00:00.000Z"
     end = f"{today + timedelta(days=1)}T23:59:59.999Z"
@@ -161,7 +169,7 @@ def fetch(
     through a later date, or declined); else one call in the common case: the
     installments. The preapproval itself is read only when they cannot settle
     it either (a lapsed period with no declined installment: did the payer
-    cancel?). Raises MercadoPagoUnavailable or MercadoPagoRefused.
+    cancel?). Raises MercadoPagoFailed.
     Thread-safe: reads `sub`, writes nothing."""
     assert sub.mp_preapproval_id
     seen = (known or {}).get(sub.mp_preapproval_id)
@@ -179,14 +187,14 @@ def fetch(
 
 def try_fetch(
     mp: MercadoPago, sub: Subscription, today: date, billing_day: int, known: Feed | None = None
-) -> Snapshot | MercadoPagoUnavailable | MercadoPagoRefused:
+) -> Snapshot | MercadoPagoFailed:
     """`fetch`, with Mercado Pago's failure as a value: what `sync` turns into
     "unreachable, nothing changes" (and what a thread pool can hand back)."""
     if not sub.mp_preapproval_id:  # Mercado Pago refused to create it: nothing to ask
         return Snapshot(installments=[])
     try:
         return fetch(mp, sub, today, billing_day, known)
-    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+    except MercadoPagoFailed as exc:
         return exc
 
 
@@ -216,7 +224,7 @@ def sync(
     if sub.status == S.pending.value and not sub.mp_preapproval_id:
         try:
             found = link(session, mp, sub)
-        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        except MercadoPagoFailed as exc:
             snapshot = exc
         else:
             if not found:
@@ -227,7 +235,7 @@ def sync(
         try:  # subscribed again after Mercado Pago cancelled the old one?
             if relink(session, mp, sub):
                 snapshot = None  # read the new preapproval's installments
-        except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        except MercadoPagoFailed as exc:
             snapshot = exc
     if not sub.mp_preapproval_id and not isinstance(snapshot, BaseException):
         return True
@@ -253,7 +261,7 @@ def link(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
     every page (https://www.mercadopago.com.mx/developers/en/reference/subscriptions/_preapproval_search/get).
     A preapproval already linked to another subscription (the same payer with
     two devices on one plan) is left to it: the oldest free one is taken.
-    Raises MercadoPagoUnavailable/Refused; changes nothing then.
+    Raises MercadoPagoFailed; changes nothing then.
     """
     free = _free_preapprovals(session, mp, sub)
     if not free:
@@ -277,7 +285,7 @@ def relink(session: Session, mp: MercadoPago, sub: Subscription) -> bool:
     with another card: the new preapproval, found as `link` finds one, replaces
     the cancelled one. True once replaced. GET /preapproval/{id} says
     `cancelled`: https://www.mercadopago.com/developers/en/reference/online-payments/subscriptions/get-preapproval/get
-    Raises MercadoPagoUnavailable/Refused; changes nothing then.
+    Raises MercadoPagoFailed; changes nothing then.
     """
     assert sub.mp_preapproval_id
     if mp.get_preapproval(sub.mp_preapproval_id).status != "cancelled":
@@ -351,7 +359,7 @@ def _poll_one_off(session: Session, mp: MercadoPago, sub: Subscription, today: d
     """Pay-now and upgrade links (billing/payments/checkout.py): settle the paid ones."""
     try:
         checkout.poll(session, mp, sub, today, actor=ACTOR)
-    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+    except MercadoPagoFailed as exc:
         return _poll_failed(session, sub, exc)
     return True
 
@@ -375,8 +383,7 @@ def apply_preapproval(
 ) -> None:
     """Idempotent. `pre_status` None: not read (an approved installment implies
     the payer authorised; only a lapsed period needs the preapproval's status)."""
-    plan = session.get(Plan, sub.plan_id)
-    assert plan is not None
+    plan = plan_of(session, sub)
     for inst in installments:
         payment = inst.get("payment") or {}
         if not payment:
@@ -410,12 +417,11 @@ def apply_preapproval(
     elif sub.status == S.active.value and not covered and sub.cancel_at_period_end:
         # the customer chose to stop: not a failed payment, no dunning; the
         # drive is kept for the retention period and then deleted (dunning.py)
-        sub.blocked_at = day_start(today)
-        transition(
+        lapse(
             session,
             sub,
             S.cancelled.value,
-            actor=ACTOR,
+            today,
             cause="cancelled by the customer; the paid period ended",
             paid_through=paid_through,
         )
@@ -424,17 +430,12 @@ def apply_preapproval(
         and not covered
         and (declined_due or pre_status in NOT_CHARGING)
     ):
-        sub.past_due_since = day_start(today)
-        transition(
-            session,
-            sub,
-            S.past_due.value,
-            actor=ACTOR,
-            cause="installment declined"
+        why = (
+            "installment declined"
             if declined_due
-            else f"the paid period ended and Mercado Pago's recurring charge is {pre_status}",
-            paid_through=paid_through,
+            else f"the paid period ended and Mercado Pago's recurring charge is {pre_status}"
         )
+        lapse(session, sub, S.past_due.value, today, cause=why, paid_through=paid_through)
 
 
 def _ledger(

@@ -37,7 +37,7 @@ from billing.core.models import (
 from billing.payments import checkout
 from billing.payments.mercadopago import MercadoPago
 from billing.payments.outbox import push_amount, queue_amount
-from billing.subscriptions.lifecycle import get_subscription
+from billing.subscriptions.lifecycle import get_subscription, plan_of
 from billing.subscriptions.proration import upgrade_difference
 
 S = SubscriptionStatus
@@ -47,15 +47,18 @@ CHANGEABLE = {S.active.value, S.past_due.value}
 def _paid(session: Session, sub_id: int) -> tuple[Subscription, Plan]:
     sub = get_subscription(session, sub_id)
     if sub.kind != "paid":
-        raise InvalidInput(f"subscription {sub.id} is a courtesy subscription: use grant")
+        raise InvalidInput(
+            "subscription %(subscription)s is a courtesy subscription: use grant",
+            subscription=sub.id,
+        )
     if sub.status not in CHANGEABLE:
         raise InvalidInput(
-            f"subscription {sub.id} is {sub.status}: only active or past_due "
-            "subscriptions can change"
+            "subscription %(subscription)s is %(status)s: only active or past_due "
+            "subscriptions can change",
+            subscription=sub.id,
+            status=sub.status,
         )
-    plan = session.get(Plan, sub.plan_id)
-    assert plan is not None
-    return sub, plan
+    return sub, plan_of(session, sub)
 
 
 def upgrade(
@@ -83,26 +86,36 @@ def upgrade(
     sub = get_subscription(session, sub_id)
     assert sub.id is not None  # read from the database
     if sub.kind != "paid":
-        raise InvalidInput(f"subscription {sub.id} is a courtesy subscription: use grant")
+        raise InvalidInput(
+            "subscription %(subscription)s is a courtesy subscription: use grant",
+            subscription=sub.id,
+        )
     if sub.status != S.active.value or sub.cancel_at_period_end:
         why = "cancelling at period end" if sub.cancel_at_period_end else sub.status
         raise InvalidInput(
-            f"subscription {sub.id} is {why}: only an active subscription that is not "
-            "cancelling can upgrade"
+            "subscription %(subscription)s is %(status)s: only an active subscription that "
+            "is not cancelling can upgrade",
+            subscription=sub.id,
+            status=why,
         )
     old, new = session.get(Plan, sub.plan_id), get_plan(session, plan_code)
     assert old is not None
     if new.currency != old.currency:
         raise InvalidInput(
-            f"plan {new.code} is in {new.currency}, the subscription in {old.currency}"
+            "plan %(plan)s is in %(currency)s, the subscription in %(current)s",
+            plan=new.code,
+            currency=new.currency,
+            current=old.currency,
         )
     # an expired link is marked so by the billing pass; a new one replaces it
     live = [c for c in checkout.waiting(session, sub.id, "upgrade") if not checkout.expired(c, on)]
     if live and live[0].plan_id != new.id:
         raise InvalidInput(
-            f"subscription {sub.id} has an upgrade waiting for payment "
-            f"(charge {live[0].id}, {live[0].checkout_url or 'link not created yet'}); "
-            "pay it or let it expire first"
+            "subscription %(subscription)s has an upgrade waiting for payment "
+            "(charge %(charge)s, %(link)s); pay it or let it expire first",
+            subscription=sub.id,
+            charge=live[0].id,
+            link=live[0].checkout_url or "link not created yet",
         )
     if live:  # asked again: the same charge, the same link
         charge = live[0]
@@ -145,13 +158,20 @@ def downgrade(
     sub, old = _paid(session, sub_id)
     new = get_plan(session, plan_code)
     if new.price >= old.price:
-        raise InvalidInput(f"plan {new.code} does not cost less than {old.code}: use upgrade")
+        raise InvalidInput(
+            "plan %(plan)s does not cost less than %(current)s: use upgrade",
+            plan=new.code,
+            current=old.code,
+        )
     drive = drive_of(session, sub.device_id)
     used = drive.committed_bytes + drive.reserved_bytes
     if used > new.capacity_bytes:
         raise InvalidInput(
-            f"the drive holds {used} bytes, more than plan {new.code}'s "
-            f"{new.capacity_bytes}: delete recordings first"
+            "the drive holds %(used)s bytes, more than plan %(plan)s's "
+            "%(capacity)s: delete recordings first",
+            used=used,
+            plan=new.code,
+            capacity=new.capacity_bytes,
         )
     sub.next_plan_id, sub.updated_at = new.id, utcnow()
     queue_amount(session, sub, Decimal(new.price))  # the next installment's price
@@ -171,12 +191,16 @@ def downgrade(
 def cancel(session: Session, mp: MercadoPago, sub_id: int, *, actor: str) -> Subscription:
     sub = get_subscription(session, sub_id)
     if sub.kind != "paid":
-        raise InvalidInput(f"subscription {sub.id} is a courtesy subscription")
-    if sub.status in (S.deleted.value, S.cancelled.value) or sub.cancel_at_period_end:
         raise InvalidInput(
-            f"subscription {sub.id} is already {sub.status}"
-            + (" (cancelled at period end)" if sub.cancel_at_period_end else "")
+            "subscription %(subscription)s is a courtesy subscription", subscription=sub.id
         )
+    if sub.status in (S.deleted.value, S.cancelled.value) or sub.cancel_at_period_end:
+        already = (
+            "subscription %(subscription)s is already %(status)s (cancelled at period end)"
+            if sub.cancel_at_period_end
+            else "subscription %(subscription)s is already %(status)s"
+        )
+        raise InvalidInput(already, subscription=sub.id, status=sub.status)
     if sub.mp_preapproval_id:
         mp.cancel_preapproval(sub.mp_preapproval_id)
     if sub.status == S.pending.value:

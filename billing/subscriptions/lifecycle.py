@@ -31,7 +31,7 @@ from billing.core.models import (
 from billing.core.vocab import HOLDS_DRIVE_STATUSES
 from billing.payments.mercadopago import (
     MercadoPago,
-    MercadoPagoRefused,
+    MercadoPagoFailed,
     MercadoPagoUnavailable,
     idempotency_key,
 )
@@ -137,8 +137,11 @@ def create_paid(
     current = current_subscription(session, device.id)
     if current is not None and current.status in HOLDS_DRIVE_STATUSES:
         raise AlreadyExists(
-            f"device {device.id} already has subscription {current.id} "
-            f"({current.status}); change its plan instead"
+            "device %(device)s already has subscription %(subscription)s "
+            "(%(status)s); change its plan instead",
+            device=device.id,
+            subscription=current.id,
+            status=current.status,
         )
     quote = prorate(plan.price, plan.currency, on, billing_day)
     if (
@@ -178,12 +181,12 @@ def create_paid(
     try:
         ensure_mp_plan(session, mp, plan, billing_day)
         checkout = plan_checkout(session, mp, plan)
-    except (MercadoPagoRefused, MercadoPagoUnavailable) as exc:
-        retry = " Run the command again later." if isinstance(exc, MercadoPagoUnavailable) else ""
+    except MercadoPagoFailed as exc:
+        unavailable = isinstance(exc, MercadoPagoUnavailable)
+        retry = " Run the command again later." if unavailable else ""
         sub.pending_reason = f"{exc}.{retry}"
         session.add(sub)
-        refused = isinstance(exc, MercadoPagoRefused)
-        action = "mercadopago_refused" if refused else "mercadopago_unavailable"
+        action = "mercadopago_unavailable" if unavailable else "mercadopago_refused"
         audit.subscription(session, sub.id, action, str(exc), actor=actor)
         return sub
     sub.checkout_url = checkout
@@ -224,14 +227,20 @@ def plan_checkout(session: Session, mp: MercadoPago, plan: Plan) -> str:
 def get_subscription(session: Session, sub_id: int) -> Subscription:
     sub = session.get(Subscription, sub_id)
     if sub is None:
-        raise NotFound(f"subscription {sub_id} does not exist")
+        raise NotFound("subscription %(subscription)s does not exist", subscription=sub_id)
     return sub
+
+
+def plan_of(session: Session, sub: Subscription) -> Plan:
+    """The plan `sub` is on (a foreign key: always there)."""
+    plan = session.get(Plan, sub.plan_id)
+    assert plan is not None
+    return plan
 
 
 def describe(session: Session, sub: Subscription) -> dict[str, object]:
     """The fields an operator needs, plain types only (for tables and --json)."""
-    plan = session.get(Plan, sub.plan_id)
-    assert plan is not None
+    plan = plan_of(session, sub)
     return {
         "id": sub.id,
         "device_id": sub.device_id,

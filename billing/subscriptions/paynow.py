@@ -24,16 +24,17 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from billing.core.errors import InvalidInput
-from billing.core.models import Charge, Plan, Subscription, SubscriptionStatus
+from billing.core.models import Charge, Subscription, SubscriptionStatus
 from billing.core.settings import Settings
 from billing.dunning import ladder
 from billing.payments import checkout
-from billing.payments.mercadopago import (
-    MercadoPago,
-    MercadoPagoRefused,
-    MercadoPagoUnavailable,
+from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed
+from billing.subscriptions.lifecycle import (
+    ensure_mp_plan,
+    get_subscription,
+    plan_checkout,
+    plan_of,
 )
-from billing.subscriptions.lifecycle import ensure_mp_plan, get_subscription, plan_checkout
 from billing.subscriptions.proration import next_billing_date
 
 S = SubscriptionStatus
@@ -86,11 +87,12 @@ def pay_link(
     assert sub.id is not None
     if sub.kind != "paid" or sub.status not in OVERDUE:
         raise InvalidInput(
-            f"subscription {sub.id} is {sub.status}: only a past_due or blocked paid "
-            "subscription has something to pay now"
+            "subscription %(subscription)s is %(status)s: only a past_due or blocked paid "
+            "subscription has something to pay now",
+            subscription=sub.id,
+            status=sub.status,
         )
-    plan = session.get(Plan, sub.plan_id)
-    assert plan is not None
+    plan = plan_of(session, sub)
     live = [
         c for c in checkout.waiting(session, sub.id, "paynow") if not checkout.expired(c, today)
     ]
@@ -126,7 +128,7 @@ def pay_link(
             recurring = mp.get_preapproval(sub.mp_preapproval_id).status
         ensure_mp_plan(session, mp, plan, billing_day)  # an upgraded plan may have none yet
         again = plan_checkout(session, mp, plan)
-    except (MercadoPagoUnavailable, MercadoPagoRefused):
+    except MercadoPagoFailed:
         again = None  # the pay-now link stands on its own
     return {
         "subscription": sub.id,

@@ -44,7 +44,7 @@ def _add_month(day: date, billing_day: int) -> date:
 
 def check_billing_day(billing_day: int) -> int:
     if not 1 <= billing_day <= 28:
-        raise InvalidInput(f"billing day must be between 1 and 28, not {billing_day}")
+        raise InvalidInput("billing day must be between 1 and 28, not %(day)s", day=billing_day)
     return billing_day
 
 
@@ -78,19 +78,7 @@ def prorate(price: Decimal, currency: str, on: date, billing_day: int) -> Quote:
     """What `price` per month costs from `on` to the next billing date."""
     if price < 0:
         raise InvalidInput("price must not be negative")
-    end = next_billing_date(on, billing_day)
-    days = (end - on).days
-    if on.day == billing_day:
-        amount = price  # a whole period, whatever the month's length
-    else:
-        amount = price * min(days, BASIS_DAYS) / BASIS_DAYS
-    return Quote(
-        amount=round_money(amount, currency),
-        currency=currency.upper(),
-        days=days,
-        period_start=on,
-        period_end=end,
-    )
+    return _quote(price, currency, on, next_billing_date(on, billing_day), on.day == billing_day)
 
 
 def upgrade_difference(
@@ -115,19 +103,17 @@ def upgrade_difference(
         raise InvalidInput("an upgrade must move to a plan with a higher price")
     if paid_through <= on:
         raise InvalidInput(
-            f"nothing is paid after {on.isoformat()} yet: upgrade once Mercado Pago "
-            "has charged the installment due"
+            "nothing is paid after %(day)s yet: upgrade once Mercado Pago "
+            "has charged the installment due",
+            day=on.isoformat(),
         )
-    days = (paid_through - on).days
-    diff = new_price - old_price
-    if on.day == billing_day and paid_through == next_billing_date(on, billing_day):
-        amount = diff  # a whole period, whatever the month's length
-    else:
-        amount = diff * min(days, BASIS_DAYS) / BASIS_DAYS
-    return Quote(
-        amount=round_money(amount, currency),
-        currency=currency.upper(),
-        days=days,
-        period_start=on,
-        period_end=paid_through,
-    )
+    whole = on.day == billing_day and paid_through == next_billing_date(on, billing_day)
+    return _quote(new_price - old_price, currency, on, paid_through, whole)
+
+
+def _quote(monthly: Decimal, currency: str, start: date, end: date, whole: bool) -> Quote:
+    """`monthly` for `start` to `end` on the 30-day basis; a `whole` period
+    costs `monthly`, whatever the month's length."""
+    days = (end - start).days
+    amount = monthly if whole else monthly * min(days, BASIS_DAYS) / BASIS_DAYS
+    return Quote(round_money(amount, currency), currency.upper(), days, start, end)
