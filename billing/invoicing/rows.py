@@ -36,8 +36,6 @@ def open_pending(
     return inv
 
 
-def audit_step(s: Session, invoice_id: int, action: str, cause: str, **detail: Any) -> None:
+def audit_step(session: Session, invoice_id: int, action: str, cause: str, **detail: Any) -> None:
     """`audit.record` for an invoice: issued, refused, failed, cancelled."""
-    audit.record(
-        s, actor=ACTOR, entity="invoice", entity_id=invoice_id, action=action, cause=cause, **detail
-    )
+    audit.record(session, "invoice", invoice_id, action, cause, actor=ACTOR, **detail)
