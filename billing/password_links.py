@@ -2,9 +2,10 @@
 
 The link carries a random token; only its SHA-256 is stored, so a copy of
 the database opens no account. A link expires (`password_link_hours`) and
-works once; redeeming one ends the account's other links. Customers get it
-by email through the notification outbox (never copied to the distributor);
-staff links are printed by the CLI, since the outbox writes to customers.
+works once; redeeming one ends the account's other links. Customers, and
+staff who forgot their password, get it by email through the notification
+outbox (never copied to the distributor); the CLI prints a staff member's
+first link (`distributor add-user`, `distributor user-link`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from billing.core.settings import Settings
 
 Kind = Literal["customer", "staff"]
 KINDS: tuple[Kind, ...] = ("customer", "staff")
-#: the notification kind of the email that carries a link (billing/notify/messages.py)
+#: the notification kinds of the emails that carry a link (billing/notify/messages.py)
 NOTIFICATION = "password_link"
+STAFF_NOTIFICATION = "staff_password_link"
 
 
 def digest(token: str) -> str:
@@ -65,21 +67,34 @@ def email_customer(
     """Queue the email that carries a customer's link (sent by the next notify pass);
     False if one was queued less than RESEND ago (that one still works)."""
     assert customer.id is not None  # read from the database
+    return _email(session, settings, "customer", customer.id, first)
+
+
+def email_staff(session: Session, settings: Settings, user: DistributorUser) -> bool:
+    """Queue the email that carries a staff member's reset link, as `email_customer` does."""
+    assert user.id is not None  # read from the database
+    return _email(session, settings, "staff", user.id, False)
+
+
+def _email(
+    session: Session, settings: Settings, kind: Kind, principal_id: int, first: bool
+) -> bool:
     recent = session.exec(
         select(PasswordLink.token_hash).where(
-            PasswordLink.kind == "customer",
-            PasswordLink.principal_id == customer.id,
+            PasswordLink.kind == kind,
+            PasswordLink.principal_id == principal_id,
             col(PasswordLink.created_at) > utcnow() - RESEND,
         )
     ).first()
     if recent is not None:
         return False
-    token = issue(session, settings, "customer", customer.id)
+    token = issue(session, settings, kind, principal_id)
     session.add(
         Notification(
             dedupe_key=f"password:{digest(token)[:40]}",
-            kind=NOTIFICATION,
-            customer_id=customer.id,
+            kind=NOTIFICATION if kind == "customer" else STAFF_NOTIFICATION,
+            customer_id=principal_id if kind == "customer" else None,
+            staff_id=principal_id if kind == "staff" else None,
             payload=json.dumps(
                 {
                     "link": url(settings, token),

@@ -359,14 +359,16 @@ class Notification(WithId, table=True):
     """The outbox: one email to send, unique by what it is about.
 
     `dedupe_key` names the event (e.g. `status:past_due:sub:7:audit:123`),
-    so collecting twice, or two schedulers racing, queue it once.
+    so collecting twice, or two schedulers racing, queue it once. It goes to
+    a customer, or (a forgotten password's link) to a distributor's staff
+    member: `customer_id` or `staff_id`.
     """
 
     __tablename__ = "notifications"
 
     dedupe_key: str = Field(sa_column=Column(String(120), nullable=False, unique=True))
     kind: str = Field(sa_column=Column(String(40), nullable=False))
-    customer_id: int = Field(foreign_key="customers.id", nullable=False, index=True)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
     payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON for the template
     status: str = Field(sa_column=Column(String(10), nullable=False, index=True))  # pending|sent
     attempts: int = Field(default=0, nullable=False)
@@ -374,6 +376,7 @@ class Notification(WithId, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow, nullable=False)
     sent_at: datetime | None = Field(default=None)
+    staff_id: int | None = Field(default=None, foreign_key="distributor_users.id", index=True)
 
 
 class Cursor(SQLModel, table=True):

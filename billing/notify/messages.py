@@ -195,8 +195,31 @@ TEMPLATES["password_link"] = {
         "not ask for it, ignore this message.",
     ),
 }
-#: messages that carry a secret: sent to the customer alone, never copied to the distributor
-PRIVATE = frozenset({"password_link"})
+TEMPLATES["staff_password_link"] = {
+    "es": (
+        "Restablezca su contraseña de Cam2Drive",
+        "Hola {customer}:\n\nPara elegir una nueva contraseña con la que administrar a sus "
+        "clientes en Cam2Drive, abra este enlace:\n\n{link}\n\nEl enlace funciona una sola "
+        "vez y vence en {hours} horas. Si usted no lo pidió, ignore este mensaje: su "
+        "contraseña actual sigue vigente.",
+    ),
+    "pt": (
+        "Redefina sua senha do Cam2Drive",
+        "Olá {customer},\n\nPara escolher uma nova senha para administrar seus clientes no "
+        "Cam2Drive, abra este link:\n\n{link}\n\nO link funciona uma única vez e expira em "
+        "{hours} horas. Se você não o pediu, ignore esta mensagem: sua senha atual continua "
+        "valendo.",
+    ),
+    "en": (
+        "Reset your Cam2Drive password",
+        "Hello {customer},\n\nTo choose a new password for running your customers on "
+        "Cam2Drive, open this link:\n\n{link}\n\nThe link works once and expires in {hours} "
+        "hours. If you did not ask for it, ignore this message: your current password still "
+        "works.",
+    ),
+}
+#: messages that carry a secret: sent to their owner alone, never copied to the distributor
+PRIVATE = frozenset({"password_link", "staff_password_link"})
 
 
 class _Blank(dict[str, Any]):

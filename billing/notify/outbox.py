@@ -32,6 +32,7 @@ from billing.core.models import (
     Customer,
     Device,
     Distributor,
+    DistributorUser,
     Drive,
     Notification,
     Plan,
@@ -396,16 +397,20 @@ def _message(engine: Engine, settings: Settings, store: Any, note_id: int) -> Em
     with session_scope(engine) as s:
         note = s.get(Notification, note_id)
         assert note is not None
-        customer = s.get(Customer, note.customer_id)
-        assert customer is not None
-        distributor = s.get(Distributor, customer.distributor_id)
+        to: Customer | DistributorUser | None = (
+            s.get(Customer, note.customer_id)
+            if note.customer_id is not None
+            else s.get(DistributorUser, note.staff_id)
+        )
+        assert to is not None
+        distributor = s.get(Distributor, to.distributor_id)
         payload = json.loads(note.payload)
-        payload.setdefault("customer", customer.name or customer.email)
-        locale = customer.locale or settings.default_locale
+        payload.setdefault("customer", to.name or to.email)
+        locale = to.locale or settings.default_locale
         subject, body = render(note.kind, locale, payload)
         msg = EmailMessage()
         msg["From"] = settings.mail_from
-        msg["To"] = formataddr((customer.name or "", customer.email))
+        msg["To"] = formataddr((to.name or "", to.email))
         if distributor is not None and note.kind not in PRIVATE:
             msg["Cc"] = formataddr((distributor.name, distributor.email))
         msg["Subject"] = subject
