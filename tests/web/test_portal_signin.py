@@ -143,7 +143,7 @@ def test_a_distributor_adds_a_customer_who_sets_a_password_once(
         bad = http.post(
             "/distributor/customers", data={"csrf": csrf_of(page), "email": "not-an-email"}
         )
-        assert bad.status_code == 422 and "not an email" in bad.text
+        assert bad.status_code == 422 and "no es una dirección de correo" in bad.text
         r = http.post(
             "/distributor/customers",
             data={"csrf": csrf_of(page), "email": "New.Client@Example.com", "name": "Tienda"},
@@ -171,6 +171,23 @@ def test_a_distributor_adds_a_customer_who_sets_a_password_once(
         assert again.status_code == 422
         assert http.get(path).status_code == 410
         assert sign_in_http(http, "new.client@example.com", PASSWORD).status_code == 303
+
+
+def test_a_billing_error_reads_in_the_users_language(stack: Stack, web: WebServer) -> None:
+    """billing's English template, from the catalogue, with the value filled in."""
+    taken = new_customer(stack)
+    boss = staff_of(stack, taken.distributor_id)
+    for language, words in (
+        ("es-MX", f"ya existe un cliente con el correo {taken.email}"),
+        ("pt-BR", f"já existe um cliente com o e-mail {taken.email}"),
+    ):
+        with httpx.Client(base_url=web.url, headers={"Accept-Language": language}) as http:
+            assert sign_in_http(http, boss.email, boss.password).status_code == 303
+            page = http.get("/distributor/customers")
+            again = http.post(
+                "/distributor/customers", data={"csrf": csrf_of(page), "email": taken.email}
+            )
+            assert again.status_code == 422 and words in again.text, again.text
 
 
 def test_languages_by_header_and_by_choice(stack: Stack, web: WebServer) -> None:
