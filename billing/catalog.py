@@ -544,9 +544,7 @@ def set_customer_fiscal(
             # no uso named (now or before a régimen change): the SAT's usual one
             if catalogs.receiver_problem(new_rfc, new_regime, "S01") is None:
                 new_use = catalogs.default_use(new_rfc, new_regime)
-        problem = catalogs.receiver_problem(new_rfc, new_regime, new_use or "S01")
-        if problem:
-            raise InvalidInput(problem)
+        catalogs.check_receiver(new_rfc, new_regime, new_use or "S01")
     if rfc is not None:
         cust.tax_id = rfc
     if name is not None:

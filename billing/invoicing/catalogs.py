@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from billing.core.errors import InvalidInput
+
 #: c_RegimenFiscal: régimen → (persona física allowed, persona moral allowed)
 REGIMES: dict[str, tuple[bool, bool]] = {
     "601": (False, True),  # General de Ley Personas Morales
@@ -73,25 +75,52 @@ def person_kind(rfc: str) -> str:
     return "moral" if len(rfc) == 12 else "física"
 
 
-def receiver_problem(rfc: str, regime: str, use: str) -> str | None:
-    """Why the SAT would reject this receiver, in one line; None when it would not."""
+def check_receiver(rfc: str, regime: str, use: str) -> None:
+    """InvalidInput naming why the SAT would reject this receiver; nothing when it would not."""
     kind = person_kind(rfc)
     allowed = REGIMES.get(regime)
     if allowed is None:
-        return f"régimen {regime} is not in the SAT's c_RegimenFiscal catalogue"
+        raise InvalidInput(
+            "régimen %(regime)s is not in the SAT's c_RegimenFiscal catalogue", regime=regime
+        )
     if not allowed[0 if kind == "física" else 1]:
-        return f"régimen {regime} is not for a persona {kind} (RFC {rfc})"
+        raise InvalidInput(
+            "régimen %(regime)s is not for a persona %(kind)s (RFC %(rfc)s)",
+            regime=regime,
+            kind=kind,
+            rfc=rfc,
+        )
     entry = USES.get(use)
     if entry is None:
-        return f"uso CFDI {use} is not one the SAT allows on a sale ({', '.join(USES)})"
+        raise InvalidInput(
+            "uso CFDI %(use)s is not one the SAT allows on a sale (%(uses)s)",
+            use=use,
+            uses=", ".join(USES),
+        )
     regimes, fisica, moral = entry
     if not (fisica if kind == "física" else moral):
-        return f"uso CFDI {use} is not for a persona {kind} (RFC {rfc})"
-    if regime not in regimes:
-        return (
-            f"uso CFDI {use} is not allowed with régimen {regime} (SAT c_UsoCFDI); "
-            f"use one of {', '.join(suggested_uses(rfc, regime))}"
+        raise InvalidInput(
+            "uso CFDI %(use)s is not for a persona %(kind)s (RFC %(rfc)s)",
+            use=use,
+            kind=kind,
+            rfc=rfc,
         )
+    if regime not in regimes:
+        raise InvalidInput(
+            "uso CFDI %(use)s is not allowed with régimen %(regime)s (SAT c_UsoCFDI); "
+            "use one of %(suggested)s",
+            use=use,
+            regime=regime,
+            suggested=", ".join(suggested_uses(rfc, regime)),
+        )
+
+
+def receiver_problem(rfc: str, regime: str, use: str) -> str | None:
+    """Why the SAT would reject this receiver, in one line; None when it would not."""
+    try:
+        check_receiver(rfc, regime, use)
+    except InvalidInput as err:
+        return str(err)
     return None
 
 

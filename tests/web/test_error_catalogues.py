@@ -239,3 +239,9 @@ def test_every_error_template_is_translated_with_its_slots(code: str) -> None:
             if slots != kept:
                 problems.add(f"{r.where} {r.error}: {text!r} -> {message.string!r} slots {kept}")
     assert sorted(problems) == []
+
+
+def test_every_error_message_is_a_readable_template() -> None:
+    """An f-string (or anything computed) raised as a message could never be translated."""
+    unread = [f"{r.where} {r.error}: {', '.join(r.unread)}" for r in raised() if r.unread]
+    assert unread == []
