@@ -55,6 +55,15 @@ def emit(
     out.print(table)
 
 
+def report(data: dict[str, Any], as_json: bool, *lines: str) -> None:
+    """`data` as JSON with --json; otherwise the lines a person reads."""
+    if as_json:
+        emit(data, True)
+        return
+    for line in lines:
+        out.print(line)
+
+
 def error_line(message: str) -> None:
     """A command's last line (fail, and cli.main's error mapping). Log records
     still queued for the writer thread (cli/logs.py) are written first: a

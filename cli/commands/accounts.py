@@ -7,12 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
 from billing import catalog, queries
 from billing.core.db import session_scope
-from cli.commands.common import ACTOR, JsonOpt
+from billing.core.models import Plan
+from cli.commands.common import (
+    ACTOR,
+    CustomerArg,
+    DeviceArg,
+    DistributorOpt,
+    JsonOpt,
+    OfCustomer,
+    list_rows,
+)
 from cli.context import app_state
-from cli.output import emit, out, record
+from cli.output import emit, out, record, report
 
 distributor_app = typer.Typer(
     help="Distributors (resellers that manage customers).", no_args_is_help=True
@@ -37,14 +47,12 @@ def distributor_add(
 @distributor_app.command("list")
 def distributor_list(json_: JsonOpt = False) -> None:
     """List distributors."""
-    with session_scope(app_state().engine) as s:
-        rows = [record(d) for d in queries.distributors(s)]
-    emit(rows, json_, title="distributors")
+    list_rows("distributors", json_, queries.distributors)
 
 
 @customer_app.command("add")
 def customer_add(
-    distributor: Annotated[int, typer.Option(help="Distributor id.")],
+    distributor: DistributorOpt,
     email: Annotated[str, typer.Option(help="Customer email (unique; their Mercado Pago email).")],
     name: Annotated[str | None, typer.Option(help="Customer name.")] = None,
     phone: Annotated[str | None, typer.Option(help="Phone number.")] = None,
@@ -52,15 +60,10 @@ def customer_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add an end customer under a distributor."""
+    details = {"name": name, "phone": phone, "tax_id": tax_id}
     with session_scope(app_state().engine) as s:
         cust = catalog.add_customer(
-            s,
-            distributor_id=distributor,
-            email=email,
-            name=name,
-            phone=phone,
-            tax_id=tax_id,
-            actor=ACTOR,
+            s, distributor_id=distributor, email=email, actor=ACTOR, **details
         )
         emit(record(cust), json_)
 
@@ -71,14 +74,12 @@ def customer_list(
     json_: JsonOpt = False,
 ) -> None:
     """List customers."""
-    with session_scope(app_state().engine) as s:
-        rows = [record(c) for c in queries.customers(s, distributor)]
-    emit(rows, json_, title="customers")
+    list_rows("customers", json_, lambda s: queries.customers(s, distributor))
 
 
 @customer_app.command("set-fiscal")
 def customer_set_fiscal(
-    customer: Annotated[str, typer.Argument(help="Customer id or email.")],
+    customer: CustomerArg,
     rfc: Annotated[str | None, typer.Option(help="RFC of the invoice receiver.")] = None,
     name: Annotated[
         str | None, typer.Option(help="Legal name, as registered with the SAT.")
@@ -90,39 +91,22 @@ def customer_set_fiscal(
     json_: JsonOpt = False,
 ) -> None:
     """Fiscal data for CFDI invoices (without it: "público en general") and email language."""
+    receiver = {
+        "rfc": rfc,
+        "name": name,
+        "regime": regime,
+        "cfdi_use": use,
+        "postal_code": postal_code,
+    }
     with session_scope(app_state().engine) as s:
-        cust = catalog.set_customer_fiscal(
-            s,
-            customer,
-            actor=ACTOR,
-            rfc=rfc,
-            name=name,
-            regime=regime,
-            cfdi_use=use,
-            postal_code=postal_code,
-            locale=locale,
-        )
-        emit(
-            record(
-                cust,
-                [
-                    "id",
-                    "email",
-                    "name",
-                    "tax_id",
-                    "tax_regime",
-                    "cfdi_use",
-                    "postal_code",
-                    "locale",
-                ],
-            ),
-            json_,
-        )
+        cust = catalog.set_customer_fiscal(s, customer, actor=ACTOR, locale=locale, **receiver)
+        fields = "id email name tax_id tax_regime cfdi_use postal_code locale"
+        emit(record(cust, fields.split()), json_)
 
 
 @customer_app.command("set-password")
 def customer_set_password(
-    customer: Annotated[str, typer.Argument(help="Customer id or email.")],
+    customer: CustomerArg,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
@@ -150,9 +134,6 @@ def plan_add(
     json_: JsonOpt = False,
 ) -> None:
     """Add a plan, and its Mercado Pago plan in the account of its currency."""
-    from billing.payments.mercadopago import MercadoPagoRefused, MercadoPagoUnavailable
-    from billing.subscriptions.lifecycle import ensure_mp_plan
-
     state = app_state()
     state.accounts.check(currency)  # refused before anything is written
     with session_scope(state.engine) as s:
@@ -168,16 +149,9 @@ def plan_add(
         s.commit()  # the plan exists whatever Mercado Pago answers
         row = record(plan)
         if plan.currency in state.accounts.currencies():
-            try:
-                row["mp_plan_id"] = ensure_mp_plan(
-                    s,
-                    state.accounts.for_currency(plan.currency),
-                    plan,
-                    state.settings.billing_day,
-                )
-            except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-                row["mp_plan_id"] = None
-                row["mp_error"] = f"{exc}; run `cam2drive plan sync` later"
+            row["mp_plan_id"], error = _mp_plan(s, plan)
+            if error:
+                row["mp_error"] = f"{error}; run `cam2drive plan sync` later"
         emit(row, json_)
 
 
@@ -185,40 +159,55 @@ def plan_add(
 def plan_sync(json_: JsonOpt = False) -> None:
     """Create at Mercado Pago every plan's preapproval plan that is missing (in the
     account of its currency, on the configured billing day, proportional first month)."""
-    from billing.payments.mercadopago import MercadoPagoRefused, MercadoPagoUnavailable
-    from billing.subscriptions.lifecycle import ensure_mp_plan
-
-    state = app_state()
     rows: list[dict[str, object]] = []
-    with session_scope(state.engine) as s:
+    with session_scope(app_state().engine) as s:
         for plan in queries.plans(s):
             row: dict[str, object] = {"plan": plan.code, "currency": plan.currency}
-            if plan.currency not in state.accounts.currencies():
-                row["mp_plan_id"], row["error"] = None, "no Mercado Pago account for its currency"
-            else:
-                try:
-                    row["mp_plan_id"] = ensure_mp_plan(
-                        s,
-                        state.accounts.for_currency(plan.currency),
-                        plan,
-                        state.settings.billing_day,
-                    )
-                    s.commit()  # one plan at a time: a failure further on keeps these
-                except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
-                    s.rollback()
-                    row["mp_plan_id"], row["error"] = None, str(exc)
+            row["mp_plan_id"], error = _mp_plan(s, plan)
+            if error:
+                row["error"] = error
             rows.append(row)
     emit(rows, json_, title="Mercado Pago plans")
     if any(r.get("error") for r in rows):
         raise typer.Exit(3)
 
 
+def _mp_plan(s: Session, plan: Plan) -> tuple[str | None, str | None]:
+    """(its id, None): the plan's preapproval plan in the Mercado Pago account of its
+    currency, made if missing and committed at once, so a later failure keeps it;
+    (None, why) when there is no such account or Mercado Pago refused or was not reached."""
+    from billing.payments.mercadopago import MercadoPagoRefused, MercadoPagoUnavailable
+    from billing.subscriptions.lifecycle import ensure_mp_plan
+
+    state = app_state()
+    if plan.currency not in state.accounts.currencies():
+        return None, "no Mercado Pago account for its currency"
+    mp = state.accounts.for_currency(plan.currency)
+    try:
+        mp_plan_id = ensure_mp_plan(s, mp, plan, state.settings.billing_day)
+    except (MercadoPagoUnavailable, MercadoPagoRefused) as exc:
+        s.rollback()
+        return None, str(exc)
+    s.commit()
+    return mp_plan_id, None
+
+
 @plan_app.command("list")
 def plan_list(json_: JsonOpt = False) -> None:
     """List plans."""
-    with session_scope(app_state().engine) as s:
-        rows = [record(p) for p in queries.plans(s)]
-    emit(rows, json_, title="plans")
+    list_rows("plans", json_, queries.plans)
+
+
+ZoneArg = Annotated[str, typer.Argument(help="IANA zone of the recorder's clock, or 'default'.")]
+
+#: the recorder's FTP page, field by field: (its label, the key in recorder_settings)
+RECORDER_FIELDS = (
+    ("Server", "server"),
+    ("Port", "port"),
+    ("User name", "username"),
+    ("Password", "password"),
+    ("Remote directory", "remote_directory"),
+)
 
 
 def recorder_settings(username: str, password: str) -> dict[str, object]:
@@ -250,43 +239,27 @@ def device_add(
             drive_prefix=new.drive.prefix,
             recorder=recorder_settings(new.device.username, new.password),
         )
-    if json_:
-        emit(data, True)
-        return
     rec = data["recorder"]
-    out.print(f"device {data['id']} '{data['name']}' added; drive {data['drive_prefix']}")
-    out.print("Recorder settings (Network > FTP); the password is shown only now:")
-    for label, key in (
-        ("Server", "server"),
-        ("Port", "port"),
-        ("User name", "username"),
-        ("Password", "password"),
-        ("Remote directory", "remote_directory"),
-    ):
-        out.print(f"  {label:<17} {rec[key]}")
+    report(
+        data,
+        json_,
+        f"device {data['id']} '{data['name']}' added; drive {data['drive_prefix']}",
+        "Recorder settings (Network > FTP); the password is shown only now:",
+        *(f"  {label:<17} {rec[key]}" for label, key in RECORDER_FIELDS),
+    )
 
 
 @device_app.command("reset-password")
-def device_reset_password(
-    device: Annotated[str, typer.Argument(help="Device id or username.")],
-    json_: JsonOpt = False,
-) -> None:
+def device_reset_password(device: DeviceArg, json_: JsonOpt = False) -> None:
     """Give a device a new random password (the old one stops working)."""
     with session_scope(app_state().engine) as s:
         dev, password = catalog.reset_device_password(s, device, actor=ACTOR)
         data = {"id": dev.id, "username": dev.username, "password": password}
-    if json_:
-        emit(data, True)
-    else:
-        out.print(f"new password for {data['username']}: {password}")
+    report(data, json_, f"new password for {data['username']}: {password}")
 
 
 @device_app.command("timezone")
-def device_timezone(
-    device: Annotated[str, typer.Argument(help="Device id or username.")],
-    zone: Annotated[str, typer.Argument(help="IANA zone of the recorder's clock, or 'default'.")],
-    json_: JsonOpt = False,
-) -> None:
+def device_timezone(device: DeviceArg, zone: ZoneArg, json_: JsonOpt = False) -> None:
     """The zone a recorder's clock keeps: its file names carry none ('default':
     the device_timezone setting)."""
     with session_scope(app_state().engine) as s:
@@ -294,15 +267,12 @@ def device_timezone(
             s, device, None if zone == "default" else zone, actor=ACTOR
         )
         data = {"id": dev.id, "timezone": dev.timezone}
-    if json_:
-        emit(data, True)
-    else:
-        out.print(f"device {data['id']}: time zone {data['timezone'] or 'default'}")
+    report(data, json_, f"device {data['id']}: time zone {data['timezone'] or 'default'}")
 
 
 @device_app.command("add-key")
 def device_add_key(
-    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    device: DeviceArg,
     keyfile: Annotated[
         Path,
         typer.Argument(
@@ -321,22 +291,15 @@ def device_add_key(
 
 
 @device_app.command("keys")
-def device_keys(
-    device: Annotated[str, typer.Argument(help="Device id or username.")],
-    json_: JsonOpt = False,
-) -> None:
+def device_keys(device: DeviceArg, json_: JsonOpt = False) -> None:
     """List a device's SFTP public keys."""
-    with session_scope(app_state().engine) as s:
-        rows = [
-            record(k, ["id", "algorithm", "fingerprint", "comment", "created_at"])
-            for k in catalog.device_keys(s, device)
-        ]
-    emit(rows, json_, title="keys")
+    fields = "id algorithm fingerprint comment created_at"
+    list_rows("keys", json_, lambda s: catalog.device_keys(s, device), fields)
 
 
 @device_app.command("remove-key")
 def device_remove_key(
-    device: Annotated[str, typer.Argument(help="Device id or username.")],
+    device: DeviceArg,
     key: Annotated[str, typer.Argument(help="Key id or SHA256 fingerprint.")],
 ) -> None:
     """Remove one of a device's SFTP public keys."""
@@ -346,11 +309,6 @@ def device_remove_key(
 
 
 @device_app.command("list")
-def device_list(
-    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
-    json_: JsonOpt = False,
-) -> None:
+def device_list(customer: OfCustomer = None, json_: JsonOpt = False) -> None:
     """List devices."""
-    with session_scope(app_state().engine) as s:
-        rows = [record(d) for d in queries.devices(s, customer)]
-    emit(rows, json_, title="devices")
+    list_rows("devices", json_, lambda s: queries.devices(s, customer))

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date
 from typing import Annotated, Any
 
 import typer
+from sqlmodel import Session
 
 from billing import catalog, queries
-from billing.core.db import session_scope
-from cli.commands.common import JsonOpt, parse_date
+from cli.commands.common import JsonOpt, OfCustomer, list_rows, parse_date
 from cli.context import app_state
 from cli.output import emit, fail, record
 
@@ -61,30 +62,10 @@ def billing_run(
 
 
 @billing_app.command("ledger")
-def billing_ledger(
-    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
-    json_: JsonOpt = False,
-) -> None:
+def billing_ledger(customer: OfCustomer = None, json_: JsonOpt = False) -> None:
     """Every charge Mercado Pago reported: amount, period, status."""
-    with session_scope(app_state().engine) as s:
-        rows = [
-            record(
-                c,
-                [
-                    "id",
-                    "subscription_id",
-                    "kind",
-                    "amount",
-                    "currency",
-                    "status",
-                    "period_start",
-                    "period_end",
-                    "mp_id",
-                ],
-            )
-            for c in queries.ledger(s, customer)
-        ]
-    emit(rows, json_, title="ledger")
+    fields = "id subscription_id kind amount currency status period_start period_end mp_id"
+    list_rows("ledger", json_, lambda s: queries.ledger(s, customer), fields)
 
 
 def scheduler() -> None:
@@ -149,25 +130,14 @@ def usage(
     json_: JsonOpt = False,
 ) -> None:
     """Per drive: capacity, committed and reserved bytes, object count."""
-    with session_scope(app_state().engine) as s:
+    fields = "id device_id prefix capacity_bytes committed_bytes reserved_bytes".split()
+
+    def drives(s: Session) -> Iterator[dict[str, Any]]:
         device_id = catalog.get_device(s, device).id if device is not None else None
-        rows = [
-            record(
-                d,
-                [
-                    "id",
-                    "device_id",
-                    "prefix",
-                    "capacity_bytes",
-                    "committed_bytes",
-                    "reserved_bytes",
-                ],
-                objects=d.object_count,
-                last_upload_at=d.last_upload_at and d.last_upload_at.isoformat(),
-            )
-            for d in queries.drives(s, device_id)
-        ]
-    emit(rows, json_, title="drives")
+        for d in queries.drives(s, device_id):
+            yield record(d, fields, objects=d.object_count, last_upload_at=d.last_upload_at)
+
+    list_rows("drives", json_, drives)
 
 
 def janitor(json_: JsonOpt = False) -> None:

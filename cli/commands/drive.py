@@ -8,7 +8,7 @@ import typer
 
 from cli.commands.common import JsonOpt
 from cli.context import app_state
-from cli.output import emit, fail, out
+from cli.output import emit, fail, out, report
 
 drive_app = typer.Typer(help="Drives: check the index against the bucket.", no_args_is_help=True)
 
@@ -75,7 +75,4 @@ def drive_index_recordings(
     from gateway.recordings import backfill
 
     added = backfill(app_state().engine, drive)
-    if json_:
-        emit({"added": added}, True)
-    else:
-        out.print(f"{added} recordings indexed")
+    report({"added": added}, json_, f"{added} recordings indexed")

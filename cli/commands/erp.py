@@ -4,52 +4,45 @@ callbacks, and the contract sweep (`cam2drive distributor ...`, `cam2drive contr
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
 import typer
+from sqlmodel import Session
 
 from billing import apikeys, callbacks, contracts
 from billing.core.db import session_scope
 from billing.core.models import utcnow
 from billing.statement import statement
-from cli.commands.common import ACTOR, JsonOpt, parse_date
+from cli.commands.common import ACTOR, DistributorArg, JsonOpt, list_rows, parse_date
 from cli.context import App, app_state
-from cli.output import emit, out, record
+from cli.output import emit, out, record, report
 
 api_key_app = typer.Typer(help="A distributor's ERP credentials (HTTP Basic key_id:secret).")
 contract_app = typer.Typer(help="ERP contracts: the sweep and their callbacks.")
 
 
 @api_key_app.command("create")
-def api_key_create(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
-    json_: JsonOpt = False,
-) -> None:
+def api_key_create(distributor: DistributorArg, json_: JsonOpt = False) -> None:
     """Make a key; its secret is printed now and never again (only its hash is kept)."""
     with session_scope(app_state().engine) as s:
         new = apikeys.create(s, distributor, actor=ACTOR)
         data = {"distributor_id": distributor, "key_id": new.key.key_id, "secret": new.secret}
-    if json_:
-        emit(data, True)
-        return
-    out.print(f"key_id: {data['key_id']}")
-    out.print(f"secret: {data['secret']}")
-    out.print("the secret is shown only now: in HubSoft, ApiKey = key_id and ApiSecret = secret")
+    report(
+        data,
+        json_,
+        f"key_id: {data['key_id']}",
+        f"secret: {data['secret']}",
+        "the secret is shown only now: in HubSoft, ApiKey = key_id and ApiSecret = secret",
+    )
 
 
 @api_key_app.command("list")
-def api_key_list(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
-    json_: JsonOpt = False,
-) -> None:
+def api_key_list(distributor: DistributorArg, json_: JsonOpt = False) -> None:
     """A distributor's keys (never their secrets)."""
-    with session_scope(app_state().engine) as s:
-        rows = [
-            record(k, ["key_id", "created_at", "revoked_at"])
-            for k in apikeys.listing(s, distributor)
-        ]
-    emit(rows, json_, title="API keys")
+    fields = "key_id created_at revoked_at"
+    list_rows("API keys", json_, lambda s: apikeys.listing(s, distributor), fields)
 
 
 @api_key_app.command("revoke")
@@ -61,7 +54,7 @@ def api_key_revoke(key_id: Annotated[str, typer.Argument(help="The key_id.")]) -
 
 
 def distributor_price(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
+    distributor: DistributorArg,
     plan: Annotated[str, typer.Argument(help="Plan code: the product label, e.g. AC-ST-50.")],
     price: Annotated[str, typer.Argument(help="Monthly wholesale price, e.g. 49.90.")],
     json_: JsonOpt = False,
@@ -72,26 +65,23 @@ def distributor_price(
         emit(record(row, ["distributor_id", "plan_id", "wholesale_price", "currency"]), json_)
 
 
-def distributor_products(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
-    json_: JsonOpt = False,
-) -> None:
+def distributor_products(distributor: DistributorArg, json_: JsonOpt = False) -> None:
     """The products a distributor's ERP syncs, with their wholesale prices."""
-    with session_scope(app_state().engine) as s:
-        rows = [
-            {
+
+    def products(s: Session) -> Iterator[dict[str, Any]]:
+        for plan, p in contracts.products(s, distributor):
+            yield {
                 "label": plan.code,
                 "capacity_bytes": plan.capacity_bytes,
-                "wholesale_price": str(p.wholesale_price),
+                "wholesale_price": p.wholesale_price,
                 "currency": p.currency,
             }
-            for plan, p in contracts.products(s, distributor)
-        ]
-    emit(rows, json_, title="products")
+
+    list_rows("products", json_, products)
 
 
 def distributor_statement(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
+    distributor: DistributorArg,
     month: Annotated[str, typer.Option(help="YYYY-MM.")],
     json_: JsonOpt = False,
 ) -> None:
@@ -124,7 +114,7 @@ def distributor_statement(
 
 
 def distributor_callback(
-    distributor: Annotated[int, typer.Argument(help="Distributor id.")],
+    distributor: DistributorArg,
     url: Annotated[str, typer.Option(help="Where the ERP receives events (https://...).")],
     secret_stdin: Annotated[
         bool,
@@ -145,8 +135,6 @@ def distributor_callback(
 def run_sweep(state: App, today: date) -> dict[str, Any]:
     """What the scheduler's `erp` job does: sweep contracts, forget old idempotent
     answers, then deliver due callbacks."""
-    from sqlmodel import Session
-
     from web.idempotency import forget_old
 
     with Session(state.engine, expire_on_commit=False) as s:

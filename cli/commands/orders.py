@@ -10,9 +10,9 @@ from sqlmodel import Session
 
 from billing.core.db import session_scope
 from billing.core.errors import InvalidInput
-from cli.commands.common import JsonOpt
+from cli.commands.common import JsonOpt, list_rows
 from cli.context import app_state
-from cli.output import emit, out, record
+from cli.output import emit, out
 
 CustomerOpt = Annotated[str | None, typer.Option(help="Only this customer's (id or email).")]
 
@@ -28,20 +28,11 @@ notify_app = typer.Typer(
 
 
 @orders_app.command("list")
-def orders_list(
-    customer: CustomerOpt = None,
-    json_: JsonOpt = False,
-) -> None:
+def orders_list(customer: CustomerOpt = None, json_: JsonOpt = False) -> None:
     """Date, concept, amount, status and invoice of every charge."""
     from billing.invoicing.invoices import orders
 
-    with session_scope(app_state().engine) as s:
-        cust_id = _customer_id(s, customer)
-        rows = [
-            {k: (str(v) if k == "amount" else v) for k, v in row.items()}
-            for row in orders(s, cust_id)
-        ]
-    emit(rows, json_, title="orders")
+    list_rows("orders", json_, lambda s: orders(s, _customer_id(s, customer)))
 
 
 @invoice_app.command("get")
@@ -68,35 +59,14 @@ def invoice_get(
 
 
 @invoice_app.command("list")
-def invoice_list(
-    customer: CustomerOpt = None,
-    json_: JsonOpt = False,
-) -> None:
+def invoice_list(customer: CustomerOpt = None, json_: JsonOpt = False) -> None:
     """Invoices with their fiscal folio (UUID), status and last error."""
     from billing import queries
 
-    with session_scope(app_state().engine) as s:
-        cust_id = _customer_id(s, customer)
-        rows = [
-            record(
-                i,
-                [
-                    "id",
-                    "charge_id",
-                    "customer_id",
-                    "serie",
-                    "folio",
-                    "uuid",
-                    "status",
-                    "total",
-                    "currency",
-                    "receiver_rfc",
-                    "last_error",
-                ],
-            )
-            for i in queries.invoices(s, cust_id)
-        ]
-    emit(rows, json_, title="invoices")
+    fields = (
+        "id charge_id customer_id serie folio uuid status total currency receiver_rfc last_error"
+    )
+    list_rows("invoices", json_, lambda s: queries.invoices(s, _customer_id(s, customer)), fields)
 
 
 @invoice_app.command("issue")
@@ -180,24 +150,8 @@ def notify_list(
     """The outbox: each notification, its recipient customer, status and last error."""
     from billing import queries
 
-    with session_scope(app_state().engine) as s:
-        rows = [
-            record(
-                n,
-                [
-                    "id",
-                    "kind",
-                    "customer_id",
-                    "status",
-                    "attempts",
-                    "created_at",
-                    "sent_at",
-                    "last_error",
-                ],
-            )
-            for n in queries.notifications(s, pending)
-        ]
-    emit(rows, json_, title="notifications")
+    fields = "id kind customer_id status attempts created_at sent_at last_error"
+    list_rows("notifications", json_, lambda s: queries.notifications(s, pending), fields)
 
 
 def _customer_id(s: Session, customer: str | None) -> int | None:

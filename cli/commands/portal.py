@@ -11,13 +11,13 @@ from billing import password_links, staff
 from billing.core.db import session_scope
 from billing.core.errors import NotFound
 from billing.core.models import DistributorUser
-from cli.commands.common import ACTOR, JsonOpt
+from cli.commands.common import ACTOR, DistributorOpt, JsonOpt, list_rows
 from cli.context import app_state
-from cli.output import emit, out, record
+from cli.output import out, record, report
 
 
 def distributor_add_user(
-    distributor: Annotated[int, typer.Option(help="Distributor id.")],
+    distributor: DistributorOpt,
     email: Annotated[str, typer.Option(help="The staff member's email (their portal login).")],
     name: Annotated[str | None, typer.Option(help="Their name.")] = None,
     locale: Annotated[str | None, typer.Option(help="Portal language: es, pt or en.")] = None,
@@ -32,31 +32,26 @@ def distributor_add_user(
         assert user.id is not None
         link = password_links.url(st, password_links.issue(s, st, "staff", user.id))
         data = record(user, ["id", "distributor_id", "email", "name", "locale"], password_link=link)
-    if json_:
-        emit(data, True)
-        return
-    out.print(f"staff user {data['id']} {data['email']} added to distributor {distributor}")
-    out.print(
+    report(
+        data,
+        json_,
+        f"staff user {data['id']} {data['email']} added to distributor {distributor}",
         f"Give them this link to set their password (works once, "
-        f"{st.password_link_hours:g} h): {link}"
+        f"{st.password_link_hours:g} h): {link}",
     )
 
 
-def distributor_users(
-    distributor: Annotated[int, typer.Option(help="Distributor id.")],
-    json_: JsonOpt = False,
-) -> None:
+def distributor_users(distributor: DistributorOpt, json_: JsonOpt = False) -> None:
     """List a distributor's staff logins."""
-    with session_scope(app_state().engine) as s:
-        rows = [
-            record(
-                u,
-                ["id", "email", "name", "locale", "created_at"],
-                has_password=bool(u.password_hash),
-            )
+    fields = "id email name locale created_at".split()
+    list_rows(
+        "distributor users",
+        json_,
+        lambda s: (
+            record(u, fields, has_password=bool(u.password_hash))
             for u in staff.users(s, distributor)
-        ]
-    emit(rows, json_, title="distributor users")
+        ),
+    )
 
 
 def distributor_user_link(

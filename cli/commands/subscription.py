@@ -2,35 +2,62 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from sqlmodel import Session
 
 from billing import catalog, queries
 from billing.core.db import session_scope
-from cli.commands.common import ACTOR, JsonOpt, parse_date
+from cli.commands.common import (
+    ACTOR,
+    DeviceOpt,
+    JsonOpt,
+    OfCustomer,
+    PlanOpt,
+    list_rows,
+    parse_date,
+)
 from cli.context import app_state
 from cli.output import emit, out, record
 
 if TYPE_CHECKING:
-    from billing.core.settings import Settings
     from billing.payments.mercadopago import MercadoPago
 
 subscription_app = typer.Typer(help="Subscriptions of devices to plans.", no_args_is_help=True)
 
 SubscriptionArg = Annotated[int, typer.Argument(help="Subscription id.")]
 DateOpt = Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")]
+PurchaseDateOpt = Annotated[
+    str | None, typer.Option("--date", help="Purchase date YYYY-MM-DD (default: today).")
+]
+T = TypeVar("T")
 
 
-def _link_terms(st: Settings) -> dict[str, Any]:
-    """How long a payment link stays payable and where Mercado Pago reports its
-    payments: the same for every link the CLI makes."""
-    return {
-        "actor": ACTOR,
-        "link_days": st.pay_link_days,
-        "notification_url": st.mp_notification_url,
-    }
+def _linked(
+    subscription: int, on: str | None, make: Callable[..., T], *args: Any, **more: Any
+) -> T:
+    """`make` (upgrade, pay_link) for a subscription as of --date, in its plan's
+    Mercado Pago account, with what every payment link the CLI makes has: the
+    actor, how long it stays payable and where Mercado Pago reports its payments."""
+    state = app_state()
+    st = state.settings
+    with session_scope(state.engine) as s:
+        mp = _mp(s, subscription=subscription)
+        day = parse_date(on)
+        return make(
+            s,
+            mp,
+            subscription,
+            *args,
+            day,
+            st.billing_day,
+            actor=ACTOR,
+            link_days=st.pay_link_days,
+            notification_url=st.mp_notification_url,
+            **more,
+        )
 
 
 def _mp(s: Session, *, plan: str | None = None, subscription: int | None = None) -> MercadoPago:
@@ -47,11 +74,7 @@ def _mp(s: Session, *, plan: str | None = None, subscription: int | None = None)
 
 
 @subscription_app.command("grant")
-def subscription_grant(
-    device: Annotated[str, typer.Option(help="Device id or username.")],
-    plan: Annotated[str, typer.Option(help="Plan code.")],
-    json_: JsonOpt = False,
-) -> None:
+def subscription_grant(device: DeviceOpt, plan: PlanOpt, json_: JsonOpt = False) -> None:
     """Activate a courtesy subscription by hand (no payment)."""
     with session_scope(app_state().engine) as s:
         sub = catalog.grant_subscription(s, device_ref=device, plan_code=plan, actor=ACTOR)
@@ -60,12 +83,7 @@ def subscription_grant(
 
 @subscription_app.command("create")
 def subscription_create(
-    device: Annotated[str, typer.Option(help="Device id or username.")],
-    plan: Annotated[str, typer.Option(help="Plan code.")],
-    on: Annotated[
-        str | None, typer.Option("--date", help="Purchase date YYYY-MM-DD (default: today).")
-    ] = None,
-    json_: JsonOpt = False,
+    device: DeviceOpt, plan: PlanOpt, on: PurchaseDateOpt = None, json_: JsonOpt = False
 ) -> None:
     """Start a paid subscription: pending until the payer authorises it in Mercado Pago."""
     from billing.subscriptions.lifecycle import EMAIL_NOTE, create_paid, describe
@@ -82,11 +100,8 @@ def subscription_create(
             actor=ACTOR,
         )
         data = describe(s, sub)
-    if json_:
-        emit(data, True)
-        return
-    emit(data, False)
-    if data["checkout_url"]:
+    emit(data, json_)
+    if not json_ and data["checkout_url"]:
         out.print(f"\nSend the payer to the checkout URL above; note: {EMAIL_NOTE}.")
 
 
@@ -100,29 +115,18 @@ def subscription_upgrade(
     """Move to a bigger plan: prints the payment link; the plan changes once it is paid."""
     from billing.subscriptions.changes import upgrade
 
-    state = app_state()
-    st = state.settings
-    with session_scope(state.engine) as s:
-        charge = upgrade(
-            s,
-            _mp(s, subscription=subscription),
-            subscription,
-            plan,
-            parse_date(on),
-            st.billing_day,
-            **_link_terms(st),
-        )
-        data = {
-            "subscription": subscription,
-            "plan": plan.upper(),
-            "charge": charge.id,
-            "status": charge.status,
-            "amount": str(charge.amount),
-            "currency": charge.currency,
-            "period_end": charge.period_end.isoformat() if charge.period_end else None,
-            "pay_url": charge.checkout_url,
-            "expires_at": charge.expires_at.isoformat() if charge.expires_at else None,
-        }
+    charge = _linked(subscription, on, upgrade, plan)
+    data = {
+        "subscription": subscription,
+        "plan": plan.upper(),
+        "charge": charge.id,
+        "status": charge.status,
+        "amount": str(charge.amount),
+        "currency": charge.currency,
+        "period_end": charge.period_end.isoformat() if charge.period_end else None,
+        "pay_url": charge.checkout_url,
+        "expires_at": charge.expires_at.isoformat() if charge.expires_at else None,
+    }
     emit(data, json_)
     if not json_ and charge.status == "pending":
         out.print("\nSend the payer to pay_url; the plan changes once Mercado Pago approves it.")
@@ -137,19 +141,7 @@ def subscription_pay_link(
     """A past_due or blocked subscription's pay-now link, and the checkout to subscribe again."""
     from billing.subscriptions.paynow import pay_link
 
-    state = app_state()
-    st = state.settings
-    with session_scope(state.engine) as s:
-        data = pay_link(
-            s,
-            _mp(s, subscription=subscription),
-            subscription,
-            parse_date(on),
-            st.billing_day,
-            **_link_terms(st),
-            settings=st,
-        )
-    emit(data, json_)
+    emit(_linked(subscription, on, pay_link, settings=app_state().settings), json_)
 
 
 @subscription_app.command("downgrade")
@@ -197,26 +189,21 @@ def subscription_show(
 
 @subscription_app.command("list")
 def subscription_list(
-    customer: Annotated[int | None, typer.Option(help="Only this customer's.")] = None,
+    customer: OfCustomer = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List subscriptions."""
     from billing.subscriptions.lifecycle import describe
 
-    with session_scope(app_state().engine) as s:
-        rows = [describe(s, sub) for sub in queries.subscriptions(s, customer, status)]
-    emit(rows, json_, title="subscriptions")
+    def described(s: Session) -> list[dict[str, object]]:
+        return [describe(s, sub) for sub in queries.subscriptions(s, customer, status)]
+
+    list_rows("subscriptions", json_, described)
 
 
 @subscription_app.command("quote")
-def subscription_quote(
-    plan: Annotated[str, typer.Option(help="Plan code.")],
-    on: Annotated[
-        str | None, typer.Option("--date", help="Purchase date YYYY-MM-DD (default: today).")
-    ] = None,
-    json_: JsonOpt = False,
-) -> None:
+def subscription_quote(plan: PlanOpt, on: PurchaseDateOpt = None, json_: JsonOpt = False) -> None:
     """What a subscription bought on a date pays first (prorated to the billing day)."""
     from billing.subscriptions.proration import prorate
 
