@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -17,73 +18,46 @@ pytestmark = pytest.mark.process  # runs the cam2drive command
 BIN = str(Path(sys.executable).parent / "cam2drive")
 
 
-def run(db_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(db_url: str, command: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """`cam2drive <command>`, the words split as a shell splits them, on `db_url`."""
     env = {**os.environ, "CAM2DRIVE_DATABASE_URL": db_url}
-    proc = subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [BIN, *shlex.split(command)], capture_output=True, text=True, env=env, timeout=120
+    )
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc
 
 
-def as_json(db_url: str, *args: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(run(db_url, *args, "--json").stdout)
+def as_json(db_url: str, command: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(run(db_url, f"{command} --json").stdout)
 
 
 def test_operator_flow(db_url: str, tmp_path: Path) -> None:
-    run(db_url, "db", "upgrade")
-    run(db_url, "db", "upgrade")  # idempotent
+    run(db_url, "db upgrade")
+    run(db_url, "db upgrade")  # idempotent
     tag = os.urandom(4).hex()
-    dist = as_json(db_url, "distributor", "add", "--name", "TVCenLínea", "--email", f"d{tag}@x.mx")
+    dist = as_json(db_url, f"distributor add --name TVCenLínea --email d{tag}@x.mx")
     cust = as_json(
         db_url,
-        "customer",
-        "add",
-        "--distributor",
-        str(dist["id"]),
-        "--email",
-        f"c{tag}@x.mx",
-        "--name",
-        "Ana",
-        "--phone",
-        "+52 55 1234",
+        f"customer add --distributor {dist['id']} --email c{tag}@x.mx --name Ana "
+        "--phone '+52 55 1234'",
     )
     plan = as_json(
         db_url,
-        "plan",
-        "add",
-        f"AC-ST-{tag}",
-        "--capacity",
-        "50GB",
-        "--price",
-        "199.00",
-        "--currency",
-        "mxn",
-        "--on-full",
-        "reject",
+        f"plan add AC-ST-{tag} --capacity 50GB --price 199.00 --currency mxn --on-full reject",
     )
     assert plan["capacity_bytes"] == 50_000_000_000 and plan["price"] == "199.00"
     assert plan["currency"] == "MXN"
-    dev = as_json(
-        db_url,
-        "device",
-        "add",
-        "--customer",
-        str(cust["id"]),
-        "--name",
-        "NVR Centro",
-        "--serial",
-        "6G0ABC",
-    )
+    dev = as_json(db_url, f"device add --customer {cust['id']} --name 'NVR Centro' --serial 6G0ABC")
     assert dev["username"].startswith("c2d-") and len(dev["password"]) == 24
     assert dev["recorder"]["port"] and dev["drive_prefix"] == f"t/{cust['id']}/d/{dev['id']}/"
     assert "secret_hash" not in dev
-    text = run(db_url, "device", "add", "--customer", str(cust["id"]), "--name", "NVR 2").stdout
+    text = run(db_url, f"device add --customer {cust['id']} --name 'NVR 2'").stdout
     assert "Password" in text and "Remote directory" in text
-    reset = as_json(db_url, "device", "reset-password", str(dev["id"]))
+    reset = as_json(db_url, f"device reset-password {dev['id']}")
     assert reset["password"] != dev["password"]
-    quote = as_json(
-        db_url, "subscription", "quote", "--plan", f"AC-ST-{tag}", "--date", "2026-11-22"
-    )
+    quote = as_json(db_url, f"subscription quote --plan AC-ST-{tag} --date 2026-11-22")
     assert quote == {
         "amount": "86.23",
         "currency": "MXN",
@@ -91,24 +65,9 @@ def test_operator_flow(db_url: str, tmp_path: Path) -> None:
         "period_start": "2026-11-22",
         "period_end": "2026-12-05",
     }
-    assert_one_line_error(
-        run(
-            db_url,
-            "subscription",
-            "quote",
-            "--plan",
-            f"AC-ST-{tag}",
-            "--date",
-            "22/11/2026",
-            ok=False,
-        ),
-        "is not YYYY-MM-DD",
-    )
-    sub = as_json(
-        db_url, "subscription", "grant", "--device", dev["username"], "--plan", f"ac-st-{tag}"
-    )
+    sub = as_json(db_url, f"subscription grant --device {dev['username']} --plan ac-st-{tag}")
     assert sub["status"] == "active"
-    usage = json.loads(run(db_url, "usage", "--device", str(dev["id"]), "--json").stdout)
+    usage = as_json(db_url, f"usage --device {dev['id']}")
     assert usage == [
         {
             "id": usage[0]["id"],
@@ -121,112 +80,25 @@ def test_operator_flow(db_url: str, tmp_path: Path) -> None:
             "last_upload_at": None,
         }
     ]
-    listed = json.loads(
-        run(db_url, "device", "list", "--customer", str(cust["id"]), "--json").stdout
-    )
+    listed = as_json(db_url, f"device list --customer {cust['id']}")
     assert [d["name"] for d in listed] == ["NVR Centro", "NVR 2"]
 
     # bad input: one clear line, non-zero exit, nothing written
-    assert_one_line_error(
-        run(
-            db_url,
-            "customer",
-            "add",
-            "--distributor",
-            str(dist["id"]),
-            "--email",
-            f"c{tag}@x.mx",
-            ok=False,
-        ),
-        "already exists",
-    )
-    assert_one_line_error(
-        run(db_url, "customer", "add", "--distributor", "999999", "--email", "new@x.mx", ok=False),
-        "distributor 999999 does not exist",
-    )
-    assert_one_line_error(
-        run(
-            db_url,
-            "customer",
-            "add",
-            "--distributor",
-            str(dist["id"]),
-            "--email",
-            "not-an-email",
-            ok=False,
-        ),
-        "not an email",
-    )
-    assert_one_line_error(
-        run(
-            db_url,
-            "plan",
-            "add",
-            "X1",
-            "--capacity",
-            "lots",
-            "--price",
-            "1",
-            "--currency",
-            "MXN",
-            ok=False,
-        ),
-        "is not a size",
-    )
-    assert_one_line_error(
-        run(
-            db_url,
-            "plan",
-            "add",
-            "X1",
-            "--capacity",
-            "1GB",
-            "--price",
-            "1.999",
-            "--currency",
-            "MXN",
-            ok=False,
-        ),
-        "at most 2 decimals",
-    )
-    assert_one_line_error(
-        run(
-            db_url,
-            "plan",
-            "add",
-            "X1",
-            "--capacity",
-            "1GB",
-            "--price",
-            "1",
-            "--currency",
-            "MXN",
-            "--on-full",
-            "explode",
-            ok=False,
-        ),
-        "on-full",
-    )
-    assert_one_line_error(
-        run(
-            db_url,
-            "subscription",
-            "grant",
-            "--device",
-            "nobody",
-            "--plan",
-            f"AC-ST-{tag}",
-            ok=False,
-        ),
-        "device nobody does not exist",
-    )
-    assert_one_line_error(
-        run(
-            db_url, "subscription", "grant", "--device", str(dev["id"]), "--plan", "NOPE", ok=False
-        ),
-        "plan NOPE does not exist",
-    )
-    plans = json.loads(run(db_url, "plan", "list", "--json").stdout)
+    x1 = "plan add X1 --currency MXN"
+    for command, error in (
+        (f"subscription quote --plan AC-ST-{tag} --date 22/11/2026", "is not YYYY-MM-DD"),
+        (f"customer add --distributor {dist['id']} --email c{tag}@x.mx", "already exists"),
+        ("customer add --distributor 999999 --email new@x.mx", "distributor 999999 does not exist"),
+        (f"customer add --distributor {dist['id']} --email not-an-email", "not an email"),
+        (f"{x1} --capacity lots --price 1", "is not a size"),
+        (f"{x1} --capacity 1GB --price 1.999", "at most 2 decimals"),
+        (f"{x1} --capacity 1GB --price 1 --on-full explode", "on-full"),
+        (f"subscription grant --device nobody --plan AC-ST-{tag}", "device nobody does not exist"),
+        (f"subscription grant --device {dev['id']} --plan NOPE", "plan NOPE does not exist"),
+        ("customer set-password nobody@x.mx --password-stdin", "does not exist"),
+    ):
+        assert_one_line_error(run(db_url, command, ok=False), error)
+    plans = as_json(db_url, "plan list")
     assert "X1" not in [p["code"] for p in plans]
 
     # viewer password: from stdin (scripts) with a clear refusal when too short
@@ -247,20 +119,16 @@ def test_operator_flow(db_url: str, tmp_path: Path) -> None:
         env=env,
     )
     assert_one_line_error(short, "at least 10 characters")
-    assert_one_line_error(
-        run(db_url, "customer", "set-password", "nobody@x.mx", "--password-stdin", ok=False),
-        "does not exist",
-    )
 
 
 def test_errors_without_schema_or_config(tmp_path: Path) -> None:
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     assert_one_line_error(run(empty, "usage", ok=False), "db upgrade")
-    proc = run(empty, "--config", str(tmp_path / "missing.toml"), "usage", ok=False)
+    proc = run(empty, f"--config {tmp_path / 'missing.toml'} usage", ok=False)
     assert_one_line_error(proc, "does not exist")
     bad = tmp_path / "bad.toml"
     bad.write_text("[ftp]\npassive_ports = 'lots'\n")
-    assert_one_line_error(run(empty, "--config", str(bad), "usage", ok=False), "passive")
+    assert_one_line_error(run(empty, f"--config {bad} usage", ok=False), "passive")
 
 
 def test_toml_config_file(tmp_path: Path) -> None:
@@ -341,57 +209,18 @@ def test_paid_subscription_commands(own_db_url: str) -> None:
         env_extra = {"CAM2DRIVE_MP_API_BASE": emu.url, "CAM2DRIVE_MP_ACCESS_TOKEN": "TEST-x"}
         os.environ.update(env_extra)
         try:
-            dist = as_json(db_url, "distributor", "add", "--name", "D", "--email", f"pd{tag}@x.mx")
-            cust = as_json(
-                db_url,
-                "customer",
-                "add",
-                "--distributor",
-                str(dist["id"]),
-                "--email",
-                f"pc{tag}@x.mx",
-            )
-            as_json(
-                db_url,
-                "plan",
-                "add",
-                f"P-{tag}",
-                "--capacity",
-                "5GB",
-                "--price",
-                "199.00",
-                "--currency",
-                "MXN",
-            )
-            dev = as_json(db_url, "device", "add", "--customer", str(cust["id"]), "--name", "n")
-            sub = as_json(
-                db_url,
-                "subscription",
-                "create",
-                "--device",
-                str(dev["id"]),
-                "--plan",
-                f"P-{tag}",
-                "--date",
-                "2026-11-22",
-            )
+            dist = as_json(db_url, f"distributor add --name D --email pd{tag}@x.mx")
+            cust = as_json(db_url, f"customer add --distributor {dist['id']} --email pc{tag}@x.mx")
+            as_json(db_url, f"plan add P-{tag} --capacity 5GB --price 199.00 --currency MXN")
+            dev = as_json(db_url, f"device add --customer {cust['id']} --name n")
+            create = f"subscription create --device {dev['id']} --plan P-{tag}"
+            sub = as_json(db_url, f"{create} --date 2026-11-22")
             assert sub["status"] == "pending" and sub["first_charge"] == "86.23"
             assert sub["checkout_url"].startswith("https://www.mercadopago.com.mx/")
-            text = run(db_url, "subscription", "show", str(sub["id"])).stdout
+            text = run(db_url, f"subscription show {sub['id']}").stdout
             assert "checkout_url" in text
-            again = run(
-                db_url,
-                "subscription",
-                "create",
-                "--device",
-                str(dev["id"]),
-                "--plan",
-                f"P-{tag}",
-                "--date",
-                "2026-11-22",
-                "--json",
-            )
-            assert json.loads(again.stdout)["id"] == sub["id"]  # retried, not duplicated
+            again = as_json(db_url, f"{create} --date 2026-11-22")
+            assert again["id"] == sub["id"]  # retried, not duplicated
             assert f"pc{tag}@x.mx" in sub["pending_reason"]  # the email to pay with
             plan_id = sub["checkout_url"].split("preapproval_plan_id=")[1]
             urllib.request.urlopen(  # the payer subscribes at the plan's checkout
@@ -403,60 +232,27 @@ def test_paid_subscription_commands(own_db_url: str) -> None:
                     method="POST",
                 )
             ).read()
-            ahead = run(db_url, "billing", "run", "--date", "2099-01-05", ok=False)
+            ahead = run(db_url, "billing run --date 2099-01-05", ok=False)
             assert_one_line_error(ahead, "only a --dry-run may look ahead")
-            dry = as_json(db_url, "billing", "run", "--date", "2026-11-22", "--dry-run")
+            dry = as_json(db_url, "billing run --date 2026-11-22 --dry-run")
             assert sub["id"] in dry["activated"] and dry["dry_run"] is True
-            shown = as_json(db_url, "subscription", "show", str(sub["id"]))
+            shown = as_json(db_url, f"subscription show {sub['id']}")
             assert shown["status"] == "pending"  # the dry run changed nothing
-            real = as_json(db_url, "billing", "run", "--date", "2026-11-22")
+            real = as_json(db_url, "billing run --date 2026-11-22")
             assert sub["id"] in real["activated"]
-            listed = json.loads(
-                run(db_url, "subscription", "list", "--customer", str(cust["id"]), "--json").stdout
-            )
+            listed = as_json(db_url, f"subscription list --customer {cust['id']}")
             assert [s["status"] for s in listed] == ["active"]
-            ledger = json.loads(
-                run(db_url, "billing", "ledger", "--customer", str(cust["id"]), "--json").stdout
-            )
+            ledger = as_json(db_url, f"billing ledger --customer {cust['id']}")
             assert [(c["amount"], c["status"]) for c in ledger] == [("86.23", "approved")]
-            dup = run(
-                db_url,
-                "subscription",
-                "create",
-                "--device",
-                str(dev["id"]),
-                "--plan",
-                f"P-{tag}",
-                ok=False,
-            )
+            dup = run(db_url, create, ok=False)
             assert_one_line_error(dup, f"already has subscription {sub['id']} (active)")
-            as_json(
-                db_url,
-                "plan",
-                "add",
-                f"Q-{tag}",
-                "--capacity",
-                "9GB",
-                "--price",
-                "299.00",
-                "--currency",
-                "MXN",
-            )
-            up = run(
-                db_url,
-                "subscription",
-                "upgrade",
-                str(sub["id"]),
-                "--plan",
-                f"Q-{tag}",
-                "--date",
-                "2026-11-22",
-            )
+            as_json(db_url, f"plan add Q-{tag} --capacity 9GB --price 299.00 --currency MXN")
+            up = run(db_url, f"subscription upgrade {sub['id']} --plan Q-{tag} --date 2026-11-22")
             assert "pref_id=" in up.stdout and "43.33" in up.stdout  # 100 x 13/30, a link
             assert "plan changes once" in up.stdout
-            shown = as_json(db_url, "subscription", "show", str(sub["id"]))
+            shown = as_json(db_url, f"subscription show {sub['id']}")
             assert shown["plan"] == f"P-{tag}".upper()  # not before the payer pays
-            nothing = run(db_url, "subscription", "pay-link", str(sub["id"]), ok=False)
+            nothing = run(db_url, f"subscription pay-link {sub['id']}", ok=False)
             assert_one_line_error(nothing, "only a past_due or blocked")
         finally:
             for key in env_extra:
