@@ -572,11 +572,10 @@ def main() -> None:
         tmp, weed, name = stack.tmp, stack.weed, stack.db
         logins = [{"username": u, "password": p} for u, p in stack.logins]
         ftp_port, sftp_port = free_port(), free_port()
-        env = stack.env(
+        env = stack.ftp_env(
             "fleet",
-            CAM2DRIVE_FTP_HOST="127.0.0.1",
-            CAM2DRIVE_FTP_PORT=str(ftp_port),
-            CAM2DRIVE_FTP_PASSIVE_PORTS="41000-41999",
+            ftp_port,
+            "41000-41999",
             CAM2DRIVE_SFTP_HOST="127.0.0.1",
             CAM2DRIVE_SFTP_PORT=str(sftp_port),
             CAM2DRIVE_SFTP_HOST_KEY_DIR=str(tmp / "keys"),

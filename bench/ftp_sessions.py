@@ -78,12 +78,8 @@ def main() -> None:
         port = free_port()
         gateway = stack.start_gateway(
             "ftp",
-            stack.env(
-                "ftpsessions",
-                CAM2DRIVE_FTP_HOST="127.0.0.1",
-                CAM2DRIVE_FTP_PORT=str(port),
-                CAM2DRIVE_FTP_PASSIVE_PORTS="42000-42999",
-                CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000",
+            stack.ftp_env(
+                "ftpsessions", port, "42000-42999", CAM2DRIVE_FTP_MAX_CONNECTIONS_PER_IP="1000"
             ),
         )
         stack.wait_for_ports(port, timeout=60)

@@ -98,8 +98,7 @@ def first_mp4(stream: httpx.Response, t0: float) -> tuple[float, float]:
         if not first:
             first = time.perf_counter() - t0
         buf += chunk
-        ends = _box_ends(buf)
-        if "moov" in ends and "mdat" in [k for k, _ in _box_starts(buf)]:
+        if "moov" in _boxes(buf) and "mdat" in [k for k, _ in _box_starts(buf)]:
             mdat_at = dict(_box_starts(buf))["mdat"]
             if len(buf) >= mdat_at + 512 * 1024:
                 return first, time.perf_counter() - t0
@@ -115,18 +114,6 @@ def _box_starts(buf: bytes | bytearray) -> list[tuple[str, int]]:
             break
         at += size
     return out
-
-
-def _box_ends(buf: bytes | bytearray) -> set[str]:
-    """The top-level boxes received whole."""
-    done, at = set(), 0
-    while at + 8 <= len(buf):
-        size, kind = struct.unpack(">I4s", buf[at : at + 8])
-        if size < 8 or at + size > len(buf):
-            break
-        done.add(kind.decode("latin-1"))
-        at += size
-    return done
 
 
 def _boxes(buf: bytes | bytearray) -> list[str]:
@@ -169,12 +156,7 @@ def main() -> None:
             device_id = conn.execute(text("SELECT min(id) FROM devices")).scalar_one()
         engine.dispose()
         ftp_port, http_port = free_port(), free_port()
-        env = stack.env(
-            "playback",
-            CAM2DRIVE_FTP_HOST="127.0.0.1",
-            CAM2DRIVE_FTP_PORT=str(ftp_port),
-            CAM2DRIVE_FTP_PASSIVE_PORTS="42000-42999",
-        )
+        env = stack.ftp_env("playback", ftp_port, "42000-42999")
         stack.start_gateway("ftp", env)
         http = subprocess.Popen(
             [BIN, "http", "serve", "--port", str(http_port)],

@@ -41,6 +41,16 @@ class BenchStack:
             **settings,
         }
 
+    def ftp_env(self, bucket: str, ftp_port: int, passive: str, **settings: str) -> dict[str, str]:
+        """`env` for an FTP gateway on 127.0.0.1:`ftp_port`, passive ports `passive`."""
+        return self.env(
+            bucket,
+            CAM2DRIVE_FTP_HOST="127.0.0.1",
+            CAM2DRIVE_FTP_PORT=str(ftp_port),
+            CAM2DRIVE_FTP_PASSIVE_PORTS=passive,
+            **settings,
+        )
+
     def start_gateway(self, kind: str, env: dict[str, str]) -> subprocess.Popen:  # type: ignore[type-arg]
         """`cam2drive gateway <kind>`, its stderr in `<tmp>/<kind>.log`; stopped on exit."""
         proc = subprocess.Popen(
