@@ -1,16 +1,9 @@
-"""the preapproval amount outbox: a plan change Mercado Pago has not taken yet
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-23
-"""
+"""the preapproval amount outbox: a plan change Mercado Pago has not taken yet"""
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
 down_revision = '0006'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""failed logins per account name, and the account's last good address
-
-Revision ID: 0009
-Revises: 0008
-Create Date: 2026-12-06
-"""
+"""failed logins per account name, and the account's last good address"""
 
 import sqlalchemy as sa
 import sqlmodel
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0009"
 down_revision = "0008"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

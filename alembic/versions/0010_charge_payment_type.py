@@ -3,10 +3,6 @@
 Mercado Pago's payment_type_id of the approved payment (credit_card,
 debit_card, account_money, ...); invoicing maps it to c_FormaPago
 (billing/invoicing/catalogs.py). Null until the payments side records it.
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
@@ -14,8 +10,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

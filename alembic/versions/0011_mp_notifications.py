@@ -1,9 +1,4 @@
-"""mp_notifications: Mercado Pago webhooks queued for the billing side
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-07
-"""
+"""mp_notifications: Mercado Pago webhooks queued for the billing side"""
 
 import sqlalchemy as sa
 import sqlmodel
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

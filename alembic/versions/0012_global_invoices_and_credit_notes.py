@@ -1,9 +1,4 @@
-"""invoices: global invoices, credit notes and cancellations (kind, doc_key, lines)
-
-Revision ID: 0012
-Revises: 0011
-Create Date: 2026-12-06
-"""
+"""invoices: global invoices, credit notes and cancellations (kind, doc_key, lines)"""
 
 import sqlalchemy as sa
 import sqlmodel
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0012"
 down_revision = "0011"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

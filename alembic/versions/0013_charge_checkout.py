@@ -3,10 +3,6 @@
 A pay-now or upgrade charge is paid at a Checkout Pro preference
 (POST /checkout/preferences): its id, the link the payer opens and when the
 link expires. Null for installments, which Mercado Pago charges by itself.
-
-Revision ID: 0013
-Revises: 0012
-Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
@@ -15,8 +11,6 @@ from alembic import op
 
 revision = "0013"
 down_revision = "0012"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

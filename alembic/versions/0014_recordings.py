@@ -1,17 +1,10 @@
-"""recordings: Dahua file names parsed at commit time; devices.timezone
-
-Revision ID: 0014
-Revises: 0013
-Create Date: 2026-12-06
-"""
+"""recordings: Dahua file names parsed at commit time; devices.timezone"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
 down_revision = "0013"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

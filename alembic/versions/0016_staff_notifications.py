@@ -2,10 +2,6 @@
 
 A notification goes to a customer (customer_id) or, for a staff member's
 "forgot password" link, to that distributor user (staff_id); one of the two.
-
-Revision ID: 0016
-Revises: 0015
-Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
@@ -13,8 +9,6 @@ from alembic import op
 
 revision = "0016"
 down_revision = "0015"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
