@@ -136,16 +136,9 @@ def plan_add(
     """Add a plan, and its Mercado Pago plan in the account of its currency."""
     state = app_state()
     state.accounts.check(currency)  # refused before anything is written
+    given = dict(code=code, capacity=capacity, price=price, currency=currency, on_full=on_full)
     with session_scope(state.engine) as s:
-        plan = catalog.add_plan(
-            s,
-            code=code,
-            capacity=capacity,
-            price=price,
-            currency=currency,
-            on_full=on_full,
-            actor=ACTOR,
-        )
+        plan = catalog.add_plan(s, actor=ACTOR, **given)
         s.commit()  # the plan exists whatever Mercado Pago answers
         row = record(plan)
         if plan.currency in state.accounts.currencies():
