@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, and_, or_, true
 from sqlmodel import Session, col, select
@@ -39,6 +39,9 @@ from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed
 from billing.payments.notifications import drain
 from billing.payments.outbox import push_amount
 from billing.payments.sync import Feed, Snapshot, feed, sync, try_fetch
+
+if TYPE_CHECKING:
+    from billing.invoicing.parts import Invoicing
 
 S = SubscriptionStatus
 
@@ -357,12 +360,11 @@ def billing_cycle(
     engine: Engine,
     mp: OneOrByCurrency,
     purger: DrivePurger,
-    documents: Any,
+    invoicing: Invoicing,
     settings: Settings,
     today: date,
     *,
     dry_run: bool = False,
-    pac: Any = None,
 ) -> dict[str, Any]:
     """What `billing run` and the scheduler do: the pass, then its invoices and notices.
 
@@ -388,7 +390,7 @@ def billing_cycle(
     if dry_run:
         return report
     try:
-        report["invoices"] = issue_pending(engine, documents, settings, pac=pac).as_dict()
+        report["invoices"] = issue_pending(invoicing).as_dict()
     except Cam2DriveError as exc:
         report["invoices"] = {"error": str(exc)}
     report["notifications_queued"] = collect(engine, settings).queued

@@ -19,6 +19,7 @@ from billing.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from billing.invoicing.pac import Pac
+    from billing.invoicing.parts import Invoicing
     from billing.payments.accounts import Accounts
     from billing.payments.mercadopago import MercadoPago
     from gateway.ingest import IngestPipeline
@@ -94,6 +95,13 @@ class App:
         from billing.invoicing.pac import make_pac
 
         return make_pac(self.settings)
+
+    @cached_property
+    def invoicing(self) -> Invoicing:
+        """What issuing and cancelling invoices work with (the S3 store keeps the files)."""
+        from billing.invoicing.parts import Invoicing
+
+        return Invoicing(self.engine, self.store, self.settings, self.pac)
 
     @cached_property
     def pipeline(self) -> IngestPipeline:

@@ -31,7 +31,6 @@ from typing import Any
 
 from satcfdi.create.cancela import cancelacion
 from satcfdi.models import Signer
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -40,7 +39,8 @@ from billing.core.errors import Cam2DriveError, InvalidInput, NotFound
 from billing.core.models import Charge, Invoice, InvoiceLine, utcnow
 from billing.core.settings import Settings
 from billing.invoicing import globals as globals_
-from billing.invoicing.pac import Pac
+from billing.invoicing.cfdi import load_signer
+from billing.invoicing.parts import Invoicing
 from billing.invoicing.rows import audit_step, open_pending
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,7 @@ def cancellation_request(
 
 
 def cancel(
-    engine: Engine,
-    settings: Settings,
-    pac: Pac,
-    signer: Signer,
+    parts: Invoicing,
     invoice_id: int,
     reason: str,
     substitute: str | None = None,
@@ -87,6 +84,7 @@ def cancel(
     now: datetime | None = None,
 ) -> str:
     """Cancel an issued invoice at the SAT through the PAC; the PAC's answer code."""
+    engine = parts.engine
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         if inv is None:
@@ -100,8 +98,8 @@ def cancel(
         if substitute and substitute.upper() == inv.uuid.upper():
             raise InvalidInput("--substitute names the invoice being cancelled")
         uuid = inv.uuid
-    request = cancellation_request(signer, uuid, reason, substitute, now)
-    code = pac.cancel(request)
+    request = cancellation_request(load_signer(parts.settings), uuid, reason, substitute, now)
+    code = parts.stamper().cancel(request)
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         assert inv is not None
@@ -122,10 +120,9 @@ def cancel(
     return code
 
 
-def open_credit_notes(
-    engine: Engine, settings: Settings, pac: Pac, signer: Signer, now: datetime
-) -> dict[str, Any]:
+def open_credit_notes(parts: Invoicing, now: datetime) -> dict[str, Any]:
     """Act on every refunded or charged-back charge per the rule in the module docstring."""
+    engine, settings = parts.engine, parts.settings
     done: dict[str, Any] = {"voided": [], "cancelled": [], "credit_notes": []}
     with session_scope(engine) as s:
         _void_unstamped(s, done)
@@ -144,16 +141,7 @@ def open_credit_notes(
         assert original.id is not None and original.uuid is not None
         if original.kind == "I" and cancellable(original, settings, now):
             try:
-                cancel(
-                    engine,
-                    settings,
-                    pac,
-                    signer,
-                    original.id,
-                    "03",
-                    cause=f"charge {charge_id} refunded",
-                    now=now,
-                )
+                cancel(parts, original.id, "03", cause=f"charge {charge_id} refunded", now=now)
             except Cam2DriveError as exc:  # unreachable or refused: next pass tries again
                 log.error("cannot cancel invoice %s: %r", original.id, str(exc)[:500])
                 done.setdefault("errors", []).append({"invoice": original.id, "error": str(exc)})

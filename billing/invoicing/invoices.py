@@ -14,7 +14,7 @@ import logging
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from satcfdi.models import Signer
 from sqlalchemy import Engine, func
@@ -47,7 +47,8 @@ from billing.invoicing.cfdi import (
     load_signer,
     receiver_for,
 )
-from billing.invoicing.pac import UNREACHABLE, Pac, make_pac
+from billing.invoicing.pac import UNREACHABLE
+from billing.invoicing.parts import DocumentStore, Invoicing
 from billing.invoicing.rows import audit_step, open_pending
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,6 @@ STAMP_WINDOW = timedelta(hours=72)
 def _aware(when: datetime) -> datetime:
     """SQLite gives naive UTC back: compare like with like."""
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-class DocumentStore(Protocol):
-    def put_document(self, key: str, body: bytes, content_type: str) -> None: ...
-
-    def get_document(self, key: str) -> bytes: ...
 
 
 @dataclass
@@ -83,32 +78,26 @@ def enabled(settings: Settings) -> bool:
     return settings.cfdi_csd_certificate is not None
 
 
-def issue_pending(
-    engine: Engine,
-    store: DocumentStore,
-    settings: Settings,
-    *,
-    pac: Pac | None = None,
-    now: datetime | None = None,
-) -> IssueReport:
+def issue_pending(parts: Invoicing, *, now: datetime | None = None) -> IssueReport:
     """Invoice every approved charge that has no invoice yet; resume unfinished ones."""
     report = IssueReport()
+    engine, settings = parts.engine, parts.settings
     if not enabled(settings):
         report.disabled = "no CSD configured (cfdi_csd_certificate): invoices are off"
         return report
     signer = load_signer(settings)
-    pac = pac or make_pac(settings)
+    parts = replace(parts, pac=parts.stamper())  # one PAC for the whole pass
     now = now or utcnow()
     _open_rows(engine, settings, now, report)
     globals_.open_globals(engine, settings, now)
-    report.refunds = credits.open_credit_notes(engine, settings, pac, signer, now)
+    report.refunds = credits.open_credit_notes(parts, now)
     with session_scope(engine) as s:
         pending = list(
             s.exec(select(Invoice.id).where(Invoice.status == "pending").order_by(col(Invoice.id)))
         )
     for invoice_id in pending:
         try:
-            _issue_one(engine, store, settings, signer, pac, invoice_id, now)  # type: ignore[arg-type]
+            _issue_one(parts, signer, invoice_id, now)  # type: ignore[arg-type]
             report.issued.append(invoice_id)  # type: ignore[arg-type]
         except Cam2DriveError as exc:
             _failed(engine, settings, invoice_id, exc)  # type: ignore[arg-type]
@@ -197,15 +186,7 @@ def _open_ingreso(
         return  # another scheduler opened it first
 
 
-def request_own(
-    engine: Engine,
-    store: DocumentStore,
-    settings: Settings,
-    charge_id: int,
-    *,
-    pac: Pac | None = None,
-    now: datetime | None = None,
-) -> int:
+def request_own(parts: Invoicing, charge_id: int, *, now: datetime | None = None) -> int:
     """A customer's own invoice for a charge that would go into the global one.
 
     Allowed while the charge is in no stamped document: before its period's
@@ -213,6 +194,7 @@ def request_own(
     customer asks for an invoice). The customer's fiscal data must be set
     first (`customer set-fiscal`). Returns the invoice id, issued now.
     """
+    engine, settings = parts.engine, parts.settings
     if not enabled(settings):
         raise InvalidInput("invoices are off: no CSD configured (cfdi_csd_certificate)")
     now = now or utcnow()
@@ -268,7 +250,7 @@ def request_own(
     if status == "pending":
         signer = load_signer(settings)
         try:
-            _issue_one(engine, store, settings, signer, pac or make_pac(settings), invoice_id, now)
+            _issue_one(parts, signer, invoice_id, now)
         except Cam2DriveError as exc:
             _failed(engine, settings, invoice_id, exc)
             raise
@@ -385,15 +367,8 @@ def credit_spec(session: Session, inv: Invoice, settings: Settings) -> Spec:
     return Spec(replace(receiver, use=use), [line], form, kind="E", related_uuid=inv.related_uuid)
 
 
-def _issue_one(
-    engine: Engine,
-    store: DocumentStore,
-    settings: Settings,
-    signer: Signer,
-    pac: Pac,
-    invoice_id: int,
-    now: datetime,
-) -> None:
+def _issue_one(parts: Invoicing, signer: Signer, invoice_id: int, now: datetime) -> None:
+    engine, settings, pac = parts.engine, parts.settings, parts.stamper()
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         assert inv is not None
@@ -438,8 +413,8 @@ def _issue_one(
     except Exception as exc:  # weasyprint/fonts missing: a config problem, reported
         raise InvoiceError("cannot render the invoice PDF: %(error)s", error=exc) from exc
     base = f"{settings.invoice_prefix}{customer_id}/{serie}-{folio}-{uuid}"
-    store.put_document(f"{base}.xml", xml, "application/xml")
-    store.put_document(f"{base}.pdf", pdf, "application/pdf")
+    parts.store.put_document(f"{base}.xml", xml, "application/xml")
+    parts.store.put_document(f"{base}.pdf", pdf, "application/pdf")
     with session_scope(engine) as s:
         inv = s.get(Invoice, invoice_id)
         assert inv is not None

@@ -45,11 +45,10 @@ def billing_run(
         state.engine,
         state.billing_accounts(),
         state.purger,
-        state.store,
+        state.invoicing,
         state.settings,
         day,
         dry_run=dry_run,
-        pac=state.pac,
     )
     emit(report, json_)
     left = len(report.get("unreachable") or []) + len(report.get("retrying") or [])
@@ -102,10 +101,9 @@ def scheduler() -> None:
                     state.engine,
                     state.billing_accounts(),
                     state.purger,
-                    state.store,
+                    state.invoicing,
                     st,
                     date.today(),
-                    pac=state.pac,
                 )
             except BaseException:
                 observe_pass(None)

@@ -74,8 +74,7 @@ def invoice_issue(json_: JsonOpt = False) -> None:
     """Issue the invoices of approved charges that have none (the billing run does this too)."""
     from billing.invoicing.invoices import issue_pending
 
-    state = app_state()
-    emit(issue_pending(state.engine, state.store, state.settings, pac=state.pac).as_dict(), json_)
+    emit(issue_pending(app_state().invoicing).as_dict(), json_)
 
 
 @invoice_app.command("request")
@@ -90,8 +89,7 @@ def invoice_request(
     """
     from billing.invoicing.invoices import request_own
 
-    state = app_state()
-    invoice_id = request_own(state.engine, state.store, state.settings, charge_id, pac=state.pac)
+    invoice_id = request_own(app_state().invoicing, charge_id)
     emit({"charge": charge_id, "invoice": invoice_id}, json_)
 
 
@@ -112,21 +110,12 @@ def invoice_cancel(
     json_: JsonOpt = False,
 ) -> None:
     """Cancel an issued invoice at the SAT through the PAC."""
-    from billing.invoicing.cfdi import load_signer
     from billing.invoicing.credits import cancel
 
     state = app_state()
     if state.pac is None:
         raise InvalidInput("invoices are off: no CSD configured (cfdi_csd_certificate)")
-    code = cancel(
-        state.engine,
-        state.settings,
-        state.pac,
-        load_signer(state.settings),
-        invoice_id,
-        reason,
-        substitute,
-    )
+    code = cancel(state.invoicing, invoice_id, reason, substitute)
     emit({"invoice": invoice_id, "status": "cancelled", "reason": reason, "pac": code}, json_)
 
 

@@ -65,7 +65,7 @@ def document_of(stack: Stack, charge_id: int, kind: str) -> Invoice:
 
 def own_invoice(stack: Stack, charge_id: int, now: datetime | None = None) -> int:
     """The customer's own invoice for the charge, asked of the stack's PAC: its id."""
-    return request_own(stack.engine, stack.store, stack.settings, charge_id, pac=stack.pac, now=now)
+    return request_own(stack.invoicing(), charge_id, now=now)
 
 
 def checked(stack: Stack, inv: Invoice, certs: Path) -> etree._Element:
@@ -83,13 +83,7 @@ def test_sales_without_fiscal_data_go_into_the_global_invoice(
     _, card = sale(istack, mp_emulator, "credit_card")
     _, wallet = sale(istack, mp_emulator, "account_money")
     asker, own = sale(istack, mp_emulator, "debit_card")
-    early = issue_pending(
-        istack.engine,
-        istack.store,
-        istack.settings,
-        pac=istack.pac,
-        now=datetime(2026, 11, 25, tzinfo=UTC),
-    )
+    early = issue_pending(istack.invoicing(), now=datetime(2026, 11, 25, tzinfo=UTC))
     with session_scope(istack.engine) as s:  # November is open: no per-charge CFDI, no global
         for c in (card, wallet, own):
             assert s.exec(select(Invoice).where(Invoice.charge_id == c.id)).first() is None
@@ -100,9 +94,7 @@ def test_sales_without_fiscal_data_go_into_the_global_invoice(
         own_invoice(istack, own.id)  # type: ignore[arg-type]
     give_fiscal(istack, asker.customer_id)
     mine = own_invoice(istack, own.id, datetime(2026, 11, 26, tzinfo=UTC))  # type: ignore[arg-type]
-    report = issue_pending(
-        istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER
-    )
+    report = issue_pending(istack.invoicing(), now=DECEMBER)
     assert report.failed == []
     glob = document_of(istack, card.id, "G")  # type: ignore[arg-type]
     assert document_of(istack, wallet.id, "G").id == glob.id  # type: ignore[arg-type]
@@ -146,9 +138,7 @@ def test_sales_without_fiscal_data_go_into_the_global_invoice(
     assert ingreso.find("c:Receptor", NS).get("Rfc") == "URE180429TM6"
     assert ingreso.find("c:InformacionGlobal", NS) is None
     assert ingreso.get("FormaPago") == "28"  # debit card
-    again = issue_pending(
-        istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER
-    )
+    again = issue_pending(istack.invoicing(), now=DECEMBER)
     assert again.issued == []  # a sale is in one document, once
 
 
@@ -159,7 +149,6 @@ def test_cancellation_request_names_uuid_reason_and_substitute(
     give_fiscal(istack, dev.customer_id)
     first = own_invoice(istack, charge.id)  # type: ignore[arg-type]
     inv = document_of(istack, charge.id, "I")  # type: ignore[arg-type]
-    signer = load_signer(istack.settings)
     substitute = "7F1D3C1E-8A53-4D0E-9C44-2F0C8B9A7D10"
     for reason, other, error in (
         ("05", None, "one of 01, 02, 03, 04"),
@@ -169,9 +158,9 @@ def test_cancellation_request_names_uuid_reason_and_substitute(
         ("01", inv.uuid, "names the invoice being cancelled"),
     ):
         with pytest.raises(InvalidInput, match=error):
-            cancel(istack.engine, istack.settings, istack.pac, signer, first, reason, other)
+            cancel(istack.invoicing(), first, reason, other)
     assert istack.pac.cancellations == []  # type: ignore[attr-defined]
-    cancel(istack.engine, istack.settings, istack.pac, signer, first, "01", substitute)
+    cancel(istack.invoicing(), first, "01", substitute)
     (sent,) = istack.pac.cancellations  # type: ignore[attr-defined]
     root = etree.fromstring(sent)
     sat = {"s": "http://cancelacfd.sat.gob.mx", "d": "http://www.w3.org/2000/09/xmldsig#"}
@@ -185,7 +174,7 @@ def test_cancellation_request_names_uuid_reason_and_substitute(
         assert done is not None and (done.status, done.cancel_reason) == ("cancelled", "01")
         assert done.substitute_uuid == substitute
     with pytest.raises(InvalidInput, match="cancelled"):
-        cancel(istack.engine, istack.settings, istack.pac, signer, first, "02")
+        cancel(istack.invoicing(), first, "02")
 
 
 def refund(stack: Stack, charge_id: int, status: str) -> None:
@@ -203,12 +192,12 @@ def test_a_refund_cancels_this_months_invoice_and_credits_an_older_one(
     _, public = sale(istack, mp_emulator, "credit_card")
     give_fiscal(istack, dev.customer_id)
     november = datetime(2026, 11, 23, tzinfo=UTC)
-    pac, st = istack.pac, istack.settings
-    request_own(istack.engine, istack.store, st, recent.id, pac=pac, now=november)  # type: ignore[arg-type]
-    issue_pending(istack.engine, istack.store, st, pac=pac, now=DECEMBER)  # the global
+    pac, parts = istack.pac, istack.invoicing()
+    request_own(parts, recent.id, now=november)  # type: ignore[arg-type]
+    issue_pending(parts, now=DECEMBER)  # the global
     refund(istack, recent.id, "refunded")  # type: ignore[arg-type]
     refund(istack, public.id, "charged_back")  # type: ignore[arg-type]
-    report = issue_pending(istack.engine, istack.store, st, pac=pac, now=JANUARY)
+    report = issue_pending(parts, now=JANUARY)
     assert report.failed == [] and report.refunds["cancelled"] == []
     # recent was invoiced in November and refunded in January: an egreso, not a cancellation
     original = document_of(istack, recent.id, "I")  # type: ignore[arg-type]
@@ -241,9 +230,9 @@ def test_a_refund_cancels_this_months_invoice_and_credits_an_older_one(
     # the same month, under $1,000: the invoice is cancelled (motivo 03) instead
     dev2, fresh = sale(istack, mp_emulator, "credit_card")
     give_fiscal(istack, dev2.customer_id)
-    request_own(istack.engine, istack.store, st, fresh.id, pac=pac, now=JANUARY)  # type: ignore[arg-type]
+    request_own(parts, fresh.id, now=JANUARY)  # type: ignore[arg-type]
     refund(istack, fresh.id, "refunded")  # type: ignore[arg-type]
-    again = issue_pending(istack.engine, istack.store, st, pac=pac, now=JANUARY)
+    again = issue_pending(parts, now=JANUARY)
     assert again.failed == [] and again.refunds["credit_notes"] == []
     cancelled = document_of(istack, fresh.id, "I")  # type: ignore[arg-type]
     assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "03")
@@ -332,13 +321,13 @@ def test_a_sale_leaves_a_global_that_is_not_stamped_yet(
 ) -> None:
     stayer, stays = sale(istack, mp_emulator, "credit_card")
     asker, leaves = sale(istack, mp_emulator, "credit_card")
-    issue_pending(istack.engine, istack.store, istack.settings, pac=DOWN, now=DECEMBER)
+    issue_pending(istack.invoicing(DOWN), now=DECEMBER)
     pending = document_of(istack, leaves.id, "G")  # type: ignore[arg-type]
     assert pending.status == "pending"
     give_fiscal(istack, asker.customer_id)
     own = own_invoice(istack, leaves.id, DECEMBER)  # type: ignore[arg-type]
     assert checked(istack, document_of(istack, leaves.id, "I"), certs) is not None  # type: ignore[arg-type]
-    issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac, now=DECEMBER)
+    issue_pending(istack.invoicing(), now=DECEMBER)
     glob = document_of(istack, stays.id, "G")  # type: ignore[arg-type]
     doc = checked(istack, glob, certs)
     ids = [c.get("NoIdentificacion") for c in doc.find("c:Conceptos", NS)]

@@ -18,6 +18,7 @@ from billing.core.db import session_scope
 from billing.core.errors import InvoiceError, StorageUnavailable
 from billing.core.models import Invoice
 from billing.invoicing.invoices import issue_pending
+from billing.invoicing.parts import Invoicing
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import Clock, authorize, subscribe
 from tests.support.cfdi import FailingPac, give_fiscal, hung_finkok, pdf_text, seal_verifies, xsd
@@ -46,7 +47,7 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
 ) -> None:
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)  # fiscal data given, paid by credit card
-    report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
+    report = issue_pending(istack.invoicing())
     assert report.failed == []
     with session_scope(istack.engine) as s:  # the databases hold other tests' charges too
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
@@ -77,7 +78,7 @@ def test_invoice_of_a_charge_to_a_customer_with_fiscal_data(
     flat = re.sub(r"[\s\u200b]", "", text)  # the seals wrap at any character
     for seal in (tfd.get("SelloCFD"), tfd.get("SelloSAT")):
         assert seal in flat, "a seal is cut off in the PDF"
-    again = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
+    again = issue_pending(istack.invoicing())
     assert again.issued == [] and again.failed == []  # once per charge
 
 
@@ -127,12 +128,12 @@ def test_a_lost_pac_answer_is_retried_into_the_same_invoice(
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
     lost = LostAnswer(istack.pac)
-    first = issue_pending(istack.engine, istack.store, istack.settings, pac=lost)
+    first = issue_pending(istack.invoicing(lost))
     assert first.issued == [] and "did not answer" in first.failed[0]["error"]
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         assert inv.status == "pending" and inv.attempts == 1
-    second = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
+    second = issue_pending(istack.invoicing())
     assert inv.id in second.issued
     with session_scope(istack.engine) as s:
         done = s.get(Invoice, inv.id)
@@ -144,7 +145,7 @@ def test_orders_and_invoice_files_from_the_cli(
 ) -> None:
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
-    issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
+    issue_pending(istack.invoicing())
     st = istack.settings
     env = {
         **os.environ,
@@ -185,12 +186,12 @@ def test_an_invoice_unstamped_for_72_hours_is_redated_and_resealed(
 
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
-    issue_pending(istack.engine, istack.store, istack.settings, pac=LostAnswer(istack.pac))
+    issue_pending(istack.invoicing(LostAnswer(istack.pac)))
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         first = inv.issued_on
     later = first + timedelta(hours=73)  # time travel: the PAC was down three days
-    report = issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac, now=later)
+    report = issue_pending(istack.invoicing(), now=later)
     assert inv.id in report.issued
     with session_scope(istack.engine) as s:
         done = s.get(Invoice, inv.id)
@@ -215,7 +216,7 @@ def test_a_refused_invoice_alerts_and_stops_being_retried(
     dev, _ = paid_device(istack, clock, mp_emulator)
     tries = istack.settings.invoice_max_attempts
     for _ in range(tries):
-        issue_pending(istack.engine, istack.store, istack.settings, pac=REFUSING)
+        issue_pending(istack.invoicing(REFUSING))
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
         assert inv.status == "failed" and inv.attempts == tries
@@ -228,7 +229,7 @@ def test_a_refused_invoice_alerts_and_stops_being_retried(
             )
         ]
         assert actions.count("refused") == tries - 1 and actions[-1] == "failed"
-    again = issue_pending(istack.engine, istack.store, istack.settings, pac=REFUSING)
+    again = issue_pending(istack.invoicing(REFUSING))
     assert all(f["invoice"] != inv.id for f in again.failed)  # not retried forever
 
 
@@ -240,7 +241,7 @@ def test_a_hung_pac_does_not_stop_a_billing_pass(
     clock = Clock(istack, mp_emulator)
     dev, _ = paid_device(istack, clock, mp_emulator)
     with hung_finkok(istack.settings) as st:
-        report = issue_pending(istack.engine, istack.store, st, pac=FinkokPac(st))
+        report = issue_pending(Invoicing(istack.engine, istack.store, st, FinkokPac(st)))
     assert report.failed and all(f["error"].startswith(UNREACHABLE) for f in report.failed)
     with session_scope(istack.engine) as s:
         inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()

@@ -110,7 +110,7 @@ def test_the_dunning_ladder_by_email(
         now = day_start(day) + timedelta(hours=12)
         for _ in range(times):
             clock.run()
-            issue_pending(nstack.engine, nstack.store, nstack.settings, pac=nstack.pac)
+            issue_pending(nstack.invoicing())
             collect(nstack.engine, nstack.settings, now=now)
             deliver(nstack.engine, nstack.settings, nstack.store, now=now)
 

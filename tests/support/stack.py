@@ -20,6 +20,8 @@ from billing import catalog as accounts
 from billing.core.db import make_engine, session_scope
 from billing.core.models import Drive, DriveEntry, Subscription
 from billing.core.settings import Settings
+from billing.invoicing.pac import Pac
+from billing.invoicing.parts import Invoicing
 from cli.devstack.democerts import demo_invoicing
 from cli.devstack.seaweed import SeaweedServer, free_port
 from cli.devstack.testpac import make_test_pac
@@ -91,6 +93,10 @@ class Stack:
         self.pac = make_test_pac(self.settings) if self.settings.pac_driver == "local" else None
         self.servers: list[Any] = []
         self.port = self.start_gateway()
+
+    def invoicing(self, pac: Pac | None = None) -> Invoicing:
+        """What issuing invoices works with: the stack's, with `pac` instead of its test PAC."""
+        return Invoicing(self.engine, self.store, self.settings, pac or self.pac)
 
     def start_gateway(self, settings: Settings | None = None) -> int:
         st = settings or self.settings

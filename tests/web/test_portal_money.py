@@ -71,7 +71,7 @@ def test_subscribe_at_the_checkout_then_download_the_invoice(
         authorize(istack, mp_emulator, sub)
         clock.run()
         give_fiscal(istack, dev.customer_id)
-        issue_pending(istack.engine, istack.store, istack.settings, pac=istack.pac)
+        issue_pending(istack.invoicing())
         with session_scope(istack.engine) as s:
             inv = s.exec(select(Invoice).where(Invoice.customer_id == dev.customer_id)).one()
             assert inv.status == "issued" and inv.uuid
