@@ -25,6 +25,7 @@ A link nobody paid by `expires_at` ends `expired`; asking again makes a new char
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,11 +35,36 @@ from sqlmodel import Session, col, select
 from billing.catalog import drive_of
 from billing.core import audit
 from billing.core.models import Charge, Customer, Device, Plan, Subscription, utcnow
+from billing.core.settings import Settings
 from billing.payments.mercadopago import MercadoPago
 from billing.payments.outbox import queue_amount
 from billing.subscriptions.lifecycle import restore_paid
 
 ONE_OFF = ("paynow", "upgrade")  # charge kinds paid at a link
+
+
+@dataclass(frozen=True)
+class LinkTerms:
+    """Who asks for a payment link and on what terms, the same for the CLI and
+    the portal (`of`): the audit's actor, the billing day its period runs to, how
+    many days it stays payable, where Mercado Pago reports its payment, and the
+    settings whose dunning ladder a pay-now link must not outlive (None: `days` only)."""
+
+    actor: str
+    billing_day: int
+    days: int = 3
+    notification_url: str | None = None
+    ladder: Settings | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, actor: str) -> LinkTerms:
+        return cls(
+            actor,
+            settings.billing_day,
+            settings.pay_link_days,
+            settings.mp_notification_url,
+            settings,
+        )
 
 
 def expiry(on: date, days: int) -> datetime:

@@ -35,6 +35,7 @@ from billing.core.models import (
     utcnow,
 )
 from billing.payments import checkout
+from billing.payments.checkout import LinkTerms
 from billing.payments.mercadopago import MercadoPago
 from billing.payments.outbox import push_amount, queue_amount
 from billing.subscriptions.lifecycle import get_subscription, plan_of
@@ -62,16 +63,7 @@ def _paid(session: Session, sub_id: int) -> tuple[Subscription, Plan]:
 
 
 def upgrade(
-    session: Session,
-    mp: MercadoPago,
-    sub_id: int,
-    plan_code: str,
-    on: date,
-    billing_day: int,
-    *,
-    actor: str,
-    link_days: int = 3,
-    notification_url: str | None = None,
+    session: Session, mp: MercadoPago, sub_id: int, plan_code: str, on: date, terms: LinkTerms
 ) -> Charge:
     """The upgrade's pending charge with the Checkout Pro link the payer pays.
 
@@ -126,7 +118,7 @@ def upgrade(
             new.currency,
             on,
             sub.paid_through or on,
-            billing_day,
+            terms.billing_day,
         )
         charge = checkout.new_charge(
             session,
@@ -136,9 +128,9 @@ def upgrade(
             currency=new.currency,
             period_start=on,
             period_end=quote.period_end,
-            expires_at=checkout.expiry(on, link_days),
+            expires_at=checkout.expiry(on, terms.days),
             plan_id=new.id,
-            actor=actor,
+            actor=terms.actor,
             cause=f"upgrade {old.code} -> {new.code}: the difference for {quote.days} paid days",
         )
     return checkout.open_link(
@@ -147,8 +139,8 @@ def upgrade(
         sub,
         charge,
         title=f"cam2drive upgrade to {new.code}",
-        notification_url=notification_url,
-        actor=actor,
+        notification_url=terms.notification_url,
+        actor=terms.actor,
     )
 
 

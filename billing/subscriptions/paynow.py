@@ -25,9 +25,9 @@ from sqlmodel import Session
 
 from billing.core.errors import InvalidInput
 from billing.core.models import Charge, Subscription, SubscriptionStatus
-from billing.core.settings import Settings
 from billing.dunning import ladder
 from billing.payments import checkout
+from billing.payments.checkout import LinkTerms
 from billing.payments.mercadopago import MercadoPago, MercadoPagoFailed
 from billing.subscriptions.lifecycle import (
     ensure_mp_plan,
@@ -52,8 +52,8 @@ def overdue(
     return start, end, amount
 
 
-def _expiry(sub: Subscription, today: date, days: int, settings: Settings | None) -> datetime:
-    end = checkout.expiry(today, days)
+def _expiry(sub: Subscription, today: date, terms: LinkTerms) -> datetime:
+    end, settings = checkout.expiry(today, terms.days), terms.ladder
     since = sub.blocked_at or sub.past_due_since
     if settings is None or since is None:
         return end
@@ -66,23 +66,14 @@ def _expiry(sub: Subscription, today: date, days: int, settings: Settings | None
 
 
 def pay_link(
-    session: Session,
-    mp: MercadoPago,
-    sub_id: int,
-    today: date,
-    billing_day: int,
-    *,
-    actor: str,
-    link_days: int = 3,
-    notification_url: str | None = None,
-    settings: Settings | None = None,
+    session: Session, mp: MercadoPago, sub_id: int, today: date, terms: LinkTerms
 ) -> dict[str, object]:
     """The pay-now link of a past_due or blocked subscription (the same one while
     it can be paid), and the plan's checkout to subscribe again.
 
-    With `settings` (the dunning ladder) the link cannot outlive the drive: it
-    expires the day before the drive would be deleted, so nobody pays for a
-    drive that is already gone."""
+    With the terms' `ladder` the link cannot outlive the drive: it expires the
+    day before the drive would be deleted, so nobody pays for a drive that is
+    already gone."""
     sub = get_subscription(session, sub_id)
     assert sub.id is not None
     if sub.kind != "paid" or sub.status not in OVERDUE:
@@ -99,7 +90,9 @@ def pay_link(
     if live:
         charge: Charge = live[0]
     else:
-        start, end, amount = overdue(sub.paid_through, today, Decimal(plan.price), billing_day)
+        start, end, amount = overdue(
+            sub.paid_through, today, Decimal(plan.price), terms.billing_day
+        )
         charge = checkout.new_charge(
             session,
             sub,
@@ -108,9 +101,9 @@ def pay_link(
             currency=plan.currency,
             period_start=start,
             period_end=end,
-            expires_at=_expiry(sub, today, link_days, settings),
+            expires_at=_expiry(sub, today, terms),
             plan_id=None,
-            actor=actor,
+            actor=terms.actor,
             cause=f"pay now: {plan.code} from {start} to {end}",
         )
     charge = checkout.open_link(
@@ -119,14 +112,14 @@ def pay_link(
         sub,
         charge,
         title=f"cam2drive {plan.code}, {charge.period_start} to {charge.period_end}",
-        notification_url=notification_url,
-        actor=actor,
+        notification_url=terms.notification_url,
+        actor=terms.actor,
     )
     recurring: str | None = None
     try:
         if sub.mp_preapproval_id:
             recurring = mp.get_preapproval(sub.mp_preapproval_id).status
-        ensure_mp_plan(session, mp, plan, billing_day)  # an upgraded plan may have none yet
+        ensure_mp_plan(session, mp, plan, terms.billing_day)  # an upgraded plan may have none yet
         again = plan_checkout(session, mp, plan)
     except MercadoPagoFailed:
         again = None  # the pay-now link stands on its own

@@ -35,29 +35,16 @@ PurchaseDateOpt = Annotated[
 T = TypeVar("T")
 
 
-def _linked(
-    subscription: int, on: str | None, make: Callable[..., T], *args: Any, **more: Any
-) -> T:
+def _linked(subscription: int, on: str | None, make: Callable[..., T], *args: Any) -> T:
     """`make` (upgrade, pay_link) for a subscription as of --date, in its plan's
-    Mercado Pago account, with what every payment link the CLI makes has: the
-    actor, how long it stays payable and where Mercado Pago reports its payments."""
+    Mercado Pago account, on the terms the settings give every payment link."""
+    from billing.payments.checkout import LinkTerms
+
     state = app_state()
-    st = state.settings
     with session_scope(state.engine) as s:
         mp = _mp(s, subscription=subscription)
-        day = parse_date(on)
-        return make(
-            s,
-            mp,
-            subscription,
-            *args,
-            day,
-            st.billing_day,
-            actor=ACTOR,
-            link_days=st.pay_link_days,
-            notification_url=st.mp_notification_url,
-            **more,
-        )
+        terms = LinkTerms.of(state.settings, ACTOR)
+        return make(s, mp, subscription, *args, parse_date(on), terms)
 
 
 def _mp(s: Session, *, plan: str | None = None, subscription: int | None = None) -> MercadoPago:
@@ -141,7 +128,7 @@ def subscription_pay_link(
     """A past_due or blocked subscription's pay-now link, and the checkout to subscribe again."""
     from billing.subscriptions.paynow import pay_link
 
-    emit(_linked(subscription, on, pay_link, settings=app_state().settings), json_)
+    emit(_linked(subscription, on, pay_link), json_)
 
 
 @subscription_app.command("downgrade")

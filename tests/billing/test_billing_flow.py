@@ -16,6 +16,7 @@ from cli.devstack.mp_emulator import MercadoPagoEmulator
 from gateway.purge import DrivePurge
 from tests.support.billing import (
     START,
+    TERMS,
     Clock,
     add_plan,
     authorize,
@@ -255,7 +256,7 @@ def test_upgrade_charges_once_even_after_a_crash(
     assert charge.idempotency_key == f"charge-{charge.id}"  # never a date
     links = len(mp_emulator.state.preferences)
     with session_scope(stack.engine) as s:
-        again = upgrade(s, clock.mp, sub.id, big, START, 5, actor="test")
+        again = upgrade(s, clock.mp, sub.id, big, START, TERMS)
         assert (again.id, again.mp_preference_id, again.status) == (
             charge.id,
             first["id"],
@@ -269,7 +270,7 @@ def test_upgrade_charges_once_even_after_a_crash(
     assert not any(c["path"] == "/v1/payments" for c in mp_emulator.state.calls)
     assert stack.drive(dev).capacity_bytes == 1_000_000_000  # nothing changes before payment
     with session_scope(stack.engine) as s:  # asked again: the same charge and link
-        assert upgrade(s, clock.mp, sub.id, big, START, 5, actor="test").id == charge.id
+        assert upgrade(s, clock.mp, sub.id, big, START, TERMS).id == charge.id
     pay_at_link(mp_emulator, url, payer_email(stack, sub))
     assert sub.id in clock.run().polled  # the pass finds the payment by our reference
     assert stack.drive(dev).capacity_bytes == 5_000_000_000
@@ -389,7 +390,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     email = payer_email(stack, sub)
     clock.until(date(2027, 2, 5))  # February's installment is paid: through Mar 5
     with session_scope(stack.engine) as s:
-        charge = upgrade(s, clock.mp, sub.id, mid, clock.today, 5, actor="test")
+        charge = upgrade(s, clock.mp, sub.id, mid, clock.today, TERMS)
     assert charge.amount == Decimal("5.00")  # the billing day: the whole difference, once
     assert stack.drive(dev).capacity_bytes == 1_000_000_000  # not before it is paid
     pay_at_link(mp_emulator, charge.checkout_url, email)
@@ -397,7 +398,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     assert stack.drive(dev).capacity_bytes == 1_500_000_000
     clock.until(date(2027, 2, 20))
     with session_scope(stack.engine) as s:
-        charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
+        charge = upgrade(s, clock.mp, sub.id, big, clock.today, TERMS)
     assert charge.amount == Decimal("2.17")  # (20 - 15) x 13/30, to Mar 5
     pay_at_link(mp_emulator, charge.checkout_url, email)
     clock.run()
@@ -412,7 +413,7 @@ def test_a_year_of_cycles(stack: Stack, mp_emulator: MercadoPagoEmulator, readin
     assert status(stack, sub.id) == "past_due"
     clock.until(date(2027, 4, 8))
     with session_scope(stack.engine) as s:
-        link = pay_link(s, clock.mp, sub.id, clock.today, 5, actor="test")
+        link = pay_link(s, clock.mp, sub.id, clock.today, TERMS)
     assert link["amount"] == "20.00"
     pay_at_link(mp_emulator, str(link["pay_url"]), email)
     clock.run()  # paid now: active at once, through May 5
@@ -481,7 +482,7 @@ def test_upgrade_waits_for_its_payment_and_only_while_active(
     clock, dev, sub = paying(stack, mp_emulator)
     big = add_plan(stack, "P-BIG", "3GB", "30.00")
     with session_scope(stack.engine) as s:
-        charge = upgrade(s, clock.mp, sub.id, big, clock.today, 5, actor="test")
+        charge = upgrade(s, clock.mp, sub.id, big, clock.today, TERMS)
     assert charge.status == "pending" and charge.checkout_url
     pay_at_link(mp_emulator, charge.checkout_url, payer_email(stack, sub), "reject")
     clock.run()
@@ -495,4 +496,4 @@ def test_upgrade_waits_for_its_payment_and_only_while_active(
     with session_scope(stack.engine) as s:
         cancel(s, clock.mp, sub.id, actor="test")
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="cancelling"):
-        upgrade(s, clock.mp, sub.id, huge, clock.today, 5, actor="test")
+        upgrade(s, clock.mp, sub.id, huge, clock.today, TERMS)

@@ -5,6 +5,7 @@ against the emulator, on both databases."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
@@ -19,6 +20,7 @@ from billing.subscriptions.paynow import pay_link
 from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.billing import (
     START,
+    TERMS,
     Clock,
     declined,
     pay_at_link,
@@ -35,16 +37,8 @@ from tests.support.stack import Stack
 
 def _link(stack: Stack, clock: Clock, sub_id: int, days: int = 3) -> dict[str, object]:
     with session_scope(stack.engine) as s:
-        return pay_link(
-            s,
-            clock.mp,
-            sub_id,
-            clock.today,
-            5,
-            actor="test",
-            link_days=days,
-            settings=stack.settings,
-        )
+        terms = replace(TERMS, days=days, ladder=stack.settings)
+        return pay_link(s, clock.mp, sub_id, clock.today, terms)
 
 
 def test_paying_the_link_restores_a_blocked_customer_at_once(
@@ -52,7 +46,7 @@ def test_paying_the_link_restores_a_blocked_customer_at_once(
 ) -> None:
     clock, dev, sub = paying(stack, mp_emulator)
     with session_scope(stack.engine) as s, pytest.raises(InvalidInput, match="past_due or blocked"):
-        pay_link(s, clock.mp, sub.id, clock.today, 5, actor="test")  # active: nothing due
+        pay_link(s, clock.mp, sub.id, clock.today, TERMS)  # active: nothing due
     set_outcome(mp_emulator, sub, "reject")
     clock.until(date(2026, 12, 15))
     assert status(stack, sub.id) == "blocked"

@@ -14,6 +14,7 @@ from sqlmodel import select
 from billing.core.db import session_scope
 from billing.core.models import Subscription
 from billing.cycle import billing_pass
+from billing.payments.checkout import LinkTerms
 from billing.payments.mercadopago import MercadoPago
 from billing.payments.sync import day_start
 from billing.subscriptions.lifecycle import create_paid
@@ -21,6 +22,7 @@ from cli.devstack.mp_emulator import MercadoPagoEmulator
 from tests.support.stack import DeviceLogin, Stack
 
 START = date(2026, 11, 22)  # the billing tests' first day
+TERMS = LinkTerms(actor="test", billing_day=5)  # a payment link's, without the dunning ladder
 
 
 def control(emu: MercadoPagoEmulator, path: str, body: dict) -> None:  # type: ignore[type-arg]

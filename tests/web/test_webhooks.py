@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from billing.core.models import MercadoPagoNotification, Subscription
 from billing.payments.mercadopago import MercadoPago
 from billing.subscriptions.lifecycle import create_paid
 from cli.devstack.mp_emulator import MercadoPagoEmulator
-from tests.support.billing import add_plan, authorize, status
+from tests.support.billing import TERMS, add_plan, authorize, status
 from tests.support.stack import Stack
 from tests.support.wait import wait_for
 from tests.support.web import WebServer
@@ -235,15 +236,8 @@ def test_pay_now_restores_through_the_webhook(
         row.status, row.paid_through = "past_due", today
         s.add(row)
     with session_scope(stack.engine) as s:
-        link = pay_link(
-            s,
-            mp,
-            sub.id,
-            today,
-            5,
-            actor="test",
-            notification_url=f"{web.url}/webhooks/mercadopago",
-        )
+        terms = replace(TERMS, notification_url=f"{web.url}/webhooks/mercadopago")
+        link = pay_link(s, mp, sub.id, today, terms)
     pay_at_link(emu, str(link["pay_url"]), payer_email(stack, sub))
     wait_for(lambda: status(stack, sub.id) == "active", what="the payment's webhook", timeout=20)
     with session_scope(stack.engine) as s:

@@ -18,6 +18,7 @@ from billing.core.db import reader, session_scope
 from billing.core.errors import Cam2DriveError, InvalidField
 from billing.core.models import Device, Plan, Subscription
 from billing.dunning import ladder, retention_end
+from billing.payments.checkout import LinkTerms
 from billing.subscriptions import changes, lifecycle
 from billing.subscriptions.proration import prorate
 from web.portal.pages import (
@@ -154,9 +155,8 @@ async def upgrade(request: Request, sub_id: int, who: CustomerDep) -> Response:
     def step(s: Session, p: Any) -> str | None:
         owned_subscription(s, who.id, sub_id)
         code = _offered_code(s, who, fields.get("plan", ""))
-        charge = changes.upgrade(
-            s, mercadopago_for(p), sub_id, code, today(), p.settings.billing_day, actor=who.actor
-        )
+        terms = LinkTerms.of(p.settings, who.actor)
+        charge = changes.upgrade(s, mercadopago_for(p), sub_id, code, today(), terms)
         return charge.checkout_url
 
     return _go(request, who, step)
@@ -204,8 +204,8 @@ async def pay_now(request: Request, sub_id: int, who: CustomerDep) -> Response:
 
     def step(s: Session, p: Any) -> str | None:
         owned_subscription(s, who.id, sub_id)
-        day = p.settings.billing_day
-        link = paynow.pay_link(s, mercadopago_for(p), sub_id, today(), day, actor=who.actor)
+        terms = LinkTerms.of(p.settings, who.actor)
+        link = paynow.pay_link(s, mercadopago_for(p), sub_id, today(), terms)
         url = link.get("pay_url")
         return str(url) if url else None
 
