@@ -27,6 +27,7 @@ from billing.core.models import (
     Device,
     DeviceKey,
     Distributor,
+    DistributorUser,
     Drive,
     OnFull,
     Plan,
@@ -89,6 +90,21 @@ def normalise_email(value: str) -> str:
     return _email(value)
 
 
+def unused_login_email(session: Session, value: str) -> str:
+    """The address of a new portal login, as stored; AlreadyExists if someone signs in with it.
+
+    One address is one person, customer or distributor staff alike: the portal's
+    sign-in takes an email and a password, so it must never have to guess which
+    of two accounts an address means.
+    """
+    email = _email(value)
+    if session.exec(select(Customer.id).where(Customer.email == email)).first():
+        raise AlreadyExists("a customer with email %(email)s already exists", email=email)
+    if session.exec(select(DistributorUser.id).where(DistributorUser.email == email)).first():
+        raise AlreadyExists("email: %(email)s already signs in to the portal", email=email)
+    return email
+
+
 @overload
 def _text(value: str | None, what: str, limit: int, *, required: Literal[True]) -> str: ...
 
@@ -139,9 +155,7 @@ def add_customer(
     actor: str,
 ) -> Customer:
     get_distributor(session, distributor_id)
-    email = _email(email)
-    if session.exec(select(Customer).where(Customer.email == email)).first():
-        raise AlreadyExists("a customer with email %(email)s already exists", email=email)
+    email = unused_login_email(session, email)
     cust = Customer(
         distributor_id=distributor_id,
         email=email,

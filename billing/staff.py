@@ -10,11 +10,11 @@ from collections.abc import Sequence
 
 from sqlmodel import Session, col, select
 
-from billing.catalog import check_new_password, get_distributor, normalise_email
+from billing.catalog import check_new_password, get_distributor, unused_login_email
 from billing.core import audit
 from billing.core.credentials import hash_password
-from billing.core.errors import AlreadyExists, InvalidField, NotFound
-from billing.core.models import Customer, DistributorUser
+from billing.core.errors import InvalidField, NotFound
+from billing.core.models import DistributorUser
 from billing.core.vocab import LOCALES
 
 
@@ -27,18 +27,11 @@ def add_user(
     locale: str | None = None,
     actor: str,
 ) -> DistributorUser:
-    """A staff login with no password yet: they set it through an emailed link.
-
-    One address is one person: an email already used by a customer or another
-    staff member is refused, so a sign-in never has to guess which one is meant.
-    """
+    """A staff login with no password yet: they set it through an emailed link."""
     get_distributor(session, distributor_id)
-    email = normalise_email(email)
     if locale is not None and locale not in LOCALES:
         raise InvalidField("locale", "must be one of %(locales)s", locales=", ".join(LOCALES))
-    taken = session.exec(select(DistributorUser.id).where(DistributorUser.email == email)).first()
-    if taken or session.exec(select(Customer.id).where(Customer.email == email)).first():
-        raise AlreadyExists("email: %(email)s already signs in to the portal", email=email)
+    email = unused_login_email(session, email)
     user = DistributorUser(
         distributor_id=distributor_id,
         email=email,

@@ -55,6 +55,11 @@ def test_add_a_staff_user_who_sets_a_password_by_link(db_url: str) -> None:
         ),
     ):
         assert_one_line_error(cam2drive(db_url, "distributor", "add-user", *args), says)
+    # one address is one portal login: a customer may not take a staff member's email
+    taken = cam2drive(
+        db_url, "customer", "add", "--distributor", str(dist["id"]), "--email", f"ANA{tag}@isp.mx"
+    )
+    assert_one_line_error(taken, "already signs in to the portal")
     users = json.loads(
         cam2drive(db_url, "distributor", "users", "--distributor", str(dist["id"]), "--json").stdout
     )
