@@ -49,9 +49,8 @@ def seed(url: str) -> tuple[str, str, str]:
     engine = make_engine(url)
     with session_scope(engine) as s:
         dist = catalog.add_distributor(s, name="Bench ISP", email="bench@example.com", actor="b")
-        catalog.add_plan(
-            s, code="BENCH-50", capacity="50GB", price="99.00", currency="BRL", actor="b"
-        )
+        terms = catalog.PlanTerms("BENCH-50", "50GB", "99.00", "BRL")
+        catalog.add_plan(s, terms, actor="b")
         set_wholesale_price(s, dist.id, "BENCH-50", "39.90", actor="b")  # type: ignore[arg-type]
         key = apikeys.create(s, dist.id, actor="b")  # type: ignore[arg-type]
         out = key.key.key_id, key.secret, "BENCH-50"

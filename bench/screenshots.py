@@ -63,10 +63,8 @@ def seed(stack: Stack) -> tuple[Account, Account, int]:
         assert dist.id is not None
         for code, size, price in (("AC-ST-50", "50GB", "299.00"), ("AC-ST-100", "100GB", "449.00"),
                                   ("AC-ST-200", "200GB", "699.00")):  # fmt: skip
-            catalog.add_plan(
-                s, code=f"{code}-{tag}".upper(), capacity=size, price=price, currency="MXN",
-                actor="demo",
-            )  # fmt: skip
+            terms = catalog.PlanTerms(f"{code}-{tag}".upper(), size, price, "MXN")
+            catalog.add_plan(s, terms, actor="demo")
         cust = catalog.add_customer(
             s, distributor_id=dist.id, email=f"tienda-{tag}@example.com",
             name="Tienda Centro", actor="demo",

@@ -83,11 +83,12 @@ class BenchStack:
 def bench_stack(tag: str, recorders: int) -> Iterator[BenchStack]:
     """SeaweedFS and a fresh database with `recorders` devices on a 1 TB rotating
     plan; gateways started through the stack, the database and S3 gone after."""
+    from billing.catalog import PlanTerms
     from billing.core.db import make_engine, session_scope
     from billing.core.schema import upgrade
-    from cli.devstack.demo import PlanSpec, add_seller
+    from cli.devstack.demo import add_seller
 
-    plan = PlanSpec("AC-ST-1T", "1TB", "1.00")
+    plan = PlanTerms("AC-ST-1T", "1TB", "1.00")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

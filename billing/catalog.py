@@ -169,24 +169,26 @@ def add_customer(
     return cust
 
 
-def add_plan(
-    session: Session,
-    *,
-    code: str,
-    capacity: str,
-    price: str,
-    currency: str,
-    on_full: str = OnFull.rotate.value,
-    actor: str,
-) -> Plan:
-    code = code.strip().upper()
+@dataclass(frozen=True)
+class PlanTerms:
+    """A plan as `cam2drive plan add` takes it, before `add_plan` checks it."""
+
+    code: str
+    capacity: str  # a size such as 50GB
+    price: str  # such as 199.00
+    currency: str = "MXN"
+    on_full: str = OnFull.rotate.value
+
+
+def add_plan(session: Session, terms: PlanTerms, *, actor: str) -> Plan:
+    code, on_full = terms.code.strip().upper(), terms.on_full
     if not _PLAN_CODE.match(code):
         raise InvalidInput(
             "plan code %(code)r must be letters, digits, '-' or '_' (e.g. AC-ST-50)", code=code
         )
     if session.exec(select(Plan).where(Plan.code == code)).first():
         raise AlreadyExists("plan %(code)s already exists", code=code)
-    currency = currency.strip().upper()
+    currency = terms.currency.strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise InvalidInput(
             "currency %(currency)r must be a 3-letter ISO code such as MXN", currency=currency
@@ -195,8 +197,8 @@ def add_plan(
         raise InvalidInput("on-full must be 'rotate' or 'reject', not %(on_full)r", on_full=on_full)
     plan = Plan(
         code=code,
-        capacity_bytes=parse_capacity(capacity),
-        price=parse_price(price),
+        capacity_bytes=parse_capacity(terms.capacity),
+        price=parse_price(terms.price),
         currency=currency,
         on_full=on_full,
     )

@@ -136,9 +136,9 @@ def plan_add(
     """Add a plan, and its Mercado Pago plan in the account of its currency."""
     state = app_state()
     state.accounts.check(currency)  # refused before anything is written
-    given = dict(code=code, capacity=capacity, price=price, currency=currency, on_full=on_full)
+    terms = catalog.PlanTerms(code, capacity, price, currency, on_full)
     with session_scope(state.engine) as s:
-        plan = catalog.add_plan(s, actor=ACTOR, **given)
+        plan = catalog.add_plan(s, terms, actor=ACTOR)
         s.commit()  # the plan exists whatever Mercado Pago answers
         row = record(plan)
         if plan.currency in state.accounts.currencies():

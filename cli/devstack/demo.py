@@ -3,7 +3,7 @@ device), and the seeding steps the benches share with it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -12,19 +12,7 @@ from billing import catalog
 from billing.core.db import session_scope
 from billing.core.models import Device, Distributor, Plan
 
-
-@dataclass(frozen=True)
-class PlanSpec:
-    """A plan as `cam2drive plan add` takes it."""
-
-    code: str
-    capacity: str
-    price: str
-    currency: str = "MXN"
-    on_full: str = "rotate"
-
-
-DEMO_PLAN = PlanSpec("AC-ST-50", "50GB", "199.00")
+DEMO_PLAN = catalog.PlanTerms("AC-ST-50", "50GB", "199.00")
 
 
 @dataclass(frozen=True)
@@ -51,10 +39,10 @@ class Seller:
         return new
 
 
-def add_seller(s: Session, name: str, email: str, plan: PlanSpec, actor: str) -> Seller:
+def add_seller(s: Session, name: str, email: str, plan: catalog.PlanTerms, actor: str) -> Seller:
     """A distributor and the plan it sells."""
     dist = catalog.add_distributor(s, name=name, email=email, actor=actor)
-    return Seller(dist, catalog.add_plan(s, **asdict(plan), actor=actor), actor)
+    return Seller(dist, catalog.add_plan(s, plan, actor=actor), actor)
 
 
 def ensure_demo(engine: Engine) -> tuple[str, str]:

@@ -192,15 +192,8 @@ def add_plan(stack: Stack, code: str, capacity: str, price: str, currency: str =
 
     code = f"{code}-{os.urandom(3).hex().upper()}"
     with session_scope(stack.engine) as s:
-        catalog.add_plan(
-            s,
-            code=code,
-            capacity=capacity,
-            price=price,
-            currency=currency,
-            on_full="reject",
-            actor="test",
-        )
+        terms = catalog.PlanTerms(code, capacity, price, currency, on_full="reject")
+        catalog.add_plan(s, terms, actor="test")
     return code
 
 

@@ -174,15 +174,8 @@ class Stack:
                 s, distributor_id=dist.id, email=f"c{tag}@example.com", actor="test"
             )
             code = f"T-{tag}".upper()
-            accounts.add_plan(
-                s,
-                code=code,
-                capacity=capacity,
-                price="10.00",
-                currency="MXN",
-                on_full=on_full,
-                actor="test",
-            )
+            terms = accounts.PlanTerms(code, capacity, "10.00", "MXN", on_full)
+            accounts.add_plan(s, terms, actor="test")
             new = accounts.add_device(s, customer_id=cust.id, name=f"NVR {tag}", actor="test")
             if grant:
                 accounts.grant_subscription(

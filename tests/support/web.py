@@ -97,15 +97,8 @@ def new_erp(stack: Stack, web: WebServer, small: str = "1MB", large: str = "10MB
         labels = []
         for size, price, wholesale in ((small, "60.00", "30.00"), (large, "120.00", "62.00")):
             code = f"E{tag}-{size}".upper()
-            catalog.add_plan(
-                s,
-                code=code,
-                capacity=size,
-                price=price,
-                currency="BRL",
-                on_full="reject",
-                actor="test",
-            )
+            terms = catalog.PlanTerms(code, size, price, "BRL", on_full="reject")
+            catalog.add_plan(s, terms, actor="test")
             set_wholesale_price(s, dist.id, code, wholesale, actor="test")  # type: ignore[arg-type]
             labels.append(code)
         key = apikeys.create(s, dist.id, actor="test")  # type: ignore[arg-type]
