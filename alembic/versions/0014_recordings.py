@@ -6,18 +6,23 @@ from alembic import op
 revision = "0014"
 down_revision = "0013"
 
+#: a recording's columns, every one required: what a Dahua file name says
+_COLUMNS = {
+    "entry_id": sa.Integer(),
+    "drive_id": sa.Integer(),
+    "channel": sa.Integer(),
+    "kind": sa.String(length=1),
+    "starts_at": sa.DateTime(),
+    "ends_at": sa.DateTime(),
+    "is_snapshot": sa.Boolean(),
+}.items()
+
 
 def upgrade() -> None:
     op.add_column("devices", sa.Column("timezone", sa.String(length=64), nullable=True))
     op.create_table(
         "recordings",
-        sa.Column("entry_id", sa.Integer(), nullable=False),
-        sa.Column("drive_id", sa.Integer(), nullable=False),
-        sa.Column("channel", sa.Integer(), nullable=False),
-        sa.Column("kind", sa.String(length=1), nullable=False),
-        sa.Column("starts_at", sa.DateTime(), nullable=False),
-        sa.Column("ends_at", sa.DateTime(), nullable=False),
-        sa.Column("is_snapshot", sa.Boolean(), nullable=False),
+        *(sa.Column(name, kind, nullable=False) for name, kind in _COLUMNS),
         sa.ForeignKeyConstraint(["drive_id"], ["drives.id"]),
         sa.ForeignKeyConstraint(["entry_id"], ["drive_entries.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("entry_id"),
