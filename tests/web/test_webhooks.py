@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from billing.core.db import session_scope
 from billing.core.models import MercadoPagoNotification, Subscription
@@ -215,6 +215,20 @@ def test_answered_at_once_while_mercado_pago_is_down(
     assert row is not None and row.processed_at is None and row.last_error
 
 
+def applied(stack: Stack, emu: MercadoPagoEmulator) -> bool:
+    """Every notification `emu` sent has been answered, and the queue has applied it."""
+    if any(d["status"] is None for d in emu.deliveries):
+        return False
+    ids = {str(d["id"]) for d in emu.deliveries}
+    with session_scope(stack.engine) as s:
+        rows = s.exec(
+            select(MercadoPagoNotification.processed_at).where(
+                col(MercadoPagoNotification.resource_id).in_(ids)
+            )
+        ).all()
+    return all(done is not None for done in rows)
+
+
 def test_pay_now_restores_through_the_webhook(
     stack: Stack, hooked: tuple[WebServer, MercadoPagoEmulator, MercadoPago]
 ) -> None:
@@ -228,6 +242,9 @@ def test_pay_now_restores_through_the_webhook(
     assert sub.id is not None
     authorize(stack, emu, sub)
     wait_for(lambda: status(stack, sub.id) == "active", what="the webhook to activate", timeout=20)
+    # every notification of the signup answered and applied, so none lands after the
+    # decline below and re-reads the subscription as paid
+    wait_for(lambda: applied(stack, emu), what="the signup's notifications", timeout=20)
     emu.notification_url = None  # from here only the link's own notification_url notifies
     today = date.today()
     with session_scope(stack.engine) as s:  # its card was declined: past_due since today
